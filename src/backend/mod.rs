@@ -1,0 +1,423 @@
+//! One pooled connection, whatever the database, and the r2d2 manager that
+//! makes them. Backends differ only in how they talk to their database; the
+//! pool, parameters, results and transaction bookkeeping are shared here.
+
+pub mod pgtypes;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::config::{Recycling, Settings, Target};
+use crate::error::{Error, Result, Status};
+use crate::result::ResultSet;
+use crate::value::Params;
+
+pub enum Db {
+    Sqlite(sqlite::SqliteConn),
+    Postgres(postgres::PgConn),
+}
+
+/// Transaction options for [`Conn::begin`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOptions {
+    /// 0 = database default, 1 = read uncommitted, 2 = read committed,
+    /// 3 = repeatable read, 4 = serializable.
+    pub isolation: u32,
+    pub read_only: bool,
+    pub deferrable: bool,
+}
+
+/// A live connection plus the bookkeeping the pool needs.
+pub struct Conn {
+    pub db: Db,
+    /// Set when an error said the connection is gone; the pool discards it.
+    pub broken: bool,
+    /// PostgreSQL only: a transaction may be open (we saw BEGIN and no end).
+    maybe_in_tx: bool,
+    pub created: Instant,
+    /// Max lifetime minus a per-connection random amount.
+    pub expires_at: Option<Instant>,
+    pub id: u64,
+}
+
+macro_rules! on_db {
+    ($self:ident, $c:ident => $body:expr) => {
+        match &mut $self.db {
+            Db::Sqlite($c) => $body,
+            Db::Postgres($c) => $body,
+        }
+    };
+}
+
+impl Conn {
+    fn track<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            if e.breaks_connection() && e.status != Status::Cancelled {
+                self.broken = true;
+            }
+        }
+        result
+    }
+
+    fn note_statement(&mut self, sql: &str) {
+        if let Db::Postgres(_) = self.db {
+            match leading_keyword(sql).as_str() {
+                "BEGIN" | "START" | "SAVEPOINT" => self.maybe_in_tx = true,
+                _ => {}
+            }
+        }
+    }
+
+    pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
+        self.note_statement(sql);
+        let r = on_db!(self, c => c.execute(sql, params));
+        self.track(r)
+    }
+
+    pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
+        self.note_statement(sql);
+        let r = on_db!(self, c => c.query(sql, params));
+        self.track(r)
+    }
+
+    pub fn execute_script(&mut self, sql: &str) -> Result<()> {
+        if let Db::Postgres(_) = self.db {
+            // A script may open a transaction anywhere in it.
+            self.maybe_in_tx = true;
+        }
+        let r = on_db!(self, c => c.execute_script(sql));
+        self.track(r)
+    }
+
+    /// Runs `sql` once per parameter set, inside one transaction (its own,
+    /// or the caller's when one is open). All or nothing.
+    pub fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
+        let own_tx = !self.in_transaction_exact();
+        if own_tx {
+            self.begin(TxOptions::default())?;
+        }
+        let r = on_db!(self, c => c.execute_many(sql, sets));
+        let r = self.track(r);
+        if own_tx {
+            match &r {
+                Ok(_) => self.commit()?,
+                Err(_) => {
+                    let _ = self.rollback();
+                }
+            }
+        }
+        r
+    }
+
+    /// True when a transaction is open, as far as this library can know
+    /// without a round trip (exact on SQLite).
+    fn in_transaction_exact(&self) -> bool {
+        match &self.db {
+            Db::Sqlite(c) => c.in_transaction(),
+            Db::Postgres(_) => self.maybe_in_tx,
+        }
+    }
+
+    pub fn begin(&mut self, opts: TxOptions) -> Result<()> {
+        if self.in_transaction_exact() && matches!(self.db, Db::Sqlite(_)) {
+            return Err(Error::new(
+                Status::TransactionState,
+                "a transaction is already open on this connection",
+            ));
+        }
+        let sql = match self.db {
+            Db::Sqlite(_) => {
+                // IMMEDIATE takes the write lock up front, so two writers wait
+                // on the busy timeout instead of failing to upgrade later.
+                if opts.read_only {
+                    "BEGIN DEFERRED".to_owned()
+                } else {
+                    "BEGIN IMMEDIATE".to_owned()
+                }
+            }
+            Db::Postgres(_) => {
+                let mut sql = String::from("BEGIN");
+                match opts.isolation {
+                    0 => {}
+                    1 => sql.push_str(" ISOLATION LEVEL READ UNCOMMITTED"),
+                    2 => sql.push_str(" ISOLATION LEVEL READ COMMITTED"),
+                    3 => sql.push_str(" ISOLATION LEVEL REPEATABLE READ"),
+                    4 => sql.push_str(" ISOLATION LEVEL SERIALIZABLE"),
+                    other => {
+                        return Err(Error::invalid_argument(format!(
+                            "unknown isolation level {other} (expected 0..4)"
+                        )))
+                    }
+                }
+                if opts.read_only {
+                    sql.push_str(" READ ONLY");
+                }
+                if opts.deferrable {
+                    sql.push_str(" DEFERRABLE");
+                }
+                sql
+            }
+        };
+        if let Db::Sqlite(_) = self.db {
+            if opts.isolation > 4 {
+                return Err(Error::invalid_argument(format!(
+                    "unknown isolation level {} (expected 0..4)",
+                    opts.isolation
+                )));
+            }
+        }
+        self.maybe_in_tx = true;
+        self.execute_script(&sql)
+    }
+
+    pub fn commit(&mut self) -> Result<()> {
+        self.end_transaction("COMMIT")
+    }
+
+    pub fn rollback(&mut self) -> Result<()> {
+        self.end_transaction("ROLLBACK")
+    }
+
+    fn end_transaction(&mut self, sql: &str) -> Result<()> {
+        if let Db::Sqlite(c) = &self.db {
+            if !c.in_transaction() {
+                return Err(Error::new(
+                    Status::TransactionState,
+                    format!("{sql} without an open transaction"),
+                ));
+            }
+        }
+        let r = on_db!(self, c => c.execute_script(sql));
+        let r = self.track(r);
+        if r.is_ok() {
+            self.maybe_in_tx = false;
+        }
+        r
+    }
+
+    pub fn savepoint(&mut self, name: &str, action: SavepointAction) -> Result<()> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::invalid_argument(format!(
+                "invalid savepoint name {name:?} (letters, digits and _ only)"
+            )));
+        }
+        let sql = match action {
+            SavepointAction::Create => format!("SAVEPOINT \"{name}\""),
+            SavepointAction::Release => format!("RELEASE SAVEPOINT \"{name}\""),
+            SavepointAction::RollbackTo => format!("ROLLBACK TO SAVEPOINT \"{name}\""),
+        };
+        self.maybe_in_tx |= matches!(self.db, Db::Postgres(_));
+        let r = on_db!(self, c => c.execute_script(&sql));
+        self.track(r)
+    }
+
+    /// Makes the connection fit for the next borrower: an open or failed
+    /// transaction is rolled back. Returns false when it is not reusable.
+    pub fn reset_for_reuse(&mut self) -> bool {
+        if self.broken {
+            return false;
+        }
+        let needs_rollback = match &self.db {
+            Db::Sqlite(c) => c.in_transaction(),
+            Db::Postgres(_) => self.maybe_in_tx,
+        };
+        if needs_rollback {
+            let r = on_db!(self, c => c.execute_script("ROLLBACK"));
+            if self.track(r).is_err() && matches!(self.db, Db::Sqlite(_)) {
+                self.broken = true;
+            }
+            self.maybe_in_tx = false;
+        }
+        !self.broken
+    }
+
+    /// Checks the connection works (a cheap round trip on PostgreSQL).
+    pub fn ping(&mut self) -> Result<()> {
+        let r = match &mut self.db {
+            Db::Sqlite(_) => Ok(()),
+            Db::Postgres(c) => c.ping(),
+        };
+        self.track(r)
+    }
+
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| now >= t)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Something another thread can use to interrupt a running statement.
+    pub fn canceller(&self) -> Canceller {
+        match &self.db {
+            Db::Sqlite(c) => Canceller::Sqlite(c.interrupt_handle()),
+            Db::Postgres(c) => Canceller::Postgres(c.cancel_token()),
+        }
+    }
+}
+
+pub enum Canceller {
+    Sqlite(rusqlite::InterruptHandle),
+    Postgres(::postgres::CancelToken),
+}
+
+impl Canceller {
+    pub fn cancel(&self) {
+        match self {
+            Canceller::Sqlite(h) => h.interrupt(),
+            Canceller::Postgres(t) => {
+                let _ = t.cancel_query(::postgres::NoTls);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SavepointAction {
+    Create,
+    Release,
+    RollbackTo,
+}
+
+/// First keyword of a statement, upper-cased, skipping blanks and comments.
+pub fn leading_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.find('\n').map_or("", |i| &r[i..]);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.find("*/").map_or("", |i| &r[i + 2..]);
+        } else {
+            break;
+        }
+    }
+    rest.chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+/// Makes connections for r2d2 and decides whether a returned one is reusable.
+pub struct Manager {
+    target: Target,
+    settings: Settings,
+    /// The last connect failure, kept whole (r2d2 keeps only its text) so an
+    /// acquire timeout can say why.
+    pub last_connect_error: Mutex<Option<Error>>,
+    next_id: std::sync::atomic::AtomicU64,
+    pub events: std::sync::Arc<crate::pool::Counters>,
+}
+
+impl Manager {
+    pub fn new(
+        target: Target,
+        settings: Settings,
+        events: std::sync::Arc<crate::pool::Counters>,
+    ) -> Manager {
+        Manager {
+            target,
+            settings,
+            last_connect_error: Mutex::new(None),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+            events,
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn open(&self) -> Result<Conn> {
+        let db = match &self.target {
+            Target::Sqlite(t) => Db::Sqlite(sqlite::connect(t, &self.settings)?),
+            Target::Postgres(config) => Db::Postgres(postgres::connect(
+                config,
+                self.settings.statement_cache_size,
+            )?),
+        };
+        let created = Instant::now();
+        let lifetime = self.settings.max_lifetime;
+        let expires_at = (!lifetime.is_zero()).then(|| {
+            // Up to 2.5% earlier, so connections made together do not all
+            // expire together (HikariCP does the same).
+            let jitter_ms = (lifetime.as_millis() as u64 / 40).max(1);
+            let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=jitter_ms));
+            created + lifetime.saturating_sub(jitter)
+        });
+        Ok(Conn {
+            db,
+            broken: false,
+            maybe_in_tx: false,
+            created,
+            expires_at,
+            id: self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = Error;
+
+    fn connect(&self) -> Result<Conn> {
+        match self.open() {
+            Ok(c) => {
+                self.events.on_open(c.id, c.backend_name());
+                Ok(c)
+            }
+            Err(e) => {
+                self.events.on_connect_error(&e);
+                *self
+                    .last_connect_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<()> {
+        match self.settings.recycling {
+            Recycling::Fast => Ok(()),
+            Recycling::Verified => conn.ping(),
+            Recycling::Clean => match &mut conn.db {
+                Db::Postgres(c) => {
+                    let r = c.discard_all();
+                    conn.track(r)
+                }
+                Db::Sqlite(_) => Ok(()),
+            },
+        }
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        let closed = match &conn.db {
+            Db::Postgres(c) => c.is_closed(),
+            Db::Sqlite(_) => false,
+        };
+        conn.broken || closed || conn.is_expired(Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leading_keyword;
+
+    #[test]
+    fn keywords() {
+        assert_eq!(leading_keyword("  begin;"), "BEGIN");
+        assert_eq!(leading_keyword("-- c\n /* x */ START TRANSACTION"), "START");
+        assert_eq!(leading_keyword("select 1"), "SELECT");
+    }
+}

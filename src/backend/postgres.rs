@@ -1,0 +1,211 @@
+//! PostgreSQL backend on the blocking `postgres` crate, with a bounded
+//! per-connection statement cache so a repeated query costs one round trip.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use postgres::types::ToSql;
+use postgres::{Client, Statement};
+
+use super::pgtypes::{BindError, Cell, PgParam};
+use crate::error::{redact_secrets, status_for_sqlstate, Error, Result, Status};
+use crate::result::{Column, ResultSet};
+use crate::sqltext::{prepare_sql, Dialect, PreparedSql};
+use crate::value::{Params, Value};
+
+pub struct PgConn {
+    client: Client,
+    cache: StatementCache,
+}
+
+struct StatementCache {
+    capacity: usize,
+    entries: HashMap<Arc<str>, (PreparedSql, Statement)>,
+    order: VecDeque<Arc<str>>,
+}
+
+pub fn connect(config: &postgres::Config, statement_cache_size: u32) -> Result<PgConn> {
+    let manager = r2d2_postgres::PostgresConnectionManager::new(config.clone(), postgres::NoTls);
+    let client = r2d2::ManageConnection::connect(&manager).map_err(map_error)?;
+    Ok(PgConn {
+        client,
+        cache: StatementCache {
+            capacity: statement_cache_size as usize,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        },
+    })
+}
+
+impl PgConn {
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    pub fn cancel_token(&self) -> postgres::CancelToken {
+        self.client.cancel_token()
+    }
+
+    pub fn ping(&mut self) -> Result<()> {
+        self.client.simple_query("").map(|_| ()).map_err(map_error)
+    }
+
+    /// Resets all session state. Server-side prepared statements go too, so
+    /// the cache is emptied.
+    pub fn discard_all(&mut self) -> Result<()> {
+        self.cache.entries.clear();
+        self.cache.order.clear();
+        self.client.batch_execute("DISCARD ALL").map_err(map_error)
+    }
+
+    pub fn execute_script(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).map_err(map_error)
+    }
+
+    /// The rewritten statement, prepared on the server (cached when the
+    /// cache is on).
+    fn statement(&mut self, sql: &str) -> Result<(PreparedSql, Statement)> {
+        if let Some((p, s)) = self.cache.entries.get(sql) {
+            return Ok((p.clone(), s.clone()));
+        }
+        let prepared = prepare_sql(sql, Dialect::Postgres)?;
+        let statement = self.client.prepare(&prepared.sql).map_err(map_error)?;
+        if self.cache.capacity > 0 {
+            if self.cache.order.len() >= self.cache.capacity {
+                if let Some(oldest) = self.cache.order.pop_front() {
+                    self.cache.entries.remove(&oldest);
+                }
+            }
+            let key: Arc<str> = Arc::from(sql);
+            self.cache.order.push_back(key.clone());
+            self.cache
+                .entries
+                .insert(key, (prepared.clone(), statement.clone()));
+        }
+        Ok((prepared, statement))
+    }
+
+    pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
+        let (prepared, statement) = self.statement(sql)?;
+        let values = params.ordered_for(&prepared)?;
+        let bound = bind(&statement, &values)?;
+        self.client
+            .execute(&statement, &refs(&bound))
+            .map_err(map_error)
+    }
+
+    /// Runs one statement once per parameter set, pipelined over one
+    /// prepared statement; the caller provides the transaction.
+    pub fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
+        let (prepared, statement) = self.statement(sql)?;
+        let mut total = 0;
+        for (i, params) in sets.iter().enumerate() {
+            let values = params.ordered_for(&prepared).map_err(|mut e| {
+                e.message = format!("parameter set #{}: {}", i + 1, e.message);
+                e
+            })?;
+            let bound = bind(&statement, &values)?;
+            total += self
+                .client
+                .execute(&statement, &refs(&bound))
+                .map_err(map_error)?;
+        }
+        Ok(total)
+    }
+
+    pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
+        let (prepared, statement) = self.statement(sql)?;
+        let values = params.ordered_for(&prepared)?;
+        let bound = bind(&statement, &values)?;
+        let rows = self
+            .client
+            .query(&statement, &refs(&bound))
+            .map_err(map_error)?;
+        let columns: Vec<Column> = statement
+            .columns()
+            .iter()
+            .map(|c| Column {
+                name: c.name().to_owned(),
+                decl_type: type_name(c.type_()),
+            })
+            .collect();
+        let ncols = columns.len();
+        let mut result = ResultSet::new(columns);
+        result.reserve_rows(rows.len());
+        for row in &rows {
+            let mut cells = Vec::with_capacity(ncols);
+            for c in 0..ncols {
+                let Cell(value) = row.try_get::<_, Cell>(c).map_err(map_error)?;
+                cells.push(value);
+            }
+            result.push_row(cells);
+        }
+        Ok(result)
+    }
+}
+
+/// `int4`, `text[]`, `my_enum`: arrays as `element[]`.
+fn type_name(ty: &postgres::types::Type) -> String {
+    match ty.kind() {
+        postgres::types::Kind::Array(element) => format!("{}[]", element.name()),
+        _ => ty.name().to_owned(),
+    }
+}
+
+fn bind<'v>(statement: &Statement, values: &[&'v Value]) -> Result<Vec<PgParam<'v>>> {
+    let expected = statement.params().len();
+    if values.len() != expected {
+        return Err(Error::parameter(format!(
+            "statement expects {expected} parameters, {} were given",
+            values.len()
+        )));
+    }
+    Ok(values.iter().map(|v| PgParam(v)).collect())
+}
+
+fn refs<'a>(bound: &'a [PgParam<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+pub fn map_error(e: postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let sqlstate = db.code().code();
+        let mut err = Error::new(status_for_sqlstate(sqlstate), redact_secrets(db.message()))
+            .with_sqlstate(sqlstate);
+        err.detail = db.detail().map(redact_secrets);
+        err.hint = db.hint().map(str::to_owned);
+        err.position = match db.position() {
+            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p),
+            _ => None,
+        };
+        return err;
+    }
+    if std::error::Error::source(&e).is_some_and(|s| s.is::<BindError>()) {
+        // "error serializing parameter N: cannot bind ..." (N counts from 0).
+        return Error::parameter(e.to_string());
+    }
+    let text = redact_secrets(&e.to_string());
+    if e.is_closed() {
+        return Error::new(
+            Status::ConnectionError,
+            format!("the connection to the server was lost: {text}"),
+        )
+        .with_sqlstate("08006");
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("error connecting")
+        || lower.contains("connection refused")
+        || lower.contains("timeout")
+        || lower.contains("timed out")
+        || lower.contains("error communicating")
+        || lower.contains("unexpected eof")
+        || lower.contains("broken pipe")
+        || lower.contains("connection reset")
+    {
+        return Error::new(Status::ConnectionError, text).with_sqlstate("08001");
+    }
+    if lower.contains("password") || lower.contains("authentication") {
+        return Error::new(Status::AuthError, text).with_sqlstate("28000");
+    }
+    Error::new(Status::DatabaseError, text)
+}

@@ -1,0 +1,257 @@
+//! SQLite backend on `rusqlite` (bundled SQLite; no system library needed).
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{ffi, OpenFlags};
+
+use crate::config::{Settings, SqliteTarget};
+use crate::error::{Error, Result, Status};
+use crate::result::{Column, ResultSet};
+use crate::sqltext::{prepare_sql, Dialect};
+use crate::value::{Params, Value};
+
+pub struct SqliteConn {
+    conn: rusqlite::Connection,
+}
+
+/// Opens one connection and applies the pool's per-connection settings.
+pub fn connect(target: &SqliteTarget, settings: &Settings) -> Result<SqliteConn> {
+    let mut flags = OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if target.read_only {
+        flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
+    } else {
+        flags |= OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = rusqlite::Connection::open_with_flags(&target.open_uri, flags).map_err(|e| {
+        let mut err = map_error(e);
+        err.status = Status::ConnectionError;
+        err.message = format!(
+            "cannot open SQLite database {:?}: {}",
+            target.display, err.message
+        );
+        err
+    })?;
+    conn.busy_timeout(settings.busy_timeout)
+        .map_err(map_error)?;
+    conn.set_prepared_statement_cache_capacity(settings.statement_cache_size as usize);
+    let in_memory =
+        target.open_uri.starts_with("file::memory:") || target.open_uri.contains("mode=memory");
+    if !target.read_only && !in_memory {
+        // WAL lets readers and one writer work at once; with the busy timeout
+        // a pool of writers waits instead of failing with "database is locked".
+        conn.query_row(
+            &format!("PRAGMA journal_mode = {}", settings.journal_mode),
+            [],
+            |_| Ok(()),
+        )
+        .map_err(map_error)?;
+    }
+    for (name, value) in &settings.sqlite_pragmas {
+        // Names and values were restricted to plain characters when set.
+        let sql = format!("PRAGMA {name} = {value}");
+        let mut stmt = conn.prepare(&sql).map_err(map_error)?;
+        let mut rows = stmt.raw_query();
+        while rows.next().map_err(map_error)?.is_some() {}
+    }
+    Ok(SqliteConn { conn })
+}
+
+impl SqliteConn {
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    pub fn execute_script(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).map_err(map_error)
+    }
+
+    fn prepared(
+        &self,
+        sql: &str,
+    ) -> Result<(rusqlite::CachedStatement<'_>, crate::sqltext::PreparedSql)> {
+        let prepared = prepare_sql(sql, Dialect::Sqlite)?;
+        let stmt = self.conn.prepare_cached(&prepared.sql).map_err(map_error)?;
+        Ok((stmt, prepared))
+    }
+
+    pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
+        let (mut stmt, prepared) = self.prepared(sql)?;
+        bind(&mut stmt, params.ordered_for(&prepared)?)?;
+        run_to_completion(&mut stmt, &self.conn)
+    }
+
+    /// Runs one statement once per parameter set; the caller provides the
+    /// transaction.
+    pub fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
+        let (mut stmt, prepared) = self.prepared(sql)?;
+        let mut total = 0;
+        for (i, params) in sets.iter().enumerate() {
+            let ordered = params.ordered_for(&prepared).map_err(|mut e| {
+                e.message = format!("parameter set #{}: {}", i + 1, e.message);
+                e
+            })?;
+            stmt.clear_bindings();
+            bind(&mut stmt, ordered)?;
+            total += run_to_completion(&mut stmt, &self.conn)?;
+        }
+        Ok(total)
+    }
+
+    pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
+        let (mut stmt, prepared) = self.prepared(sql)?;
+        bind(&mut stmt, params.ordered_for(&prepared)?)?;
+        let columns: Vec<Column> = stmt
+            .columns()
+            .iter()
+            .map(|c| Column {
+                name: c.name().to_owned(),
+                decl_type: c.decl_type().unwrap_or("").to_owned(),
+            })
+            .collect();
+        let bool_columns: Vec<bool> = columns.iter().map(|c| is_bool_decl(&c.decl_type)).collect();
+        let ncols = columns.len();
+        let mut result = ResultSet::new(columns);
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(map_error)? {
+            let mut cells = Vec::with_capacity(ncols);
+            for (c, is_bool) in bool_columns.iter().enumerate() {
+                let cell = match row.get_ref(c).map_err(map_error)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(i) if *is_bool && (i == 0 || i == 1) => Value::Bool(i == 1),
+                    ValueRef::Integer(i) => Value::Int64(i),
+                    ValueRef::Real(f) => Value::Double(f),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                };
+                cells.push(cell);
+            }
+            result.push_row(cells);
+        }
+        Ok(result)
+    }
+
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.conn.get_interrupt_handle()
+    }
+}
+
+fn is_bool_decl(decl: &str) -> bool {
+    decl.eq_ignore_ascii_case("bool") || decl.eq_ignore_ascii_case("boolean")
+}
+
+fn bind(stmt: &mut rusqlite::Statement<'_>, values: Vec<&Value>) -> Result<()> {
+    let expected = stmt.parameter_count();
+    if values.len() != expected {
+        return Err(Error::parameter(format!(
+            "statement expects {expected} parameters, {} were given",
+            values.len()
+        )));
+    }
+    for (i, value) in values.into_iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, SqliteParam(value))
+            .map_err(map_error)?;
+    }
+    Ok(())
+}
+
+fn run_to_completion(
+    stmt: &mut rusqlite::Statement<'_>,
+    conn: &rusqlite::Connection,
+) -> Result<u64> {
+    if stmt.column_count() == 0 {
+        return stmt.raw_execute().map(|n| n as u64).map_err(map_error);
+    }
+    // A statement that returns rows (SELECT, RETURNING, PRAGMA): run it to
+    // the end and report the rows it changed.
+    let read_only = stmt.readonly();
+    let mut rows = stmt.raw_query();
+    while rows.next().map_err(map_error)?.is_some() {}
+    Ok(if read_only { 0 } else { conn.changes() })
+}
+
+struct SqliteParam<'a>(&'a Value);
+
+impl rusqlite::ToSql for SqliteParam<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Bool(b) => ValueRef::Integer(i64::from(*b)),
+            Value::Int64(i) => ValueRef::Integer(*i),
+            Value::Double(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// Maps a rusqlite error to ours, with a SQLSTATE derived from SQLite's
+/// extended result code (SQLite has no SQLSTATEs of its own).
+pub fn map_error(e: rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            let text = message.unwrap_or_else(|| code.to_string());
+            let sqlstate = sqlstate_for(code.extended_code, &text);
+            let status = match code.code {
+                rusqlite::ErrorCode::ConstraintViolation => Status::ConstraintViolation,
+                rusqlite::ErrorCode::OperationInterrupted => Status::Cancelled,
+                rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase => {
+                    Status::ConnectionError
+                }
+                rusqlite::ErrorCode::ParameterOutOfRange => Status::ParameterError,
+                _ => Status::DatabaseError,
+            };
+            let mut err = Error::new(status, text).with_sqlstate(sqlstate);
+            err.native_code = i64::from(code.extended_code);
+            err
+        }
+        rusqlite::Error::Utf8Error(_) => Error::new(Status::InvalidUtf8, e.to_string()),
+        rusqlite::Error::InvalidParameterCount(given, expected) => Error::parameter(format!(
+            "statement expects {expected} parameters, {given} were given"
+        )),
+        rusqlite::Error::MultipleStatement => Error::new(
+            Status::InvalidArgument,
+            "the SQL holds more than one statement; use sqlpool_conn_execute_script for scripts",
+        )
+        .with_sqlstate("42601"),
+        other => Error::new(Status::DatabaseError, other.to_string()),
+    }
+}
+
+fn sqlstate_for(extended: i32, message: &str) -> &'static str {
+    match extended {
+        ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => "23505",
+        ffi::SQLITE_CONSTRAINT_FOREIGNKEY => "23503",
+        ffi::SQLITE_CONSTRAINT_NOTNULL => "23502",
+        ffi::SQLITE_CONSTRAINT_CHECK => "23514",
+        _ => match extended & 0xff {
+            ffi::SQLITE_CONSTRAINT => "23000",
+            ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => "55P03",
+            ffi::SQLITE_READONLY => "25006",
+            ffi::SQLITE_INTERRUPT => "57014",
+            ffi::SQLITE_NOMEM => "53200",
+            ffi::SQLITE_FULL => "53100",
+            ffi::SQLITE_TOOBIG => "54000",
+            ffi::SQLITE_MISMATCH => "42804",
+            ffi::SQLITE_AUTH | ffi::SQLITE_PERM => "42501",
+            ffi::SQLITE_RANGE => "22023",
+            ffi::SQLITE_CANTOPEN => "08001",
+            ffi::SQLITE_IOERR => "58030",
+            ffi::SQLITE_CORRUPT | ffi::SQLITE_NOTADB => "XX001",
+            ffi::SQLITE_ERROR => {
+                if message.contains("syntax error") || message.contains("incomplete input") {
+                    "42601"
+                } else if message.starts_with("no such table") {
+                    "42P01"
+                } else if message.starts_with("no such column") {
+                    "42703"
+                } else if message.contains("already exists") {
+                    "42P07"
+                } else if message.starts_with("no such function") {
+                    "42883"
+                } else {
+                    "HY000"
+                }
+            }
+            _ => "HY000",
+        },
+    }
+}

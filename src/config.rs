@@ -1,0 +1,560 @@
+//! Pool options and connection-URI parsing.
+//!
+//! A URI names the database and may carry pool options as query parameters
+//! (`?min_size=5&max_size=30&acquire_timeout=60s`). Options set explicitly on
+//! an options object win over the URI's.
+
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+
+use crate::error::{redact_secrets, Error, Result, Status};
+
+/// What a pool does with a connection when it is checked out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Recycling {
+    /// Hand it out as is.
+    Fast = 0,
+    /// A cheap round trip first; a dead connection is replaced.
+    Verified = 1,
+    /// Reset the session first (PostgreSQL `DISCARD ALL`).
+    Clean = 2,
+}
+
+impl Recycling {
+    pub fn from_u32(v: u32) -> Option<Recycling> {
+        match v {
+            0 => Some(Recycling::Fast),
+            1 => Some(Recycling::Verified),
+            2 => Some(Recycling::Clean),
+            _ => None,
+        }
+    }
+
+    fn parse(v: &str) -> Option<Recycling> {
+        match v.to_ascii_lowercase().as_str() {
+            "fast" => Some(Recycling::Fast),
+            "verified" => Some(Recycling::Verified),
+            "clean" => Some(Recycling::Clean),
+            _ => None,
+        }
+    }
+}
+
+/// Every pool option. `None` means "not set here": the URI's value or the
+/// default applies.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PoolOptions {
+    pub min_size: Option<u32>,
+    pub max_size: Option<u32>,
+    pub max_waiting: Option<u32>,
+    pub acquire_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+    pub check_interval: Option<Duration>,
+    pub recycling: Option<Recycling>,
+    pub lazy: Option<bool>,
+    pub leak_threshold: Option<Duration>,
+    pub statement_cache_size: Option<u32>,
+    pub busy_timeout: Option<Duration>,
+    pub journal_mode: Option<String>,
+    pub sqlite_pragmas: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub dbname: Option<String>,
+    pub application_name: Option<String>,
+}
+
+/// Options with every default filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub min_size: u32,
+    pub max_size: u32,
+    /// 0 = unlimited.
+    pub max_waiting: u32,
+    pub acquire_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Zero disables.
+    pub idle_timeout: Duration,
+    /// Zero disables.
+    pub max_lifetime: Duration,
+    /// Zero disables.
+    pub check_interval: Duration,
+    pub recycling: Recycling,
+    pub lazy: bool,
+    /// Zero disables.
+    pub leak_threshold: Duration,
+    pub statement_cache_size: u32,
+    pub busy_timeout: Duration,
+    pub journal_mode: String,
+    pub sqlite_pragmas: Vec<(String, String)>,
+}
+
+pub const DEFAULT_MIN_SIZE: u32 = 1;
+pub const DEFAULT_MAX_SIZE: u32 = 10;
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(1800);
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_STATEMENT_CACHE_SIZE: u32 = 128;
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl PoolOptions {
+    /// Applies `other` on top of `self`: every option `other` sets wins.
+    pub fn overlay(&mut self, other: &PoolOptions) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f.clone(); } )* };
+        }
+        take!(
+            min_size,
+            max_size,
+            max_waiting,
+            acquire_timeout,
+            connect_timeout,
+            idle_timeout,
+            max_lifetime,
+            check_interval,
+            recycling,
+            lazy,
+            leak_threshold,
+            statement_cache_size,
+            busy_timeout,
+            journal_mode,
+            user,
+            password,
+            host,
+            port,
+            dbname,
+            application_name
+        );
+        self.sqlite_pragmas
+            .extend(other.sqlite_pragmas.iter().cloned());
+    }
+
+    /// Sets one option from its textual form, as found in a URI query or
+    /// given to `sqlpool_options_set`. Returns `Ok(false)` for a key that is
+    /// not a pool option (so the caller can hand it to the database).
+    pub fn set_from_str(&mut self, key: &str, value: &str) -> Result<bool> {
+        let bad = |what: &str| {
+            Error::new(
+                Status::InvalidOption,
+                format!("invalid value {value:?} for option {key}: expected {what}"),
+            )
+        };
+        let count = || {
+            value
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| bad("a non-negative integer"))
+        };
+        let duration = || {
+            parse_duration(value).ok_or_else(|| bad("a duration such as 30, 1.5, 500ms, 30s or 2m"))
+        };
+        match key {
+            "min_size" => self.min_size = Some(count()?),
+            "max_size" | "max_connections" | "max_db_pool_size" => self.max_size = Some(count()?),
+            "max_waiting" => self.max_waiting = Some(count()?),
+            "acquire_timeout" | "conn_timeout" | "pool_timeout" => {
+                self.acquire_timeout = Some(duration()?)
+            }
+            "connect_timeout" => self.connect_timeout = Some(duration()?),
+            "idle_timeout" | "max_idle" => self.idle_timeout = Some(duration()?),
+            "max_lifetime" => self.max_lifetime = Some(duration()?),
+            "check_interval" | "health_check_interval" => self.check_interval = Some(duration()?),
+            "recycling" | "conn_recycling_method" => {
+                self.recycling =
+                    Some(Recycling::parse(value).ok_or_else(|| bad("fast, verified or clean"))?)
+            }
+            "lazy" => self.lazy = Some(parse_bool(value).ok_or_else(|| bad("true or false"))?),
+            "leak_threshold" | "leak_detection_threshold" => {
+                self.leak_threshold = Some(duration()?)
+            }
+            "statement_cache_size" => self.statement_cache_size = Some(count()?),
+            "busy_timeout" => self.busy_timeout = Some(duration()?),
+            "journal_mode" => {
+                let mode = value.to_ascii_uppercase();
+                if !matches!(
+                    mode.as_str(),
+                    "WAL" | "DELETE" | "TRUNCATE" | "PERSIST" | "MEMORY" | "OFF"
+                ) {
+                    return Err(bad("WAL, DELETE, TRUNCATE, PERSIST, MEMORY or OFF"));
+                }
+                self.journal_mode = Some(mode)
+            }
+            "user" | "username" => self.user = Some(value.to_owned()),
+            "password" => self.password = Some(value.to_owned()),
+            "host" => self.host = Some(value.to_owned()),
+            "port" => self.port = Some(value.trim().parse().map_err(|_| bad("a port number"))?),
+            "dbname" | "db_name" => self.dbname = Some(value.to_owned()),
+            "application_name" => self.application_name = Some(value.to_owned()),
+            _ => {
+                if let Some(pragma) = key.strip_prefix("pragma.") {
+                    if pragma.is_empty()
+                        || !pragma
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return Err(Error::new(
+                            Status::InvalidOption,
+                            format!("invalid SQLite pragma name {pragma:?}"),
+                        ));
+                    }
+                    if !value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.'".contains(c))
+                    {
+                        return Err(bad("a plain pragma value (letters, digits, _ - .)"));
+                    }
+                    self.sqlite_pragmas
+                        .push((pragma.to_owned(), value.to_owned()));
+                } else {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn settings(&self) -> Result<Settings> {
+        let max_size = self.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+        let min_size = self.min_size.unwrap_or(DEFAULT_MIN_SIZE.min(max_size));
+        if max_size == 0 {
+            return Err(Error::new(
+                Status::InvalidOption,
+                "max_size must be at least 1",
+            ));
+        }
+        if min_size > max_size {
+            return Err(Error::new(
+                Status::InvalidOption,
+                format!("min_size ({min_size}) must not exceed max_size ({max_size})"),
+            ));
+        }
+        Ok(Settings {
+            min_size,
+            max_size,
+            max_waiting: self.max_waiting.unwrap_or(0),
+            acquire_timeout: self.acquire_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT),
+            connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            idle_timeout: self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            max_lifetime: self.max_lifetime.unwrap_or(DEFAULT_MAX_LIFETIME),
+            check_interval: self.check_interval.unwrap_or(DEFAULT_CHECK_INTERVAL),
+            recycling: self.recycling.unwrap_or(Recycling::Verified),
+            lazy: self.lazy.unwrap_or(false),
+            leak_threshold: self.leak_threshold.unwrap_or(Duration::ZERO),
+            statement_cache_size: self
+                .statement_cache_size
+                .unwrap_or(DEFAULT_STATEMENT_CACHE_SIZE),
+            busy_timeout: self.busy_timeout.unwrap_or(DEFAULT_BUSY_TIMEOUT),
+            journal_mode: self.journal_mode.clone().unwrap_or_else(|| "WAL".into()),
+            sqlite_pragmas: self.sqlite_pragmas.clone(),
+        })
+    }
+}
+
+/// `30` and `1.5` are seconds; `500ms`, `30s`, `2m`, `1h` carry a unit.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    if !value.is_finite() || value < 0.0 || value * scale > 1e9 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(value * scale))
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Where connections go.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Sqlite(SqliteTarget),
+    Postgres(Box<postgres::Config>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SqliteTarget {
+    /// What `sqlite3_open_v2` receives: always a `file:` URI.
+    pub open_uri: String,
+    /// A display name for messages and logs.
+    pub display: String,
+    pub read_only: bool,
+    /// `:memory:` without shared cache: every connection is its own database.
+    pub private_memory: bool,
+}
+
+/// Parses a URI into the database target and the pool options it carries.
+pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
+    let bad = |why: &str| {
+        Error::new(
+            Status::InvalidUri,
+            format!("invalid connection URI {:?}: {why}", redact_secrets(uri)),
+        )
+    };
+    let (base, query) = match uri.find('?') {
+        Some(q) => (&uri[..q], &uri[q + 1..]),
+        None => (uri, ""),
+    };
+    let mut options = PoolOptions::default();
+    let mut passthrough: Vec<(String, String)> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(k).map_err(|_| bad("a query parameter is not valid UTF-8"))?;
+        let value = decode(v).map_err(|_| bad("a query parameter is not valid UTF-8"))?;
+        if !options.set_from_str(&key, &value)? {
+            passthrough.push((key, value));
+        }
+    }
+    let lower = base.to_ascii_lowercase();
+    if lower.starts_with("postgresql:") || lower.starts_with("postgres:") {
+        // Hand the database's own parameters to the postgres crate's parser,
+        // which handles percent-encoding, socket directories and host lists.
+        let mut pg_uri = base.to_owned();
+        if !passthrough.is_empty() {
+            pg_uri.push('?');
+            let encoded: Vec<String> = passthrough
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect();
+            pg_uri.push_str(&encoded.join("&"));
+        }
+        let config: postgres::Config = pg_uri
+            .parse()
+            .map_err(|e: postgres::Error| bad(&redact_secrets(&e.to_string())))?;
+        if options.connect_timeout.is_none() {
+            options.connect_timeout = config.get_connect_timeout().copied();
+        }
+        return Ok((Target::Postgres(Box::new(config)), options));
+    }
+    let path = if let Some(rest) = base.strip_prefix("sqlite://") {
+        rest
+    } else if let Some(rest) = base.strip_prefix("sqlite:") {
+        rest
+    } else if let Some(rest) = base.strip_prefix("file:") {
+        rest
+    } else if base.contains("://") || base.is_empty() {
+        return Err(bad(
+            "expected sqlite:PATH, sqlite::memory:, file:PATH or postgresql://...",
+        ));
+    } else {
+        return Err(bad(
+            "unknown scheme (expected sqlite:, file:, postgresql: or postgres:)",
+        ));
+    };
+    let path = decode(path).map_err(|_| bad("the path is not valid UTF-8"))?;
+    if path.is_empty() {
+        return Err(bad(
+            "the SQLite path is empty (use sqlite::memory: for an in-memory database)",
+        ));
+    }
+    let mut read_only = false;
+    let mut shared_cache = false;
+    let mut sqlite_params = Vec::new();
+    for (k, v) in &passthrough {
+        match k.as_str() {
+            "mode" => {
+                if !matches!(v.as_str(), "ro" | "rw" | "rwc" | "memory") {
+                    return Err(Error::new(
+                        Status::InvalidOption,
+                        format!(
+                            "invalid value {v:?} for option mode: expected ro, rw, rwc or memory"
+                        ),
+                    ));
+                }
+                read_only = v == "ro";
+            }
+            "cache" => shared_cache = v == "shared",
+            "immutable" | "vfs" | "nolock" | "psow" | "modeof" => {}
+            _ => {
+                return Err(Error::new(
+                    Status::InvalidOption,
+                    format!("unknown option {k:?} in SQLite URI"),
+                ))
+            }
+        }
+        sqlite_params.push(format!("{}={}", encode(k), encode(v)));
+    }
+    let memory = path == ":memory:";
+    let mut open_uri = if memory && shared_cache {
+        // One named in-memory database shared by every connection of this pool.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sqlite_params.retain(|p| !p.starts_with("mode="));
+        sqlite_params.push("mode=memory".into());
+        format!("file:sqlpool-memory-{}-{n}", std::process::id())
+    } else if memory {
+        "file::memory:".to_owned()
+    } else {
+        format!("file:{}", encode_path(&path))
+    };
+    if !sqlite_params.is_empty() {
+        open_uri.push('?');
+        open_uri.push_str(&sqlite_params.join("&"));
+    }
+    Ok((
+        Target::Sqlite(SqliteTarget {
+            open_uri,
+            display: path,
+            read_only,
+            private_memory: memory && !shared_cache,
+        }),
+        options,
+    ))
+}
+
+/// Applies the psqlpy-style separate connection parameters to a PostgreSQL
+/// target; they are an error for SQLite.
+pub fn apply_connection_options(target: &mut Target, options: &PoolOptions) -> Result<()> {
+    let any = options.user.is_some()
+        || options.password.is_some()
+        || options.host.is_some()
+        || options.port.is_some()
+        || options.dbname.is_some()
+        || options.application_name.is_some();
+    match target {
+        Target::Postgres(config) => {
+            if let Some(v) = &options.user {
+                config.user(v);
+            }
+            if let Some(v) = &options.password {
+                config.password(v);
+            }
+            if let Some(v) = &options.host {
+                config.host(v);
+            }
+            if let Some(v) = options.port {
+                config.port(v);
+            }
+            if let Some(v) = &options.dbname {
+                config.dbname(v);
+            }
+            if let Some(v) = &options.application_name {
+                config.application_name(v);
+            }
+            if let Some(t) = options.connect_timeout {
+                config.connect_timeout(t);
+            }
+            if config.get_hosts().is_empty() {
+                config.host("localhost");
+            }
+            Ok(())
+        }
+        Target::Sqlite(_) if any => Err(Error::new(
+            Status::InvalidOption,
+            "user, password, host, port, dbname and application_name apply to PostgreSQL only",
+        )),
+        Target::Sqlite(_) => Ok(()),
+    }
+}
+
+fn decode(s: &str) -> std::result::Result<String, std::str::Utf8Error> {
+    percent_decode_str(s).decode_utf8().map(|c| c.into_owned())
+}
+
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Percent-encodes what SQLite's URI parser would misread in a path.
+fn encode_path(path: &str) -> String {
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b'?')
+        .add(b'#')
+        .add(b'%')
+        .add(b' ');
+    percent_encoding::utf8_percent_encode(path, PATH).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(uri: &str) -> SqliteTarget {
+        match parse_uri(uri).unwrap().0 {
+            Target::Sqlite(t) => t,
+            Target::Postgres(_) => panic!("expected sqlite"),
+        }
+    }
+
+    #[test]
+    fn sqlite_forms() {
+        assert_eq!(sqlite("sqlite:./dev.db").open_uri, "file:./dev.db");
+        assert_eq!(
+            sqlite("sqlite:///tmp/a b.db").open_uri,
+            "file:/tmp/a%20b.db"
+        );
+        assert_eq!(sqlite("sqlite://rel.db").open_uri, "file:rel.db");
+        assert!(sqlite("sqlite::memory:").private_memory);
+        let ro = sqlite("file:/tmp/x.db?mode=ro");
+        assert!(ro.read_only);
+        assert_eq!(ro.open_uri, "file:/tmp/x.db?mode=ro");
+        let shared = sqlite("sqlite::memory:?cache=shared");
+        assert!(!shared.private_memory);
+        assert!(shared.open_uri.contains("mode=memory"));
+    }
+
+    #[test]
+    fn pool_options_in_query() {
+        let (_, o) = parse_uri("sqlite:x.db?min_size=5&max_size=30&acquire_timeout=60s").unwrap();
+        assert_eq!(o.min_size, Some(5));
+        assert_eq!(o.max_size, Some(30));
+        assert_eq!(o.acquire_timeout, Some(Duration::from_secs(60)));
+        let e = parse_uri("sqlite:x.db?max_size=lots").unwrap_err();
+        assert_eq!(e.status, Status::InvalidOption);
+        assert!(e.message.contains("max_size"), "{}", e.message);
+    }
+
+    #[test]
+    fn postgres_forms() {
+        let (t, o) = parse_uri(
+            "postgresql://user:p%40ss@%2Fvar%2Frun%2Fpostgresql/mydb?connect_timeout=10&max_size=4",
+        )
+        .unwrap();
+        let Target::Postgres(c) = t else { panic!() };
+        assert_eq!(c.get_user(), Some("user"));
+        assert_eq!(c.get_password(), Some(&b"p@ss"[..]));
+        assert_eq!(c.get_dbname(), Some("mydb"));
+        assert_eq!(o.connect_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(o.max_size, Some(4));
+        assert!(matches!(c.get_hosts()[0], postgres::config::Host::Unix(_)));
+    }
+
+    #[test]
+    fn bad_uris_are_redacted() {
+        let e = parse_uri("postgresql://u:topsecret@host:notaport/db").unwrap_err();
+        assert_eq!(e.status, Status::InvalidUri);
+        assert!(!e.message.contains("topsecret"), "{}", e.message);
+        assert!(parse_uri("mysql://x").is_err());
+        assert!(parse_uri("").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("-1"), None);
+        assert_eq!(parse_duration("abc"), None);
+    }
+}
