@@ -94,15 +94,15 @@ pub struct Settings {
     pub sqlite_pragmas: Vec<(String, String)>,
 }
 
-pub const DEFAULT_MIN_SIZE: u32 = 1;
-pub const DEFAULT_MAX_SIZE: u32 = 10;
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(1800);
-pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(30);
-pub const DEFAULT_STATEMENT_CACHE_SIZE: u32 = 128;
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_MIN_SIZE: u32 = 1;
+pub(crate) const DEFAULT_MAX_SIZE: u32 = 10;
+pub(crate) const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(1800);
+pub(crate) const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_STATEMENT_CACHE_SIZE: u32 = 128;
+pub(crate) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PoolOptions {
     /// Applies `other` on top of `self`: every option `other` sets wins.

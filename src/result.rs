@@ -1,5 +1,7 @@
 //! A fully materialised query result, shared by both backends.
 
+use std::sync::OnceLock;
+
 use crate::error::{Error, Result, Status};
 use crate::value::{kind_name, Kind, Value};
 
@@ -18,11 +20,27 @@ pub struct ResultSet {
     columns: Vec<Column>,
     cells: Vec<Value>,
     rows: usize,
+    /// Column-major copies made on request, for bulk readers.
+    column_data: Vec<OnceLock<ColumnData>>,
+}
+
+/// One column in arrays, for readers that want a whole column per call
+/// (the Python binding). `kind` is the kind of every non-NULL cell,
+/// `Kind::Null` when all are NULL, or `None` when kinds differ (SQLite).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ColumnData {
+    pub kind: Option<Kind>,
+    pub nulls: Vec<u8>,
+    pub ints: Vec<i64>,
+    pub doubles: Vec<f64>,
+    pub offsets: Vec<u64>,
+    pub bytes: Vec<u8>,
 }
 
 impl ResultSet {
     pub fn new(columns: Vec<Column>) -> ResultSet {
         ResultSet {
+            column_data: (0..columns.len()).map(|_| OnceLock::new()).collect(),
             columns,
             cells: Vec::new(),
             rows: 0,
@@ -109,6 +127,56 @@ impl ResultSet {
                 kind_name(want)
             ),
         ))
+    }
+
+    /// The whole column as arrays, built on first request and kept.
+    pub fn column_data(&self, col: usize) -> Result<&ColumnData> {
+        self.column(col)?;
+        Ok(self.column_data[col].get_or_init(|| self.build_column_data(col)))
+    }
+
+    fn build_column_data(&self, col: usize) -> ColumnData {
+        let ncols = self.columns.len();
+        let cells = || self.cells.iter().skip(col).step_by(ncols.max(1)).take(self.rows);
+        let mut kind = Some(Kind::Null);
+        for v in cells() {
+            kind = match (kind, v.kind()) {
+                (k, Kind::Null) => k,
+                (Some(Kind::Null), k) => Some(k),
+                (Some(a), b) if a == b => Some(a),
+                _ => None,
+            };
+        }
+        let mut data = ColumnData { kind, ..ColumnData::default() };
+        data.nulls = cells().map(|v| u8::from(matches!(v, Value::Null))).collect();
+        match kind {
+            Some(Kind::Int64 | Kind::Bool) => {
+                data.ints = cells()
+                    .map(|v| match v {
+                        Value::Int64(i) => *i,
+                        Value::Bool(b) => i64::from(*b),
+                        _ => 0,
+                    })
+                    .collect()
+            }
+            Some(Kind::Double) => {
+                data.doubles = cells().map(|v| if let Value::Double(d) = v { *d } else { 0.0 }).collect()
+            }
+            Some(Kind::Text | Kind::Blob) => {
+                data.offsets.reserve(self.rows + 1);
+                data.offsets.push(0);
+                for v in cells() {
+                    match v {
+                        Value::Text(t) => data.bytes.extend_from_slice(t.as_bytes()),
+                        Value::Blob(b) => data.bytes.extend_from_slice(b),
+                        _ => {}
+                    }
+                    data.offsets.push(data.bytes.len() as u64);
+                }
+            }
+            _ => {}
+        }
+        data
     }
 
     pub fn int64(&self, row: usize, col: usize) -> Result<i64> {

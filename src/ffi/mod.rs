@@ -23,6 +23,15 @@ use crate::pool::{Checkout, Pool};
 use crate::result::ResultSet;
 use crate::value::{Params, Value};
 
+/// Status code returned by every fallible function; `SQLPOOL_OK` (0) is
+/// success. See `sqlpool_status_name` and `sqlpool_last_error_message`.
+pub type sqlpool_status = Status;
+
+/// The version of this header; compare with `sqlpool_version()` at run time.
+pub const SQLPOOL_VERSION_MAJOR: u32 = 0;
+pub const SQLPOOL_VERSION_MINOR: u32 = 1;
+pub const SQLPOOL_VERSION_PATCH: u32 = 0;
+
 /// A pool of connections to one database.
 ///
 /// Thread-safety: share freely across threads; every function may be called
@@ -141,7 +150,7 @@ fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
 
-pub(crate) fn set_last_error(error: Error) -> Status {
+pub(crate) fn set_last_error(error: Error) -> sqlpool_status {
     let status = error.status;
     let last = LastError {
         message: c_string(&error.message),
@@ -165,7 +174,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs an exported function's body: errors become a status and the last
 /// error; a panic becomes `SQLPOOL_PANIC` instead of unwinding into C.
-fn boundary(body: impl FnOnce() -> Result<()>) -> Status {
+fn boundary(body: impl FnOnce() -> Result<()>) -> sqlpool_status {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(e)) => set_last_error(e),
@@ -371,7 +380,7 @@ pub extern "C" fn sqlpool_last_error_sqlstate() -> *const c_char {
 /// The status of the calling thread's most recent failure (`SQLPOOL_OK` if
 /// there was none).
 #[no_mangle]
-pub extern "C" fn sqlpool_last_error_status() -> Status {
+pub extern "C" fn sqlpool_last_error_status() -> sqlpool_status {
     boundary_value(Status::Panic, || {
         LAST_ERROR.with(|cell| {
             cell.borrow()
@@ -414,7 +423,7 @@ pub extern "C" fn sqlpool_last_error_json() -> *const c_char {
 /// On success `*out` owns a new object; free it with `sqlpool_options_free`.
 /// Errors: `SQLPOOL_INVALID_ARGUMENT` if `out` is NULL.
 #[no_mangle]
-pub extern "C" fn sqlpool_options_new(out: *mut *mut sqlpool_options) -> Status {
+pub extern "C" fn sqlpool_options_new(out: *mut *mut sqlpool_options) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let h = OPTIONS.insert(Arc::new(Mutex::new(PoolOptions::default())))?;
@@ -426,7 +435,7 @@ pub extern "C" fn sqlpool_options_new(out: *mut *mut sqlpool_options) -> Status 
 /// Frees an options object. NULL is accepted and ignored. Freeing it twice
 /// returns `SQLPOOL_MISUSE`.
 #[no_mangle]
-pub extern "C" fn sqlpool_options_free(options: *mut sqlpool_options) -> Status {
+pub extern "C" fn sqlpool_options_free(options: *mut sqlpool_options) -> sqlpool_status {
     boundary(|| {
         if options.is_null() {
             return Ok(());
@@ -452,7 +461,7 @@ pub unsafe extern "C" fn sqlpool_options_set(
     options: *mut sqlpool_options,
     key: *const c_char,
     value: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         let key = unsafe { str_arg(key, "key") }?;
         let value = unsafe { str_arg(value, "value") }?;
@@ -472,7 +481,7 @@ pub unsafe extern "C" fn sqlpool_options_set(
 fn set_option(
     options: *mut sqlpool_options,
     f: impl FnOnce(&mut PoolOptions) -> Result<()>,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| OPTIONS.with(handle(options, "options")?, |o| f(&mut lock_ok(o))))
 }
 
@@ -486,7 +495,7 @@ fn ms(v: u64) -> Duration {
 pub extern "C" fn sqlpool_options_set_max_size(
     options: *mut sqlpool_options,
     max_size: u32,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.max_size = Some(max_size);
         Ok(())
@@ -498,7 +507,7 @@ pub extern "C" fn sqlpool_options_set_max_size(
 pub extern "C" fn sqlpool_options_set_min_size(
     options: *mut sqlpool_options,
     min_size: u32,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.min_size = Some(min_size);
         Ok(())
@@ -511,7 +520,7 @@ pub extern "C" fn sqlpool_options_set_min_size(
 pub extern "C" fn sqlpool_options_set_max_waiting(
     options: *mut sqlpool_options,
     max_waiting: u32,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.max_waiting = Some(max_waiting);
         Ok(())
@@ -523,7 +532,7 @@ pub extern "C" fn sqlpool_options_set_max_waiting(
 pub extern "C" fn sqlpool_options_set_acquire_timeout_ms(
     options: *mut sqlpool_options,
     timeout_ms: u64,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.acquire_timeout = Some(ms(timeout_ms));
         Ok(())
@@ -536,7 +545,7 @@ pub extern "C" fn sqlpool_options_set_acquire_timeout_ms(
 pub extern "C" fn sqlpool_options_set_connect_timeout_ms(
     options: *mut sqlpool_options,
     timeout_ms: u64,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.connect_timeout = Some(ms(timeout_ms));
         Ok(())
@@ -549,7 +558,7 @@ pub extern "C" fn sqlpool_options_set_connect_timeout_ms(
 pub extern "C" fn sqlpool_options_set_idle_timeout_ms(
     options: *mut sqlpool_options,
     timeout_ms: u64,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.idle_timeout = Some(ms(timeout_ms));
         Ok(())
@@ -562,7 +571,7 @@ pub extern "C" fn sqlpool_options_set_idle_timeout_ms(
 pub extern "C" fn sqlpool_options_set_max_lifetime_ms(
     options: *mut sqlpool_options,
     lifetime_ms: u64,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.max_lifetime = Some(ms(lifetime_ms));
         Ok(())
@@ -575,7 +584,7 @@ pub extern "C" fn sqlpool_options_set_max_lifetime_ms(
 pub extern "C" fn sqlpool_options_set_check_interval_ms(
     options: *mut sqlpool_options,
     interval_ms: u64,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.check_interval = Some(ms(interval_ms));
         Ok(())
@@ -590,7 +599,7 @@ pub extern "C" fn sqlpool_options_set_check_interval_ms(
 pub extern "C" fn sqlpool_options_set_recycling(
     options: *mut sqlpool_options,
     method: u32,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.recycling = Some(Recycling::from_u32(method).ok_or_else(|| {
             Error::new(
@@ -605,7 +614,7 @@ pub extern "C" fn sqlpool_options_set_recycling(
 /// Nonzero: `sqlpool_pool_open` does not connect first, so it succeeds while
 /// the database is unreachable. Zero (default): it fails fast.
 #[no_mangle]
-pub extern "C" fn sqlpool_options_set_lazy(options: *mut sqlpool_options, lazy: i32) -> Status {
+pub extern "C" fn sqlpool_options_set_lazy(options: *mut sqlpool_options, lazy: i32) -> sqlpool_status {
     set_option(options, |o| {
         o.lazy = Some(lazy != 0);
         Ok(())
@@ -619,7 +628,7 @@ pub extern "C" fn sqlpool_options_set_lazy(options: *mut sqlpool_options, lazy: 
 pub extern "C" fn sqlpool_options_set_leak_threshold_ms(
     options: *mut sqlpool_options,
     threshold_ms: u64,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.leak_threshold = Some(ms(threshold_ms));
         Ok(())
@@ -632,7 +641,7 @@ pub extern "C" fn sqlpool_options_set_leak_threshold_ms(
 pub extern "C" fn sqlpool_options_set_statement_cache_size(
     options: *mut sqlpool_options,
     size: u32,
-) -> Status {
+) -> sqlpool_status {
     set_option(options, |o| {
         o.statement_cache_size = Some(size);
         Ok(())
@@ -645,7 +654,7 @@ fn set_text(
     value: *const c_char,
     name: &str,
     f: impl FnOnce(&mut PoolOptions, String),
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         let value = unsafe { str_arg(value, name) }?.to_owned();
         OPTIONS.with(handle(options, "options")?, |o| {
@@ -660,7 +669,7 @@ fn set_text(
 pub unsafe extern "C" fn sqlpool_options_set_user(
     options: *mut sqlpool_options,
     user: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     set_text(options, user, "user", |o, v| o.user = Some(v))
 }
 
@@ -669,7 +678,7 @@ pub unsafe extern "C" fn sqlpool_options_set_user(
 pub unsafe extern "C" fn sqlpool_options_set_password(
     options: *mut sqlpool_options,
     password: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     set_text(options, password, "password", |o, v| o.password = Some(v))
 }
 
@@ -678,7 +687,7 @@ pub unsafe extern "C" fn sqlpool_options_set_password(
 pub unsafe extern "C" fn sqlpool_options_set_host(
     options: *mut sqlpool_options,
     host: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     set_text(options, host, "host", |o, v| o.host = Some(v))
 }
 
@@ -687,14 +696,14 @@ pub unsafe extern "C" fn sqlpool_options_set_host(
 pub unsafe extern "C" fn sqlpool_options_set_dbname(
     options: *mut sqlpool_options,
     dbname: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     set_text(options, dbname, "dbname", |o, v| o.dbname = Some(v))
 }
 
 /// PostgreSQL port; overrides the URI's. Errors: `SQLPOOL_INVALID_OPTION`
 /// for 0.
 #[no_mangle]
-pub extern "C" fn sqlpool_options_set_port(options: *mut sqlpool_options, port: u16) -> Status {
+pub extern "C" fn sqlpool_options_set_port(options: *mut sqlpool_options, port: u16) -> sqlpool_status {
     set_option(options, |o| {
         if port == 0 {
             return Err(Error::new(
@@ -732,7 +741,7 @@ pub unsafe extern "C" fn sqlpool_pool_open(
     uri: *const c_char,
     options: *const sqlpool_options,
     out: *mut *mut sqlpool_pool,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let uri = unsafe { opt_str_arg(uri, "uri") }?;
@@ -769,7 +778,7 @@ fn open_pool(uri: Option<&str>, explicit: &PoolOptions) -> Result<Pool> {
 /// still borrowed close when released. The handle is invalid afterwards
 /// (another close returns `SQLPOOL_MISUSE`). NULL is accepted and ignored.
 #[no_mangle]
-pub extern "C" fn sqlpool_pool_close(pool: *mut sqlpool_pool) -> Status {
+pub extern "C" fn sqlpool_pool_close(pool: *mut sqlpool_pool) -> sqlpool_status {
     boundary(|| {
         if pool.is_null() {
             return Ok(());
@@ -792,7 +801,7 @@ pub extern "C" fn sqlpool_pool_acquire(
     pool: *mut sqlpool_pool,
     timeout_ms: i64,
     out: *mut *mut sqlpool_conn,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let pool = POOLS.get(handle(pool, "pool")?)?;
@@ -816,7 +825,7 @@ pub unsafe extern "C" fn sqlpool_pool_execute(
     sql: *const c_char,
     params: *const sqlpool_params,
     rows_affected: *mut u64,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
         let params = params_of(params)?;
@@ -838,7 +847,7 @@ pub unsafe extern "C" fn sqlpool_pool_query(
     sql: *const c_char,
     params: *const sqlpool_params,
     out: *mut *mut sqlpool_result,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let sql = unsafe { str_arg(sql, "sql") }?;
@@ -858,7 +867,7 @@ pub extern "C" fn sqlpool_pool_stats(
     pool: *mut sqlpool_pool,
     out: *mut sqlpool_pool_stats,
     size: usize,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let s = POOLS.get(handle(pool, "pool")?)?.stats();
@@ -904,7 +913,7 @@ pub extern "C" fn sqlpool_pool_resize(
     pool: *mut sqlpool_pool,
     min_size: u32,
     max_size: u32,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| POOLS.get(handle(pool, "pool")?)?.resize(min_size, max_size))
 }
 
@@ -913,7 +922,7 @@ pub extern "C" fn sqlpool_pool_resize(
 /// ones are opened as needed. Thread-safe. Errors: `SQLPOOL_POOL_CLOSED`,
 /// `SQLPOOL_MISUSE`.
 #[no_mangle]
-pub extern "C" fn sqlpool_pool_drain(pool: *mut sqlpool_pool) -> Status {
+pub extern "C" fn sqlpool_pool_drain(pool: *mut sqlpool_pool) -> sqlpool_status {
     boundary(|| POOLS.get(handle(pool, "pool")?)?.drain())
 }
 
@@ -926,7 +935,7 @@ pub extern "C" fn sqlpool_pool_drain(pool: *mut sqlpool_pool) -> Status {
 /// `SQLPOOL_MISUSE`. NULL is accepted and ignored. Errors: `SQLPOOL_BUSY`
 /// while another thread is inside a call on it.
 #[no_mangle]
-pub extern "C" fn sqlpool_conn_release(conn: *mut sqlpool_conn) -> Status {
+pub extern "C" fn sqlpool_conn_release(conn: *mut sqlpool_conn) -> sqlpool_status {
     boundary(|| {
         if conn.is_null() {
             return Ok(());
@@ -963,7 +972,7 @@ pub unsafe extern "C" fn sqlpool_conn_execute(
     sql: *const c_char,
     params: *const sqlpool_params,
     rows_affected: *mut u64,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
         let params = params_of(params)?;
@@ -984,7 +993,7 @@ pub unsafe extern "C" fn sqlpool_conn_query(
     sql: *const c_char,
     params: *const sqlpool_params,
     out: *mut *mut sqlpool_result,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let sql = unsafe { str_arg(sql, "sql") }?;
@@ -1000,7 +1009,7 @@ pub unsafe extern "C" fn sqlpool_conn_query(
 pub unsafe extern "C" fn sqlpool_conn_execute_script(
     conn: *mut sqlpool_conn,
     sql: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
         with_conn(conn, |c| c.conn().execute_script(sql))
@@ -1021,7 +1030,7 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch(
     param_sets: *const *const sqlpool_params,
     count: usize,
     rows_affected: *mut u64,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
         if param_sets.is_null() && count > 0 {
@@ -1083,7 +1092,7 @@ pub extern "C" fn sqlpool_conn_begin(
     conn: *mut sqlpool_conn,
     isolation: u32,
     flags: u32,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         if flags & !(SQLPOOL_TX_READ_ONLY | SQLPOOL_TX_DEFERRABLE) != 0 {
             return Err(Error::invalid_argument(format!(
@@ -1103,17 +1112,17 @@ pub extern "C" fn sqlpool_conn_begin(
 /// (SQLite: none open), and those of `sqlpool_conn_execute` (PostgreSQL
 /// reports a failed transaction's commit as rolled back).
 #[no_mangle]
-pub extern "C" fn sqlpool_conn_commit(conn: *mut sqlpool_conn) -> Status {
+pub extern "C" fn sqlpool_conn_commit(conn: *mut sqlpool_conn) -> sqlpool_status {
     boundary(|| with_conn(conn, |c| c.conn().commit()))
 }
 
 /// Rolls the open transaction back. Errors: as `sqlpool_conn_commit`.
 #[no_mangle]
-pub extern "C" fn sqlpool_conn_rollback(conn: *mut sqlpool_conn) -> Status {
+pub extern "C" fn sqlpool_conn_rollback(conn: *mut sqlpool_conn) -> sqlpool_status {
     boundary(|| with_conn(conn, |c| c.conn().rollback()))
 }
 
-fn savepoint(conn: *mut sqlpool_conn, name: *const c_char, action: SavepointAction) -> Status {
+fn savepoint(conn: *mut sqlpool_conn, name: *const c_char, action: SavepointAction) -> sqlpool_status {
     boundary(|| {
         let name = unsafe { str_arg(name, "name") }?;
         with_conn(conn, |c| c.conn().savepoint(name, action))
@@ -1127,7 +1136,7 @@ fn savepoint(conn: *mut sqlpool_conn, name: *const c_char, action: SavepointActi
 pub unsafe extern "C" fn sqlpool_conn_savepoint(
     conn: *mut sqlpool_conn,
     name: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     savepoint(conn, name, SavepointAction::Create)
 }
 
@@ -1137,7 +1146,7 @@ pub unsafe extern "C" fn sqlpool_conn_savepoint(
 pub unsafe extern "C" fn sqlpool_conn_release_savepoint(
     conn: *mut sqlpool_conn,
     name: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     savepoint(conn, name, SavepointAction::Release)
 }
 
@@ -1147,7 +1156,7 @@ pub unsafe extern "C" fn sqlpool_conn_release_savepoint(
 pub unsafe extern "C" fn sqlpool_conn_rollback_to_savepoint(
     conn: *mut sqlpool_conn,
     name: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     savepoint(conn, name, SavepointAction::RollbackTo)
 }
 
@@ -1158,7 +1167,7 @@ pub unsafe extern "C" fn sqlpool_conn_rollback_to_savepoint(
 /// caller; free it with `sqlpool_params_free`. Errors:
 /// `SQLPOOL_INVALID_ARGUMENT` if `out` is NULL.
 #[no_mangle]
-pub extern "C" fn sqlpool_params_new(out: *mut *mut sqlpool_params) -> Status {
+pub extern "C" fn sqlpool_params_new(out: *mut *mut sqlpool_params) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let h = PARAMS.insert(Arc::new(Mutex::new(Params::new())))?;
@@ -1170,7 +1179,7 @@ pub extern "C" fn sqlpool_params_new(out: *mut *mut sqlpool_params) -> Status {
 /// Frees a parameter list. NULL is accepted and ignored; freeing twice
 /// returns `SQLPOOL_MISUSE`.
 #[no_mangle]
-pub extern "C" fn sqlpool_params_free(params: *mut sqlpool_params) -> Status {
+pub extern "C" fn sqlpool_params_free(params: *mut sqlpool_params) -> sqlpool_status {
     boundary(|| {
         if params.is_null() {
             return Ok(());
@@ -1181,7 +1190,7 @@ pub extern "C" fn sqlpool_params_free(params: *mut sqlpool_params) -> Status {
 
 /// Empties a parameter list so it can be filled again.
 #[no_mangle]
-pub extern "C" fn sqlpool_params_clear(params: *mut sqlpool_params) -> Status {
+pub extern "C" fn sqlpool_params_clear(params: *mut sqlpool_params) -> sqlpool_status {
     boundary(|| {
         PARAMS.with(handle(params, "params")?, |p| {
             lock_ok(p).clear();
@@ -1197,7 +1206,7 @@ fn add_param(
     params: *mut sqlpool_params,
     name: *const c_char,
     value: impl FnOnce() -> Result<Value>,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         let name = unsafe { opt_str_arg(name, "name") }?;
         let value = value()?;
@@ -1212,7 +1221,7 @@ fn add_param(
 pub unsafe extern "C" fn sqlpool_params_add_null(
     params: *mut sqlpool_params,
     name: *const c_char,
-) -> Status {
+) -> sqlpool_status {
     add_param(params, name, || Ok(Value::Null))
 }
 
@@ -1222,7 +1231,7 @@ pub unsafe extern "C" fn sqlpool_params_add_bool(
     params: *mut sqlpool_params,
     name: *const c_char,
     value: i32,
-) -> Status {
+) -> sqlpool_status {
     add_param(params, name, || Ok(Value::Bool(value != 0)))
 }
 
@@ -1234,7 +1243,7 @@ pub unsafe extern "C" fn sqlpool_params_add_int64(
     params: *mut sqlpool_params,
     name: *const c_char,
     value: i64,
-) -> Status {
+) -> sqlpool_status {
     add_param(params, name, || Ok(Value::Int64(value)))
 }
 
@@ -1245,7 +1254,7 @@ pub unsafe extern "C" fn sqlpool_params_add_double(
     params: *mut sqlpool_params,
     name: *const c_char,
     value: f64,
-) -> Status {
+) -> sqlpool_status {
     add_param(params, name, || Ok(Value::Double(value)))
 }
 
@@ -1260,7 +1269,7 @@ pub unsafe extern "C" fn sqlpool_params_add_text(
     name: *const c_char,
     value: *const c_char,
     len: usize,
-) -> Status {
+) -> sqlpool_status {
     add_param(params, name, || {
         let bytes = unsafe { bytes_arg(value.cast(), len, "value") }?;
         let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -1284,7 +1293,7 @@ pub unsafe extern "C" fn sqlpool_params_add_blob(
     name: *const c_char,
     value: *const u8,
     len: usize,
-) -> Status {
+) -> sqlpool_status {
     add_param(params, name, || {
         Ok(Value::Blob(
             unsafe { bytes_arg(value, len, "value") }?.to_vec(),
@@ -1313,10 +1322,70 @@ fn with_result<R>(
     RESULTS.with(handle(result, "result")?, f)
 }
 
+/// Kind reported by `sqlpool_result_column_data` when a column's non-NULL
+/// cells are of different kinds (possible on SQLite); read such a column
+/// cell by cell.
+pub const SQLPOOL_KIND_MIXED: u32 = 6;
+
+/// A whole result column as arrays, from `sqlpool_result_column_data`.
+/// Every pointer is owned by the result and valid until
+/// `sqlpool_result_free`; arrays not used by `kind` are NULL.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sqlpool_column_data {
+    /// `SQLPOOL_KIND_*` of every non-NULL cell; `SQLPOOL_KIND_NULL` when all
+    /// cells are NULL; `SQLPOOL_KIND_MIXED` when kinds differ.
+    pub kind: u32,
+    pub _reserved: u32,
+    /// Number of rows = length of `nulls`, `ints`, `doubles`.
+    pub rows: usize,
+    /// One byte per row: 1 = NULL.
+    pub nulls: *const u8,
+    /// INT64 and BOOL columns: one value per row (0 where NULL).
+    pub ints: *const i64,
+    /// DOUBLE columns: one value per row (0 where NULL).
+    pub doubles: *const f64,
+    /// TEXT and BLOB columns: `rows + 1` offsets; row r is
+    /// `bytes[offsets[r] .. offsets[r + 1]]` (empty where NULL).
+    pub offsets: *const u64,
+    pub bytes: *const u8,
+}
+
+/// Fills `*out` with column `column` as arrays, for reading a result in a
+/// few calls instead of one per cell (bindings use this). The arrays are
+/// built on first request and kept with the result. Errors:
+/// `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_column_data(
+    result: *const sqlpool_result,
+    column: usize,
+    out: *mut sqlpool_column_data,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        with_result(result, |r| {
+            let d = r.column_data(column)?;
+            let ptr_or_null = |len: usize, p: *const u8| if len == 0 { std::ptr::null() } else { p };
+            let data = sqlpool_column_data {
+                kind: d.kind.map_or(SQLPOOL_KIND_MIXED, |k| k as u32),
+                _reserved: 0,
+                rows: r.row_count(),
+                nulls: ptr_or_null(d.nulls.len(), d.nulls.as_ptr()),
+                ints: ptr_or_null(d.ints.len(), d.ints.as_ptr().cast()).cast(),
+                doubles: ptr_or_null(d.doubles.len(), d.doubles.as_ptr().cast()).cast(),
+                offsets: ptr_or_null(d.offsets.len(), d.offsets.as_ptr().cast()).cast(),
+                bytes: if d.offsets.is_empty() { std::ptr::null() } else { d.bytes.as_ptr() },
+            };
+            unsafe { put(out, data) };
+            Ok(())
+        })
+    })
+}
+
 /// Frees a result; pointers obtained from it become invalid. NULL is
 /// accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
 #[no_mangle]
-pub extern "C" fn sqlpool_result_free(result: *mut sqlpool_result) -> Status {
+pub extern "C" fn sqlpool_result_free(result: *mut sqlpool_result) -> sqlpool_status {
     boundary(|| {
         if result.is_null() {
             return Ok(());
@@ -1330,7 +1399,7 @@ pub extern "C" fn sqlpool_result_free(result: *mut sqlpool_result) -> Status {
 pub extern "C" fn sqlpool_result_row_count(
     result: *const sqlpool_result,
     out: *mut usize,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let n = with_result(result, |r| Ok(r.row_count()))?;
@@ -1344,7 +1413,7 @@ pub extern "C" fn sqlpool_result_row_count(
 pub extern "C" fn sqlpool_result_column_count(
     result: *const sqlpool_result,
     out: *mut usize,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let n = with_result(result, |r| Ok(r.column_count()))?;
@@ -1372,7 +1441,7 @@ pub extern "C" fn sqlpool_result_column_name(
     column: usize,
     ptr: *mut *const c_char,
     len: *mut usize,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(ptr, "ptr")?;
         with_result(result, |r| {
@@ -1391,7 +1460,7 @@ pub extern "C" fn sqlpool_result_column_decltype(
     column: usize,
     ptr: *mut *const c_char,
     len: *mut usize,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(ptr, "ptr")?;
         with_result(result, |r| {
@@ -1409,7 +1478,7 @@ pub unsafe extern "C" fn sqlpool_result_column_index(
     result: *const sqlpool_result,
     name: *const c_char,
     out: *mut usize,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let name = unsafe { str_arg(name, "name") }?;
@@ -1427,7 +1496,7 @@ pub extern "C" fn sqlpool_result_kind(
     row: usize,
     column: usize,
     out: *mut u32,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let k = with_result(result, |r| Ok(r.cell(row, column)?.kind() as u32))?;
@@ -1444,7 +1513,7 @@ pub extern "C" fn sqlpool_result_is_null(
     row: usize,
     column: usize,
     out: *mut i32,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let null = with_result(result, |r| Ok(matches!(r.cell(row, column)?, Value::Null)))?;
@@ -1461,7 +1530,7 @@ pub extern "C" fn sqlpool_result_get_int64(
     row: usize,
     column: usize,
     out: *mut i64,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let v = with_result(result, |r| r.int64(row, column))?;
@@ -1478,7 +1547,7 @@ pub extern "C" fn sqlpool_result_get_double(
     row: usize,
     column: usize,
     out: *mut f64,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let v = with_result(result, |r| r.double(row, column))?;
@@ -1495,7 +1564,7 @@ pub extern "C" fn sqlpool_result_get_bool(
     row: usize,
     column: usize,
     out: *mut i32,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let v = with_result(result, |r| r.bool(row, column))?;
@@ -1514,7 +1583,7 @@ pub extern "C" fn sqlpool_result_get_text(
     column: usize,
     ptr: *mut *const c_char,
     len: *mut usize,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(ptr, "ptr")?;
         out_arg(len, "len")?;
@@ -1535,7 +1604,7 @@ pub extern "C" fn sqlpool_result_get_blob(
     column: usize,
     ptr: *mut *const u8,
     len: *mut usize,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         out_arg(ptr, "ptr")?;
         out_arg(len, "len")?;
@@ -1607,7 +1676,7 @@ pub extern "C" fn sqlpool_set_logger(
     callback: sqlpool_log_callback,
     min_level: u32,
     user_data: *mut c_void,
-) -> Status {
+) -> sqlpool_status {
     boundary(|| {
         let level = Level::from_u32(min_level).ok_or_else(|| {
             Error::invalid_argument(format!("invalid log level {min_level} (expected 1..5)"))
@@ -1628,7 +1697,7 @@ pub extern "C" fn sqlpool_set_logger(
 /// logged only when `with_values` is nonzero, otherwise redacted. Also on
 /// when the environment has `SQLPOOL_SQL_LOG=1`.
 #[no_mangle]
-pub extern "C" fn sqlpool_set_sql_logging(enabled: i32, with_values: i32) -> Status {
+pub extern "C" fn sqlpool_set_sql_logging(enabled: i32, with_values: i32) -> sqlpool_status {
     boundary(|| {
         log::set_sql_logging(enabled != 0, with_values != 0);
         Ok(())

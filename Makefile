@@ -1,0 +1,44 @@
+# sqlpool — build, demo, test, install, bench.
+#   make demo    builds the library and runs the C quickstart on an SQLite file
+#   make test    runs every test (Rust, C, Python, benchmark smoke)
+
+CARGO ?= cargo
+PREFIX ?= /usr/local
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all build release header demo test test-rust test-c test-python bench bench-smoke install uninstall clean lint
+
+all: release
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+header:
+	SQLPOOL_WRITE_HEADER=1 $(CARGO) test --test header
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+demo: release
+	$(MAKE) -C bindings/c demo
+
+test: release test-rust test-c test-python bench-smoke
+
+test-rust:
+	$(CARGO) test --release
+
+test-c: release
+	scripts/with-pg $(MAKE) -C bindings/c test
+
+test-python: release
+	scripts/with-pg $(MAKE) -C bindings/python test
+
+-include mk/*.mk
+
+clean:
+	$(CARGO) clean
+	-$(MAKE) -C bindings/c clean
