@@ -85,6 +85,13 @@
 #define SQLPOOL_KIND_BLOB 5
 
 /*
+ Kind reported by `sqlpool_result_column_data` when a column's non-NULL
+ cells are of different kinds (possible on SQLite); read such a column
+ cell by cell.
+ */
+#define SQLPOOL_KIND_MIXED 6
+
+/*
  Log levels for `sqlpool_set_logger`.
  */
 #define SQLPOOL_LOG_ERROR 1
@@ -339,6 +346,42 @@ typedef struct sqlpool_pool_stats {
    */
   uint64_t connect_errors;
 } sqlpool_pool_stats;
+
+/*
+ A whole result column as arrays, from `sqlpool_result_column_data`.
+ Every pointer is owned by the result and valid until
+ `sqlpool_result_free`; arrays not used by `kind` are NULL.
+ */
+typedef struct sqlpool_column_data {
+  /*
+   `SQLPOOL_KIND_*` of every non-NULL cell; `SQLPOOL_KIND_NULL` when all
+   cells are NULL; `SQLPOOL_KIND_MIXED` when kinds differ.
+   */
+  uint32_t kind;
+  uint32_t _reserved;
+  /*
+   Number of rows = length of `nulls`, `ints`, `doubles`.
+   */
+  uintptr_t rows;
+  /*
+   One byte per row: 1 = NULL.
+   */
+  const uint8_t *nulls;
+  /*
+   INT64 and BOOL columns: one value per row (0 where NULL).
+   */
+  const int64_t *ints;
+  /*
+   DOUBLE columns: one value per row (0 where NULL).
+   */
+  const double *doubles;
+  /*
+   TEXT and BLOB columns: `rows + 1` offsets; row r is
+   `bytes[offsets[r] .. offsets[r + 1]]` (empty where NULL).
+   */
+  const uint64_t *offsets;
+  const uint8_t *bytes;
+} sqlpool_column_data;
 
 /*
  A log callback: `user_data` as given to `sqlpool_set_logger`, the level
@@ -804,6 +847,16 @@ sqlpool_status sqlpool_params_add_blob(struct sqlpool_params *params,
                                        const char *name,
                                        const uint8_t *value,
                                        uintptr_t len);
+
+/*
+ Fills `*out` with column `column` as arrays, for reading a result in a
+ few calls instead of one per cell (bindings use this). The arrays are
+ built on first request and kept with the result. Errors:
+ `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
+ */
+sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
+                                          uintptr_t column,
+                                          struct sqlpool_column_data *out);
 
 /*
  Frees a result; pointers obtained from it become invalid. NULL is
