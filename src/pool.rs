@@ -558,6 +558,108 @@ impl Drop for Pool {
     }
 }
 
+/// Support for asynchronous acquires (`crate::asyncops`): a task queues a
+/// waiter with [`Pool::enqueue`], awaits it with [`Pool::poll_waiter`], and
+/// finishes the acquire with these instead of a thread blocking in
+/// [`Pool::acquire`]. Nothing here drops a connection: dropping one may talk
+/// to the database, which an async worker thread must not do, so
+/// connections come back to the caller to drop where blocking is allowed.
+impl Pool {
+    /// The default acquire timeout (the `acquire_timeout` option).
+    pub fn acquire_timeout(&self) -> Duration {
+        lock(&self.shared.state).settings.acquire_timeout
+    }
+
+    /// The checkout check the pool applies (the `recycling` option).
+    pub fn recycling(&self) -> Recycling {
+        lock(&self.shared.state).settings.recycling
+    }
+
+    /// Withdraws a waiter (timeout or cancellation) like [`Pool::withdraw`],
+    /// but returns what was handed over in the meantime instead of giving it
+    /// back: a connection (the caller takes it, or drops it where blocking is
+    /// allowed, which gives it back) or a failure.
+    pub fn withdraw_keep(&self, waiter: &Arc<Waiter>) -> Option<Result<Checkout>> {
+        let mut st = lock(&self.shared.state);
+        st.waiters.retain(|w| !Arc::ptr_eq(w, waiter));
+        drop(st);
+        let handoff = lock(&waiter.slot).handoff.take();
+        match handoff? {
+            Handoff::Conn(idle) => Some(Ok(self.checkout_from(idle))),
+            Handoff::Failed(e) => Some(Err(e)),
+        }
+    }
+
+    /// Counts and logs an acquire that waited `timeout` in vain, and returns
+    /// the error a blocking acquire gives (with the last connection error).
+    pub fn timeout_error(&self, timeout: Duration) -> Error {
+        let last_error = lock(&self.shared.state).last_error.clone();
+        self.shared
+            .counters
+            .timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        let mut msg = format!(
+            "no connection became available within {} ms",
+            timeout.as_millis()
+        );
+        if let Some(e) = &last_error {
+            msg.push_str(&format!(" (last connection error: {e})"));
+        }
+        log::emit(Level::Warn, "sqlpool::pool", &msg);
+        Error::new(Status::PoolTimeout, msg)
+    }
+
+    /// The checkout check of the recycling method, as a blocking acquire
+    /// does it (PostgreSQL: a round trip, so call it where blocking is
+    /// allowed). False: the connection failed it and is marked broken; drop
+    /// the checkout (where blocking is allowed) and acquire again.
+    pub fn verify_checkout(&self, checkout: &mut Checkout) -> bool {
+        if self.recycling() == Recycling::Fast {
+            return true;
+        }
+        let conn = checkout.conn();
+        if self.shared.manager.is_valid(conn).is_ok() {
+            return true;
+        }
+        conn.broken = true;
+        log::emit(
+            Level::Info,
+            "sqlpool::pool",
+            &format!(
+                "discarding connection #{}: failed the checkout check",
+                conn.id
+            ),
+        );
+        false
+    }
+
+    /// Records a successful acquire as a blocking one does: counters, the
+    /// time waited since `started`, and leak tracking under the name
+    /// `holder` gives.
+    pub fn record_acquire(
+        &self,
+        checkout: &Checkout,
+        started: Instant,
+        holder: impl FnOnce() -> String,
+    ) {
+        let counters = &self.shared.counters;
+        counters.acquires.fetch_add(1, Ordering::Relaxed);
+        counters.on_wait(started.elapsed());
+        let id = checkout.id();
+        let mut st = lock(&self.shared.state);
+        if !st.settings.leak_threshold.is_zero() {
+            st.checked_out.insert(
+                id,
+                CheckoutInfo {
+                    since: Instant::now(),
+                    thread: holder(),
+                    reported: false,
+                },
+            );
+        }
+    }
+}
+
 fn closed_error() -> Error {
     Error::new(Status::PoolClosed, "the pool is closed")
 }

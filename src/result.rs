@@ -137,7 +137,13 @@ impl ResultSet {
 
     fn build_column_data(&self, col: usize) -> ColumnData {
         let ncols = self.columns.len();
-        let cells = || self.cells.iter().skip(col).step_by(ncols.max(1)).take(self.rows);
+        let cells = || {
+            self.cells
+                .iter()
+                .skip(col)
+                .step_by(ncols.max(1))
+                .take(self.rows)
+        };
         let mut kind = Some(Kind::Null);
         for v in cells() {
             kind = match (kind, v.kind()) {
@@ -147,8 +153,13 @@ impl ResultSet {
                 _ => None,
             };
         }
-        let mut data = ColumnData { kind, ..ColumnData::default() };
-        data.nulls = cells().map(|v| u8::from(matches!(v, Value::Null))).collect();
+        let mut data = ColumnData {
+            kind,
+            ..ColumnData::default()
+        };
+        data.nulls = cells()
+            .map(|v| u8::from(matches!(v, Value::Null)))
+            .collect();
         match kind {
             Some(Kind::Int64 | Kind::Bool) => {
                 data.ints = cells()
@@ -160,7 +171,9 @@ impl ResultSet {
                     .collect()
             }
             Some(Kind::Double) => {
-                data.doubles = cells().map(|v| if let Value::Double(d) = v { *d } else { 0.0 }).collect()
+                data.doubles = cells()
+                    .map(|v| if let Value::Double(d) = v { *d } else { 0.0 })
+                    .collect()
             }
             Some(Kind::Text | Kind::Blob) => {
                 data.offsets.reserve(self.rows + 1);

@@ -161,11 +161,16 @@ fn run_to_completion(
         return stmt.raw_execute().map(|n| n as u64).map_err(map_error);
     }
     // A statement that returns rows (SELECT, RETURNING, PRAGMA): run it to
-    // the end and report the rows it changed.
+    // the end and
+    // report the rows it changed, or (like PostgreSQL's command tag) the
+    // rows a read-only statement returned.
     let read_only = stmt.readonly();
     let mut rows = stmt.raw_query();
-    while rows.next().map_err(map_error)?.is_some() {}
-    Ok(if read_only { 0 } else { conn.changes() })
+    let mut returned = 0u64;
+    while rows.next().map_err(map_error)?.is_some() {
+        returned += 1;
+    }
+    Ok(if read_only { returned } else { conn.changes() })
 }
 
 struct SqliteParam<'a>(&'a Value);
@@ -201,6 +206,13 @@ pub fn map_error(e: rusqlite::Error) -> Error {
             };
             let mut err = Error::new(status, text).with_sqlstate(sqlstate);
             err.native_code = i64::from(code.extended_code);
+            err
+        }
+        rusqlite::Error::SqlInputError {
+            error, msg, offset, ..
+        } => {
+            let mut err = map_error(rusqlite::Error::SqliteFailure(error, Some(msg)));
+            err.position = u32::try_from(offset + 1).ok();
             err
         }
         rusqlite::Error::Utf8Error(_) => Error::new(Status::InvalidUtf8, e.to_string()),

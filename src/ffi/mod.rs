@@ -614,7 +614,10 @@ pub extern "C" fn sqlpool_options_set_recycling(
 /// Nonzero: `sqlpool_pool_open` does not connect first, so it succeeds while
 /// the database is unreachable. Zero (default): it fails fast.
 #[no_mangle]
-pub extern "C" fn sqlpool_options_set_lazy(options: *mut sqlpool_options, lazy: i32) -> sqlpool_status {
+pub extern "C" fn sqlpool_options_set_lazy(
+    options: *mut sqlpool_options,
+    lazy: i32,
+) -> sqlpool_status {
     set_option(options, |o| {
         o.lazy = Some(lazy != 0);
         Ok(())
@@ -703,7 +706,10 @@ pub unsafe extern "C" fn sqlpool_options_set_dbname(
 /// PostgreSQL port; overrides the URI's. Errors: `SQLPOOL_INVALID_OPTION`
 /// for 0.
 #[no_mangle]
-pub extern "C" fn sqlpool_options_set_port(options: *mut sqlpool_options, port: u16) -> sqlpool_status {
+pub extern "C" fn sqlpool_options_set_port(
+    options: *mut sqlpool_options,
+    port: u16,
+) -> sqlpool_status {
     set_option(options, |o| {
         if port == 0 {
             return Err(Error::new(
@@ -1122,7 +1128,11 @@ pub extern "C" fn sqlpool_conn_rollback(conn: *mut sqlpool_conn) -> sqlpool_stat
     boundary(|| with_conn(conn, |c| c.conn().rollback()))
 }
 
-fn savepoint(conn: *mut sqlpool_conn, name: *const c_char, action: SavepointAction) -> sqlpool_status {
+fn savepoint(
+    conn: *mut sqlpool_conn,
+    name: *const c_char,
+    action: SavepointAction,
+) -> sqlpool_status {
     boundary(|| {
         let name = unsafe { str_arg(name, "name") }?;
         with_conn(conn, |c| c.conn().savepoint(name, action))
@@ -1365,7 +1375,8 @@ pub extern "C" fn sqlpool_result_column_data(
         out_arg(out, "out")?;
         with_result(result, |r| {
             let d = r.column_data(column)?;
-            let ptr_or_null = |len: usize, p: *const u8| if len == 0 { std::ptr::null() } else { p };
+            let ptr_or_null =
+                |len: usize, p: *const u8| if len == 0 { std::ptr::null() } else { p };
             let data = sqlpool_column_data {
                 kind: d.kind.map_or(SQLPOOL_KIND_MIXED, |k| k as u32),
                 _reserved: 0,
@@ -1374,7 +1385,11 @@ pub extern "C" fn sqlpool_result_column_data(
                 ints: ptr_or_null(d.ints.len(), d.ints.as_ptr().cast()).cast(),
                 doubles: ptr_or_null(d.doubles.len(), d.doubles.as_ptr().cast()).cast(),
                 offsets: ptr_or_null(d.offsets.len(), d.offsets.as_ptr().cast()).cast(),
-                bytes: if d.offsets.is_empty() { std::ptr::null() } else { d.bytes.as_ptr() },
+                bytes: if d.offsets.is_empty() {
+                    std::ptr::null()
+                } else {
+                    d.bytes.as_ptr()
+                },
             };
             unsafe { put(out, data) };
             Ok(())

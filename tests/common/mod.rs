@@ -1,1 +1,2 @@
+pub mod capi;
 pub mod pg;

@@ -1,0 +1,595 @@
+//! Asynchronous operations: the safe core behind `sqlpool_*_async`.
+//!
+//! A tokio runtime inside the library (started on first use, never shut
+//! down) runs every operation. Waiting for a pooled connection is an async
+//! task parked on the pool's FIFO waiter queue ([`Pool::enqueue`] /
+//! [`Pool::poll_waiter`]), so any number of waiting acquires costs no
+//! thread; only database work (and the PostgreSQL checkout check) runs on
+//! the runtime's blocking threads (`spawn_blocking`).
+//!
+//! Each operation has an id ([`Op`]) under which it can be cancelled until
+//! it completes; exactly one [`Completion`] is handed to its [`Sink`].
+//!
+//! Two rules keep it sound:
+//! * Nothing that may block runs on a runtime worker thread: dropping a
+//!   checkout may roll back or close a PostgreSQL connection, and the
+//!   `postgres` crate blocks on its own runtime, which panics inside ours.
+//!   Workers hand such values to [`dispose`].
+//! * A sink that runs user code (a C callback) is only called on a blocking
+//!   thread, with no library lock held.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use once_cell::sync::{Lazy, OnceCell};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+use crate::backend::Canceller;
+use crate::config::Recycling;
+use crate::error::{Error, Result, Status};
+use crate::log::{self, Level};
+use crate::pool::{Checkout, Pool, Waiter};
+use crate::result::ResultSet;
+
+/// Worker threads when neither `set_threads` nor `SQLPOOL_ASYNC_THREADS`
+/// says otherwise.
+pub const DEFAULT_THREADS: u32 = 2;
+/// Most worker threads `set_threads` accepts.
+pub const MAX_THREADS: u32 = 256;
+
+/// How often a SQLite interrupt is repeated while the statement still runs
+/// (an interrupt that lands just before the statement starts is lost).
+const SQLITE_INTERRUPT_RETRY: Duration = Duration::from_millis(5);
+/// How often a PostgreSQL cancel request is repeated while the statement
+/// still runs.
+const PG_CANCEL_RETRY: Duration = Duration::from_secs(1);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ---------------------------------------------------------------------------
+// The runtime
+
+static RUNTIME: OnceCell<Runtime> = OnceCell::new();
+/// Worker threads chosen by `set_threads`; also serialises that choice
+/// against the runtime's start.
+static CONFIGURED_THREADS: Mutex<Option<u32>> = Mutex::new(None);
+
+/// Sets the runtime's worker threads. Only before the runtime has started
+/// (`Status::Misuse` afterwards); `n` in `1..=MAX_THREADS`.
+pub fn set_threads(n: u32) -> Result<()> {
+    if n == 0 || n > MAX_THREADS {
+        return Err(Error::invalid_argument(format!(
+            "invalid number of async threads {n} (expected 1..={MAX_THREADS})"
+        )));
+    }
+    let mut configured = lock(&CONFIGURED_THREADS);
+    if RUNTIME.get().is_some() {
+        return Err(Error::misuse(
+            "the async runtime has already started; set its threads before the first async call",
+        ));
+    }
+    *configured = Some(n);
+    Ok(())
+}
+
+fn threads_from_env() -> u32 {
+    let Ok(text) = std::env::var("SQLPOOL_ASYNC_THREADS") else {
+        return DEFAULT_THREADS;
+    };
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => n,
+        _ => {
+            log::emit(
+                Level::Warn,
+                "sqlpool::async",
+                &format!(
+                    "ignoring SQLPOOL_ASYNC_THREADS={text:?} (expected 1..={MAX_THREADS}); using {DEFAULT_THREADS}"
+                ),
+            );
+            DEFAULT_THREADS
+        }
+    }
+}
+
+/// The runtime, started on first use.
+pub fn runtime() -> Result<&'static Runtime> {
+    RUNTIME.get_or_try_init(|| {
+        let configured = lock(&CONFIGURED_THREADS);
+        let threads = configured.unwrap_or_else(threads_from_env);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads as usize)
+            .thread_name("sqlpool-async")
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    Status::Internal,
+                    format!("cannot start the async runtime: {e}"),
+                )
+            })?;
+        drop(configured);
+        log::emit(
+            Level::Debug,
+            "sqlpool::async",
+            &format!("async runtime started with {threads} worker threads"),
+        );
+        Ok(rt)
+    })
+}
+
+/// Drops `value` on a blocking thread of the runtime: for checkouts (and
+/// anything holding one) that become garbage on a worker thread.
+pub fn dispose<T: Send + 'static>(value: T) {
+    match RUNTIME.get() {
+        Some(rt) => {
+            rt.spawn_blocking(move || drop(value));
+        }
+        None => drop(value),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Operations and completions
+
+/// What an operation does; the numbers are the C API's `SQLPOOL_OP_*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum OpKind {
+    Acquire = 1,
+    Execute = 2,
+    Query = 3,
+    Batch = 4,
+}
+
+/// What a successful operation produced.
+pub enum Output {
+    /// A borrowed connection (acquire).
+    Conn(Checkout),
+    /// Rows (query).
+    Result(ResultSet),
+    /// Rows affected (execute, batch).
+    Rows(u64),
+}
+
+/// The end of one operation. Owns what the operation produced: dropping it
+/// gives a connection back to its pool and frees a result (drop it where
+/// blocking is allowed, see [`dispose`]).
+pub struct Completion {
+    pub op_id: u64,
+    pub kind: OpKind,
+    pub outcome: Result<Output>,
+}
+
+/// Where an operation's completion goes.
+pub struct Sink {
+    deliver: Box<dyn FnOnce(Completion) + Send>,
+    runs_user_code: bool,
+}
+
+impl Sink {
+    /// `runs_user_code`: `deliver` calls into the host (a callback), so it
+    /// is only ever called on a blocking thread, never on a worker.
+    pub fn new(runs_user_code: bool, deliver: impl FnOnce(Completion) + Send + 'static) -> Sink {
+        Sink {
+            deliver: Box::new(deliver),
+            runs_user_code,
+        }
+    }
+
+    fn deliver(self, completion: Completion) {
+        let deliver = self.deliver;
+        // A panic while delivering loses the completion but must not take
+        // a library thread down.
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || deliver(completion))) {
+            log::emit(
+                Level::Error,
+                "sqlpool::async",
+                &format!(
+                    "internal panic while delivering a completion: {}",
+                    panic_message(&*p)
+                ),
+            );
+        }
+    }
+}
+
+enum RunState {
+    NotStarted,
+    /// Database work is running; the canceller interrupts it.
+    Running(Arc<Canceller>),
+    Finished,
+}
+
+struct OpCtl {
+    id: u64,
+    cancelled: AtomicBool,
+    /// Wakes a waiting acquire when a cancel is requested.
+    notify: Notify,
+    run: Mutex<RunState>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Operations that have not completed yet, by id.
+static OPS: Lazy<Mutex<HashMap<u64, Arc<OpCtl>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// A started operation, registered under its id until dropped (dropping it
+/// is what makes the operation "finished" for [`cancel`]).
+pub struct Op {
+    ctl: Arc<OpCtl>,
+    rt: &'static Runtime,
+}
+
+impl Op {
+    /// Registers a new operation (starting the runtime if needed).
+    pub fn new() -> Result<Op> {
+        let rt = runtime()?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let ctl = Arc::new(OpCtl {
+            id,
+            cancelled: AtomicBool::new(false),
+            notify: Notify::new(),
+            run: Mutex::new(RunState::NotStarted),
+        });
+        lock(&OPS).insert(id, ctl.clone());
+        Ok(Op { ctl, rt })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.ctl.id
+    }
+
+    /// Whether a cancel has been requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.ctl.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        lock(&OPS).remove(&self.ctl.id);
+    }
+}
+
+/// Requests cancellation of operation `id`. Ok when requested, and when the
+/// operation has already completed; `InvalidArgument` for an id never
+/// issued.
+pub fn cancel(id: u64) -> Result<()> {
+    if id == 0 || id >= NEXT_ID.load(Ordering::Relaxed) {
+        return Err(Error::invalid_argument(format!(
+            "no operation has id {id}"
+        )));
+    }
+    let ctl = lock(&OPS).get(&id).cloned();
+    if let Some(ctl) = ctl {
+        ctl.request_cancel();
+    }
+    Ok(())
+}
+
+impl OpCtl {
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn request_cancel(self: &Arc<Self>) {
+        if self.cancelled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.notify.notify_one();
+        let running = match &*lock(&self.run) {
+            RunState::Running(c) => Some(c.clone()),
+            _ => None,
+        };
+        if let Some(canceller) = running {
+            self.interrupt(canceller);
+        }
+    }
+
+    /// Interrupts the running statement, and again while it still runs.
+    fn interrupt(self: &Arc<Self>, canceller: Arc<Canceller>) {
+        let Some(rt) = RUNTIME.get() else { return };
+        let ctl = self.clone();
+        match *canceller {
+            Canceller::Sqlite(_) => {
+                // Cheap: interrupt now, under the run lock, so it can only
+                // hit this operation's statement.
+                if !ctl.interrupt_sqlite(&canceller) {
+                    return;
+                }
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(SQLITE_INTERRUPT_RETRY).await;
+                        if !ctl.interrupt_sqlite(&canceller) {
+                            break;
+                        }
+                    }
+                });
+            }
+            Canceller::Postgres(_) => {
+                // A cancel request opens a connection: never on the
+                // caller's thread nor on a worker.
+                rt.spawn(async move {
+                    while ctl.still_running(&canceller) {
+                        let c = canceller.clone();
+                        let _ = tokio::task::spawn_blocking(move || c.cancel()).await;
+                        tokio::time::sleep(PG_CANCEL_RETRY).await;
+                    }
+                });
+            }
+        }
+    }
+
+    fn still_running(&self, canceller: &Arc<Canceller>) -> bool {
+        matches!(&*lock(&self.run), RunState::Running(c) if Arc::ptr_eq(c, canceller))
+    }
+
+    fn interrupt_sqlite(&self, canceller: &Arc<Canceller>) -> bool {
+        let run = lock(&self.run);
+        match &*run {
+            RunState::Running(c) if Arc::ptr_eq(c, canceller) => {
+                c.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn cancelled_error() -> Error {
+    Error::new(Status::Cancelled, "the operation was cancelled").with_sqlstate("57014")
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+fn panic_error(payload: &(dyn std::any::Any + Send)) -> Error {
+    Error::new(
+        Status::Panic,
+        format!(
+            "internal panic in an async operation: {}",
+            panic_message(payload)
+        ),
+    )
+}
+
+/// Handed to an operation's database work: makes it cancellable.
+pub struct Scope<'a> {
+    ctl: &'a OpCtl,
+}
+
+impl Scope<'_> {
+    /// Runs `work` so that a cancel request interrupts it through
+    /// `canceller`; fails with `Status::Cancelled` without running it when
+    /// a cancel came first. Call it once per operation.
+    pub fn cancellable<R>(&self, canceller: Canceller, work: impl FnOnce() -> Result<R>) -> Result<R> {
+        {
+            let mut run = lock(&self.ctl.run);
+            if self.ctl.is_cancelled() {
+                *run = RunState::Finished;
+                return Err(cancelled_error());
+            }
+            *run = RunState::Running(Arc::new(canceller));
+        }
+        // Leaves the running state even if `work` panics.
+        struct Finish<'a>(&'a OpCtl);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                *lock(&self.0.run) = RunState::Finished;
+            }
+        }
+        let _finish = Finish(self.ctl);
+        work()
+    }
+
+    /// Whether a cancel has been requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.ctl.is_cancelled()
+    }
+}
+
+/// Runs `work` on a blocking thread, then hands its outcome to `sink` (on
+/// that thread).
+pub fn start_blocking<F>(op: Op, kind: OpKind, sink: Sink, work: F)
+where
+    F: FnOnce(&Scope<'_>) -> Result<Output> + Send + 'static,
+{
+    let rt = op.rt;
+    rt.spawn_blocking(move || {
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(&Scope { ctl: &op.ctl })))
+            .unwrap_or_else(|p| Err(panic_error(&*p)));
+        let op_id = op.id();
+        drop(op);
+        sink.deliver(Completion {
+            op_id,
+            kind,
+            outcome,
+        });
+    });
+}
+
+/// Starts an asynchronous acquire: waits (without a thread) at most
+/// `timeout` (`None`: the pool's acquire timeout) for a connection.
+pub fn start_acquire(op: Op, pool: Arc<Pool>, timeout: Option<Duration>, sink: Sink) {
+    let rt = op.rt;
+    rt.spawn(async move {
+        let outcome = match (CatchUnwind(Box::pin(acquire(&op.ctl, &pool, timeout)))).await {
+            Ok(outcome) => outcome.map(Output::Conn),
+            Err(p) => Err(panic_error(&*p)),
+        };
+        let op_id = op.id();
+        drop(op);
+        let completion = Completion {
+            op_id,
+            kind: OpKind::Acquire,
+            outcome,
+        };
+        if sink.runs_user_code {
+            tokio::task::spawn_blocking(move || sink.deliver(completion));
+        } else {
+            sink.deliver(completion);
+        }
+    });
+}
+
+/// Polls a future inside `catch_unwind`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.get_mut().0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(p) => Poll::Ready(Err(p)),
+        }
+    }
+}
+
+async fn acquire(ctl: &OpCtl, pool: &Arc<Pool>, timeout: Option<Duration>) -> Result<Checkout> {
+    let started = Instant::now();
+    let timeout = timeout.unwrap_or_else(|| pool.acquire_timeout());
+    // An absurdly long timeout (beyond Instant's range) means no timeout.
+    let deadline = started.checked_add(timeout);
+    loop {
+        if ctl.is_cancelled() {
+            return Err(cancelled_error());
+        }
+        let mut checkout = match pool.enqueue()? {
+            Ok(checkout) => checkout,
+            Err(waiter) => wait_for_handoff(ctl, pool, waiter, timeout, deadline).await?,
+        };
+        let blocking_check = pool.recycling() != Recycling::Fast
+            && checkout.conn().backend_name() == "postgresql";
+        let checked = if blocking_check {
+            let p = pool.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut checkout = checkout;
+                // A connection that failed is dropped here, where closing
+                // it may block.
+                p.verify_checkout(&mut checkout).then_some(checkout)
+            })
+            .await
+            .map_err(|e| Error::new(Status::Panic, format!("checkout check failed: {e}")))?
+        } else if pool.verify_checkout(&mut checkout) {
+            Some(checkout)
+        } else {
+            dispose(checkout);
+            None
+        };
+        let Some(checkout) = checked else {
+            // Discarded: try again within the same deadline.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(pool.timeout_error(timeout));
+            }
+            continue;
+        };
+        if ctl.is_cancelled() {
+            // Cancelled in time: the connection goes back to the pool.
+            dispose(checkout);
+            return Err(cancelled_error());
+        }
+        pool.record_acquire(&checkout, started, || format!("async acquire #{}", ctl.id));
+        return Ok(checkout);
+    }
+}
+
+/// Withdraws the waiter if the wait ends any other way than by a handoff
+/// (cancel, timeout, or the future being dropped): nothing leaks.
+struct WaitGuard<'a> {
+    pool: &'a Pool,
+    waiter: Option<Arc<Waiter>>,
+}
+
+impl WaitGuard<'_> {
+    fn withdraw(&mut self) -> Option<Result<Checkout>> {
+        let waiter = self.waiter.take()?;
+        self.pool.withdraw_keep(&waiter)
+    }
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(Ok(checkout)) = self.withdraw() {
+            dispose(checkout);
+        }
+    }
+}
+
+async fn wait_for_handoff(
+    ctl: &OpCtl,
+    pool: &Pool,
+    waiter: Arc<Waiter>,
+    timeout: Duration,
+    deadline: Option<Instant>,
+) -> Result<Checkout> {
+    let mut guard = WaitGuard {
+        pool,
+        waiter: Some(waiter),
+    };
+    let mut sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into())));
+    let mut cancelled = std::pin::pin!(ctl.notify.notified());
+    std::future::poll_fn(move |cx| {
+        let Some(waiter) = guard.waiter.as_ref() else {
+            return Poll::Ready(Err(Error::new(Status::Internal, "waiter polled after the end")));
+        };
+        if let Some(handoff) = pool.poll_waiter(waiter, cx.waker()) {
+            guard.waiter = None;
+            return Poll::Ready(handoff);
+        }
+        if cancelled.as_mut().poll(cx).is_ready() || ctl.is_cancelled() {
+            if let Some(Ok(checkout)) = guard.withdraw() {
+                dispose(checkout);
+            }
+            return Poll::Ready(Err(cancelled_error()));
+        }
+        if let Some(sleep) = sleep.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                // Handed a connection just as the deadline passed: take it.
+                return Poll::Ready(match guard.withdraw() {
+                    Some(handoff) => handoff,
+                    None => Err(pool.timeout_error(timeout)),
+                });
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_ids_are_refused_and_finished_ones_accepted() {
+        assert_eq!(cancel(0).unwrap_err().status, Status::InvalidArgument);
+        assert_eq!(
+            cancel(u64::MAX).unwrap_err().status,
+            Status::InvalidArgument
+        );
+        let op = Op::new().unwrap();
+        let id = op.id();
+        assert!(cancel(id).is_ok());
+        assert!(op.is_cancelled());
+        drop(op);
+        assert!(cancel(id).is_ok(), "a finished operation");
+    }
+}
