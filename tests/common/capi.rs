@@ -276,7 +276,12 @@ pub fn sqlite_file() -> (tempfile::TempDir, String) {
 }
 
 /// Handles are plain pointers; tests move them between threads.
-#[derive(Clone, Copy)]
 pub struct Send<T>(pub *mut T);
+impl<T> Clone for Send<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Send<T> {}
 unsafe impl<T> std::marker::Send for Send<T> {}
 unsafe impl<T> Sync for Send<T> {}
