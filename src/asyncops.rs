@@ -1,11 +1,14 @@
 //! Asynchronous operations: the safe core behind `sqlpool_*_async`.
 //!
 //! A tokio runtime inside the library (started on first use, never shut
-//! down) runs every operation. Waiting for a pooled connection is an async
-//! task parked on the pool's FIFO waiter queue ([`Pool::enqueue`] /
+//! down) runs the waiting: an acquire that finds no idle connection is an
+//! async task parked on the pool's FIFO waiter queue ([`Pool::enqueue`] /
 //! [`Pool::poll_waiter`]), so any number of waiting acquires costs no
-//! thread; only database work (and the PostgreSQL checkout check) runs on
-//! the runtime's blocking threads (`spawn_blocking`).
+//! thread. Database work runs on the library's blocking threads
+//! ([`blocking`]): one per statement in flight, created on demand, reused,
+//! and briefly spinning for the next job before they sleep, so a host that
+//! starts the next statement from a completion does not pay a thread
+//! wake-up for it.
 //!
 //! Each operation has an id ([`Op`]) under which it can be cancelled until
 //! it completes; exactly one [`Completion`] is handed to its [`Sink`].
@@ -18,12 +21,12 @@
 //! * A sink that runs user code (a C callback) is only called on a blocking
 //!   thread, with no library lock held.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -117,6 +120,7 @@ pub fn runtime() -> Result<&'static Runtime> {
                 )
             })?;
         drop(configured);
+        blocking::start()?;
         log::emit(
             Level::Debug,
             "sqlpool::async",
@@ -126,14 +130,171 @@ pub fn runtime() -> Result<&'static Runtime> {
     })
 }
 
-/// Drops `value` on a blocking thread of the runtime: for checkouts (and
-/// anything holding one) that become garbage on a worker thread.
+/// Drops `value` on a blocking thread: for checkouts (and anything holding
+/// one) that become garbage on a worker thread.
 pub fn dispose<T: Send + 'static>(value: T) {
-    match RUNTIME.get() {
-        Some(rt) => {
-            rt.spawn_blocking(move || drop(value));
+    if blocking::started() {
+        blocking::submit(move || drop(value));
+    } else {
+        drop(value);
+    }
+}
+
+/// The library's blocking threads: a plain thread pool (no tokio context,
+/// so the `postgres` crate may block on its own runtime there).
+///
+/// A job never waits for a thread while fewer than [`blocking::MAX_THREADS`]
+/// exist: when every thread is busy (running a statement or a host
+/// callback, which may block), a new one starts. A thread that runs out of
+/// work spins for a few microseconds (one spinner at a time) before it
+/// sleeps, and exits after [`blocking::KEEP_ALIVE`] asleep; one always
+/// stays.
+pub mod blocking {
+    use super::*;
+
+    /// Most blocking threads.
+    pub const MAX_THREADS: usize = 512;
+    /// How long an idle thread sleeps before it exits.
+    pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+    /// How long an idle thread spins for new work before it sleeps.
+    const SPIN: Duration = Duration::from_micros(50);
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    struct State {
+        jobs: VecDeque<Job>,
+        threads: usize,
+        /// Threads not running a job (spinning, asleep, or between jobs).
+        idle: usize,
+        asleep: usize,
+        spinning: bool,
+    }
+
+    struct Threads {
+        state: Mutex<State>,
+        wake: Condvar,
+        /// `state.jobs.len()`, readable without the lock (for spinners).
+        queued: AtomicUsize,
+    }
+
+    static THREADS: Threads = Threads {
+        state: Mutex::new(State {
+            jobs: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            asleep: 0,
+            spinning: false,
+        }),
+        wake: Condvar::new(),
+        queued: AtomicUsize::new(0),
+    };
+    static STARTED: AtomicBool = AtomicBool::new(false);
+
+    /// Starts the first thread (once); afterwards [`submit`] cannot fail.
+    pub(super) fn start() -> Result<()> {
+        let mut st = lock(&THREADS.state);
+        if st.threads == 0 {
+            spawn_thread(&mut st).map_err(|e| {
+                Error::new(
+                    Status::Internal,
+                    format!("cannot start a blocking thread: {e}"),
+                )
+            })?;
         }
-        None => drop(value),
+        STARTED.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn started() -> bool {
+        STARTED.load(Ordering::Acquire)
+    }
+
+    fn spawn_thread(st: &mut State) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("sqlpool-db".into())
+            .spawn(run)?;
+        st.threads += 1;
+        st.idle += 1;
+        Ok(())
+    }
+
+    /// Runs `job` on a blocking thread (after [`start`]).
+    pub fn submit(job: impl FnOnce() + Send + 'static) {
+        let mut st = lock(&THREADS.state);
+        st.jobs.push_back(Box::new(job));
+        THREADS.queued.store(st.jobs.len(), Ordering::Release);
+        let waiting = st.jobs.len();
+        if waiting > st.idle && st.threads < MAX_THREADS {
+            // Every thread is busy: add one. (If that fails, the job waits
+            // for a busy one.)
+            if spawn_thread(&mut st).is_ok() {
+                return;
+            }
+        }
+        if st.asleep > 0 && !(st.spinning && waiting <= 1) {
+            THREADS.wake.notify_one();
+        }
+    }
+
+    fn run() {
+        let t = &THREADS;
+        let mut st = lock(&t.state);
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                t.queued.store(st.jobs.len(), Ordering::Release);
+                st.idle -= 1;
+                drop(st);
+                // Jobs catch their own panics; this is a last resort that
+                // keeps the thread (and the accounting) alive.
+                let _ = catch_unwind(AssertUnwindSafe(job));
+                st = lock(&t.state);
+                st.idle += 1;
+                continue;
+            }
+            if !st.spinning {
+                st.spinning = true;
+                drop(st);
+                let until = Instant::now() + SPIN;
+                let mut spins = 0u32;
+                while t.queued.load(Ordering::Acquire) == 0 && Instant::now() < until {
+                    spins += 1;
+                    if spins % 64 == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+                st = lock(&t.state);
+                st.spinning = false;
+                if !st.jobs.is_empty() {
+                    continue;
+                }
+            }
+            st.asleep += 1;
+            let (guard, waited) = t
+                .wake
+                .wait_timeout(st, KEEP_ALIVE)
+                .unwrap_or_else(|p| p.into_inner());
+            st = guard;
+            st.asleep -= 1;
+            if waited.timed_out() && st.jobs.is_empty() && st.threads > 1 {
+                st.threads -= 1;
+                st.idle -= 1;
+                return;
+            }
+        }
+    }
+
+    /// Runs `job` on a blocking thread and awaits its result (`None` if it
+    /// panicked).
+    pub async fn run_async<R: Send + 'static>(
+        job: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        submit(move || {
+            let _ = tx.send(job());
+        });
+        rx.await.ok()
     }
 }
 
@@ -151,6 +312,9 @@ pub enum OpKind {
 }
 
 /// What a successful operation produced.
+// A checkout is a few hundred bytes, moved a couple of times per operation:
+// cheaper than boxing it.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// A borrowed connection (acquire).
     Conn(Checkout),
@@ -264,9 +428,7 @@ impl Drop for Op {
 /// issued.
 pub fn cancel(id: u64) -> Result<()> {
     if id == 0 || id >= NEXT_ID.load(Ordering::Relaxed) {
-        return Err(Error::invalid_argument(format!(
-            "no operation has id {id}"
-        )));
+        return Err(Error::invalid_argument(format!("no operation has id {id}")));
     }
     let ctl = lock(&OPS).get(&id).cloned();
     if let Some(ctl) = ctl {
@@ -320,7 +482,7 @@ impl OpCtl {
                 rt.spawn(async move {
                     while ctl.still_running(&canceller) {
                         let c = canceller.clone();
-                        let _ = tokio::task::spawn_blocking(move || c.cancel()).await;
+                        blocking::run_async(move || c.cancel()).await;
                         tokio::time::sleep(PG_CANCEL_RETRY).await;
                     }
                 });
@@ -377,7 +539,11 @@ impl Scope<'_> {
     /// Runs `work` so that a cancel request interrupts it through
     /// `canceller`; fails with `Status::Cancelled` without running it when
     /// a cancel came first. Call it once per operation.
-    pub fn cancellable<R>(&self, canceller: Canceller, work: impl FnOnce() -> Result<R>) -> Result<R> {
+    pub fn cancellable<R>(
+        &self,
+        canceller: Canceller,
+        work: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
         {
             let mut run = lock(&self.ctl.run);
             if self.ctl.is_cancelled() {
@@ -409,8 +575,7 @@ pub fn start_blocking<F>(op: Op, kind: OpKind, sink: Sink, work: F)
 where
     F: FnOnce(&Scope<'_>) -> Result<Output> + Send + 'static,
 {
-    let rt = op.rt;
-    rt.spawn_blocking(move || {
+    blocking::submit(move || {
         let outcome = catch_unwind(AssertUnwindSafe(|| work(&Scope { ctl: &op.ctl })))
             .unwrap_or_else(|p| Err(panic_error(&*p)));
         let op_id = op.id();
@@ -425,26 +590,96 @@ where
 
 /// Starts an asynchronous acquire: waits (without a thread) at most
 /// `timeout` (`None`: the pool's acquire timeout) for a connection.
+///
+/// An idle connection that needs no round trip to check is taken on the
+/// calling thread and completed at once (a queue sink gets it before this
+/// returns); otherwise a runtime task waits for it.
 pub fn start_acquire(op: Op, pool: Arc<Pool>, timeout: Option<Duration>, sink: Sink) {
+    let started = Instant::now();
+    let first = catch_unwind(AssertUnwindSafe(|| {
+        let mut checkout = match pool.enqueue() {
+            Ok(Ok(checkout)) => checkout,
+            Ok(Err(waiter)) => return Some(Ok(Err(waiter))),
+            Err(e) => return Some(Err(e)),
+        };
+        if check_blocks(&pool, &mut checkout) {
+            return Some(Ok(Ok(checkout)));
+        }
+        if !pool.verify_checkout(&mut checkout) {
+            // A SQLite connection failing its check: dropping it is fine
+            // here; try again in the task.
+            return None;
+        }
+        Some(Ok(Ok(
+            accept(&op.ctl, &pool, checkout, started).map(Output::Conn)?
+        )))
+    }));
+    let first = match first {
+        Ok(first) => first,
+        Err(p) => {
+            finish(op, OpKind::Acquire, Err(panic_error(&*p)), sink, false);
+            return;
+        }
+    };
+    // Done already: accepted (or failed) on this thread.
+    let first = match first {
+        Some(Ok(Ok(Ok(output)))) => {
+            finish(op, OpKind::Acquire, Ok(output), sink, false);
+            return;
+        }
+        Some(Ok(Ok(Err(e)))) | Some(Err(e)) => {
+            finish(op, OpKind::Acquire, Err(e), sink, false);
+            return;
+        }
+        Some(Ok(Err(waiter))) => Some(Ok(Err(waiter))),
+        Some(Ok(Ok(Ok(_)))) => unreachable!(),
+        None => None,
+    };
     let rt = op.rt;
     rt.spawn(async move {
-        let outcome = match (CatchUnwind(Box::pin(acquire(&op.ctl, &pool, timeout)))).await {
-            Ok(outcome) => outcome.map(Output::Conn),
-            Err(p) => Err(panic_error(&*p)),
-        };
-        let op_id = op.id();
-        drop(op);
-        let completion = Completion {
-            op_id,
-            kind: OpKind::Acquire,
-            outcome,
-        };
-        if sink.runs_user_code {
-            tokio::task::spawn_blocking(move || sink.deliver(completion));
-        } else {
-            sink.deliver(completion);
-        }
+        let outcome =
+            match (CatchUnwind(Box::pin(acquire(&op.ctl, &pool, timeout, started, first)))).await {
+                Ok(outcome) => outcome.map(Output::Conn),
+                Err(p) => Err(panic_error(&*p)),
+            };
+        finish(op, OpKind::Acquire, outcome, sink, true);
     });
+}
+
+/// Ends an operation: unregisters it, then delivers its completion (on a
+/// blocking thread when the sink runs user code and `on_worker`).
+fn finish(op: Op, kind: OpKind, outcome: Result<Output>, sink: Sink, on_worker: bool) {
+    let op_id = op.id();
+    drop(op);
+    let completion = Completion {
+        op_id,
+        kind,
+        outcome,
+    };
+    if sink.runs_user_code {
+        // Never on the starting thread, never on a worker.
+        blocking::submit(move || sink.deliver(completion));
+    } else {
+        let _ = on_worker;
+        sink.deliver(completion);
+    }
+}
+
+/// Whether checking this checkout takes a round trip (PostgreSQL unless
+/// recycling is fast), which must not run on a worker or the caller.
+fn check_blocks(pool: &Pool, checkout: &mut Checkout) -> bool {
+    checkout.conn().backend_name() == "postgresql" && pool.recycling() != Recycling::Fast
+}
+
+/// The last step of a successful acquire: a cancel that came in time gives
+/// the connection back; otherwise it is recorded as borrowed.
+fn accept(ctl: &OpCtl, pool: &Pool, checkout: Checkout, started: Instant) -> Result<Checkout> {
+    if ctl.is_cancelled() {
+        dispose(checkout);
+        return Err(cancelled_error());
+    }
+    pool.record_acquire(&checkout, started, || format!("async acquire #{}", ctl.id));
+    Ok(checkout)
 }
 
 /// Polls a future inside `catch_unwind`.
@@ -463,51 +698,59 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-async fn acquire(ctl: &OpCtl, pool: &Arc<Pool>, timeout: Option<Duration>) -> Result<Checkout> {
-    let started = Instant::now();
+/// What the calling thread found: a checkout still to be checked, or a
+/// waiter already queued.
+type First = Result<std::result::Result<Checkout, Arc<Waiter>>>;
+
+async fn acquire(
+    ctl: &OpCtl,
+    pool: &Arc<Pool>,
+    timeout: Option<Duration>,
+    started: Instant,
+    mut first: Option<First>,
+) -> Result<Checkout> {
     let timeout = timeout.unwrap_or_else(|| pool.acquire_timeout());
     // An absurdly long timeout (beyond Instant's range) means no timeout.
     let deadline = started.checked_add(timeout);
     loop {
-        if ctl.is_cancelled() {
-            return Err(cancelled_error());
-        }
-        let mut checkout = match pool.enqueue()? {
-            Ok(checkout) => checkout,
-            Err(waiter) => wait_for_handoff(ctl, pool, waiter, timeout, deadline).await?,
+        let next = match first.take() {
+            Some(found) => found,
+            None => {
+                if ctl.is_cancelled() {
+                    return Err(cancelled_error());
+                }
+                pool.enqueue()
+            }
         };
-        let blocking_check = pool.recycling() != Recycling::Fast
-            && checkout.conn().backend_name() == "postgresql";
-        let checked = if blocking_check {
+        let mut checkout = match next {
+            Ok(Ok(checkout)) => checkout,
+            Ok(Err(waiter)) => wait_for_handoff(ctl, pool, waiter, timeout, deadline).await?,
+            Err(e) => return Err(e),
+        };
+        let checked = if check_blocks(pool, &mut checkout) {
             let p = pool.clone();
-            tokio::task::spawn_blocking(move || {
+            // A connection that fails is dropped there, where closing it
+            // may block.
+            blocking::run_async(move || {
                 let mut checkout = checkout;
-                // A connection that failed is dropped here, where closing
-                // it may block.
                 p.verify_checkout(&mut checkout).then_some(checkout)
             })
             .await
-            .map_err(|e| Error::new(Status::Panic, format!("checkout check failed: {e}")))?
+            .ok_or_else(|| Error::new(Status::Panic, "internal panic in the checkout check"))?
         } else if pool.verify_checkout(&mut checkout) {
             Some(checkout)
         } else {
             dispose(checkout);
             None
         };
-        let Some(checkout) = checked else {
+        match checked {
+            Some(checkout) => return accept(ctl, pool, checkout, started),
             // Discarded: try again within the same deadline.
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(pool.timeout_error(timeout));
+            None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                return Err(pool.timeout_error(timeout))
             }
-            continue;
-        };
-        if ctl.is_cancelled() {
-            // Cancelled in time: the connection goes back to the pool.
-            dispose(checkout);
-            return Err(cancelled_error());
+            None => {}
         }
-        pool.record_acquire(&checkout, started, || format!("async acquire #{}", ctl.id));
-        return Ok(checkout);
     }
 }
 
@@ -548,7 +791,10 @@ async fn wait_for_handoff(
     let mut cancelled = std::pin::pin!(ctl.notify.notified());
     std::future::poll_fn(move |cx| {
         let Some(waiter) = guard.waiter.as_ref() else {
-            return Poll::Ready(Err(Error::new(Status::Internal, "waiter polled after the end")));
+            return Poll::Ready(Err(Error::new(
+                Status::Internal,
+                "waiter polled after the end",
+            )));
         };
         if let Some(handoff) = pool.poll_waiter(waiter, cx.waker()) {
             guard.waiter = None;

@@ -5,6 +5,7 @@
 //! is usable from Rust; [`ffi`] is the C boundary and the only place with
 //! `extern "C"` and `unsafe`.
 
+pub mod asyncops;
 pub mod backend;
 pub mod config;
 pub mod error;

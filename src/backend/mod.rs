@@ -74,13 +74,23 @@ impl Conn {
 
     pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
         self.note_statement(sql);
+        let started = Instant::now();
         let r = on_db!(self, c => c.execute(sql, params));
+        log_statement(self.id, sql, &[params], started, r.as_ref().map(|n| *n));
         self.track(r)
     }
 
     pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
         self.note_statement(sql);
+        let started = Instant::now();
         let r = on_db!(self, c => c.query(sql, params));
+        log_statement(
+            self.id,
+            sql,
+            &[params],
+            started,
+            r.as_ref().map(|rs| rs.row_count() as u64),
+        );
         self.track(r)
     }
 
@@ -89,7 +99,9 @@ impl Conn {
             // A script may open a transaction anywhere in it.
             self.maybe_in_tx = true;
         }
+        let started = Instant::now();
         let r = on_db!(self, c => c.execute_script(sql));
+        log_statement(self.id, sql, &[], started, r.as_ref().map(|_| 0));
         self.track(r)
     }
 
@@ -100,7 +112,9 @@ impl Conn {
         if own_tx {
             self.begin(TxOptions::default())?;
         }
+        let started = Instant::now();
         let r = on_db!(self, c => c.execute_many(sql, sets));
+        log_statement(self.id, sql, sets, started, r.as_ref().map(|n| *n));
         let r = self.track(r);
         if own_tx {
             match &r {
@@ -226,6 +240,14 @@ impl Conn {
             Db::Postgres(_) => self.maybe_in_tx,
         };
         if needs_rollback {
+            crate::log::emit(
+                crate::log::Level::Debug,
+                "sqlpool::pool",
+                &format!(
+                    "connection #{}: rolling back a transaction left open at release",
+                    self.id
+                ),
+            );
             let r = on_db!(self, c => c.execute_script("ROLLBACK"));
             if self.track(r).is_err() && matches!(self.db, Db::Sqlite(_)) {
                 self.broken = true;
@@ -262,6 +284,45 @@ impl Conn {
             Db::Postgres(c) => Canceller::Postgres(c.cancel_token()),
         }
     }
+}
+
+/// With statement logging on (`sqlpool_set_sql_logging`), one INFO line on
+/// target `sqlpool::sql` per statement: duration, rows, outcome, the SQL, and
+/// the parameter values only when explicitly enabled.
+fn log_statement(
+    conn_id: u64,
+    sql: &str,
+    params: &[&Params],
+    started: Instant,
+    outcome: std::result::Result<u64, &Error>,
+) {
+    use crate::log::{self, Level};
+    let (on, with_values) = log::sql_logging();
+    if !on || !log::enabled(Level::Info) {
+        return;
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let result = match outcome {
+        Ok(rows) => format!("{rows} rows"),
+        Err(e) => format!("failed: {e}"),
+    };
+    let count: usize = params.iter().map(|p| p.len()).sum();
+    let values = if count == 0 {
+        String::new()
+    } else if with_values {
+        let shown: Vec<String> = params.iter().map(|p| format!("{:?}", p.values())).collect();
+        format!(" params={}", shown.join(", "))
+    } else {
+        format!(" params=<{count} values redacted>")
+    };
+    log::emit(
+        Level::Info,
+        "sqlpool::sql",
+        &format!(
+            "conn #{conn_id} {ms:.3} ms, {result}: {}{values}",
+            sql.trim()
+        ),
+    );
 }
 
 pub enum Canceller {

@@ -23,6 +23,9 @@ use crate::pool::{Checkout, Pool};
 use crate::result::ResultSet;
 use crate::value::{Params, Value};
 
+mod async_api;
+pub use async_api::*;
+
 /// Status code returned by every fallible function; `SQLPOOL_OK` (0) is
 /// success. See `sqlpool_status_name` and `sqlpool_last_error_message`.
 pub type sqlpool_status = Status;
@@ -1707,7 +1710,7 @@ pub extern "C" fn sqlpool_set_logger(
     })
 }
 
-/// Turns statement logging (target `sqlpool::sql`, level DEBUG: each
+/// Turns statement logging (target `sqlpool::sql`, level INFO: each
 /// statement with its duration and rows) on or off; parameter values are
 /// logged only when `with_values` is nonzero, otherwise redacted. Also on
 /// when the environment has `SQLPOOL_SQL_LOG=1`.

@@ -1,0 +1,715 @@
+//! The asynchronous C API: start an operation, learn of its end through a
+//! completion queue (with a pollable file descriptor) or a callback. The
+//! work runs on the library's own tokio runtime (`crate::asyncops`).
+
+use std::collections::{HashSet, VecDeque};
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+
+use super::{
+    boundary, handle, lock_ok, params_of, put, set_last_error, sqlpool_conn, sqlpool_params,
+    sqlpool_pool, sqlpool_status, str_arg, with_conn, ConnSlot, CONNS, POOLS, RESULTS,
+};
+use crate::asyncops::{self, Completion, Op, OpKind, Output, Sink};
+use crate::error::{Error, Result, Status};
+use crate::handles::{HandleKind, HandleTable};
+use crate::value::Params;
+
+/// Operation kinds in `sqlpool_completion.kind`.
+pub const SQLPOOL_OP_ACQUIRE: u32 = 1;
+pub const SQLPOOL_OP_EXECUTE: u32 = 2;
+pub const SQLPOOL_OP_QUERY: u32 = 3;
+pub const SQLPOOL_OP_BATCH: u32 = 4;
+
+/// A completion queue: finished asynchronous operations wait here until
+/// popped, and a file descriptor is readable while any wait, so an event
+/// loop (asyncio, libuv, poll/epoll) can watch it.
+///
+/// Thread-safety: share freely across threads; any thread may pop.
+/// Completions arrive in the order operations finish.
+///
+/// Created by `sqlpool_queue_new`; freed (exactly once) by
+/// `sqlpool_queue_free`. Functions: `sqlpool_queue_new`, `sqlpool_queue_fd`,
+/// `sqlpool_queue_pop`, `sqlpool_queue_free`, and the `queue` argument of
+/// `sqlpool_pool_acquire_async`, `sqlpool_conn_execute_async`,
+/// `sqlpool_conn_query_async`, `sqlpool_conn_execute_batch_async`.
+pub struct sqlpool_queue {
+    _private: [u8; 0],
+}
+
+/// The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
+/// to a `sqlpool_completion_callback`.
+///
+/// Ownership: `handle` belongs to the receiver. For `SQLPOOL_OP_ACQUIRE` it
+/// is a `sqlpool_conn *` the receiver must give back with
+/// `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
+/// receiver must free with `sqlpool_result_free`; otherwise, and whenever
+/// `status` is not `SQLPOOL_OK`, it is NULL.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sqlpool_completion {
+    /// The id the starting function wrote to `*op_id`.
+    pub op_id: u64,
+    /// As passed when the operation started.
+    pub user_data: *mut c_void,
+    /// `SQLPOOL_OK`, `SQLPOOL_CANCELLED`, or the operation's error; the
+    /// detail is the thread's last error (see `sqlpool_queue_pop` and
+    /// `sqlpool_completion_callback`).
+    pub status: sqlpool_status,
+    /// `SQLPOOL_OP_ACQUIRE`, `SQLPOOL_OP_EXECUTE`, `SQLPOOL_OP_QUERY` or
+    /// `SQLPOOL_OP_BATCH`.
+    pub kind: u32,
+    /// ACQUIRE: a `sqlpool_conn *` (release it); QUERY: a
+    /// `sqlpool_result *` (free it); otherwise NULL.
+    pub handle: *mut c_void,
+    /// EXECUTE and BATCH: the rows changed; otherwise 0.
+    pub rows_affected: u64,
+}
+
+/// Called once per operation started with a callback: `user_data` as
+/// passed when it started, and the completion, valid only during the call
+/// (its `handle` is the receiver's: release or free it, now or later).
+///
+/// Runs on a library thread (never the starting thread, never a
+/// runtime worker, never with a library lock held), possibly on several
+/// threads at once for different operations, and possibly before the
+/// starting function has returned. Inside it, the thread's last error is
+/// the operation's error when `status` is not `SQLPOOL_OK`. It may call
+/// any sqlpool function, including starting further operations; it should
+/// return quickly (it holds one of the library's blocking threads).
+pub type sqlpool_completion_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, completion: *const sqlpool_completion)>;
+
+static QUEUES: HandleTable<Queue> = HandleTable::new(HandleKind::Queue);
+
+/// Connections with an asynchronous operation started and not yet
+/// completed (their handles): a second one is refused at once.
+static CONNS_IN_FLIGHT: Lazy<Mutex<HashSet<usize>>> = Lazy::new(|| Mutex::new(HashSet::new()));
+
+// ---------------------------------------------------------------------------
+// The wake-up file descriptor
+
+/// An eventfd (Linux) or a pipe: readable while signalled.
+struct Notifier {
+    read: c_int,
+    write: c_int,
+}
+
+impl Notifier {
+    #[cfg(target_os = "linux")]
+    fn new() -> Result<Notifier> {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(os_error("eventfd"));
+        }
+        Ok(Notifier {
+            read: fd,
+            write: fd,
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new() -> Result<Notifier> {
+        let mut fds = [0 as c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(os_error("pipe"));
+        }
+        for fd in fds {
+            // SAFETY: descriptors we just created.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                let fl = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
+        Ok(Notifier {
+            read: fds[0],
+            write: fds[1],
+        })
+    }
+
+    /// Makes the descriptor readable. Called with the queue locked.
+    fn signal(&self) {
+        if self.write < 0 {
+            return;
+        }
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes (eventfd) or 1 byte (pipe) from `one`.
+        // Failure (a full pipe) leaves it readable anyway.
+        unsafe {
+            libc::write(
+                self.write,
+                (&one as *const u64).cast(),
+                if self.read == self.write { 8 } else { 1 },
+            );
+        }
+    }
+
+    /// Makes the descriptor unreadable again. Called with the queue locked.
+    fn drain(&self) {
+        if self.read < 0 {
+            return;
+        }
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads at most `buf.len()` bytes into `buf`.
+            let n = unsafe { libc::read(self.read, buf.as_mut_ptr().cast(), buf.len()) };
+            // eventfd: one read resets it; pipe: read until empty.
+            if n <= 0 || self.read == self.write {
+                break;
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        for fd in [self.read, self.write] {
+            if fd >= 0 {
+                // SAFETY: our own descriptor, closed once (then set to -1).
+                unsafe { libc::close(fd) };
+            }
+            if self.read == self.write {
+                break;
+            }
+        }
+        self.read = -1;
+        self.write = -1;
+    }
+}
+
+fn os_error(what: &str) -> Error {
+    Error::new(
+        Status::Internal,
+        format!(
+            "cannot create the queue's {what}: {}",
+            std::io::Error::last_os_error()
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The queue
+
+struct Queued {
+    completion: Completion,
+    user_data: usize,
+}
+
+struct QueueState {
+    items: VecDeque<Queued>,
+    /// Operations started on this queue that have not completed.
+    pending: HashSet<u64>,
+    /// The descriptor is readable (exactly while `items` is not empty).
+    signalled: bool,
+    notifier: Notifier,
+    freed: bool,
+}
+
+struct Queue {
+    state: Mutex<QueueState>,
+}
+
+impl Queue {
+    fn add_pending(&self, op_id: u64) -> Result<()> {
+        let mut st = lock_ok(&self.state);
+        if st.freed {
+            return Err(Error::misuse("this completion queue was already freed"));
+        }
+        st.pending.insert(op_id);
+        Ok(())
+    }
+
+    /// Called on a library thread (a worker, for acquires).
+    fn push(&self, completion: Completion, user_data: usize) {
+        let mut st = lock_ok(&self.state);
+        st.pending.remove(&completion.op_id);
+        if st.freed {
+            drop(st);
+            // Nobody will pop it: give the connection back, free the result.
+            asyncops::dispose(completion);
+            return;
+        }
+        st.items.push_back(Queued {
+            completion,
+            user_data,
+        });
+        if !st.signalled {
+            st.notifier.signal();
+            st.signalled = true;
+        }
+    }
+
+    fn pop(&self) -> Option<Queued> {
+        let mut st = lock_ok(&self.state);
+        let item = st.items.pop_front();
+        if st.items.is_empty() && st.signalled {
+            st.notifier.drain();
+            st.signalled = false;
+        }
+        item
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        st.notifier.close();
+    }
+}
+
+/// Turns a completion into its C form, moving a connection or result into
+/// the handle tables; the error (if any) is returned for the last error.
+fn to_c(completion: Completion, user_data: usize) -> (sqlpool_completion, Option<Error>) {
+    let mut c = sqlpool_completion {
+        op_id: completion.op_id,
+        user_data: user_data as *mut c_void,
+        status: Status::Ok,
+        kind: completion.kind as u32,
+        handle: std::ptr::null_mut(),
+        rows_affected: 0,
+    };
+    let registered = completion.outcome.and_then(|output| match output {
+        Output::Conn(checkout) => CONNS
+            .insert(Arc::new(ConnSlot {
+                checkout: Mutex::new(checkout),
+            }))
+            .map(|h| (h, 0)),
+        Output::Result(result) => RESULTS.insert(Arc::new(result)).map(|h| (h, 0)),
+        Output::Rows(n) => Ok((0, n)),
+    });
+    match registered {
+        Ok((h, rows)) => {
+            c.handle = h as *mut c_void;
+            c.rows_affected = rows;
+            (c, None)
+        }
+        Err(e) => {
+            c.status = e.status;
+            (c, Some(e))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Where completions go
+
+enum Target {
+    Queue(Arc<Queue>),
+    Callback(unsafe extern "C" fn(*mut c_void, *const sqlpool_completion)),
+}
+
+fn target_of(queue: *mut sqlpool_queue, callback: sqlpool_completion_callback) -> Result<Target> {
+    match (queue.is_null(), callback) {
+        (false, None) => Ok(Target::Queue(QUEUES.get(queue as usize)?)),
+        (true, Some(cb)) => Ok(Target::Callback(cb)),
+        (true, None) => Err(Error::invalid_argument(
+            "queue and callback are both NULL (pass exactly one)",
+        )),
+        (false, Some(_)) => Err(Error::invalid_argument(
+            "queue and callback are both set (pass exactly one)",
+        )),
+    }
+}
+
+/// Registers the operation with its target and writes `*op_id`; the
+/// returned sink delivers its completion.
+fn bind(target: Target, op: &Op, user_data: *mut c_void, op_id: *mut u64) -> Result<Sink> {
+    let user_data = user_data as usize;
+    let sink = match target {
+        Target::Queue(q) => {
+            q.add_pending(op.id())?;
+            Sink::new(false, move |c| q.push(c, user_data))
+        }
+        Target::Callback(cb) => Sink::new(true, move |c| {
+            let (raw, error) = to_c(c, user_data);
+            if let Some(e) = error {
+                set_last_error(e);
+            }
+            // SAFETY: the host promised a callback valid until its
+            // operations complete (documented on the starting functions).
+            unsafe { cb(user_data as *mut c_void, &raw) };
+        }),
+    };
+    if !op_id.is_null() {
+        unsafe { put(op_id, op.id()) };
+    }
+    Ok(sink)
+}
+
+/// Marks a connection as having an asynchronous operation in flight until
+/// dropped.
+struct InFlight(usize);
+
+impl InFlight {
+    fn claim(conn: usize) -> Result<InFlight> {
+        if lock_ok(&CONNS_IN_FLIGHT).insert(conn) {
+            Ok(InFlight(conn))
+        } else {
+            Err(Error::new(
+                Status::Busy,
+                "the connection already has an asynchronous operation in flight (one at a time)",
+            ))
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock_ok(&CONNS_IN_FLIGHT).remove(&self.0);
+    }
+}
+
+/// Starts `work` on the connection on a blocking thread of the runtime.
+#[allow(clippy::too_many_arguments)]
+fn start_conn_op(
+    conn: *mut sqlpool_conn,
+    kind: OpKind,
+    queue: *mut sqlpool_queue,
+    callback: sqlpool_completion_callback,
+    user_data: *mut c_void,
+    op_id: *mut u64,
+    work: impl FnOnce(&mut crate::backend::Conn) -> Result<Output> + Send + 'static,
+) -> Result<()> {
+    let target = target_of(queue, callback)?;
+    let h = handle(conn, "conn")?;
+    // A stale handle, or a call in progress on it, fails now.
+    with_conn(conn, |_| Ok(()))?;
+    let op = Op::new()?;
+    let in_flight = InFlight::claim(h)?;
+    let sink = bind(target, &op, user_data, op_id)?;
+    asyncops::start_blocking(op, kind, sink, move |scope| {
+        let _in_flight = in_flight;
+        with_conn(h as *mut sqlpool_conn, |c| {
+            let conn = c.conn();
+            let canceller = conn.canceller();
+            scope.cancellable(canceller, || work(conn))
+        })
+    });
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Queue functions
+
+/// Creates a completion queue. On success `*out` owns it; free it with
+/// `sqlpool_queue_free`. Errors: `SQLPOOL_INVALID_ARGUMENT` (`out` NULL),
+/// `SQLPOOL_INTERNAL` (no file descriptor available).
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_queue_new(out: *mut *mut sqlpool_queue) -> sqlpool_status {
+    boundary(|| {
+        super::out_arg(out, "out")?;
+        let queue = Queue {
+            state: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                pending: HashSet::new(),
+                signalled: false,
+                notifier: Notifier::new()?,
+                freed: false,
+            }),
+        };
+        let h = QUEUES.insert(Arc::new(queue))?;
+        unsafe { put(out, h as *mut sqlpool_queue) };
+        Ok(())
+    })
+}
+
+/// The queue's file descriptor: readable exactly while completions wait
+/// (level-triggered; with edge-triggered polling, pop until
+/// `SQLPOOL_EMPTY` after each wake-up). An eventfd on Linux, the read end
+/// of a pipe elsewhere. Only poll it: never read, write or close it (the
+/// library closes it in `sqlpool_queue_free`). Thread-safe. Errors:
+/// `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE` (freed queue).
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_queue_fd(
+    queue: *mut sqlpool_queue,
+    fd: *mut c_int,
+) -> sqlpool_status {
+    boundary(|| {
+        super::out_arg(fd, "fd")?;
+        let read = QUEUES.with(handle(queue, "queue")?, |q| {
+            Ok(lock_ok(&q.state).notifier.read)
+        })?;
+        unsafe { put(fd, read) };
+        Ok(())
+    })
+}
+
+/// Takes the oldest completion off the queue without waiting.
+///
+/// Returns `SQLPOOL_OK` with `*out` filled when there was one (whatever the
+/// operation's own `out->status`), `SQLPOOL_EMPTY` when there was none
+/// (`*out` untouched, the last error unchanged). When `out->status` is not
+/// `SQLPOOL_OK`, the calling thread's last error is set to the operation's
+/// error, so `sqlpool_last_error_message` etc. describe it right after.
+/// The descriptor of `sqlpool_queue_fd` stops being readable once the queue
+/// is empty. `out->handle` is the caller's (see `sqlpool_completion`).
+/// Thread-safe. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_queue_pop(
+    queue: *mut sqlpool_queue,
+    out: *mut sqlpool_completion,
+) -> sqlpool_status {
+    let mut empty = false;
+    let status = boundary(|| {
+        super::out_arg(out, "out")?;
+        let item = QUEUES.with(handle(queue, "queue")?, |q| Ok(q.pop()))?;
+        let Some(item) = item else {
+            empty = true;
+            return Ok(());
+        };
+        let (raw, error) = to_c(item.completion, item.user_data);
+        if let Some(e) = error {
+            set_last_error(e);
+        }
+        unsafe { put(out, raw) };
+        Ok(())
+    });
+    if status == Status::Ok && empty {
+        Status::Empty
+    } else {
+        status
+    }
+}
+
+/// Frees a queue and closes its descriptor. Completions still in it are
+/// discarded: their connections go back to their pools and their results
+/// are freed. Operations still pending on it are cancelled and their
+/// completions discarded the same way when they end (nothing leaks).
+/// NULL is accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
+/// Remove its descriptor from your poll set (epoll, libuv, asyncio) first.
+#[no_mangle]
+pub extern "C" fn sqlpool_queue_free(queue: *mut sqlpool_queue) -> sqlpool_status {
+    boundary(|| {
+        if queue.is_null() {
+            return Ok(());
+        }
+        let q = QUEUES.remove(queue as usize)?;
+        let (items, pending) = {
+            let mut st = lock_ok(&q.state);
+            st.freed = true;
+            st.notifier.close();
+            st.signalled = false;
+            (
+                std::mem::take(&mut st.items),
+                std::mem::take(&mut st.pending),
+            )
+        };
+        // Gives connections back and frees results (this thread may block).
+        drop(items);
+        for id in pending {
+            let _ = asyncops::cancel(id);
+        }
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Operations
+
+/// Starts borrowing a connection: like `sqlpool_pool_acquire` (same
+/// `timeout_ms`: negative for the pool's acquire timeout, 0 not to wait),
+/// but returns at once; the wait costs no thread (it is a task in the
+/// library's runtime, in the pool's first-come first-served queue of
+/// waiters, ahead of or behind blocking callers).
+///
+/// Exactly one of `queue` and `callback` is non-NULL: the completion (kind
+/// `SQLPOOL_OP_ACQUIRE`) is pushed to `queue` or passed to `callback` with
+/// `user_data`. On `SQLPOOL_OK` its `handle` is a `sqlpool_conn *` the
+/// receiver must release with `sqlpool_conn_release`; its status may also be
+/// `SQLPOOL_POOL_TIMEOUT`, `SQLPOOL_POOL_CLOSED`, `SQLPOOL_POOL_EXHAUSTED`,
+/// `SQLPOOL_AUTH_ERROR`, `SQLPOOL_CONNECTION_ERROR` or `SQLPOOL_CANCELLED`
+/// (a cancelled acquire never keeps a connection: one handed over meanwhile
+/// goes back to the pool).
+///
+/// On success `*op_id` (if `op_id` is not NULL) is the operation's id for
+/// `sqlpool_cancel`, written before the operation starts; exactly one
+/// completion follows, possibly before this function returns (callback
+/// form). On failure no operation started and no completion follows.
+/// `user_data` is passed through untouched; `callback` and `user_data`
+/// must stay valid until the completion. Thread-safe.
+///
+/// Errors: `SQLPOOL_INVALID_ARGUMENT` (NULL pool, both or neither of
+/// `queue` and `callback`), `SQLPOOL_MISUSE` (stale pool or queue),
+/// `SQLPOOL_INTERNAL` (the runtime could not start).
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_pool_acquire_async(
+    pool: *mut sqlpool_pool,
+    timeout_ms: i64,
+    queue: *mut sqlpool_queue,
+    callback: sqlpool_completion_callback,
+    user_data: *mut c_void,
+    op_id: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let pool = POOLS.get(handle(pool, "pool")?)?;
+        let target = target_of(queue, callback)?;
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let op = Op::new()?;
+        let sink = bind(target, &op, user_data, op_id)?;
+        asyncops::start_acquire(op, pool, timeout, sink);
+        Ok(())
+    })
+}
+
+/// Starts `sqlpool_conn_execute` on a blocking thread of the library: `sql`
+/// and `params` (NULL for none) are copied now, so the caller may free or
+/// reuse them at once. Completion kind `SQLPOOL_OP_EXECUTE`, with
+/// `rows_affected` on success; errors as `sqlpool_conn_execute`, or
+/// `SQLPOOL_CANCELLED` (a cancel interrupts the running statement: SQLite
+/// interrupt, PostgreSQL cancel request).
+///
+/// The connection is busy until the completion: another call on it
+/// returns `SQLPOOL_BUSY` (another asynchronous operation on it fails at
+/// once with `SQLPOOL_BUSY`; a blocking call made while the operation runs
+/// returns `SQLPOOL_BUSY`, and if one is still in progress when the
+/// operation gets to run, the operation completes with `SQLPOOL_BUSY`).
+/// Do not release the connection before the completion: release returns
+/// `SQLPOOL_BUSY` while the operation runs, and an operation whose
+/// connection was released before it ran completes with `SQLPOOL_MISUSE`.
+///
+/// `queue`, `callback`, `user_data` and `op_id` as in
+/// `sqlpool_pool_acquire_async`. Errors (nothing started):
+/// `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE`
+/// (stale connection, queue or params), `SQLPOOL_BUSY`,
+/// `SQLPOOL_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_async(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const sqlpool_params,
+    queue: *mut sqlpool_queue,
+    callback: sqlpool_completion_callback,
+    user_data: *mut c_void,
+    op_id: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let params = params_of(params)?;
+        start_conn_op(
+            conn,
+            OpKind::Execute,
+            queue,
+            callback,
+            user_data,
+            op_id,
+            move |c| c.execute(&sql, &params).map(Output::Rows),
+        )
+    })
+}
+
+/// Starts `sqlpool_conn_query` as `sqlpool_conn_execute_async` starts
+/// `sqlpool_conn_execute`. Completion kind `SQLPOOL_OP_QUERY`; on success
+/// its `handle` is a `sqlpool_result *` the receiver must free with
+/// `sqlpool_result_free`. Errors and busy rules as
+/// `sqlpool_conn_execute_async`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_query_async(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const sqlpool_params,
+    queue: *mut sqlpool_queue,
+    callback: sqlpool_completion_callback,
+    user_data: *mut c_void,
+    op_id: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let params = params_of(params)?;
+        start_conn_op(
+            conn,
+            OpKind::Query,
+            queue,
+            callback,
+            user_data,
+            op_id,
+            move |c| c.query(&sql, &params).map(Output::Result),
+        )
+    })
+}
+
+/// Starts `sqlpool_conn_execute_batch` (all `count` parameter lists are
+/// copied now). Completion kind `SQLPOOL_OP_BATCH`, with the total
+/// `rows_affected` on success; all or nothing, also when cancelled. Errors
+/// and busy rules as `sqlpool_conn_execute_async`, plus
+/// `SQLPOOL_INVALID_ARGUMENT` for a NULL `param_sets` with nonzero `count`
+/// or a NULL element.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sqlpool_conn_execute_batch_async(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    param_sets: *const *const sqlpool_params,
+    count: usize,
+    queue: *mut sqlpool_queue,
+    callback: sqlpool_completion_callback,
+    user_data: *mut c_void,
+    op_id: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        if param_sets.is_null() && count > 0 {
+            return Err(Error::invalid_argument(
+                "param_sets is NULL but count is not 0",
+            ));
+        }
+        let handles: &[*const sqlpool_params] = if count == 0 {
+            &[]
+        } else {
+            // SAFETY: non-NULL and the caller passes `count` elements.
+            unsafe { std::slice::from_raw_parts(param_sets, count) }
+        };
+        let sets = handles
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if p.is_null() {
+                    return Err(Error::invalid_argument(format!("param_sets[{i}] is NULL")));
+                }
+                params_of(*p)
+            })
+            .collect::<Result<Vec<Params>>>()?;
+        start_conn_op(
+            conn,
+            OpKind::Batch,
+            queue,
+            callback,
+            user_data,
+            op_id,
+            move |c| {
+                let refs: Vec<&Params> = sets.iter().collect();
+                c.execute_many(&sql, &refs).map(Output::Rows)
+            },
+        )
+    })
+}
+
+/// Requests cancellation of an asynchronous operation. Returns
+/// `SQLPOOL_OK` when a cancel was requested and also when the operation
+/// had already finished; its completion still arrives, with status
+/// `SQLPOOL_CANCELLED` if the cancel came in time (a waiting acquire stops
+/// waiting; a running statement is interrupted: SQLite interrupt,
+/// PostgreSQL cancel request), else with its normal outcome. A PostgreSQL
+/// cancel request is sent from a library thread; like every PostgreSQL
+/// cancel it is racy: one that reaches the server after the statement
+/// ended has no effect on it. Never blocks. Thread-safe, also from inside
+/// a callback. Errors: `SQLPOOL_INVALID_ARGUMENT` for an id never issued.
+#[no_mangle]
+pub extern "C" fn sqlpool_cancel(op_id: u64) -> sqlpool_status {
+    boundary(|| asyncops::cancel(op_id))
+}
+
+/// Sets the number of worker threads of the library's async runtime (they
+/// run waiting acquires and completions; statements run on separate
+/// blocking threads, one per statement in flight). Only before the first
+/// asynchronous operation starts the runtime, else `SQLPOOL_MISUSE`.
+/// Default: the `SQLPOOL_ASYNC_THREADS` environment variable, else 2.
+/// Errors: `SQLPOOL_INVALID_ARGUMENT` (0 or more than 256),
+/// `SQLPOOL_MISUSE`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn sqlpool_set_async_threads(n: u32) -> sqlpool_status {
+    boundary(|| asyncops::set_threads(n))
+}
