@@ -33,7 +33,9 @@ fn header_matches_sources() {
 
 #[test]
 fn header_version_matches_cargo() {
-    let header = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/sqlpool.h")).unwrap();
+    let header =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/sqlpool.h"))
+            .unwrap();
     let version = env!("CARGO_PKG_VERSION");
     let mut parts = version.split('.');
     for name in ["MAJOR", "MINOR", "PATCH"] {

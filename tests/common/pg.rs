@@ -189,7 +189,9 @@ impl PgServer {
     /// servers. Stopping an already stopped cluster is a no-op.
     pub fn stop(&self) {
         let c = self.private_cluster("stop");
-        let Some(pid) = c.postmaster_pid() else { return };
+        let Some(pid) = c.postmaster_pid() else {
+            return;
+        };
         let out = c.pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"]);
         if !out.status.success() {
             panic!("pg_ctl stop failed: {}", c.describe_failure(&out));
@@ -303,7 +305,10 @@ impl PgServer {
 
     fn private_cluster(&self, what: &str) -> &Cluster {
         match &self.kind {
-            Kind::Cluster { cluster, private: true } => cluster,
+            Kind::Cluster {
+                cluster,
+                private: true,
+            } => cluster,
             _ => panic!("PgServer::{what} is only allowed on a PgServer::private() cluster"),
         }
     }
@@ -312,7 +317,11 @@ impl PgServer {
 extern "C" fn shared_atexit() {
     // Never unwind out of an `extern "C"` function.
     let _ = std::panic::catch_unwind(|| {
-        if let Some(Ok(PgServer { kind: Kind::Cluster { cluster, .. }, .. })) = SHARED.get() {
+        if let Some(Ok(PgServer {
+            kind: Kind::Cluster { cluster, .. },
+            ..
+        })) = SHARED.get()
+        {
             cluster.teardown();
         }
     });
@@ -394,7 +403,12 @@ impl Cluster {
             .pg_command("initdb")
             .arg("-D")
             .arg(&self.data)
-            .args(["-U", USER, "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-U",
+                USER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .args(["--no-sync", "-E", "UTF8", "--locale=C"])
             .arg(&pwarg)
             .output()
@@ -508,7 +522,16 @@ impl Cluster {
         let mut cmd = self.pg_command("psql");
         cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.sock)
-            .args(["-p", &self.port().to_string(), "-U", USER, "-d", db, "-c", sql]);
+            .args([
+                "-p",
+                &self.port().to_string(),
+                "-U",
+                USER,
+                "-d",
+                db,
+                "-c",
+                sql,
+            ]);
         run(&mut cmd)
     }
 
@@ -519,7 +542,10 @@ impl Cluster {
             path = PathBuf::from("psql");
         }
         let mut cmd = match &self.as_user {
-            Some(u) if Path::new("/usr/sbin/runuser").exists() || Path::new("/sbin/runuser").exists() => {
+            Some(u)
+                if Path::new("/usr/sbin/runuser").exists()
+                    || Path::new("/sbin/runuser").exists() =>
+            {
                 let mut c = Command::new("runuser");
                 c.args(["-u", &u.name, "--"]).arg(&path);
                 c
@@ -550,7 +576,10 @@ else
 fi
 rm -rf "$3"
 "#;
-        let user = self.as_user.as_ref().map_or(String::new(), |u| u.name.clone());
+        let user = self
+            .as_user
+            .as_ref()
+            .map_or(String::new(), |u| u.name.clone());
         let child = Command::new("/bin/sh")
             .args(["-c", SCRIPT, "sqlpool-pg-watchdog"])
             .arg(&self.bindir)
@@ -589,7 +618,12 @@ rm -rf "$3"
             }
         }
         let _ = fs::remove_dir_all(&self.base);
-        if let Some(mut child) = self.watchdog.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(mut child) = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             // The watchdog leads its own process group (blocked in the
             // `read` builtin, so it has no children); kill just that group.
             if let Ok(None) = child.try_wait() {
@@ -615,8 +649,19 @@ rm -rf "$3"
 
     fn describe_failure(&self, out: &Output) -> String {
         let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
-        format!("{}; server log tail:\n{}", output_text(out), tail.join("\n"))
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!(
+            "{}; server log tail:\n{}",
+            output_text(out),
+            tail.join("\n")
+        )
     }
 }
 
@@ -673,7 +718,11 @@ fn lookup_user(name: &str) -> Option<OsUser> {
         if pw.is_null() {
             return None;
         }
-        Some(OsUser { name: name.to_string(), uid: (*pw).pw_uid, gid: (*pw).pw_gid })
+        Some(OsUser {
+            name: name.to_string(),
+            uid: (*pw).pw_uid,
+            gid: (*pw).pw_gid,
+        })
     }
 }
 
@@ -687,9 +736,15 @@ fn chown(path: &Path, u: &OsUser) -> Result<(), String> {
 /// `postgres`.
 fn make_base_dir(as_user: Option<&OsUser>) -> Result<PathBuf, String> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let parent = if as_user.is_some() { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+    let parent = if as_user.is_some() {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    };
     for _ in 0..100 {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         let name = format!(
             "sqlpool-pg-{}-{}-{nanos:x}",
             std::process::id(),
@@ -718,7 +773,10 @@ fn make_base_dir(as_user: Option<&OsUser>) -> Result<PathBuf, String> {
 /// A port that was free a moment ago (bound and released).
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind((HOST, 0)).map_err(|e| format!("bind {HOST}:0: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 fn clear_pg_env(cmd: &mut Command) {
@@ -769,7 +827,9 @@ fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<libc::pid_t>() else {
                 continue;
             };
-            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else { continue };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
             let ppid = stat
                 .rfind(')')
                 .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
@@ -810,9 +870,9 @@ fn wait_gone(pids: &[libc::pid_t], timeout: Duration) -> bool {
             if *ours {
                 let mut status = 0;
                 match unsafe { libc::waitpid(*pid, &mut status, libc::WNOHANG) } {
-                    0 => return true, // our child, still running
+                    0 => return true,               // our child, still running
                     r if r == *pid => return false, // reaped
-                    _ => *ours = false, // not our child
+                    _ => *ours = false,             // not our child
                 }
             }
             alive(*pid)
@@ -860,7 +920,10 @@ fn parse_url(url: &str) -> Result<ParsedUrl, String> {
     };
     let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
         let end = h.find(']').ok_or("unterminated [ in host")?;
-        (h[..end].to_string(), h[end + 1..].strip_prefix(':').unwrap_or(""))
+        (
+            h[..end].to_string(),
+            h[end + 1..].strip_prefix(':').unwrap_or(""),
+        )
     } else {
         match hostport.rfind(':') {
             Some(i) => (hostport[..i].to_string(), &hostport[i + 1..]),
@@ -880,9 +943,24 @@ fn parse_url(url: &str) -> Result<ParsedUrl, String> {
     } else {
         user
     };
-    let dbname = if path.is_empty() { user.clone() } else { pct_decode(path)? };
-    let host = if host.is_empty() { "localhost".to_string() } else { pct_decode(&host)? };
-    Ok(ParsedUrl { host, port, user, password, dbname, query })
+    let dbname = if path.is_empty() {
+        user.clone()
+    } else {
+        pct_decode(path)?
+    };
+    let host = if host.is_empty() {
+        "localhost".to_string()
+    } else {
+        pct_decode(&host)?
+    };
+    Ok(ParsedUrl {
+        host,
+        port,
+        user,
+        password,
+        dbname,
+        query,
+    })
 }
 
 fn pct_decode(s: &str) -> Result<String, String> {
@@ -891,7 +969,9 @@ fn pct_decode(s: &str) -> Result<String, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("bad escape in {s:?}"))?;
+            let hex = s
+                .get(i + 1..i + 3)
+                .ok_or_else(|| format!("bad escape in {s:?}"))?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape in {s:?}"))?);
             i += 3;
         } else {
