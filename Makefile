@@ -26,7 +26,7 @@ lint:
 demo: release
 	$(MAKE) -C bindings/c demo
 
-test: release test-rust test-c test-python bench-smoke
+test: release test-rust test-c test-python $(if $(wildcard mk/bench.mk),bench-smoke)
 
 test-rust:
 	$(CARGO) test --release
