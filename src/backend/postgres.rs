@@ -7,10 +7,10 @@ use std::sync::Arc;
 use postgres::types::ToSql;
 use postgres::{Client, Statement};
 
-use super::pgtypes::{BindError, Cell, PgParam};
+use super::pgtypes::{check_bind, BindError, Cell, PgParam};
 use crate::error::{redact_secrets, status_for_sqlstate, Error, Result, Status};
 use crate::result::{Column, ResultSet};
-use crate::sqltext::{prepare_sql, Dialect, PreparedSql};
+use crate::sqltext::{prepare_sql, Dialect, ParamSlots, PreparedSql};
 use crate::value::{Params, Value};
 
 pub struct PgConn {
@@ -20,7 +20,7 @@ pub struct PgConn {
 
 struct StatementCache {
     capacity: usize,
-    entries: HashMap<Arc<str>, (PreparedSql, Statement)>,
+    entries: HashMap<Arc<str>, Arc<(PreparedSql, Statement)>>,
     order: VecDeque<Arc<str>>,
 }
 
@@ -64,12 +64,13 @@ impl PgConn {
 
     /// The rewritten statement, prepared on the server (cached when the
     /// cache is on).
-    fn statement(&mut self, sql: &str) -> Result<(PreparedSql, Statement)> {
-        if let Some((p, s)) = self.cache.entries.get(sql) {
-            return Ok((p.clone(), s.clone()));
+    fn statement(&mut self, sql: &str) -> Result<Arc<(PreparedSql, Statement)>> {
+        if let Some(entry) = self.cache.entries.get(sql) {
+            return Ok(entry.clone());
         }
         let prepared = prepare_sql(sql, Dialect::Postgres)?;
         let statement = self.client.prepare(&prepared.sql).map_err(map_error)?;
+        let entry = Arc::new((prepared, statement));
         if self.cache.capacity > 0 {
             if self.cache.order.len() >= self.cache.capacity {
                 if let Some(oldest) = self.cache.order.pop_front() {
@@ -78,48 +79,52 @@ impl PgConn {
             }
             let key: Arc<str> = Arc::from(sql);
             self.cache.order.push_back(key.clone());
-            self.cache
-                .entries
-                .insert(key, (prepared.clone(), statement.clone()));
+            self.cache.entries.insert(key, entry.clone());
         }
-        Ok((prepared, statement))
+        Ok(entry)
     }
 
     pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
-        let (prepared, statement) = self.statement(sql)?;
-        let values = params.ordered_for(&prepared)?;
-        let bound = bind(&statement, &values)?;
+        let entry = self.statement(sql)?;
+        let (prepared, statement) = (&entry.0, &entry.1);
+        let values = params.ordered_for(prepared)?;
+        let bound = bind(statement, prepared, &values)?;
         self.client
-            .execute(&statement, &refs(&bound))
+            .execute(statement, &refs(&bound))
             .map_err(map_error)
     }
 
     /// Runs one statement once per parameter set, pipelined over one
     /// prepared statement; the caller provides the transaction.
     pub fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
-        let (prepared, statement) = self.statement(sql)?;
+        let entry = self.statement(sql)?;
+        let (prepared, statement) = (&entry.0, &entry.1);
         let mut total = 0;
         for (i, params) in sets.iter().enumerate() {
-            let values = params.ordered_for(&prepared).map_err(|mut e| {
+            let values = params.ordered_for(prepared).map_err(|mut e| {
                 e.message = format!("parameter set #{}: {}", i + 1, e.message);
                 e
             })?;
-            let bound = bind(&statement, &values)?;
+            let bound = bind(statement, prepared, &values).map_err(|mut e| {
+                e.message = format!("parameter set #{}: {}", i + 1, e.message);
+                e
+            })?;
             total += self
                 .client
-                .execute(&statement, &refs(&bound))
+                .execute(statement, &refs(&bound))
                 .map_err(map_error)?;
         }
         Ok(total)
     }
 
     pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
-        let (prepared, statement) = self.statement(sql)?;
-        let values = params.ordered_for(&prepared)?;
-        let bound = bind(&statement, &values)?;
+        let entry = self.statement(sql)?;
+        let (prepared, statement) = (&entry.0, &entry.1);
+        let values = params.ordered_for(prepared)?;
+        let bound = bind(statement, prepared, &values)?;
         let rows = self
             .client
-            .query(&statement, &refs(&bound))
+            .query(statement, &refs(&bound))
             .map_err(map_error)?;
         let columns: Vec<Column> = statement
             .columns()
@@ -152,13 +157,29 @@ fn type_name(ty: &postgres::types::Type) -> String {
     }
 }
 
-fn bind<'v>(statement: &Statement, values: &[&'v Value]) -> Result<Vec<PgParam<'v>>> {
+/// Checks every value against the type the server expects for it, so a
+/// value a parameter cannot take fails here, naming the parameter (`$2`,
+/// `:name`), before anything is sent.
+fn bind<'v>(
+    statement: &Statement,
+    prepared: &PreparedSql,
+    values: &[&'v Value],
+) -> Result<Vec<PgParam<'v>>> {
     let expected = statement.params().len();
     if values.len() != expected {
         return Err(Error::parameter(format!(
             "statement expects {expected} parameters, {} were given",
             values.len()
         )));
+    }
+    for (i, (value, ty)) in values.iter().zip(statement.params()).enumerate() {
+        if let Err(why) = check_bind(value, ty) {
+            let name = match &prepared.slots {
+                ParamSlots::Named { names } if i < names.len() => format!(":{}", names[i]),
+                _ => format!("${}", i + 1),
+            };
+            return Err(Error::parameter(format!("parameter {name}: {why}")));
+        }
     }
     Ok(values.iter().map(|v| PgParam(v)).collect())
 }
@@ -180,9 +201,10 @@ pub fn map_error(e: postgres::Error) -> Error {
         };
         return err;
     }
-    if std::error::Error::source(&e).is_some_and(|s| s.is::<BindError>()) {
-        // "error serializing parameter N: cannot bind ..." (N counts from 0).
-        return Error::parameter(e.to_string());
+    if let Some(bind) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<BindError>()) {
+        // "error serializing parameter N" (N counts from 0) has no cause in
+        // its text; `bind` normally reports these first, with the name.
+        return Error::parameter(format!("{e}: {bind}"));
     }
     let text = redact_secrets(&e.to_string());
     if e.is_closed() {

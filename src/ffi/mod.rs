@@ -265,6 +265,20 @@ fn params_of(params: *const sqlpool_params) -> Result<Params> {
     PARAMS.with(params as usize, |p| Ok(lock_ok(p).clone()))
 }
 
+/// Runs `f` with the caller's parameters read in place (no copy); the list's
+/// own lock is held for the call, the handle table's is not.
+fn with_params<R>(
+    params: *const sqlpool_params,
+    f: impl FnOnce(&Params) -> Result<R>,
+) -> Result<R> {
+    if params.is_null() {
+        return f(&Params::new());
+    }
+    let list = PARAMS.get(params as usize)?;
+    let guard = lock_ok(&list);
+    f(&guard)
+}
+
 fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -837,9 +851,8 @@ pub unsafe extern "C" fn sqlpool_pool_execute(
 ) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
-        let params = params_of(params)?;
         let pool = POOLS.get(handle(pool, "pool")?)?;
-        let n = pool.acquire(None)?.conn().execute(sql, &params)?;
+        let n = with_params(params, |p| pool.acquire(None)?.conn().execute(sql, p))?;
         if !rows_affected.is_null() {
             unsafe { put(rows_affected, n) };
         }
@@ -860,9 +873,8 @@ pub unsafe extern "C" fn sqlpool_pool_query(
     boundary(|| {
         out_arg(out, "out")?;
         let sql = unsafe { str_arg(sql, "sql") }?;
-        let params = params_of(params)?;
         let pool = POOLS.get(handle(pool, "pool")?)?;
-        let result = pool.acquire(None)?.conn().query(sql, &params)?;
+        let result = with_params(params, |p| pool.acquire(None)?.conn().query(sql, p))?;
         store_result(result, out)
     })
 }
@@ -984,8 +996,7 @@ pub unsafe extern "C" fn sqlpool_conn_execute(
 ) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
-        let params = params_of(params)?;
-        let n = with_conn(conn, |c| c.conn().execute(sql, &params))?;
+        let n = with_params(params, |p| with_conn(conn, |c| c.conn().execute(sql, p)))?;
         if !rows_affected.is_null() {
             unsafe { put(rows_affected, n) };
         }
@@ -1006,8 +1017,7 @@ pub unsafe extern "C" fn sqlpool_conn_query(
     boundary(|| {
         out_arg(out, "out")?;
         let sql = unsafe { str_arg(sql, "sql") }?;
-        let params = params_of(params)?;
-        let result = with_conn(conn, |c| c.conn().query(sql, &params))?;
+        let result = with_params(params, |p| with_conn(conn, |c| c.conn().query(sql, p)))?;
         store_result(result, out)
     })
 }
