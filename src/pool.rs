@@ -91,6 +91,8 @@ struct IdleConn {
     generation: u64,
 }
 
+// Moved once per waiter; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Handoff {
     Conn(IdleConn),
     Failed(Error),
