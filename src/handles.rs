@@ -152,24 +152,16 @@ impl<T> HandleTable<T> {
 
     /// The object behind a live handle.
     pub fn get(&self, raw: usize) -> Result<Arc<T>> {
-        let (index, generation) = self.check(raw)?;
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
-        match slots.entries.get(index) {
-            Some(Slot {
-                generation: g,
-                value: Some(v),
-            }) if g & GEN_MASK == generation => Ok(v.clone()),
-            Some(_) => Err(self.stale()),
-            None => Err(Error::misuse(format!(
-                "not a {} handle issued by this library",
-                self.kind.noun()
-            ))),
-        }
+        self.with_arc(raw, |v| Ok(v.clone()))
     }
 
     /// Runs `f` on the object without touching its reference count (the
     /// read lock keeps it alive); for hot getters.
     pub fn with<R>(&self, raw: usize, f: impl FnOnce(&T) -> Result<R>) -> Result<R> {
+        self.with_arc(raw, |v| f(v))
+    }
+
+    fn with_arc<R>(&self, raw: usize, f: impl FnOnce(&Arc<T>) -> Result<R>) -> Result<R> {
         let (index, generation) = self.check(raw)?;
         let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
         match slots.entries.get(index) {

@@ -371,10 +371,9 @@ impl Pool {
         timeout: Duration,
         started: Instant,
     ) -> Result<Checkout> {
-        let mut st = lock(&self.shared.state);
-        st.waiters.retain(|w| !Arc::ptr_eq(w, waiter));
-        let last_error = st.last_error.clone();
-        drop(st);
+        lock(&self.shared.state)
+            .waiters
+            .retain(|w| !Arc::ptr_eq(w, waiter));
         // Handed a connection just as the deadline passed: take it.
         if let Some(handoff) = lock(&waiter.slot).handoff.take() {
             return match handoff {
@@ -385,19 +384,7 @@ impl Pool {
                 Handoff::Failed(e) => Err(e),
             };
         }
-        self.shared
-            .counters
-            .timeouts
-            .fetch_add(1, Ordering::Relaxed);
-        let mut msg = format!(
-            "no connection became available within {} ms",
-            timeout.as_millis()
-        );
-        if let Some(e) = &last_error {
-            msg.push_str(&format!(" (last connection error: {e})"));
-        }
-        log::emit(Level::Warn, "sqlpool::pool", &msg);
-        Err(Error::new(Status::PoolTimeout, msg))
+        Err(self.timeout_error(timeout))
     }
 
     fn checkout_from(&self, idle: IdleConn) -> Checkout {
