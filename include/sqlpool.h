@@ -105,6 +105,17 @@
 #define SQLPOOL_LOG_TRACE 5
 
 /*
+ Operation kinds in `sqlpool_completion.kind`.
+ */
+#define SQLPOOL_OP_ACQUIRE 1
+
+#define SQLPOOL_OP_EXECUTE 2
+
+#define SQLPOOL_OP_QUERY 3
+
+#define SQLPOOL_OP_BATCH 4
+
+/*
  Status code returned by every fallible `sqlpool_*` function.
 
  The numbers are part of the ABI: they are explicit and never reused.
@@ -271,6 +282,22 @@ typedef struct sqlpool_params sqlpool_params;
 typedef struct sqlpool_pool sqlpool_pool;
 
 /*
+ A completion queue: finished asynchronous operations wait here until
+ popped, and a file descriptor is readable while any wait, so an event
+ loop (asyncio, libuv, poll/epoll) can watch it.
+
+ Thread-safety: share freely across threads; any thread may pop.
+ Completions arrive in the order operations finish.
+
+ Created by `sqlpool_queue_new`; freed (exactly once) by
+ `sqlpool_queue_free`. Functions: `sqlpool_queue_new`, `sqlpool_queue_fd`,
+ `sqlpool_queue_pop`, `sqlpool_queue_free`, and the `queue` argument of
+ `sqlpool_pool_acquire_async`, `sqlpool_conn_execute_async`,
+ `sqlpool_conn_query_async`, `sqlpool_conn_execute_batch_async`.
+ */
+typedef struct sqlpool_queue sqlpool_queue;
+
+/*
  The rows of a query, fully read into memory.
 
  Thread-safety: immutable; any thread may read it, also at once. The
@@ -287,10 +314,10 @@ typedef SQLPOOL sqlpool_status;
 
 /*
  Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
- appended; pass `sizeof(sqlpool_pool_stats)` so an older program keeps
+ appended; pass `sizeof(sqlpool_stats)` so an older program keeps
  working with a newer library.
  */
-typedef struct sqlpool_pool_stats {
+typedef struct sqlpool_stats {
   /*
    Open connections (idle + in use).
    */
@@ -345,7 +372,7 @@ typedef struct sqlpool_pool_stats {
    Failed connection attempts.
    */
   uint64_t connect_errors;
-} sqlpool_pool_stats;
+} sqlpool_stats;
 
 /*
  A whole result column as arrays, from `sqlpool_result_column_data`.
@@ -392,6 +419,63 @@ typedef void (*sqlpool_log_callback)(void *user_data,
                                      uint32_t level,
                                      const char *target,
                                      const char *message);
+
+/*
+ The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
+ to a `sqlpool_completion_callback`.
+
+ Ownership: `handle` belongs to the receiver. For `SQLPOOL_OP_ACQUIRE` it
+ is a `sqlpool_conn *` the receiver must give back with
+ `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
+ receiver must free with `sqlpool_result_free`; otherwise, and whenever
+ `status` is not `SQLPOOL_OK`, it is NULL.
+ */
+typedef struct sqlpool_completion {
+  /*
+   The id the starting function wrote to `*op_id`.
+   */
+  uint64_t op_id;
+  /*
+   As passed when the operation started.
+   */
+  void *user_data;
+  /*
+   `SQLPOOL_OK`, `SQLPOOL_CANCELLED`, or the operation's error; the
+   detail is the thread's last error (see `sqlpool_queue_pop` and
+   `sqlpool_completion_callback`).
+   */
+  sqlpool_status status;
+  /*
+   `SQLPOOL_OP_ACQUIRE`, `SQLPOOL_OP_EXECUTE`, `SQLPOOL_OP_QUERY` or
+   `SQLPOOL_OP_BATCH`.
+   */
+  uint32_t kind;
+  /*
+   ACQUIRE: a `sqlpool_conn *` (release it); QUERY: a
+   `sqlpool_result *` (free it); otherwise NULL.
+   */
+  void *handle;
+  /*
+   EXECUTE and BATCH: the rows changed; otherwise 0.
+   */
+  uint64_t rows_affected;
+} sqlpool_completion;
+
+/*
+ Called once per operation started with a callback: `user_data` as
+ passed when it started, and the completion, valid only during the call
+ (its `handle` is the receiver's: release or free it, now or later).
+
+ Runs on a library thread (never the starting thread, never a
+ runtime worker, never with a library lock held), possibly on several
+ threads at once for different operations, and possibly before the
+ starting function has returned. Inside it, the thread's last error is
+ the operation's error when `status` is not `SQLPOOL_OK`. It may call
+ any sqlpool function, including starting further operations; it should
+ return quickly (it holds one of the library's blocking threads).
+ */
+typedef void (*sqlpool_completion_callback)(void *user_data,
+                                            const struct sqlpool_completion *completion);
 
 #ifdef __cplusplus
 extern "C" {
@@ -656,12 +740,12 @@ sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
 
 /*
  Fills `*out` with the pool's statistics. `size` must be
- `sizeof(sqlpool_pool_stats)` (at most that many bytes are written, so
+ `sizeof(sqlpool_stats)` (at most that many bytes are written, so
  programs built against an older header keep working). Thread-safe.
  Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
  */
 sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
-                                  struct sqlpool_pool_stats *out,
+                                  struct sqlpool_stats *out,
                                   uintptr_t size);
 
 /*
@@ -987,12 +1071,175 @@ sqlpool_status sqlpool_set_logger(sqlpool_log_callback callback,
                                   void *user_data);
 
 /*
- Turns statement logging (target `sqlpool::sql`, level DEBUG: each
+ Turns statement logging (target `sqlpool::sql`, level INFO: each
  statement with its duration and rows) on or off; parameter values are
  logged only when `with_values` is nonzero, otherwise redacted. Also on
  when the environment has `SQLPOOL_SQL_LOG=1`.
  */
 sqlpool_status sqlpool_set_sql_logging(int32_t enabled, int32_t with_values);
+
+/*
+ Creates a completion queue. On success `*out` owns it; free it with
+ `sqlpool_queue_free`. Errors: `SQLPOOL_INVALID_ARGUMENT` (`out` NULL),
+ `SQLPOOL_INTERNAL` (no file descriptor available).
+ */
+sqlpool_status sqlpool_queue_new(struct sqlpool_queue **out);
+
+/*
+ The queue's file descriptor: readable exactly while completions wait
+ (level-triggered; with edge-triggered polling, pop until
+ `SQLPOOL_EMPTY` after each wake-up). An eventfd on Linux, the read end
+ of a pipe elsewhere. Only poll it: never read, write or close it (the
+ library closes it in `sqlpool_queue_free`). Thread-safe. Errors:
+ `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE` (freed queue).
+ */
+sqlpool_status sqlpool_queue_fd(struct sqlpool_queue *queue, int *fd);
+
+/*
+ Takes the oldest completion off the queue without waiting.
+
+ Returns `SQLPOOL_OK` with `*out` filled when there was one (whatever the
+ operation's own `out->status`), `SQLPOOL_EMPTY` when there was none
+ (`*out` untouched, the last error unchanged). When `out->status` is not
+ `SQLPOOL_OK`, the calling thread's last error is set to the operation's
+ error, so `sqlpool_last_error_message` etc. describe it right after.
+ The descriptor of `sqlpool_queue_fd` stops being readable once the queue
+ is empty. `out->handle` is the caller's (see `sqlpool_completion`).
+ Thread-safe. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_queue_pop(struct sqlpool_queue *queue, struct sqlpool_completion *out);
+
+/*
+ Frees a queue and closes its descriptor. Completions still in it are
+ discarded: their connections go back to their pools and their results
+ are freed. Operations still pending on it are cancelled and their
+ completions discarded the same way when they end (nothing leaks).
+ NULL is accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
+ Remove its descriptor from your poll set (epoll, libuv, asyncio) first.
+ */
+sqlpool_status sqlpool_queue_free(struct sqlpool_queue *queue);
+
+/*
+ Starts borrowing a connection: like `sqlpool_pool_acquire` (same
+ `timeout_ms`: negative for the pool's acquire timeout, 0 not to wait),
+ but returns at once; the wait costs no thread (it is a task in the
+ library's runtime, in the pool's first-come first-served queue of
+ waiters, ahead of or behind blocking callers).
+
+ Exactly one of `queue` and `callback` is non-NULL: the completion (kind
+ `SQLPOOL_OP_ACQUIRE`) is pushed to `queue` or passed to `callback` with
+ `user_data`. On `SQLPOOL_OK` its `handle` is a `sqlpool_conn *` the
+ receiver must release with `sqlpool_conn_release`; its status may also be
+ `SQLPOOL_POOL_TIMEOUT`, `SQLPOOL_POOL_CLOSED`, `SQLPOOL_POOL_EXHAUSTED`,
+ `SQLPOOL_AUTH_ERROR`, `SQLPOOL_CONNECTION_ERROR` or `SQLPOOL_CANCELLED`
+ (a cancelled acquire never keeps a connection: one handed over meanwhile
+ goes back to the pool).
+
+ On success `*op_id` (if `op_id` is not NULL) is the operation's id for
+ `sqlpool_cancel`, written before the operation starts; exactly one
+ completion follows, possibly before this function returns (callback
+ form). On failure no operation started and no completion follows.
+ `user_data` is passed through untouched; `callback` and `user_data`
+ must stay valid until the completion. Thread-safe.
+
+ Errors: `SQLPOOL_INVALID_ARGUMENT` (NULL pool, both or neither of
+ `queue` and `callback`), `SQLPOOL_MISUSE` (stale pool or queue),
+ `SQLPOOL_INTERNAL` (the runtime could not start).
+ */
+sqlpool_status sqlpool_pool_acquire_async(struct sqlpool_pool *pool,
+                                          int64_t timeout_ms,
+                                          struct sqlpool_queue *queue,
+                                          sqlpool_completion_callback callback,
+                                          void *user_data,
+                                          uint64_t *op_id);
+
+/*
+ Starts `sqlpool_conn_execute` on a blocking thread of the library: `sql`
+ and `params` (NULL for none) are copied now, so the caller may free or
+ reuse them at once. Completion kind `SQLPOOL_OP_EXECUTE`, with
+ `rows_affected` on success; errors as `sqlpool_conn_execute`, or
+ `SQLPOOL_CANCELLED` (a cancel interrupts the running statement: SQLite
+ interrupt, PostgreSQL cancel request).
+
+ The connection is busy until the completion: another call on it
+ returns `SQLPOOL_BUSY` (another asynchronous operation on it fails at
+ once with `SQLPOOL_BUSY`; a blocking call made while the operation runs
+ returns `SQLPOOL_BUSY`, and if one is still in progress when the
+ operation gets to run, the operation completes with `SQLPOOL_BUSY`).
+ Do not release the connection before the completion: release returns
+ `SQLPOOL_BUSY` while the operation runs, and an operation whose
+ connection was released before it ran completes with `SQLPOOL_MISUSE`.
+
+ `queue`, `callback`, `user_data` and `op_id` as in
+ `sqlpool_pool_acquire_async`. Errors (nothing started):
+ `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE`
+ (stale connection, queue or params), `SQLPOOL_BUSY`,
+ `SQLPOOL_INTERNAL`. Thread-safe.
+ */
+sqlpool_status sqlpool_conn_execute_async(struct sqlpool_conn *conn,
+                                          const char *sql,
+                                          const struct sqlpool_params *params,
+                                          struct sqlpool_queue *queue,
+                                          sqlpool_completion_callback callback,
+                                          void *user_data,
+                                          uint64_t *op_id);
+
+/*
+ Starts `sqlpool_conn_query` as `sqlpool_conn_execute_async` starts
+ `sqlpool_conn_execute`. Completion kind `SQLPOOL_OP_QUERY`; on success
+ its `handle` is a `sqlpool_result *` the receiver must free with
+ `sqlpool_result_free`. Errors and busy rules as
+ `sqlpool_conn_execute_async`.
+ */
+sqlpool_status sqlpool_conn_query_async(struct sqlpool_conn *conn,
+                                        const char *sql,
+                                        const struct sqlpool_params *params,
+                                        struct sqlpool_queue *queue,
+                                        sqlpool_completion_callback callback,
+                                        void *user_data,
+                                        uint64_t *op_id);
+
+/*
+ Starts `sqlpool_conn_execute_batch` (all `count` parameter lists are
+ copied now). Completion kind `SQLPOOL_OP_BATCH`, with the total
+ `rows_affected` on success; all or nothing, also when cancelled. Errors
+ and busy rules as `sqlpool_conn_execute_async`, plus
+ `SQLPOOL_INVALID_ARGUMENT` for a NULL `param_sets` with nonzero `count`
+ or a NULL element.
+ */
+sqlpool_status sqlpool_conn_execute_batch_async(struct sqlpool_conn *conn,
+                                                const char *sql,
+                                                const struct sqlpool_params *const *param_sets,
+                                                uintptr_t count,
+                                                struct sqlpool_queue *queue,
+                                                sqlpool_completion_callback callback,
+                                                void *user_data,
+                                                uint64_t *op_id);
+
+/*
+ Requests cancellation of an asynchronous operation. Returns
+ `SQLPOOL_OK` when a cancel was requested and also when the operation
+ had already finished; its completion still arrives, with status
+ `SQLPOOL_CANCELLED` if the cancel came in time (a waiting acquire stops
+ waiting; a running statement is interrupted: SQLite interrupt,
+ PostgreSQL cancel request), else with its normal outcome. A PostgreSQL
+ cancel request is sent from a library thread; like every PostgreSQL
+ cancel it is racy: one that reaches the server after the statement
+ ended has no effect on it. Never blocks. Thread-safe, also from inside
+ a callback. Errors: `SQLPOOL_INVALID_ARGUMENT` for an id never issued.
+ */
+sqlpool_status sqlpool_cancel(uint64_t op_id);
+
+/*
+ Sets the number of worker threads of the library's async runtime (they
+ run waiting acquires and completions; statements run on separate
+ blocking threads, one per statement in flight). Only before the first
+ asynchronous operation starts the runtime, else `SQLPOOL_MISUSE`.
+ Default: the `SQLPOOL_ASYNC_THREADS` environment variable, else 2.
+ Errors: `SQLPOOL_INVALID_ARGUMENT` (0 or more than 256),
+ `SQLPOOL_MISUSE`. Thread-safe.
+ */
+sqlpool_status sqlpool_set_async_threads(uint32_t n);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -101,6 +101,38 @@ pub fn prepare_sql(sql: &str, dialect: Dialect) -> Result<PreparedSql, SqlParamE
     Rewriter::new(sql, dialect).run()
 }
 
+/// True when SQLite `sql` holds more than one statement: a `;` outside
+/// literals, identifiers and comments followed by anything but blanks,
+/// comments and more `;`. (SQLite would silently run only the first.)
+pub fn sqlite_has_multiple_statements(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    let mut ended = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        let significant = !(c.is_ascii_whitespace()
+            || c == b';'
+            || (c == b'-' && next == Some(b'-'))
+            || (c == b'/' && next == Some(b'*')));
+        if ended && significant {
+            return true;
+        }
+        i = match c {
+            b'\'' | b'"' | b'`' => skip_quoted(b, i + 1, c),
+            b'[' => find_byte(b, i + 1, b']').map_or(b.len(), |p| p + 1),
+            b'-' if next == Some(b'-') => skip_line_comment(b, i + 2, false),
+            b'/' if next == Some(b'*') => skip_block_comment(b, i + 2, false),
+            b';' => {
+                ended = true;
+                i + 1
+            }
+            _ => i + 1,
+        };
+    }
+    false
+}
+
 /// Fast pre-check: `false` when `sql` contains no byte that can start a
 /// placeholder for `dialect`, so lexing can be skipped entirely.
 fn may_have_placeholders(sql: &[u8], dialect: Dialect) -> bool {
@@ -715,6 +747,21 @@ fn skip_dollar_body(sql: &str, open: usize, body: usize) -> usize {
     sql[body..]
         .find(delimiter)
         .map_or(sql.len(), |p| body + p + delimiter.len())
+}
+
+#[cfg(test)]
+mod multiple_statement_tests {
+    use super::sqlite_has_multiple_statements as multi;
+
+    #[test]
+    fn detects_a_second_statement_only() {
+        assert!(!multi("SELECT 1"));
+        assert!(!multi("SELECT 1;"));
+        assert!(!multi("SELECT 1; -- done\n ; /* end */ "));
+        assert!(!multi("SELECT ';x', \"a;b\", [c;d] -- ; SELECT 2"));
+        assert!(multi("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)"));
+        assert!(multi("SELECT 1;SELECT 2"));
+    }
 }
 
 #[cfg(test)]

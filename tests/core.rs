@@ -385,3 +385,25 @@ fn version_and_status_names() {
     assert_eq!(name(Status::PoolTimeout as u32), "SQLPOOL_POOL_TIMEOUT");
     assert_eq!(name(12345), "SQLPOOL_UNKNOWN");
 }
+
+#[test]
+fn more_than_one_statement_needs_the_script_call() {
+    for (label, uri, _guard) in databases() {
+        let pool = open(&uri);
+        let conn = acquire(pool);
+        let err = exec(conn, "SELECT 1; SELECT 2", &[]).unwrap_err();
+        assert_eq!(err.sqlstate, "42601", "{label}: {}", err.message);
+        assert!(
+            query(conn, "SELECT 1 AS a; SELECT 2 AS b", &[]).is_err(),
+            "{label}"
+        );
+        assert_eq!(
+            exec(conn, "SELECT ';' ; ", &[]).unwrap(),
+            1,
+            "{label}: a trailing ; is fine"
+        );
+        script(conn, "SELECT 1; SELECT 2").unwrap();
+        release(conn);
+        close(pool);
+    }
+}

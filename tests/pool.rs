@@ -517,3 +517,50 @@ fn stats_resize_drain_and_close() {
         backends(pg, "lifecycle") == 0
     });
 }
+
+#[test]
+fn commit_of_a_failed_transaction_is_not_success_and_sqlite_read_only_is_enforced() {
+    if let Some(pg) = PgServer::shared() {
+        let pool = open(&format!("{}?max_size=1", pg.url()));
+        let conn = acquire(pool);
+        script(
+            conn,
+            "DROP TABLE IF EXISTS ctx_t; CREATE TABLE ctx_t (id int PRIMARY KEY)",
+        )
+        .unwrap();
+        ok(sqlpool_conn_begin(conn, 0, 0));
+        exec(conn, "INSERT INTO ctx_t VALUES (1)", &[]).unwrap();
+        assert!(exec(conn, "INSERT INTO ctx_t VALUES (1)", &[]).is_err());
+        let err = check(sqlpool_conn_commit(conn)).unwrap_err();
+        assert_eq!(
+            (err.status, err.sqlstate.as_str()),
+            (Status::TransactionState, "25P02")
+        );
+        assert_eq!(scalar(conn, "SELECT count(*) FROM ctx_t"), V::I(0));
+        // Recovered by a savepoint: commit succeeds.
+        ok(sqlpool_conn_begin(conn, 0, 0));
+        ok(unsafe { sqlpool_conn_savepoint(conn, cstr("s").as_ptr()) });
+        assert!(exec(conn, "SELECT 1/0", &[]).is_err());
+        ok(unsafe { sqlpool_conn_rollback_to_savepoint(conn, cstr("s").as_ptr()) });
+        exec(conn, "INSERT INTO ctx_t VALUES (2)", &[]).unwrap();
+        ok(sqlpool_conn_commit(conn));
+        assert_eq!(scalar(conn, "SELECT count(*) FROM ctx_t"), V::I(1));
+        release(conn);
+        close(pool);
+    }
+    let (_d, uri) = sqlite_file();
+    let pool = open(&format!("{uri}?max_size=1"));
+    let conn = acquire(pool);
+    script(conn, "CREATE TABLE ro_t (x INTEGER)").unwrap();
+    ok(sqlpool_conn_begin(conn, 0, SQLPOOL_TX_READ_ONLY));
+    let err = exec(conn, "INSERT INTO ro_t VALUES (1)", &[]).unwrap_err();
+    assert_eq!(err.status, Status::DatabaseError, "{}", err.message);
+    ok(sqlpool_conn_rollback(conn));
+    exec(conn, "INSERT INTO ro_t VALUES (1)", &[]).unwrap();
+    ok(sqlpool_conn_begin(conn, 0, SQLPOOL_TX_READ_ONLY));
+    release(conn);
+    let conn = acquire(pool);
+    exec(conn, "INSERT INTO ro_t VALUES (2)", &[]).expect("read-only ends with the transaction");
+    release(conn);
+    close(pool);
+}

@@ -40,6 +40,11 @@ pub struct Conn {
     pub broken: bool,
     /// PostgreSQL only: a transaction may be open (we saw BEGIN and no end).
     maybe_in_tx: bool,
+    /// PostgreSQL: a statement failed inside the transaction, so the server
+    /// will turn COMMIT into a rollback.
+    tx_failed: bool,
+    /// SQLite: the open transaction was begun read-only (`query_only` on).
+    read_only_tx: bool,
     pub created: Instant,
     /// Max lifetime minus a per-connection random amount.
     pub expires_at: Option<Instant>,
@@ -61,6 +66,9 @@ impl Conn {
             if e.breaks_connection() && e.status != Status::Cancelled {
                 self.broken = true;
             }
+            if self.maybe_in_tx && matches!(self.db, Db::Postgres(_)) {
+                self.tx_failed = true;
+            }
         }
         result
     }
@@ -68,7 +76,13 @@ impl Conn {
     fn note_statement(&mut self, sql: &str) {
         if let Db::Postgres(_) = self.db {
             match leading_keyword(sql).as_str() {
-                "BEGIN" | "START" | "SAVEPOINT" => self.maybe_in_tx = true,
+                "BEGIN" | "START" => {
+                    self.maybe_in_tx = true;
+                    self.tx_failed = false;
+                }
+                "SAVEPOINT" => self.maybe_in_tx = true,
+                // Both ROLLBACK and ROLLBACK TO SAVEPOINT leave no failure.
+                "ROLLBACK" => self.tx_failed = false,
                 _ => {}
             }
         }
@@ -187,7 +201,19 @@ impl Conn {
             }
         }
         self.maybe_in_tx = true;
-        self.execute_script(&sql)
+        self.tx_failed = false;
+        self.execute_script(&sql)?;
+        if opts.read_only && matches!(self.db, Db::Sqlite(_)) {
+            // SQLite has no read-only transactions; query_only refuses writes
+            // until the transaction ends.
+            self.read_only_tx = true;
+            let r = self.execute_script("PRAGMA query_only = ON");
+            if r.is_err() {
+                let _ = self.rollback();
+            }
+            r?;
+        }
+        Ok(())
     }
 
     pub fn commit(&mut self) -> Result<()> {
@@ -207,12 +233,34 @@ impl Conn {
                 ));
             }
         }
+        let failed = self.tx_failed && sql == "COMMIT";
         let r = on_db!(self, c => c.execute_script(sql));
         let r = self.track(r);
         if r.is_ok() {
             self.maybe_in_tx = false;
+            self.tx_failed = false;
         }
-        r
+        self.end_read_only();
+        r?;
+        if failed {
+            // The server answered COMMIT with ROLLBACK; do not call it success.
+            return Err(Error::new(
+                Status::TransactionState,
+                "the transaction had failed, so COMMIT rolled it back",
+            )
+            .with_sqlstate("25P02"));
+        }
+        Ok(())
+    }
+
+    fn end_read_only(&mut self) {
+        if std::mem::take(&mut self.read_only_tx) {
+            if let Db::Sqlite(c) = &mut self.db {
+                if c.execute_script("PRAGMA query_only = OFF").is_err() {
+                    self.broken = true;
+                }
+            }
+        }
     }
 
     pub fn savepoint(&mut self, name: &str, action: SavepointAction) -> Result<()> {
@@ -228,7 +276,11 @@ impl Conn {
         };
         self.maybe_in_tx |= matches!(self.db, Db::Postgres(_));
         let r = on_db!(self, c => c.execute_script(&sql));
-        self.track(r)
+        let r = self.track(r);
+        if r.is_ok() && action == SavepointAction::RollbackTo {
+            self.tx_failed = false;
+        }
+        r
     }
 
     /// Makes the connection fit for the next borrower: an open or failed
@@ -255,7 +307,9 @@ impl Conn {
                 self.broken = true;
             }
             self.maybe_in_tx = false;
+            self.tx_failed = false;
         }
+        self.end_read_only();
         !self.broken
     }
 
@@ -420,6 +474,8 @@ impl Manager {
             db,
             broken: false,
             maybe_in_tx: false,
+            tx_failed: false,
+            read_only_tx: false,
             created,
             expires_at,
             id: self

@@ -1,16 +1,23 @@
 //! SQLite backend on `rusqlite` (bundled SQLite; no system library needed).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{ffi, OpenFlags};
 
 use crate::config::{Settings, SqliteTarget};
 use crate::error::{Error, Result, Status};
 use crate::result::{Column, ResultSet};
-use crate::sqltext::{prepare_sql, Dialect};
+use crate::sqltext::{prepare_sql, sqlite_has_multiple_statements, Dialect, PreparedSql};
 use crate::value::{Params, Value};
 
 pub struct SqliteConn {
     conn: rusqlite::Connection,
+    /// Placeholder rewrites by original SQL, so a repeated statement is
+    /// neither lexed nor parsed again (SQLite's own cache holds the parse).
+    rewrites: HashMap<Box<str>, Arc<PreparedSql>>,
+    rewrite_capacity: usize,
 }
 
 /// Opens one connection and applies the pool's per-connection settings.
@@ -52,7 +59,11 @@ pub fn connect(target: &SqliteTarget, settings: &Settings) -> Result<SqliteConn>
         let mut rows = stmt.raw_query();
         while rows.next().map_err(map_error)?.is_some() {}
     }
-    Ok(SqliteConn { conn })
+    Ok(SqliteConn {
+        conn,
+        rewrites: HashMap::new(),
+        rewrite_capacity: settings.statement_cache_size as usize,
+    })
 }
 
 impl SqliteConn {
@@ -64,25 +75,51 @@ impl SqliteConn {
         self.conn.execute_batch(sql).map_err(map_error)
     }
 
+    /// The cached statement, its placeholder rewrite, and the connection.
     fn prepared(
-        &self,
+        &mut self,
         sql: &str,
-    ) -> Result<(rusqlite::CachedStatement<'_>, crate::sqltext::PreparedSql)> {
-        let prepared = prepare_sql(sql, Dialect::Sqlite)?;
-        let stmt = self.conn.prepare_cached(&prepared.sql).map_err(map_error)?;
-        Ok((stmt, prepared))
+    ) -> Result<(
+        rusqlite::CachedStatement<'_>,
+        Arc<PreparedSql>,
+        &rusqlite::Connection,
+    )> {
+        let prepared = match self.rewrites.get(sql) {
+            Some(p) => p.clone(),
+            None => {
+                if sqlite_has_multiple_statements(sql) {
+                    return Err(Error::new(
+                        Status::InvalidArgument,
+                        "the SQL holds more than one statement; use sqlpool_conn_execute_script for scripts",
+                    )
+                    .with_sqlstate("42601"));
+                }
+                let p = Arc::new(prepare_sql(sql, Dialect::Sqlite)?);
+                if self.rewrite_capacity > 0 {
+                    if self.rewrites.len() >= self.rewrite_capacity {
+                        // Rare: start over rather than track recency.
+                        self.rewrites.clear();
+                    }
+                    self.rewrites.insert(sql.into(), p.clone());
+                }
+                p
+            }
+        };
+        let conn = &self.conn;
+        let stmt = conn.prepare_cached(&prepared.sql).map_err(map_error)?;
+        Ok((stmt, prepared, conn))
     }
 
     pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
-        let (mut stmt, prepared) = self.prepared(sql)?;
+        let (mut stmt, prepared, conn) = self.prepared(sql)?;
         bind(&mut stmt, params.ordered_for(&prepared)?)?;
-        run_to_completion(&mut stmt, &self.conn)
+        run_to_completion(&mut stmt, conn)
     }
 
     /// Runs one statement once per parameter set; the caller provides the
     /// transaction.
     pub fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
-        let (mut stmt, prepared) = self.prepared(sql)?;
+        let (mut stmt, prepared, conn) = self.prepared(sql)?;
         let mut total = 0;
         for (i, params) in sets.iter().enumerate() {
             let ordered = params.ordered_for(&prepared).map_err(|mut e| {
@@ -91,13 +128,13 @@ impl SqliteConn {
             })?;
             stmt.clear_bindings();
             bind(&mut stmt, ordered)?;
-            total += run_to_completion(&mut stmt, &self.conn)?;
+            total += run_to_completion(&mut stmt, conn)?;
         }
         Ok(total)
     }
 
     pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
-        let (mut stmt, prepared) = self.prepared(sql)?;
+        let (mut stmt, prepared, _) = self.prepared(sql)?;
         bind(&mut stmt, params.ordered_for(&prepared)?)?;
         let columns: Vec<Column> = stmt
             .columns()

@@ -90,11 +90,11 @@ pub struct sqlpool_params {
 }
 
 /// Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
-/// appended; pass `sizeof(sqlpool_pool_stats)` so an older program keeps
+/// appended; pass `sizeof(sqlpool_stats)` so an older program keeps
 /// working with a newer library.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct sqlpool_pool_stats {
+pub struct sqlpool_stats {
     /// Open connections (idle + in use).
     pub total: u32,
     pub idle: u32,
@@ -883,19 +883,19 @@ pub unsafe extern "C" fn sqlpool_pool_query(
 }
 
 /// Fills `*out` with the pool's statistics. `size` must be
-/// `sizeof(sqlpool_pool_stats)` (at most that many bytes are written, so
+/// `sizeof(sqlpool_stats)` (at most that many bytes are written, so
 /// programs built against an older header keep working). Thread-safe.
 /// Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
 #[no_mangle]
 pub extern "C" fn sqlpool_pool_stats(
     pool: *mut sqlpool_pool,
-    out: *mut sqlpool_pool_stats,
+    out: *mut sqlpool_stats,
     size: usize,
 ) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
         let s = POOLS.get(handle(pool, "pool")?)?.stats();
-        let stats = sqlpool_pool_stats {
+        let stats = sqlpool_stats {
             total: s.total,
             idle: s.idle,
             in_use: s.in_use,
@@ -915,11 +915,11 @@ pub extern "C" fn sqlpool_pool_stats(
             leaks_reported: s.leaks,
             connect_errors: s.connect_errors,
         };
-        let n = size.min(std::mem::size_of::<sqlpool_pool_stats>());
+        let n = size.min(std::mem::size_of::<sqlpool_stats>());
         // SAFETY: `out` is non-NULL and the caller provides `size` bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                (&stats as *const sqlpool_pool_stats).cast::<u8>(),
+                (&stats as *const sqlpool_stats).cast::<u8>(),
                 out.cast::<u8>(),
                 n,
             )
