@@ -63,7 +63,7 @@ pub trait Sink: Send + Sync {
 }
 
 struct Logger {
-    sink: Option<Box<dyn Sink>>,
+    sink: Option<std::sync::Arc<dyn Sink>>,
     env_level: Option<Level>,
     color: bool,
 }
@@ -109,7 +109,7 @@ pub fn set_sink(sink: Option<Box<dyn Sink>>, min_level: Level) {
         (None, Some(env)) => env as u32,
         (None, None) => 0,
     };
-    logger.sink = sink;
+    logger.sink = sink.map(std::sync::Arc::from);
     MAX_LEVEL.store(level, Ordering::Relaxed);
 }
 
@@ -136,7 +136,10 @@ pub fn emit(level: Level, target: &str, message: &str) {
     }
     let message = redact_secrets(message);
     let logger = LOGGER.read().unwrap_or_else(|p| p.into_inner());
-    if let Some(sink) = &logger.sink {
+    if let Some(sink) = logger.sink.clone() {
+        // Call without the lock, so the sink may itself call the library
+        // (even replace the logger).
+        drop(logger);
         sink.log(level, target, &message);
         return;
     }
