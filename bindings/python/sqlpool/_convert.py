@@ -1,0 +1,692 @@
+"""Values between Python and the library: parameters in, result columns out."""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as _dt
+import ipaddress
+import json
+import re
+import uuid
+from ctypes import byref, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from decimal import Decimal
+from functools import lru_cache
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _lib
+from ._lib import ColumnData, lib
+from .errors import DataError, ProgrammingError, check, last_error
+from .row import Row, row_class
+
+__all__ = [
+    "Params",
+    "build_params",
+    "free_params",
+    "read_result",
+    "format_timedelta",
+    "parse_interval",
+]
+
+Params = Union[Mapping[str, Any], Sequence[Any], None]
+
+_string_at = ctypes.string_at
+
+# ---------------------------------------------------------------------------
+# Python -> C
+
+
+def format_timedelta(td: _dt.timedelta) -> str:
+    """A timedelta as an ISO 8601 duration: ``P1DT2H3.5S``, ``-PT1S``, ``PT0S``."""
+    negative = td < _dt.timedelta(0)
+    if negative:
+        td = -td
+    days, secs, us = td.days, td.seconds, td.microseconds
+    hours, rem = divmod(secs, 3600)
+    minutes, seconds = divmod(rem, 60)
+    out = "P"
+    if days:
+        out += f"{days}D"
+    t = ""
+    if hours:
+        t += f"{hours}H"
+    if minutes:
+        t += f"{minutes}M"
+    if seconds or us:
+        if us:
+            t += f"{seconds}.{us:06d}".rstrip("0") + "S"
+        else:
+            t += f"{seconds}S"
+    if t:
+        out += "T" + t
+    if out == "P":
+        out = "PT0S"
+    return "-" + out if negative else out
+
+
+def _json_default(value: Any) -> Any:
+    """Makes values JSON can't hold into what the library binds them as."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, _dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return format_timedelta(value)
+    if isinstance(value, (uuid.UUID, ipaddress._BaseAddress, ipaddress._BaseNetwork)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_Adder = Callable[..., int]
+_add_null: _Adder = lib.sqlpool_params_add_null
+_add_bool: _Adder = lib.sqlpool_params_add_bool
+_add_int64: _Adder = lib.sqlpool_params_add_int64
+_add_double: _Adder = lib.sqlpool_params_add_double
+_add_text: _Adder = lib.sqlpool_params_add_text
+_add_blob: _Adder = lib.sqlpool_params_add_blob
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+
+
+def _text(p: int, name: Optional[bytes], s: str) -> int:
+    try:
+        b = s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(f"cannot bind a str that is not valid Unicode: {e}") from None
+    return _add_text(p, name, b, len(b))
+
+
+def _bind_int(p: int, name: Optional[bytes], v: int) -> int:
+    if _INT64_MIN <= v <= _INT64_MAX:
+        return _add_int64(p, name, v)
+    # Beyond int64: sent as decimal text, which PostgreSQL numeric (and
+    # SQLite's numeric affinity) accept; int8 columns reject it.
+    return _text(p, name, str(int(v)))
+
+
+def _bind_decimal(p: int, name: Optional[bytes], v: Decimal) -> int:
+    return _text(p, name, format(v, "f"))
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _array_item(x: Any) -> Any:
+    # JSON has no NaN/Infinity: array elements travel as the strings the
+    # library parses for float and numeric elements.
+    if type(x) is float and (x != x or x in (float("inf"), float("-inf"))):
+        return _NON_FINITE[repr(x)]
+    return x
+
+
+def _bind_json(p: int, name: Optional[bytes], v: Any) -> int:
+    if isinstance(v, (list, tuple)):
+        v = [_array_item(x) for x in v]
+    try:
+        s = json.dumps(v, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ProgrammingError(f"cannot bind {type(v).__name__} as JSON: {e}") from None
+    return _text(p, name, s)
+
+
+def _bind_ip(p: int, name: Optional[bytes], v: Any) -> int:
+    return _text(p, name, str(v))
+
+
+_BINDERS: Dict[type, Callable[[int, Optional[bytes], Any], int]] = {
+    type(None): lambda p, n, v: _add_null(p, n),
+    bool: lambda p, n, v: _add_bool(p, n, 1 if v else 0),
+    int: _bind_int,
+    float: lambda p, n, v: _add_double(p, n, v),
+    str: _text,
+    bytes: lambda p, n, v: _add_blob(p, n, v, len(v)),
+    bytearray: lambda p, n, v: _add_blob(p, n, bytes(v), len(v)),
+    memoryview: lambda p, n, v: _add_blob(p, n, v.tobytes(), v.nbytes),
+    Decimal: _bind_decimal,
+    _dt.datetime: lambda p, n, v: _text(p, n, v.isoformat(sep=" ")),
+    _dt.date: lambda p, n, v: _text(p, n, v.isoformat()),
+    _dt.time: lambda p, n, v: _text(p, n, v.isoformat()),
+    _dt.timedelta: lambda p, n, v: _text(p, n, format_timedelta(v)),
+    uuid.UUID: lambda p, n, v: _text(p, n, str(v)),
+    dict: _bind_json,
+    list: _bind_json,
+    tuple: _bind_json,
+    ipaddress.IPv4Address: _bind_ip,
+    ipaddress.IPv6Address: _bind_ip,
+    ipaddress.IPv4Interface: _bind_ip,
+    ipaddress.IPv6Interface: _bind_ip,
+    ipaddress.IPv4Network: _bind_ip,
+    ipaddress.IPv6Network: _bind_ip,
+}
+
+# For subclasses: the first base class (in this order) that matches.
+_BASES: Tuple[type, ...] = (
+    bool,
+    int,
+    float,
+    str,
+    bytes,
+    bytearray,
+    memoryview,
+    Decimal,
+    _dt.datetime,
+    _dt.date,
+    _dt.time,
+    _dt.timedelta,
+    uuid.UUID,
+    dict,
+    list,
+    tuple,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+)
+
+
+def _binder_for(t: type) -> Callable[[int, Optional[bytes], Any], int]:
+    for base in _BASES:
+        if issubclass(t, base):
+            binder = _BINDERS[base]
+            break
+    else:
+        if issubclass(t, Mapping):
+            binder = _bind_json
+        elif hasattr(t, "__index__"):  # numpy integers and the like
+            binder = lambda p, n, v: _bind_int(p, n, v.__index__())  # noqa: E731
+        elif hasattr(t, "__float__") and not hasattr(t, "__len__"):
+            binder = lambda p, n, v: _add_double(p, n, float(v))  # noqa: E731
+        else:
+            raise ProgrammingError(
+                f"cannot bind a parameter of type {t.__module__}.{t.__qualname__}"
+            )
+    _BINDERS[t] = binder
+    return binder
+
+
+def _add(p: int, name: Optional[bytes], value: Any) -> None:
+    binder = _BINDERS.get(type(value))
+    if binder is None:
+        binder = _binder_for(type(value))
+    status = binder(p, name, value)
+    if status:
+        raise last_error(status)
+
+
+def build_params(parameters: Params) -> Optional[int]:
+    """A native parameter list for ``parameters`` (None for none).
+
+    The caller frees it with :func:`free_params` (in a ``finally``).
+    """
+    if parameters is None:
+        return None
+    if isinstance(parameters, (str, bytes, bytearray)):
+        raise ProgrammingError(
+            "parameters must be a sequence (positional) or a mapping (named), "
+            f"not {type(parameters).__name__}"
+        )
+    h = c_void_p()
+    check(lib.sqlpool_params_new(byref(h)))
+    p = h.value
+    assert p is not None
+    try:
+        if isinstance(parameters, Mapping):
+            for key, value in parameters.items():
+                if not isinstance(key, str):
+                    raise ProgrammingError(f"parameter names must be str, not {key!r}")
+                _add(p, key.encode("utf-8"), value)
+        else:
+            try:
+                it = iter(parameters)
+            except TypeError:
+                raise ProgrammingError(
+                    "parameters must be a sequence (positional) or a mapping (named), "
+                    f"not {type(parameters).__name__}"
+                ) from None
+            for value in it:
+                _add(p, None, value)
+    except BaseException:
+        lib.sqlpool_params_free(p)
+        raise
+    return p
+
+
+def free_params(p: Optional[int]) -> None:
+    if p is not None:
+        lib.sqlpool_params_free(p)
+
+
+class ParamSets:
+    """Several parameter lists (``execute_many``), freed together."""
+
+    __slots__ = ("handles", "array")
+
+    def __init__(self, seq_of_params: Iterable[Params]) -> None:
+        self.handles: List[int] = []
+        try:
+            for params in seq_of_params:
+                h = build_params(params if params is not None else ())
+                assert h is not None
+                self.handles.append(h)
+        except BaseException:
+            self.free()
+            raise
+        self.array = (c_void_p * len(self.handles))(*self.handles)
+
+    def free(self) -> None:
+        handles, self.handles = self.handles, []
+        for h in handles:
+            lib.sqlpool_params_free(h)
+
+
+# ---------------------------------------------------------------------------
+# C -> Python: scalar converters by declared type
+
+
+_INTERVAL_RE = re.compile(
+    r"^(-)?P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)W)?(?:(-?\d+)D)?"
+    r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?)(\d+)(?:\.(\d{1,9}))?S)?)?$",
+    re.IGNORECASE,
+)
+
+
+def parse_interval(text: str) -> _dt.timedelta:
+    """An ISO 8601 duration as a timedelta.
+
+    A timedelta has no months: like PostgreSQL's ``justify_days``, a month is
+    30 days and a year 12 months (360 days).
+    """
+    m = _INTERVAL_RE.match(text)
+    if m is None:
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
+    neg, y, mo, w, d, h, mi, s_sign, s, frac = m.groups()
+    days = int(y or 0) * 360 + int(mo or 0) * 30 + int(w or 0) * 7 + int(d or 0)
+    micros = (int(h or 0) * 3600 + int(mi or 0) * 60) * 1_000_000
+    if s is not None:
+        sec_us = int(s) * 1_000_000 + (int((frac or "").ljust(6, "0")[:6]) if frac else 0)
+        micros += -sec_us if s_sign else sec_us
+    td = _dt.timedelta(days=days, microseconds=micros)
+    return -td if neg else td
+
+
+_UTC = _dt.timezone.utc
+_DT_MAX_UTC = _dt.datetime.max.replace(tzinfo=_UTC)
+_DT_MIN_UTC = _dt.datetime.min.replace(tzinfo=_UTC)
+
+
+def _timestamp(text: str) -> Any:
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        if text == "infinity":
+            return _dt.datetime.max
+        if text == "-infinity":
+            return _dt.datetime.min
+        return text
+
+
+def _timestamptz(text: str) -> Any:
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        if text == "infinity":
+            return _DT_MAX_UTC
+        if text == "-infinity":
+            return _DT_MIN_UTC
+        return text
+
+
+def _date(text: str) -> Any:
+    try:
+        return _dt.date.fromisoformat(text)
+    except ValueError:
+        if text == "infinity":
+            return _dt.date.max
+        if text == "-infinity":
+            return _dt.date.min
+        return text
+
+
+def _time(text: str) -> Any:
+    try:
+        return _dt.time.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def _interval(text: str) -> Any:
+    try:
+        return parse_interval(text)
+    except (ValueError, OverflowError):
+        return text
+
+
+def _decimal(text: Any) -> Any:
+    if isinstance(text, float):
+        return Decimal(repr(text))
+    return Decimal(text)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _inet(text: str) -> Any:
+    try:
+        if "/" in text:
+            return ipaddress.ip_interface(text)
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return text
+
+
+def _cidr(text: str) -> Any:
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError:
+        return text
+
+
+def _uuid(text: str) -> Any:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return text
+
+
+def _hex_bytes(text: Any) -> Any:
+    if isinstance(text, str) and text.startswith("\\x"):
+        try:
+            return bytes.fromhex(text[2:])
+        except ValueError:
+            return text
+    return text
+
+
+def _float_text(value: Any) -> Any:
+    # Arrays carry NaN and infinities as strings.
+    return float(value) if isinstance(value, str) else value
+
+
+# PostgreSQL type names (as the library reports them) -> converter of text.
+_PG_SCALAR: Dict[str, Callable[[Any], Any]] = {
+    "numeric": _decimal,
+    "decimal": _decimal,
+    "timestamp": _timestamp,
+    "timestamptz": _timestamptz,
+    "date": _date,
+    "time": _time,
+    "timetz": _time,
+    "interval": _interval,
+    "uuid": _uuid,
+    "json": _json,
+    "jsonb": _json,
+    "inet": _inet,
+    "cidr": _cidr,
+}
+
+# Converters of array elements (already JSON-decoded).
+_PG_ELEMENT: Dict[str, Callable[[Any], Any]] = {
+    "numeric": lambda v: _decimal(v),
+    "timestamp": _timestamp,
+    "timestamptz": _timestamptz,
+    "date": _date,
+    "time": _time,
+    "timetz": _time,
+    "interval": _interval,
+    "uuid": _uuid,
+    "inet": _inet,
+    "cidr": _cidr,
+    "bytea": _hex_bytes,
+    "float4": _float_text,
+    "float8": _float_text,
+}
+
+
+def _pg_array(element: str) -> Callable[[str], Any]:
+    conv = _PG_ELEMENT.get(element)
+    if element in ("json", "jsonb"):
+        conv = None  # elements arrive already decoded
+
+    def elements(items: List[Any]) -> List[Any]:
+        assert conv is not None
+        return [
+            None if v is None else elements(v) if isinstance(v, list) else conv(v)
+            for v in items
+        ]
+
+    def convert(text: str) -> Any:
+        try:
+            items = json.loads(text)
+        except ValueError:
+            return text
+        if conv is not None and isinstance(items, list):
+            return elements(items)
+        return items
+
+    return convert
+
+
+def _sqlite_datetime(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return _dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _sqlite_date(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return _dt.date.fromisoformat(value)
+        except ValueError:
+            return _sqlite_datetime(value)
+    return value
+
+
+def _sqlite_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return _json(value)
+    return value
+
+
+_SQLITE_BY_BASE: Dict[str, Callable[[Any], Any]] = {
+    "DATETIME": _sqlite_datetime,
+    "TIMESTAMP": _sqlite_datetime,
+    "TIMESTAMPTZ": _sqlite_datetime,
+    "DATE": _sqlite_date,
+    "JSON": _sqlite_json,
+    "JSONB": _sqlite_json,
+}
+
+_DECL_BASE_RE = re.compile(r"[\s(]")
+
+
+@lru_cache(maxsize=1024)
+def converter_for(decltype: str, postgres: bool) -> Optional[Callable[[Any], Any]]:
+    """The converter for text values of a column of this declared type."""
+    if not decltype:
+        return None
+    if postgres:
+        if decltype.endswith("[]"):
+            return _pg_array(decltype[:-2])
+        return _PG_SCALAR.get(decltype)
+    base = _DECL_BASE_RE.split(decltype.strip().upper(), 1)[0]
+    return _SQLITE_BY_BASE.get(base)
+
+
+# ---------------------------------------------------------------------------
+# C -> Python: whole results
+
+_column_data = lib.sqlpool_result_column_data
+_column_name = lib.sqlpool_result_column_name
+_column_decltype = lib.sqlpool_result_column_decltype
+_row_count = lib.sqlpool_result_row_count
+_column_count = lib.sqlpool_result_column_count
+
+
+def _borrowed_text(fn: Callable[..., int], res: int, col: int) -> str:
+    ptr = c_void_p()
+    n = c_size_t()
+    check(fn(res, col, byref(ptr), byref(n)))
+    if not n.value:
+        return ""
+    return _string_at(ptr.value or 0, n.value).decode("utf-8", "replace")
+
+
+def _cell(res: int, r: int, c: int) -> Any:
+    """One cell, read with the per-cell getters (mixed-kind columns)."""
+    kind = c_uint32()
+    check(lib.sqlpool_result_kind(res, r, c, byref(kind)))
+    k = kind.value
+    if k == _lib.KIND_NULL:
+        return None
+    if k == _lib.KIND_INT64:
+        i = c_int64()
+        check(lib.sqlpool_result_get_int64(res, r, c, byref(i)))
+        return i.value
+    if k == _lib.KIND_DOUBLE:
+        d = c_double()
+        check(lib.sqlpool_result_get_double(res, r, c, byref(d)))
+        return d.value
+    if k == _lib.KIND_BOOL:
+        b = c_int32()
+        check(lib.sqlpool_result_get_bool(res, r, c, byref(b)))
+        return bool(b.value)
+    ptr = c_void_p()
+    n = c_size_t()
+    if k == _lib.KIND_TEXT:
+        check(lib.sqlpool_result_get_text(res, r, c, byref(ptr), byref(n)))
+        return _string_at(ptr.value or 0, n.value).decode("utf-8") if n.value else ""
+    check(lib.sqlpool_result_get_blob(res, r, c, byref(ptr), byref(n)))
+    return _string_at(ptr.value or 0, n.value) if n.value else b""
+
+
+def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], Any]]) -> List[Any]:
+    cd = ColumnData()
+    check(_column_data(res, c, byref(cd)))
+    kind = cd.kind
+    n = cd.rows
+    if n == 0:
+        return []
+    nulls = _string_at(cd.nulls, n) if cd.nulls else bytes(n)
+    has_null = 1 in nulls
+    values: List[Any]
+    if kind == _lib.KIND_NULL:
+        return [None] * n
+    if kind == _lib.KIND_INT64:
+        values = (c_int64 * n).from_address(cd.ints)[:]
+        conv = None
+    elif kind == _lib.KIND_DOUBLE:
+        values = (c_double * n).from_address(cd.doubles)[:]
+        conv = None
+    elif kind == _lib.KIND_BOOL:
+        values = list(map(bool, (c_int64 * n).from_address(cd.ints)[:]))
+        conv = None
+    elif kind == _lib.KIND_TEXT or kind == _lib.KIND_BLOB:
+        offsets = (c_uint64 * (n + 1)).from_address(cd.offsets)[:]
+        total = offsets[-1]
+        data = _string_at(cd.bytes, total) if total else b""
+        if kind == _lib.KIND_TEXT:
+            if data.isascii():
+                # Byte offsets are character offsets: slice one str.
+                text = data.decode("ascii")
+                values = list(map(text.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
+            else:
+                values = [
+                    data[a:b].decode("utf-8")
+                    for a, b in zip(offsets, islice(offsets, 1, None))
+                ]
+        else:
+            values = list(map(data.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
+            conv = None
+    else:  # KIND_MIXED: cell by cell
+        values = [_cell(res, r, c) for r in range(n)]
+        if conv is not None:
+            values = [conv(v) if isinstance(v, str) else v for v in values]
+        return values
+    if has_null:
+        i = nulls.find(1)
+        while i >= 0:
+            values[i] = None
+            i = nulls.find(1, i + 1)
+        if conv is not None:
+            values = [None if v is None else conv(v) for v in values]
+    elif conv is not None:
+        values = list(map(conv, values))
+    return values
+
+
+def result_shape(res: int) -> Tuple[int, int]:
+    rows = c_size_t()
+    cols = c_size_t()
+    check(_row_count(res, byref(rows)))
+    check(_column_count(res, byref(cols)))
+    return rows.value, cols.value
+
+
+def read_columns(res: int, postgres: bool) -> Tuple[Tuple[str, ...], List[List[Any]], int]:
+    """(column names, column value lists, row count) of a native result."""
+    nrows, ncols = result_shape(res)
+    names = tuple(_borrowed_text(_column_name, res, c) for c in range(ncols))
+    columns = []
+    for c in range(ncols):
+        conv = converter_for(_borrowed_text(_column_decltype, res, c), postgres)
+        columns.append(_read_column(res, c, nrows, conv))
+    return names, columns, nrows
+
+
+def read_result(res: int, postgres: bool) -> List[Row]:
+    """Every row of a native result as :class:`Row` objects (does not free it)."""
+    names, columns, nrows = read_columns(res, postgres)
+    cls = row_class(names)
+    if not columns:
+        return [cls(()) for _ in range(nrows)]
+    return list(map(cls, zip(*columns)))
+
+
+def read_result_dicts(res: int, postgres: bool) -> List[Dict[str, Any]]:
+    """Every row of a native result as a dict (does not free it)."""
+    names, columns, nrows = read_columns(res, postgres)
+    if not columns:
+        return [{} for _ in range(nrows)]
+    if len(set(names)) != len(names):
+        # Duplicate names: the leftmost column wins, as with Row["name"].
+        keep = [i for i, name in enumerate(names) if names.index(name) == i]
+        names = tuple(names[i] for i in keep)
+        columns = [columns[i] for i in keep]
+    return [dict(zip(names, values)) for values in zip(*columns)]
+
+
+def read_first(res: int, postgres: bool) -> Optional[Row]:
+    """The first row of a native result, or None (does not free it)."""
+    nrows, ncols = result_shape(res)
+    if nrows == 0:
+        return None
+    if nrows <= 16:
+        return read_result(res, postgres)[0]
+    # Many rows: read only the first, cell by cell.
+    names = tuple(_borrowed_text(_column_name, res, c) for c in range(ncols))
+    values = []
+    for c in range(ncols):
+        conv = converter_for(_borrowed_text(_column_decltype, res, c), postgres)
+        v = _cell(res, 0, c)
+        values.append(conv(v) if conv is not None and isinstance(v, str) else v)
+    return row_class(names)(values)
+
+
+def free_result(res: int) -> None:
+    lib.sqlpool_result_free(res)

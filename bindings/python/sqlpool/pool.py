@@ -1,0 +1,502 @@
+"""The blocking API: :class:`Pool`, :class:`Connection`, :class:`Transaction`."""
+
+from __future__ import annotations
+
+import logging
+from ctypes import byref, c_uint64, c_void_p, sizeof
+from types import TracebackType
+from typing import Any, Dict, Iterable, List, Optional, Type, Union
+
+from . import _convert
+from ._convert import Params, ParamSets, build_params, free_params
+from ._lib import PoolStats, lib
+from ._managed import Managed
+from ._options import Duration, IsolationLevel, Recycling, build_options, isolation_value, is_postgres_uri, to_ms
+from .errors import InterfaceError, ProgrammingError, check, last_error
+from .row import Row
+
+__all__ = ["Pool", "Connection", "Transaction", "Rollback"]
+
+_log = logging.getLogger("sqlpool")
+
+_TX_READ_ONLY = 1
+_TX_DEFERRABLE = 2
+
+
+def encode_sql(sql: str) -> bytes:
+    """SQL text as NUL-terminated-safe UTF-8."""
+    if not isinstance(sql, str):
+        raise ProgrammingError(f"sql must be a str, not {type(sql).__name__}")
+    b = sql.encode("utf-8")
+    if b"\0" in b:
+        raise ProgrammingError("sql must not contain NUL characters")
+    return b
+
+
+def timeout_ms(timeout: Optional[Duration]) -> int:
+    """Acquire timeout for the C API: None -> -1 (the pool's default)."""
+    if timeout is None:
+        return -1
+    return to_ms("timeout", timeout)
+
+
+class Rollback(Exception):
+    """Raise inside ``with conn.transaction():`` to roll it back quietly."""
+
+
+class _PoolBase(Managed):
+    """What :class:`Pool` and :class:`~sqlpool.AsyncPool` share: options,
+    the native pool handle, stats, resize, drain."""
+
+    _what = "pool"
+    _closed_message = "the pool is closed (stopped) or was never started"
+
+    def __init__(
+        self,
+        uri: Optional[str] = None,
+        *,
+        min_size: Optional[int] = None,
+        max_size: Optional[int] = None,
+        conn_timeout: Optional[Duration] = None,
+        connect_timeout: Optional[Duration] = None,
+        idle_timeout: Optional[Duration] = None,
+        max_lifetime: Optional[Duration] = None,
+        check_interval: Optional[Duration] = None,
+        max_waiting: Optional[int] = None,
+        recycling: Union[None, str, int, Recycling] = None,
+        lazy: Optional[bool] = None,
+        leak_threshold: Optional[Duration] = None,
+        statement_cache_size: Optional[int] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        db_name: Optional[str] = None,
+        **other_options: Any,
+    ) -> None:
+        if uri is None and "dsn" in other_options:  # psqlpy's name
+            uri = other_options.pop("dsn")
+        if uri is not None and not isinstance(uri, str):
+            raise ProgrammingError(f"uri must be a str, not {type(uri).__name__}")
+        self._uri = uri
+        self._postgres = is_postgres_uri(uri)
+        self._started = False
+        self._options: Dict[str, Any] = dict(
+            min_size=min_size,
+            max_size=max_size,
+            conn_timeout=conn_timeout,
+            connect_timeout=connect_timeout,
+            idle_timeout=idle_timeout,
+            max_lifetime=max_lifetime,
+            check_interval=check_interval,
+            max_waiting=max_waiting,
+            recycling=recycling,
+            lazy=lazy,
+            leak_threshold=leak_threshold,
+            statement_cache_size=statement_cache_size,
+            username=username,
+            password=password,
+            host=host,
+            port=port,
+            db_name=db_name,
+            **other_options,
+        )
+        # Validate now, so a bad option fails in the constructor.
+        lib.sqlpool_options_free(build_options(self._options))
+        self._init_done()
+
+    def _init_done(self) -> None:
+        """Called at the end of the constructor (Pool opens here)."""
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _open_native(self) -> int:
+        """Opens the native pool (blocking); returns the handle."""
+        opts = build_options(self._options)
+        try:
+            out = c_void_p()
+            uri = encode_sql(self._uri) if self._uri is not None else None
+            st = lib.sqlpool_pool_open(uri, opts, byref(out))
+            if st:
+                raise last_error(st)
+        finally:
+            lib.sqlpool_options_free(opts)
+        assert out.value is not None
+        return out.value
+
+    def _check_startable(self) -> bool:
+        """True when already open; raises when stopped."""
+        if self._ptr is not None:
+            self._handle()  # raises after fork
+            return True
+        if self._started:
+            raise InterfaceError("the pool was stopped and cannot be started again; create a new one")
+        return False
+
+    def _free(self, ptr: int) -> None:
+        lib.sqlpool_pool_close(ptr)
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether this is a PostgreSQL pool (else SQLite)."""
+        return self._postgres
+
+    # -- management --------------------------------------------------------
+
+    def stats(self) -> Dict[str, int]:
+        """The pool's statistics (``sqlpool_pool_stats``) as a dict:
+        ``total``, ``idle``, ``in_use``, ``waiting``, ``pending``,
+        ``min_size``, ``max_size``, ``created``, ``closed``, ``broken``,
+        ``acquires``, ``acquire_timeouts``, ``acquires_refused``,
+        ``wait_total_us``, ``wait_max_us``, ``leaks_reported``,
+        ``connect_errors``."""
+        s = PoolStats()
+        check(lib.sqlpool_pool_stats(self._handle(), byref(s), sizeof(PoolStats)))
+        names = (f[0] for f in PoolStats._fields_)
+        return {name: getattr(s, name) for name in names if not name.startswith("_")}
+
+    def resize(self, min_size: int, max_size: int) -> None:
+        """Changes the pool's sizes at run time."""
+        check(lib.sqlpool_pool_resize(self._handle(), min_size, max_size))
+
+    def drain(self) -> None:
+        """Replaces every connection without failing callers (after a
+        failover or a password change)."""
+        check(lib.sqlpool_pool_drain(self._handle()))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._ptr is None else "open"
+        kind = "postgresql" if self._postgres else "sqlite"
+        return f"<{type(self).__name__} {kind} {state}>"
+
+
+class Pool(_PoolBase):
+    """A pool of blocking connections to one SQLite or PostgreSQL database.
+
+    Opened by the constructor (so bad URIs, options or credentials fail
+    here, unless ``lazy=True``); :meth:`start` is a no-op on an open pool.
+    Closed by :meth:`stop` / :meth:`close`, by leaving a ``with`` block, or
+    when garbage-collected. Share it freely across threads.
+
+    Options (None leaves the library default; durations in seconds, float
+    or :class:`datetime.timedelta`):
+
+    - ``min_size`` / ``max_size``: connections kept open / at most (1 / 10)
+    - ``conn_timeout``: how long :meth:`connection` waits (30 s)
+    - ``connect_timeout``: opening one connection, PostgreSQL (10 s)
+    - ``idle_timeout``: idle connections above min_size close (600 s; 0 = never)
+    - ``max_lifetime``: connections are replaced after (1800 s; 0 = never)
+    - ``check_interval``: idle connections are verified this often (30 s)
+    - ``max_waiting``: most callers waiting at once (0 = no limit), else
+      :class:`~sqlpool.TooManyRequests`
+    - ``recycling``: ``"fast"``, ``"verified"`` (default) or ``"clean"``
+    - ``lazy``: do not connect in the constructor
+    - ``leak_threshold``: report connections held longer (0 = off)
+    - ``statement_cache_size``: prepared statements per connection (128)
+    - ``username``, ``password``, ``host``, ``port``, ``db_name``: PostgreSQL
+      connection parts (override the URI's)
+    - any other library option by name (``busy_timeout``, ``journal_mode``,
+      ``pragma.NAME``, ``application_name``): ``**{"pragma.foreign_keys": "on"}``
+    """
+
+    def _init_done(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        """Opens the pool (the constructor already did; then a no-op)."""
+        if self._check_startable():
+            return
+        self._adopt(self._open_native())
+        self._started = True
+
+    def stop(self) -> None:
+        """Closes the pool: waiting callers fail with PoolClosed, idle
+        connections close now, borrowed ones when released. Idempotent."""
+        self.close()
+
+    open = start
+
+    def __enter__(self) -> "Pool":
+        self.start()
+        return self
+
+    # -- connections -------------------------------------------------------
+
+    def connection(self, timeout: Optional[Duration] = None) -> "Connection":
+        """Borrows a connection, waiting at most ``timeout`` seconds (None:
+        the pool's ``conn_timeout``; 0: do not wait). Use it as a context
+        manager (``with pool.connection() as conn:``) or call
+        :meth:`Connection.close` to give it back.
+
+        Raises PoolTimeout, PoolClosed, TooManyRequests."""
+        out = c_void_p()
+        check(lib.sqlpool_pool_acquire(self._handle(), timeout_ms(timeout), byref(out)))
+        assert out.value is not None
+        return Connection(self, out.value)
+
+    # -- one-shot statements (acquire, run, release) -----------------------
+
+    def execute(self, sql: str, parameters: Params = None) -> int:
+        """Runs one statement on a pooled connection; returns the rows affected."""
+        h = self._handle()
+        s = encode_sql(sql)
+        p = build_params(parameters)
+        n = c_uint64()
+        try:
+            check(lib.sqlpool_pool_execute(h, s, p, byref(n)))
+        finally:
+            free_params(p)
+        return n.value
+
+    def _query(self, sql: str, parameters: Params, reader: Any) -> Any:
+        h = self._handle()
+        s = encode_sql(sql)
+        p = build_params(parameters)
+        out = c_void_p()
+        try:
+            check(lib.sqlpool_pool_query(h, s, p, byref(out)))
+        finally:
+            free_params(p)
+        try:
+            return reader(out.value, self._postgres)
+        finally:
+            lib.sqlpool_result_free(out.value)
+
+    def query(self, sql: str, parameters: Params = None) -> List[Row]:
+        """Runs one query on a pooled connection; returns every row."""
+        return self._query(sql, parameters, _convert.read_result)  # type: ignore[no-any-return]
+
+    def query_first(self, sql: str, parameters: Params = None) -> Optional[Row]:
+        """Runs one query on a pooled connection; returns its first row or None."""
+        return self._query(sql, parameters, _convert.read_first)  # type: ignore[no-any-return]
+
+    def query_as_dict(self, sql: str, parameters: Params = None) -> List[Dict[str, Any]]:
+        """Runs one query on a pooled connection; returns every row as a dict."""
+        return self._query(sql, parameters, _convert.read_result_dicts)  # type: ignore[no-any-return]
+
+    def execute_many(self, sql: str, seq_of_parameters: Iterable[Params]) -> int:
+        """Runs one statement per parameter set, all in one transaction."""
+        with self.connection() as conn:
+            return conn.execute_many(sql, seq_of_parameters)
+
+    def execute_script(self, sql: str) -> None:
+        """Runs a script of statements separated by ``;`` (no parameters)."""
+        with self.connection() as conn:
+            conn.execute_script(sql)
+
+
+class Connection(Managed):
+    """A connection borrowed from a :class:`Pool`.
+
+    Give it back with :meth:`close` (or by leaving its ``with`` block); an
+    open transaction is rolled back then. One call at a time: it may move
+    between threads, but two threads using it at once get InterfaceError.
+    """
+
+    _what = "connection"
+    _closed_message = "the connection was given back to its pool (used after its with block?)"
+
+    def __init__(self, pool: _PoolBase, ptr: int) -> None:
+        self._pool = pool  # keeps the pool alive while the connection is
+        self._postgres = pool._postgres
+        self._tx_depth = 0
+        self._adopt(ptr)
+
+    @property
+    def pool(self) -> _PoolBase:
+        """The pool this connection came from."""
+        return self._pool
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transaction` block is open on this connection."""
+        return self._tx_depth > 0
+
+    def _free(self, ptr: int) -> None:
+        lib.sqlpool_conn_release(ptr)
+
+    def close(self) -> None:
+        """Gives the connection back to its pool. Idempotent."""
+        ptr = self._ptr
+        if ptr is None:
+            return
+        if self._generation != _managed_generation():
+            self._ptr = None
+            return
+        st = lib.sqlpool_conn_release(ptr)
+        if st == _BUSY:
+            raise last_error(st)  # another thread is inside a call: keep it
+        self._ptr = None
+        self._tx_depth = 0
+
+    release = close
+
+    def __enter__(self) -> "Connection":
+        self._handle()
+        return self
+
+    # -- statements --------------------------------------------------------
+
+    def execute(self, sql: str, parameters: Params = None) -> int:
+        """Runs one statement; returns the rows it changed.
+
+        ``parameters``: a mapping for ``:name`` placeholders, or a sequence
+        for ``$1``/``?`` placeholders."""
+        h = self._handle()
+        s = encode_sql(sql)
+        p = build_params(parameters)
+        n = c_uint64()
+        try:
+            check(lib.sqlpool_conn_execute(h, s, p, byref(n)))
+        finally:
+            free_params(p)
+        return n.value
+
+    def _query(self, sql: str, parameters: Params, reader: Any) -> Any:
+        h = self._handle()
+        s = encode_sql(sql)
+        p = build_params(parameters)
+        out = c_void_p()
+        try:
+            check(lib.sqlpool_conn_query(h, s, p, byref(out)))
+        finally:
+            free_params(p)
+        try:
+            return reader(out.value, self._postgres)
+        finally:
+            lib.sqlpool_result_free(out.value)
+
+    def query(self, sql: str, parameters: Params = None) -> List[Row]:
+        """Runs one query; returns every row as a :class:`Row`."""
+        return self._query(sql, parameters, _convert.read_result)  # type: ignore[no-any-return]
+
+    def query_first(self, sql: str, parameters: Params = None) -> Optional[Row]:
+        """Runs one query; returns its first row, or None when it has none."""
+        return self._query(sql, parameters, _convert.read_first)  # type: ignore[no-any-return]
+
+    def query_as_dict(self, sql: str, parameters: Params = None) -> List[Dict[str, Any]]:
+        """Runs one query; returns every row as a dict."""
+        return self._query(sql, parameters, _convert.read_result_dicts)  # type: ignore[no-any-return]
+
+    def execute_many(self, sql: str, seq_of_parameters: Iterable[Params]) -> int:
+        """Runs one statement once per parameter set, all or nothing (in the
+        open transaction, or in its own); returns the total rows changed."""
+        h = self._handle()
+        s = encode_sql(sql)
+        sets = ParamSets(seq_of_parameters)
+        n = c_uint64()
+        try:
+            check(lib.sqlpool_conn_execute_batch(h, s, sets.array, len(sets.handles), byref(n)))
+        finally:
+            sets.free()
+        return n.value
+
+    executemany = execute_many
+
+    def execute_script(self, sql: str) -> None:
+        """Runs a script of statements separated by ``;`` (no parameters)."""
+        check(lib.sqlpool_conn_execute_script(self._handle(), encode_sql(sql)))
+
+    # -- transactions ------------------------------------------------------
+
+    def transaction(
+        self,
+        isolation: Union[None, str, int, IsolationLevel] = None,
+        read_only: bool = False,
+        deferrable: bool = False,
+    ) -> "Transaction":
+        """A transaction block: ``with conn.transaction():`` commits on
+        success and rolls back on an exception. Nested blocks are
+        savepoints. ``isolation``: ``"read committed"``, ``"repeatable
+        read"``, ``"serializable"``, ... (outermost block only)."""
+        return Transaction(self, isolation, read_only, deferrable)
+
+    def begin(
+        self,
+        isolation: Union[None, str, int, IsolationLevel] = None,
+        read_only: bool = False,
+        deferrable: bool = False,
+    ) -> None:
+        """Begins a transaction explicitly (prefer :meth:`transaction`)."""
+        flags = (_TX_READ_ONLY if read_only else 0) | (_TX_DEFERRABLE if deferrable else 0)
+        check(lib.sqlpool_conn_begin(self._handle(), isolation_value(isolation), flags))
+
+    def commit(self) -> None:
+        """Commits the open transaction."""
+        check(lib.sqlpool_conn_commit(self._handle()))
+
+    def rollback(self) -> None:
+        """Rolls the open transaction back."""
+        check(lib.sqlpool_conn_rollback(self._handle()))
+
+    def __repr__(self) -> str:
+        state = "released" if self._ptr is None else "open"
+        return f"<{type(self).__name__} {state}>"
+
+
+class Transaction:
+    """``with conn.transaction():`` — see :meth:`Connection.transaction`."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        isolation: Union[None, str, int, IsolationLevel],
+        read_only: bool,
+        deferrable: bool,
+    ) -> None:
+        self.connection = connection
+        self._isolation = isolation_value(isolation)
+        self._flags = (_TX_READ_ONLY if read_only else 0) | (_TX_DEFERRABLE if deferrable else 0)
+        self._savepoint: Optional[bytes] = None
+        self._active = False
+
+    @property
+    def savepoint_name(self) -> Optional[str]:
+        """The savepoint of a nested block, None for the outermost one."""
+        return self._savepoint.decode() if self._savepoint else None
+
+    def __enter__(self) -> "Transaction":
+        conn = self.connection
+        h = conn._handle()
+        depth = conn._tx_depth
+        if self._active:
+            raise InterfaceError("this transaction block is already active")
+        if depth == 0:
+            check(lib.sqlpool_conn_begin(h, self._isolation, self._flags))
+        else:
+            self._savepoint = f"sqlpool_sp_{depth}".encode()
+            check(lib.sqlpool_conn_savepoint(h, self._savepoint))
+        conn._tx_depth = depth + 1
+        self._active = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool:
+        conn = self.connection
+        self._active = False
+        conn._tx_depth = max(conn._tx_depth - 1, 0)
+        h = conn._handle()
+        sp = self._savepoint
+        if exc_type is None:
+            if sp is None:
+                check(lib.sqlpool_conn_commit(h))
+            else:
+                check(lib.sqlpool_conn_release_savepoint(h, sp))
+            return False
+        try:
+            if sp is None:
+                check(lib.sqlpool_conn_rollback(h))
+            else:
+                check(lib.sqlpool_conn_rollback_to_savepoint(h, sp))
+                check(lib.sqlpool_conn_release_savepoint(h, sp))
+        except Exception as rollback_error:  # the block's exception matters more
+            _log.warning("rollback after %r failed: %s", exc, rollback_error)
+        return exc_type is Rollback
+
+
+from ._lib import BUSY as _BUSY  # noqa: E402
+from ._managed import fork_generation as _managed_generation  # noqa: E402
