@@ -1080,7 +1080,8 @@ sqlpool_status sqlpool_set_sql_logging(int32_t enabled, int32_t with_values);
 
 /*
  Creates a completion queue. On success `*out` owns it; free it with
- `sqlpool_queue_free`. Errors: `SQLPOOL_INVALID_ARGUMENT` (`out` NULL),
+ `sqlpool_queue_free`. One queue may serve any number of operations on
+ any pools. Thread-safe. Errors: `SQLPOOL_INVALID_ARGUMENT` (`out` NULL),
  `SQLPOOL_INTERNAL` (no file descriptor available).
  */
 sqlpool_status sqlpool_queue_new(struct sqlpool_queue **out);
@@ -1116,6 +1117,7 @@ sqlpool_status sqlpool_queue_pop(struct sqlpool_queue *queue, struct sqlpool_com
  completions discarded the same way when they end (nothing leaks).
  NULL is accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
  Remove its descriptor from your poll set (epoll, libuv, asyncio) first.
+ Thread-safe, but no other thread may still be using the queue.
  */
 sqlpool_status sqlpool_queue_free(struct sqlpool_queue *queue);
 

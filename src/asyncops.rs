@@ -43,9 +43,9 @@ use crate::result::ResultSet;
 
 /// Worker threads when neither `set_threads` nor `SQLPOOL_ASYNC_THREADS`
 /// says otherwise.
-pub const DEFAULT_THREADS: u32 = 2;
+const DEFAULT_WORKERS: u32 = 2;
 /// Most worker threads `set_threads` accepts.
-pub const MAX_THREADS: u32 = 256;
+const MAX_WORKERS: u32 = 256;
 
 /// How often a SQLite interrupt is repeated while the statement still runs
 /// (an interrupt that lands just before the statement starts is lost).
@@ -62,43 +62,43 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 // The runtime
 
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
-/// Worker threads chosen by `set_threads`; also serialises that choice
-/// against the runtime's start.
-static CONFIGURED_THREADS: Mutex<Option<u32>> = Mutex::new(None);
+/// Worker threads chosen by `set_threads`, and whether the runtime has
+/// started (read its choice): serialises the two.
+static CONFIG: Mutex<(Option<u32>, bool)> = Mutex::new((None, false));
 
 /// Sets the runtime's worker threads. Only before the runtime has started
-/// (`Status::Misuse` afterwards); `n` in `1..=MAX_THREADS`.
+/// (`Status::Misuse` afterwards); `n` in `1..=MAX_WORKERS`.
 pub fn set_threads(n: u32) -> Result<()> {
-    if n == 0 || n > MAX_THREADS {
+    if n == 0 || n > MAX_WORKERS {
         return Err(Error::invalid_argument(format!(
-            "invalid number of async threads {n} (expected 1..={MAX_THREADS})"
+            "invalid number of async threads {n} (expected 1..={MAX_WORKERS})"
         )));
     }
-    let mut configured = lock(&CONFIGURED_THREADS);
-    if RUNTIME.get().is_some() {
+    let mut config = lock(&CONFIG);
+    if config.1 {
         return Err(Error::misuse(
             "the async runtime has already started; set its threads before the first async call",
         ));
     }
-    *configured = Some(n);
+    config.0 = Some(n);
     Ok(())
 }
 
 fn threads_from_env() -> u32 {
     let Ok(text) = std::env::var("SQLPOOL_ASYNC_THREADS") else {
-        return DEFAULT_THREADS;
+        return DEFAULT_WORKERS;
     };
     match text.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_THREADS).contains(&n) => n,
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => n,
         _ => {
             log::emit(
                 Level::Warn,
                 "sqlpool::async",
                 &format!(
-                    "ignoring SQLPOOL_ASYNC_THREADS={text:?} (expected 1..={MAX_THREADS}); using {DEFAULT_THREADS}"
+                    "ignoring SQLPOOL_ASYNC_THREADS={text:?} (expected 1..={MAX_WORKERS}); using {DEFAULT_WORKERS}"
                 ),
             );
-            DEFAULT_THREADS
+            DEFAULT_WORKERS
         }
     }
 }
@@ -106,8 +106,13 @@ fn threads_from_env() -> u32 {
 /// The runtime, started on first use.
 pub fn runtime() -> Result<&'static Runtime> {
     RUNTIME.get_or_try_init(|| {
-        let configured = lock(&CONFIGURED_THREADS);
-        let threads = configured.unwrap_or_else(threads_from_env);
+        let chosen = {
+            let mut config = lock(&CONFIG);
+            config.1 = true;
+            config.0
+        };
+        // (Outside the lock: a bad value is logged, and a logger may call in.)
+        let threads = chosen.unwrap_or_else(threads_from_env);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads as usize)
             .thread_name("sqlpool-async")
@@ -119,7 +124,6 @@ pub fn runtime() -> Result<&'static Runtime> {
                     format!("cannot start the async runtime: {e}"),
                 )
             })?;
-        drop(configured);
         blocking::start()?;
         log::emit(
             Level::Debug,
@@ -134,7 +138,7 @@ pub fn runtime() -> Result<&'static Runtime> {
 /// one) that become garbage on a worker thread.
 pub fn dispose<T: Send + 'static>(value: T) {
     if blocking::started() {
-        blocking::submit(move || drop(value));
+        blocking::submit_light(move || drop(value));
     } else {
         drop(value);
     }
@@ -143,21 +147,29 @@ pub fn dispose<T: Send + 'static>(value: T) {
 /// The library's blocking threads: a plain thread pool (no tokio context,
 /// so the `postgres` crate may block on its own runtime there).
 ///
-/// A job never waits for a thread while fewer than [`blocking::MAX_THREADS`]
-/// exist: when every thread is busy (running a statement or a host
-/// callback, which may block), a new one starts. A thread that runs out of
-/// work spins for a few microseconds (one spinner at a time) before it
-/// sleeps, and exits after [`blocking::KEEP_ALIVE`] asleep; one always
-/// stays.
+/// Database work ([`blocking::submit`]) never waits for a thread while
+/// fewer than `MAX_THREADS` (512) exist: when every thread is busy, a new
+/// one starts, so statements in flight are bounded by the pools'
+/// connections, not by this pool. Short jobs ([`blocking::submit_light`]:
+/// completions to deliver, connections to give back) start no threads in
+/// bursts (closing a pool with 10,000 callback acquires waiting must not
+/// start 512 threads): they wait for a free thread, and only when no job
+/// has started for `STALL` (5 ms; every thread stuck, say in host
+/// callbacks) is a thread added, one per such interval. A thread that runs
+/// out of work spins for a few microseconds (one spinner at a time) before
+/// it sleeps, and exits after `KEEP_ALIVE` (10 s) asleep; one always stays.
 pub mod blocking {
     use super::*;
 
     /// Most blocking threads.
-    pub const MAX_THREADS: usize = 512;
+    const MAX_THREADS: usize = 512;
     /// How long an idle thread sleeps before it exits.
-    pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+    const KEEP_ALIVE: Duration = Duration::from_secs(10);
     /// How long an idle thread spins for new work before it sleeps.
     const SPIN: Duration = Duration::from_micros(50);
+    /// How long short jobs wait with no job starting before threads are
+    /// added for them.
+    const STALL: Duration = Duration::from_millis(5);
 
     type Job = Box<dyn FnOnce() + Send>;
 
@@ -168,6 +180,9 @@ pub mod blocking {
         idle: usize,
         asleep: usize,
         spinning: bool,
+        /// Jobs started so far: progress, for the stall check.
+        taken: u64,
+        stall_check: bool,
     }
 
     struct Threads {
@@ -184,6 +199,8 @@ pub mod blocking {
             idle: 0,
             asleep: 0,
             spinning: false,
+            taken: 0,
+            stall_check: false,
         }),
         wake: Condvar::new(),
         queued: AtomicUsize::new(0),
@@ -218,21 +235,66 @@ pub mod blocking {
         Ok(())
     }
 
-    /// Runs `job` on a blocking thread (after [`start`]).
+    /// Runs database work on a blocking thread (after [`start`]), starting
+    /// a thread for it if every thread is busy.
     pub fn submit(job: impl FnOnce() + Send + 'static) {
+        enqueue(Box::new(job), true);
+    }
+
+    /// Runs a short job on a blocking thread (after [`start`]) without
+    /// starting a thread for it unless the pool is stuck.
+    pub fn submit_light(job: impl FnOnce() + Send + 'static) {
+        enqueue(Box::new(job), false);
+    }
+
+    fn enqueue(job: Job, eager: bool) {
         let mut st = lock(&THREADS.state);
-        st.jobs.push_back(Box::new(job));
+        st.jobs.push_back(job);
         THREADS.queued.store(st.jobs.len(), Ordering::Release);
         let waiting = st.jobs.len();
-        if waiting > st.idle && st.threads < MAX_THREADS {
-            // Every thread is busy: add one. (If that fails, the job waits
-            // for a busy one.)
-            if spawn_thread(&mut st).is_ok() {
+        if waiting > st.idle {
+            // Every thread is busy: add one for database work. (If that
+            // fails, or for a short job, the stall check adds one later if
+            // nothing moves.)
+            if eager && st.threads < MAX_THREADS && spawn_thread(&mut st).is_ok() {
                 return;
             }
+            schedule_stall_check(&mut st);
         }
         if st.asleep > 0 && !(st.spinning && waiting <= 1) {
             THREADS.wake.notify_one();
+        }
+    }
+
+    fn schedule_stall_check(st: &mut State) {
+        if st.stall_check {
+            return;
+        }
+        let Some(rt) = RUNTIME.get() else {
+            let _ = spawn_thread(st);
+            return;
+        };
+        st.stall_check = true;
+        let taken = st.taken;
+        rt.spawn(async move {
+            tokio::time::sleep(STALL).await;
+            stall_check(taken);
+        });
+    }
+
+    fn stall_check(taken_before: u64) {
+        let mut st = lock(&THREADS.state);
+        st.stall_check = false;
+        if st.jobs.is_empty() {
+            return;
+        }
+        if st.taken == taken_before && st.threads < MAX_THREADS {
+            // Nothing started for a while: every thread is stuck (or
+            // starved of CPU). Add one, and look again later.
+            let _ = spawn_thread(&mut st);
+        }
+        if st.jobs.len() > st.idle {
+            schedule_stall_check(&mut st);
         }
     }
 
@@ -243,6 +305,7 @@ pub mod blocking {
             if let Some(job) = st.jobs.pop_front() {
                 t.queued.store(st.jobs.len(), Ordering::Release);
                 st.idle -= 1;
+                st.taken += 1;
                 drop(st);
                 // Jobs catch their own panics; this is a last resort that
                 // keeps the thread (and the accounting) alive.
@@ -596,59 +659,53 @@ where
 /// returns); otherwise a runtime task waits for it.
 pub fn start_acquire(op: Op, pool: Arc<Pool>, timeout: Option<Duration>, sink: Sink) {
     let started = Instant::now();
-    let first = catch_unwind(AssertUnwindSafe(|| {
+    // What the calling thread can do: finish at once, or hand the rest
+    // (a waiter, a checkout to check with a round trip) to a task.
+    enum Fast {
+        Done(Result<Checkout>),
+        Continue(Option<First>),
+    }
+    let fast = catch_unwind(AssertUnwindSafe(|| {
         let mut checkout = match pool.enqueue() {
             Ok(Ok(checkout)) => checkout,
-            Ok(Err(waiter)) => return Some(Ok(Err(waiter))),
-            Err(e) => return Some(Err(e)),
+            Ok(Err(waiter)) => return Fast::Continue(Some(Ok(Err(waiter)))),
+            Err(e) => return Fast::Done(Err(e)),
         };
         if check_blocks(&pool, &mut checkout) {
-            return Some(Ok(Ok(checkout)));
+            return Fast::Continue(Some(Ok(Ok(checkout))));
         }
         if !pool.verify_checkout(&mut checkout) {
-            // A SQLite connection failing its check: dropping it is fine
-            // here; try again in the task.
-            return None;
+            // Failed its check (dropping a SQLite connection here is
+            // fine): the task tries again.
+            return Fast::Continue(None);
         }
-        Some(Ok(Ok(
-            accept(&op.ctl, &pool, checkout, started).map(Output::Conn)?
-        )))
+        Fast::Done(accept(&op.ctl, &pool, checkout, started))
     }));
-    let first = match first {
-        Ok(first) => first,
+    let first = match fast {
+        Ok(Fast::Done(outcome)) => {
+            finish(op, OpKind::Acquire, outcome.map(Output::Conn), sink);
+            return;
+        }
+        Ok(Fast::Continue(first)) => first,
         Err(p) => {
-            finish(op, OpKind::Acquire, Err(panic_error(&*p)), sink, false);
+            finish(op, OpKind::Acquire, Err(panic_error(&*p)), sink);
             return;
         }
-    };
-    // Done already: accepted (or failed) on this thread.
-    let first = match first {
-        Some(Ok(Ok(Ok(output)))) => {
-            finish(op, OpKind::Acquire, Ok(output), sink, false);
-            return;
-        }
-        Some(Ok(Ok(Err(e)))) | Some(Err(e)) => {
-            finish(op, OpKind::Acquire, Err(e), sink, false);
-            return;
-        }
-        Some(Ok(Err(waiter))) => Some(Ok(Err(waiter))),
-        Some(Ok(Ok(Ok(_)))) => unreachable!(),
-        None => None,
     };
     let rt = op.rt;
     rt.spawn(async move {
-        let outcome =
-            match (CatchUnwind(Box::pin(acquire(&op.ctl, &pool, timeout, started, first)))).await {
-                Ok(outcome) => outcome.map(Output::Conn),
-                Err(p) => Err(panic_error(&*p)),
-            };
-        finish(op, OpKind::Acquire, outcome, sink, true);
+        let acquiring = acquire(&op.ctl, &pool, timeout, started, first);
+        let outcome = match CatchUnwind(Box::pin(acquiring)).await {
+            Ok(outcome) => outcome.map(Output::Conn),
+            Err(p) => Err(panic_error(&*p)),
+        };
+        finish(op, OpKind::Acquire, outcome, sink);
     });
 }
 
 /// Ends an operation: unregisters it, then delivers its completion (on a
-/// blocking thread when the sink runs user code and `on_worker`).
-fn finish(op: Op, kind: OpKind, outcome: Result<Output>, sink: Sink, on_worker: bool) {
+/// blocking thread when the sink runs user code).
+fn finish(op: Op, kind: OpKind, outcome: Result<Output>, sink: Sink) {
     let op_id = op.id();
     drop(op);
     let completion = Completion {
@@ -658,9 +715,8 @@ fn finish(op: Op, kind: OpKind, outcome: Result<Output>, sink: Sink, on_worker: 
     };
     if sink.runs_user_code {
         // Never on the starting thread, never on a worker.
-        blocking::submit(move || sink.deliver(completion));
+        blocking::submit_light(move || sink.deliver(completion));
     } else {
-        let _ = on_worker;
         sink.deliver(completion);
     }
 }

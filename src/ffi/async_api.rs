@@ -396,7 +396,8 @@ fn start_conn_op(
 // Queue functions
 
 /// Creates a completion queue. On success `*out` owns it; free it with
-/// `sqlpool_queue_free`. Errors: `SQLPOOL_INVALID_ARGUMENT` (`out` NULL),
+/// `sqlpool_queue_free`. One queue may serve any number of operations on
+/// any pools. Thread-safe. Errors: `SQLPOOL_INVALID_ARGUMENT` (`out` NULL),
 /// `SQLPOOL_INTERNAL` (no file descriptor available).
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_queue_new(out: *mut *mut sqlpool_queue) -> sqlpool_status {
@@ -481,6 +482,7 @@ pub unsafe extern "C" fn sqlpool_queue_pop(
 /// completions discarded the same way when they end (nothing leaks).
 /// NULL is accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
 /// Remove its descriptor from your poll set (epoll, libuv, asyncio) first.
+/// Thread-safe, but no other thread may still be using the queue.
 #[no_mangle]
 pub extern "C" fn sqlpool_queue_free(queue: *mut sqlpool_queue) -> sqlpool_status {
     boundary(|| {

@@ -272,9 +272,12 @@ int main(int argc, char **argv)
              table);
     lp.select_sql = select_sql;
 
-    int bad = 0;
+    /* Before the first asynchronous call: the library's runtime needs few
+     * threads here (waiting acquires cost none; each running statement has
+     * its own blocking thread regardless). */
+    int bad = failed(sqlpool_set_async_threads(1), "sqlpool_set_async_threads");
     sqlpool_options *opts = NULL;
-    bad = failed(sqlpool_options_new(&opts), "sqlpool_options_new") ||
+    bad = bad || failed(sqlpool_options_new(&opts), "sqlpool_options_new") ||
           failed(sqlpool_options_set_max_size(opts, POOL_SIZE), "sqlpool_options_set_max_size") ||
           failed(sqlpool_pool_open(uri, opts, &lp.pool), "sqlpool_pool_open");
     sqlpool_options_free(opts);
