@@ -121,23 +121,36 @@ impl Conn {
         self.track(r)
     }
 
-    /// Runs `sql` once per parameter set, inside one transaction (its own,
-    /// or the caller's when one is open). All or nothing.
+    /// Runs `sql` once per parameter set, all or nothing: inside its own
+    /// transaction, or inside a savepoint of the caller's open transaction
+    /// (so a failure undoes the batch and leaves the transaction usable).
     pub fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
-        let own_tx = !self.in_transaction_exact();
-        if own_tx {
+        const SAVEPOINT: &str = "sqlpool_batch";
+        let mut nested = false;
+        if self.in_transaction_exact() {
+            match self.savepoint(SAVEPOINT, SavepointAction::Create) {
+                Ok(()) => nested = true,
+                // PostgreSQL: we only thought a transaction might be open.
+                Err(e) if e.sqlstate.as_deref() == Some("25P01") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !nested {
             self.begin(TxOptions::default())?;
         }
         let started = Instant::now();
         let r = on_db!(self, c => c.execute_many(sql, sets));
         log_statement(self.id, sql, sets, started, r.as_ref().map(|n| *n));
         let r = self.track(r);
-        if own_tx {
-            match &r {
-                Ok(_) => self.commit()?,
-                Err(_) => {
-                    let _ = self.rollback();
-                }
+        match (&r, nested) {
+            (Ok(_), true) => self.savepoint(SAVEPOINT, SavepointAction::Release)?,
+            (Ok(_), false) => self.commit()?,
+            (Err(_), true) => {
+                let _ = self.savepoint(SAVEPOINT, SavepointAction::RollbackTo);
+                let _ = self.savepoint(SAVEPOINT, SavepointAction::Release);
+            }
+            (Err(_), false) => {
+                let _ = self.rollback();
             }
         }
         r

@@ -3,14 +3,16 @@
 //!
 //! Types without a C kind of their own travel as text: numeric as an exact
 //! decimal string, dates and times as ISO 8601, intervals as ISO 8601
-//! durations, uuid, json, inet, and one-dimensional arrays as JSON arrays.
+//! durations, uuid, json, inet, and arrays as JSON arrays. Types outside
+//! the table are bound as text (parsed by the server) and come back as
+//! text close to PostgreSQL's own output, never as an error.
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use postgres::types::{FromSql, IsNull, Kind as PgKind, ToSql, Type};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use postgres::types::{Format, FromSql, IsNull, Kind as PgKind, ToSql, Type};
 
 use crate::value::Value;
 
@@ -42,9 +44,12 @@ fn bind_err(value: &Value, ty: &Type, why: &str) -> BoxError {
         Value::Null => "null".into(),
     };
     let sep = if why.is_empty() { "" } else { ": " };
+    let ty_name = match ty.kind() {
+        PgKind::Array(element) => format!("{}[]", element.name()),
+        _ => ty.name().to_owned(),
+    };
     Box::new(BindError(format!(
-        "cannot bind {shown} to a parameter of type {}{sep}{why}",
-        ty.name()
+        "cannot bind {shown} to a parameter of type {ty_name}{sep}{why}"
     )))
 }
 
@@ -62,6 +67,11 @@ impl FloorCharBoundary for str {
 }
 
 /// A parameter value that adapts to the type the server expects.
+///
+/// Types in the type table are sent in PostgreSQL's binary format; any
+/// other type (ranges, timetz, money, composites, extension types, arrays
+/// of those, ...) is sent as text and parsed by the server's own input
+/// function, so `'[1,5)'` binds to an `int4range` parameter.
 #[derive(Debug)]
 pub struct PgParam<'a>(pub &'a Value);
 
@@ -74,7 +84,66 @@ impl ToSql for PgParam<'_> {
         true
     }
 
+    fn encode_format(&self, ty: &Type) -> Format {
+        if sent_as_binary(ty) {
+            Format::Binary
+        } else {
+            Format::Text
+        }
+    }
+
     postgres::types::to_sql_checked!();
+}
+
+/// Checks that `value` can be bound to a parameter of type `ty` (the
+/// encoding is done and thrown away), so a bad value is reported, naming
+/// its parameter, before anything is sent. The message says what is wrong.
+pub fn check_bind(value: &Value, ty: &Type) -> Result<(), String> {
+    match value {
+        Value::Null => return Ok(()),
+        Value::Blob(_) if *ty == Type::BYTEA => return Ok(()),
+        Value::Text(_) if is_texty(ty) => return Ok(()),
+        _ => {}
+    }
+    let mut scratch = bytes::BytesMut::new();
+    encode(value, ty, &mut scratch)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether parameters of `ty` are sent in binary (the types this module
+/// encodes itself) or as text for the server to parse.
+fn sent_as_binary(ty: &Type) -> bool {
+    match *ty {
+        Type::BOOL
+        | Type::INT2
+        | Type::INT4
+        | Type::INT8
+        | Type::OID
+        | Type::FLOAT4
+        | Type::FLOAT8
+        | Type::NUMERIC
+        | Type::BYTEA
+        | Type::UUID
+        | Type::JSON
+        | Type::JSONB
+        | Type::DATE
+        | Type::TIME
+        | Type::TIMESTAMP
+        | Type::TIMESTAMPTZ
+        | Type::INTERVAL
+        | Type::INET
+        | Type::CIDR
+        | Type::CHAR => true,
+        _ if is_texty(ty) => true,
+        _ => match ty.kind() {
+            PgKind::Array(element) => sent_as_binary(element),
+            PgKind::Domain(base) => sent_as_binary(base),
+            // The binary form of an enum value is its label.
+            PgKind::Enum(_) => true,
+            _ => false,
+        },
+    }
 }
 
 fn encode(value: &Value, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
@@ -87,9 +156,9 @@ fn encode(value: &Value, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull,
         Type::BOOL => match value {
             Value::Bool(b) => out.put_u8(u8::from(*b)),
             Value::Int64(i @ (0 | 1)) => out.put_u8(*i as u8),
-            Value::Text(s) => match s.to_ascii_lowercase().as_str() {
-                "t" | "true" | "1" | "yes" | "on" => out.put_u8(1),
-                "f" | "false" | "0" | "no" | "off" => out.put_u8(0),
+            Value::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "t" | "true" | "1" | "yes" | "on" | "y" => out.put_u8(1),
+                "f" | "false" | "0" | "no" | "off" | "n" => out.put_u8(0),
                 _ => return fail("not a boolean"),
             },
             _ => return fail(""),
@@ -99,6 +168,9 @@ fn encode(value: &Value, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull,
                 Value::Int64(i) => *i,
                 Value::Bool(b) => i64::from(*b),
                 Value::Double(d) if d.fract() == 0.0 && d.abs() < 9.2e18 => *d as i64,
+                Value::Double(d) if d.is_finite() && d.fract() == 0.0 => {
+                    return fail("out of range")
+                }
                 Value::Text(s) => s
                     .trim()
                     .parse()
@@ -170,38 +242,50 @@ fn encode(value: &Value, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull,
             out.put_slice(text.as_bytes());
         }
         Type::DATE => {
-            let date = match value {
-                Value::Text(s) => {
-                    parse_date(s).ok_or_else(|| bind_err(value, ty, "expected YYYY-MM-DD"))?
-                }
-                _ => return fail(""),
+            let Value::Text(s) = value else {
+                return fail("dates are bound as text YYYY-MM-DD");
             };
-            return date.to_sql(ty, out);
+            match s.trim() {
+                "infinity" | "+infinity" => out.put_i32(i32::MAX),
+                "-infinity" => out.put_i32(i32::MIN),
+                t => {
+                    let date =
+                        parse_date(t).ok_or_else(|| bind_err(value, ty, "expected YYYY-MM-DD"))?;
+                    return date.to_sql(ty, out);
+                }
+            }
         }
         Type::TIME => {
-            let time = match value {
-                Value::Text(s) => NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f")
-                    .map_err(|_| bind_err(value, ty, "expected HH:MM:SS[.ffffff]"))?,
-                _ => return fail(""),
+            let micros = match value {
+                Value::Text(s) => parse_time_micros(s)
+                    .ok_or_else(|| bind_err(value, ty, "expected HH:MM[:SS[.ffffff]]"))?,
+                _ => return fail("times are bound as text HH:MM:SS[.ffffff]"),
             };
-            return time.to_sql(ty, out);
+            out.put_i64(micros);
         }
         Type::TIMESTAMP | Type::TIMESTAMPTZ => {
-            let micros = match value {
-                Value::Int64(us) => *us,
-                Value::Text(s) => {
-                    parse_timestamp_micros(s, *ty == Type::TIMESTAMPTZ).ok_or_else(|| {
-                        bind_err(
-                            value,
-                            ty,
-                            "expected ISO 8601 such as 2024-01-31 12:00:00[.ffffff][+02:00]",
-                        )
-                    })?
-                }
+            let with_zone = *ty == Type::TIMESTAMPTZ;
+            let pg_micros = match value {
+                Value::Int64(us) => us
+                    .checked_sub(PG_EPOCH_OFFSET_MICROS)
+                    .ok_or_else(|| bind_err(value, ty, "out of range"))?,
+                Value::Text(s) => match s.trim() {
+                    "infinity" | "+infinity" => i64::MAX,
+                    "-infinity" => i64::MIN,
+                    t => parse_timestamp_micros(t, with_zone)
+                        .and_then(|us| us.checked_sub(PG_EPOCH_OFFSET_MICROS))
+                        .ok_or_else(|| {
+                            bind_err(
+                                value,
+                                ty,
+                                "expected ISO 8601 such as 2024-01-31 12:00:00[.ffffff][+02:00]",
+                            )
+                        })?,
+                },
                 _ => return fail(""),
             };
             // PostgreSQL counts microseconds from 2000-01-01.
-            out.put_i64(micros - PG_EPOCH_OFFSET_MICROS);
+            out.put_i64(pg_micros);
         }
         Type::INTERVAL => {
             let (months, days, micros) = match value {
@@ -226,6 +310,21 @@ fn encode(value: &Value, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull,
             encode_inet(s.trim(), *ty == Type::CIDR, out)
                 .map_err(|why| bind_err(value, ty, why))?;
         }
+        Type::CHAR => {
+            let Value::Text(s) = value else {
+                return fail("");
+            };
+            let byte = match s.as_bytes() {
+                [] => 0,
+                [b] => *b,
+                [b'\\', d @ ..] if d.len() == 3 && d.iter().all(|c| (b'0'..=b'7').contains(c)) => {
+                    u8::from_str_radix(&s[1..], 8)
+                        .map_err(|_| bind_err(value, ty, "octal escape out of range"))?
+                }
+                _ => return fail("a \"char\" holds one byte"),
+            };
+            out.put_u8(byte);
+        }
         _ => match ty.kind() {
             PgKind::Array(element) => {
                 let Value::Text(s) = value else {
@@ -234,17 +333,35 @@ fn encode(value: &Value, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull,
                 let items: Vec<serde_json::Value> = serde_json::from_str(s).map_err(|_| {
                     bind_err(value, ty, "expected a JSON array such as [1, 2, null]")
                 })?;
-                encode_array(&items, element, out)?;
+                if sent_as_binary(element) {
+                    encode_array(&items, element, out).map_err(|e| bind_err(value, ty, &e))?;
+                } else {
+                    let mut literal = String::new();
+                    array_literal(&items, &mut literal);
+                    out.put_slice(literal.as_bytes());
+                }
             }
             PgKind::Domain(base) => return encode(value, base, out),
-            _ => match value {
-                // text, varchar, char, name, citext, enums and other types
-                // whose binary form is their text.
+            PgKind::Enum(_) => match value {
                 Value::Text(s) => out.put_slice(s.as_bytes()),
-                Value::Int64(i) if is_texty(ty) => out.put_slice(i.to_string().as_bytes()),
-                Value::Double(d) if is_texty(ty) => out.put_slice(d.to_string().as_bytes()),
-                Value::Bool(b) if is_texty(ty) => out.put_slice(b.to_string().as_bytes()),
+                _ => return fail("enum values are bound as text"),
+            },
+            // text, varchar, char(n), name: the binary form is the text.
+            _ if is_texty(ty) => match value {
+                Value::Text(s) => out.put_slice(s.as_bytes()),
+                Value::Int64(i) => out.put_slice(i.to_string().as_bytes()),
+                Value::Double(d) => out.put_slice(float_text(*d).as_bytes()),
+                Value::Bool(b) => out.put_slice(b.to_string().as_bytes()),
                 _ => return fail(""),
+            },
+            // Anything else goes as text (see `encode_format`): the server's
+            // input function parses it.
+            _ => match value {
+                Value::Text(s) => out.put_slice(s.as_bytes()),
+                Value::Int64(i) => out.put_slice(i.to_string().as_bytes()),
+                Value::Double(d) => out.put_slice(float_text(*d).as_bytes()),
+                Value::Bool(b) => out.put_slice(b.to_string().as_bytes()),
+                _ => return fail("values of this type are bound as text"),
             },
         },
     }
@@ -258,48 +375,173 @@ fn is_texty(ty: &Type) -> bool {
     )
 }
 
+/// `float8` text as PostgreSQL spells it: `NaN`, `Infinity`, `-Infinity`,
+/// otherwise the shortest decimal that reads back as the same double.
+fn float_text(d: f64) -> String {
+    if d.is_nan() {
+        "NaN".into()
+    } else if d.is_infinite() {
+        if d > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
+    } else {
+        d.to_string()
+    }
+}
+
+/// The dimensions of a (possibly nested) JSON array: `[[1,2],[3,4]]` is
+/// `[2, 2]`. Nested arrays must be rectangular; JSON and JSONB elements are
+/// never nested dimensions (a JSON array is one element).
+fn array_dims(items: &[serde_json::Value], element: &Type) -> Result<Vec<usize>, String> {
+    let mut dims = vec![items.len()];
+    if matches!(*element, Type::JSON | Type::JSONB) {
+        return Ok(dims);
+    }
+    let mut level = items;
+    while let Some(serde_json::Value::Array(inner)) = level.first() {
+        dims.push(inner.len());
+        level = inner;
+    }
+    if dims.len() > 6 {
+        return Err("arrays have at most 6 dimensions".into());
+    }
+    Ok(dims)
+}
+
+/// The leaves of a nested JSON array in row-major order, checking that it
+/// has exactly the dimensions `dims`.
+fn flatten<'j>(
+    items: &'j [serde_json::Value],
+    dims: &[usize],
+    out: &mut Vec<&'j serde_json::Value>,
+) -> Result<(), String> {
+    if items.len() != dims[0] {
+        return Err(
+            "multidimensional arrays must be rectangular (sub-arrays of equal length)".into(),
+        );
+    }
+    for item in items {
+        match (item, dims.len()) {
+            (serde_json::Value::Array(inner), n) if n > 1 => flatten(inner, &dims[1..], out)?,
+            (serde_json::Value::Array(_), _) => {
+                return Err(
+                    "multidimensional arrays must be rectangular (sub-arrays of equal length)"
+                        .into(),
+                )
+            }
+            (_, n) if n > 1 => {
+                return Err(
+                    "multidimensional arrays must be rectangular (sub-arrays of equal length)"
+                        .into(),
+                )
+            }
+            (leaf, _) => out.push(leaf),
+        }
+    }
+    Ok(())
+}
+
 fn encode_array(
     items: &[serde_json::Value],
     element: &Type,
     out: &mut bytes::BytesMut,
-) -> Result<(), BoxError> {
+) -> Result<(), String> {
     use bytes::BufMut;
-    let has_null = items.iter().any(serde_json::Value::is_null);
-    out.put_i32(1); // dimensions
+    if items.is_empty() {
+        out.put_i32(0); // no dimensions: the empty array
+        out.put_i32(0);
+        out.put_u32(element.oid());
+        return Ok(());
+    }
+    let dims = array_dims(items, element)?;
+    let mut leaves = Vec::new();
+    if matches!(*element, Type::JSON | Type::JSONB) {
+        // A JSON array inside is one element, not a dimension.
+        leaves.extend(items);
+    } else {
+        flatten(items, &dims, &mut leaves)?;
+    }
+    let has_null = leaves.iter().any(|v| v.is_null());
+    out.put_i32(dims.len() as i32);
     out.put_i32(i32::from(has_null));
     out.put_u32(element.oid());
-    out.put_i32(i32::try_from(items.len()).map_err(|_| "array too long")?);
-    out.put_i32(1); // lower bound
-    for item in items {
+    for d in &dims {
+        out.put_i32(i32::try_from(*d).map_err(|_| "array too long")?);
+        out.put_i32(1); // lower bound
+    }
+    for item in leaves {
         let value = match item {
-            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Null => {
+                out.put_i32(-1);
+                continue;
+            }
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => match n.as_i64() {
                 Some(i) => Value::Int64(i),
+                None if matches!(*element, Type::NUMERIC | Type::JSON | Type::JSONB) => {
+                    Value::Text(n.to_string())
+                }
                 None => Value::Double(n.as_f64().unwrap_or(f64::NAN)),
             },
+            serde_json::Value::String(s) if matches!(*element, Type::JSON | Type::JSONB) => {
+                // A JSON string element is the JSON string, quotes and all.
+                Value::Text(item.to_string())
+            }
             serde_json::Value::String(s) => Value::Text(s.clone()),
             nested => {
                 if matches!(*element, Type::JSON | Type::JSONB) {
                     Value::Text(nested.to_string())
                 } else {
-                    return Err(Box::new(BindError(format!(
-                        "only one-dimensional arrays are supported (element {nested})"
-                    ))));
+                    return Err(format!("element {nested} is not a {}", element.name()));
                 }
             }
         };
-        if let Value::Null = value {
-            out.put_i32(-1);
-            continue;
-        }
         let len_at = out.len();
         out.put_i32(0);
-        encode(&value, element, out)?;
+        encode(&value, element, out).map_err(|e| {
+            let why = e.to_string();
+            // "cannot bind ... to a parameter of type int4: out of range"
+            match why.split_once(" to a parameter of type ") {
+                Some((what, rest)) => format!("element: {what} to an array element of type {rest}"),
+                None => why,
+            }
+        })?;
         let len = i32::try_from(out.len() - len_at - 4).map_err(|_| "element too large")?;
         out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
     }
     Ok(())
+}
+
+/// A PostgreSQL array literal (`{"a",NULL,{"b"}}`) from a JSON array, for
+/// arrays of types sent as text.
+fn array_literal(items: &[serde_json::Value], out: &mut String) {
+    out.push('{');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            serde_json::Value::Null => out.push_str("NULL"),
+            serde_json::Value::Array(inner) => array_literal(inner, out),
+            serde_json::Value::String(s) => push_quoted(out, s),
+            other => push_quoted(out, &other.to_string()),
+        }
+    }
+    out.push('}');
+}
+
+/// `"text"` with `"` and `\` backslash-escaped (array literal syntax).
+fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 /// A result cell decoded from any column type.
@@ -322,6 +564,9 @@ impl<'a> FromSql<'a> for Cell {
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
+/// Decodes one non-NULL cell. Types in the type table decode exactly (an
+/// error means corrupt data); every other type comes back as text, never
+/// as an error (see `decode_other`).
 pub fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
     Ok(match *ty {
         Type::BOOL => Value::Bool(bool::from_sql(ty, raw)?),
@@ -338,11 +583,7 @@ pub fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
             i32::MIN => "-infinity".into(),
             _ => NaiveDate::from_sql(ty, raw)?.format("%Y-%m-%d").to_string(),
         }),
-        Type::TIME => Value::Text(
-            NaiveTime::from_sql(ty, raw)?
-                .format("%H:%M:%S%.f")
-                .to_string(),
-        ),
+        Type::TIME => Value::Text(format_time(Reader(raw).i64()?)),
         Type::TIMESTAMP | Type::TIMESTAMPTZ => {
             Value::Text(match i64::from_sql(&Type::INT8, raw)? {
                 i64::MAX => "infinity".into(),
@@ -363,18 +604,157 @@ pub fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
             _ => return Err("unsupported jsonb version".into()),
         },
         Type::INET | Type::CIDR => Value::Text(decode_inet(raw, *ty == Type::CIDR)?),
-        Type::CHAR => Value::Text((raw.first().copied().unwrap_or(0) as char).to_string()),
+        _ if is_texty(ty) => Value::Text(std::str::from_utf8(raw)?.to_owned()),
         _ => match ty.kind() {
             PgKind::Array(element) => Value::Text(decode_array(element, raw)?),
             PgKind::Domain(base) => decode(base, raw)?,
-            // text, varchar, name, enums, citext, ...: the binary form is the
-            // text itself. Anything else unknown is returned as text too.
-            _ => Value::Text(match std::str::from_utf8(raw) {
-                Ok(s) => s.to_owned(),
-                Err(_) => hex_text(raw),
-            }),
+            _ => Value::Text(decode_other(ty, raw).unwrap_or_else(|_| fallback_text(raw))),
         },
     })
+}
+
+/// Text of a type outside the type table, close to PostgreSQL's own text
+/// output. Values whose binary form this module does not know come back as
+/// their bytes when those are printable UTF-8 (extension types such as
+/// citext send their text), else as `\x` and hex digits.
+fn decode_other(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
+    let mut r = Reader(raw);
+    Ok(match *ty {
+        Type::CHAR => match raw.first() {
+            None | Some(0) => String::new(),
+            Some(b) if b.is_ascii() => char::from(*b).to_string(),
+            Some(b) => format!("\\{b:03o}"),
+        },
+        Type::TIMETZ => {
+            let micros = r.i64()?;
+            // Stored as seconds *west* of UTC.
+            let east = -r.i32()?;
+            let sign = if east < 0 { '-' } else { '+' };
+            let abs = east.unsigned_abs();
+            let mut s = format!(
+                "{}{sign}{:02}:{:02}",
+                format_time(micros),
+                abs / 3600,
+                abs % 3600 / 60
+            );
+            if abs % 60 != 0 {
+                let _ = write!(s, ":{:02}", abs % 60);
+            }
+            s
+        }
+        Type::MONEY => {
+            // In the currency's smallest unit; two fraction digits assumed.
+            let cents = r.i64()?;
+            let sign = if cents < 0 { "-" } else { "" };
+            let abs = cents.unsigned_abs();
+            format!("{sign}{}.{:02}", abs / 100, abs % 100)
+        }
+        Type::BIT | Type::VARBIT => {
+            let bits = r.i32()?.max(0) as usize;
+            let bytes = r.take(bits.div_ceil(8))?;
+            (0..bits)
+                .map(|i| {
+                    if bytes[i / 8] & (0x80 >> (i % 8)) != 0 {
+                        '1'
+                    } else {
+                        '0'
+                    }
+                })
+                .collect()
+        }
+        Type::MACADDR | Type::MACADDR8 => raw
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        Type::POINT => point_text(&mut r)?,
+        Type::LSEG => format!("[{},{}]", point_text(&mut r)?, point_text(&mut r)?),
+        Type::BOX => format!("{},{}", point_text(&mut r)?, point_text(&mut r)?),
+        Type::LINE => format!(
+            "{{{},{},{}}}",
+            float_text(r.f64()?),
+            float_text(r.f64()?),
+            float_text(r.f64()?)
+        ),
+        Type::CIRCLE => format!("<{},{}>", point_text(&mut r)?, float_text(r.f64()?)),
+        Type::PATH | Type::POLYGON => {
+            let closed = if *ty == Type::PATH {
+                r.take(1)?[0] != 0
+            } else {
+                true
+            };
+            let n = r.i32()?.max(0);
+            let points = (0..n)
+                .map(|_| point_text(&mut r))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(",");
+            if closed {
+                format!("({points})")
+            } else {
+                format!("[{points}]")
+            }
+        }
+        Type::PG_LSN => {
+            let lsn = r.u64()?;
+            format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
+        }
+        Type::TID => format!("({},{})", r.u32()?, r.u16()?),
+        Type::XID8 => r.u64()?.to_string(),
+        Type::XID
+        | Type::CID
+        | Type::REGPROC
+        | Type::REGPROCEDURE
+        | Type::REGOPER
+        | Type::REGOPERATOR
+        | Type::REGCLASS
+        | Type::REGTYPE
+        | Type::REGCONFIG
+        | Type::REGDICTIONARY
+        | Type::REGNAMESPACE
+        | Type::REGROLE
+        | Type::REGCOLLATION => r.u32()?.to_string(),
+        Type::JSONPATH => match raw.split_first() {
+            Some((1, text)) => std::str::from_utf8(text)?.to_owned(),
+            _ => return Err("unsupported jsonpath version".into()),
+        },
+        Type::TS_VECTOR => decode_tsvector(raw)?,
+        Type::RECORD => decode_record(None, raw)?,
+        _ => match ty.kind() {
+            PgKind::Enum(_) => std::str::from_utf8(raw)?.to_owned(),
+            PgKind::Range(sub) => decode_range(sub, raw)?,
+            PgKind::Multirange(sub) => {
+                let n = r.i32()?.max(0);
+                let mut s = String::from("{");
+                for i in 0..n {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    let len = r.i32()?.max(0) as usize;
+                    s.push_str(&decode_range(sub, r.take(len)?)?);
+                }
+                s.push('}');
+                s
+            }
+            PgKind::Composite(fields) => decode_record(Some(fields), raw)?,
+            _ if ty.name() == "hstore" => decode_hstore(raw)?,
+            _ => fallback_text(raw),
+        },
+    })
+}
+
+/// Printable UTF-8 as is; anything else as `\x` and hex digits (as
+/// PostgreSQL shows bytea).
+fn fallback_text(raw: &[u8]) -> String {
+    match std::str::from_utf8(raw) {
+        Ok(s)
+            if !s
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) =>
+        {
+            s.to_owned()
+        }
+        _ => hex_text(raw),
+    }
 }
 
 fn hex_text(raw: &[u8]) -> String {
@@ -386,43 +766,291 @@ fn hex_text(raw: &[u8]) -> String {
     s
 }
 
+fn point_text(r: &mut Reader<'_>) -> Result<String, BoxError> {
+    Ok(format!(
+        "({},{})",
+        float_text(r.f64()?),
+        float_text(r.f64()?)
+    ))
+}
+
+/// `HH:MM:SS` plus `.fff` (whole milliseconds) or `.ffffff`, as chrono's
+/// `%.f` does for the timestamps; `24:00:00` is valid for `time`.
+fn format_time(micros: i64) -> String {
+    let neg = micros < 0;
+    let abs = micros.unsigned_abs();
+    let (h, rem) = (abs / 3_600_000_000, abs % 3_600_000_000);
+    let (m, rem) = (rem / 60_000_000, rem % 60_000_000);
+    let (s, frac) = (rem / 1_000_000, rem % 1_000_000);
+    let mut out = format!("{}{h:02}:{m:02}:{s:02}", if neg { "-" } else { "" });
+    if frac != 0 {
+        if frac % 1000 == 0 {
+            let _ = write!(out, ".{:03}", frac / 1000);
+        } else {
+            let _ = write!(out, ".{frac:06}");
+        }
+    }
+    out
+}
+
+/// `HH:MM[:SS[.fraction]]` to microseconds since midnight (up to 24:00:00).
+fn parse_time_micros(s: &str) -> Option<i64> {
+    let mut parts = s.trim().split(':');
+    let h: i64 = parse_digits(parts.next()?)?;
+    let m: i64 = parse_digits(parts.next()?)?;
+    let (sec, frac) = match parts.next() {
+        None => (0, 0),
+        Some(p) => {
+            let (whole, frac) = p.split_once('.').unwrap_or((p, ""));
+            let sec: i64 = parse_digits(whole)?;
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Microseconds, rounded half up as PostgreSQL does.
+            let mut digits: Vec<u8> = frac.bytes().map(|b| b - b'0').collect();
+            digits.resize(digits.len().max(7), 0);
+            let mut us = digits[..6].iter().fold(0i64, |a, d| a * 10 + i64::from(*d));
+            if digits[6] >= 5 {
+                us += 1;
+            }
+            (sec, us)
+        }
+    };
+    if parts.next().is_some() || m > 59 || sec > 59 {
+        return None;
+    }
+    let total = ((h * 60 + m) * 60 + sec) * 1_000_000 + frac;
+    (total <= 86_400_000_000).then_some(total)
+}
+
+fn parse_digits(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Text of one element inside a range, record or hstore: PostgreSQL's
+/// spelling for booleans, this module's text for everything else.
+fn element_text(value: Value) -> Option<String> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Bool(b) => if b { "t" } else { "f" }.into(),
+        Value::Int64(i) => i.to_string(),
+        Value::Double(d) => float_text(d),
+        Value::Text(s) => s,
+        Value::Blob(b) => hex_text(&b),
+    })
+}
+
+fn decode_element(ty: &Type, raw: &[u8]) -> String {
+    match decode(ty, raw) {
+        Ok(v) => element_text(v).unwrap_or_default(),
+        Err(_) => fallback_text(raw),
+    }
+}
+
+/// Appends `s`, double-quoted (with `"` and `\` doubled) when it is empty
+/// or holds a character in `special` or white space, as range and record
+/// output do.
+fn push_maybe_quoted(out: &mut String, s: &str, special: &str) {
+    if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || special.contains(c)) {
+        out.push_str(s);
+        return;
+    }
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+const RANGE_EMPTY: u8 = 0x01;
+const RANGE_LB_INC: u8 = 0x02;
+const RANGE_UB_INC: u8 = 0x04;
+const RANGE_LB_INF: u8 = 0x08;
+const RANGE_UB_INF: u8 = 0x10;
+
+/// `[1,5)`, `(,3]`, `empty`.
+fn decode_range(sub: &Type, raw: &[u8]) -> Result<String, BoxError> {
+    let mut r = Reader(raw);
+    let flags = r.take(1)?[0];
+    if flags & RANGE_EMPTY != 0 {
+        return Ok("empty".into());
+    }
+    let mut s = String::from(if flags & RANGE_LB_INC != 0 { "[" } else { "(" });
+    let special = "\"\\()[],";
+    if flags & RANGE_LB_INF == 0 {
+        let len = r.i32()?.max(0) as usize;
+        push_maybe_quoted(&mut s, &decode_element(sub, r.take(len)?), special);
+    }
+    s.push(',');
+    if flags & RANGE_UB_INF == 0 {
+        let len = r.i32()?.max(0) as usize;
+        push_maybe_quoted(&mut s, &decode_element(sub, r.take(len)?), special);
+    }
+    s.push(if flags & RANGE_UB_INC != 0 { ']' } else { ')' });
+    Ok(s)
+}
+
+/// `(1,"a b",,2.5)`: a composite value or anonymous record; NULL fields
+/// are empty.
+fn decode_record(
+    fields: Option<&[postgres::types::Field]>,
+    raw: &[u8],
+) -> Result<String, BoxError> {
+    let mut r = Reader(raw);
+    let n = r.i32()?.max(0) as usize;
+    let mut s = String::from("(");
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        let oid = r.u32()?;
+        let len = r.i32()?;
+        if len < 0 {
+            continue;
+        }
+        let bytes = r.take(len as usize)?;
+        let ty = fields
+            .and_then(|f| f.get(i))
+            .map(|f| f.type_().clone())
+            .or_else(|| Type::from_oid(oid));
+        let text = match ty {
+            Some(ty) => decode_element(&ty, bytes),
+            None => fallback_text(bytes),
+        };
+        push_maybe_quoted(&mut s, &text, "\"\\(),");
+    }
+    s.push(')');
+    Ok(s)
+}
+
+/// `'a':1A 'cat' 'fat':2,3`.
+fn decode_tsvector(raw: &[u8]) -> Result<String, BoxError> {
+    let mut r = Reader(raw);
+    let n = r.i32()?.max(0);
+    let mut s = String::new();
+    for i in 0..n {
+        if i > 0 {
+            s.push(' ');
+        }
+        let end = r.0.iter().position(|&b| b == 0).ok_or("truncated value")?;
+        let word = std::str::from_utf8(r.take(end)?)?;
+        r.take(1)?;
+        s.push('\'');
+        for c in word.chars() {
+            if c == '\'' || c == '\\' {
+                s.push(c);
+            }
+            s.push(c);
+        }
+        s.push('\'');
+        let npos = r.u16()?;
+        for p in 0..npos {
+            let pos = r.u16()?;
+            s.push(if p == 0 { ':' } else { ',' });
+            let _ = write!(s, "{}", pos & 0x3fff);
+            match pos >> 14 {
+                3 => s.push('A'),
+                2 => s.push('B'),
+                1 => s.push('C'),
+                _ => {}
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// `"a"=>"1", "b"=>NULL`.
+fn decode_hstore(raw: &[u8]) -> Result<String, BoxError> {
+    let mut r = Reader(raw);
+    let n = r.i32()?.max(0);
+    let mut s = String::new();
+    let quoted = |s: &mut String, t: &str| {
+        s.push('"');
+        for c in t.chars() {
+            if c == '"' || c == '\\' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push('"');
+    };
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let klen = r.i32()?.max(0) as usize;
+        quoted(&mut s, std::str::from_utf8(r.take(klen)?)?);
+        s.push_str("=>");
+        let vlen = r.i32()?;
+        if vlen < 0 {
+            s.push_str("NULL");
+        } else {
+            quoted(&mut s, std::str::from_utf8(r.take(vlen as usize)?)?);
+        }
+    }
+    Ok(s)
+}
+
+/// An array as JSON: nested arrays for more than one dimension, lower
+/// bounds dropped.
 fn decode_array(element: &Type, raw: &[u8]) -> Result<String, BoxError> {
     let mut r = Reader(raw);
     let ndim = r.i32()?;
     let _has_null = r.i32()?;
     let _oid = r.u32()?;
-    if ndim == 0 {
+    if ndim <= 0 {
         return Ok("[]".into());
     }
-    if ndim != 1 {
-        return Err(format!("{ndim}-dimensional arrays are not supported").into());
+    let mut dims = Vec::with_capacity(ndim as usize);
+    for _ in 0..ndim {
+        dims.push(r.i32()?.max(0) as usize);
+        let _lower = r.i32()?;
     }
-    let len = r.i32()?;
-    let _lower = r.i32()?;
-    let mut items = Vec::with_capacity(len.max(0) as usize);
-    for _ in 0..len {
+    let total: usize = dims.iter().product();
+    let mut items = Vec::with_capacity(total.min(raw.len()));
+    for _ in 0..total {
         let n = r.i32()?;
         let value = if n < 0 {
             Value::Null
         } else {
             decode(element, r.take(n as usize)?)?
         };
-        let json = match value {
-            Value::Null => serde_json::Value::Null,
-            Value::Bool(b) => b.into(),
-            Value::Int64(i) => i.into(),
-            Value::Double(d) => serde_json::Number::from_f64(d)
-                .map(serde_json::Value::Number)
-                .unwrap_or_else(|| d.to_string().into()),
-            Value::Text(t) if matches!(*element, Type::JSON | Type::JSONB) => {
-                serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t))
-            }
-            Value::Text(t) => t.into(),
-            Value::Blob(b) => hex_text(&b).into(),
-        };
-        items.push(json);
+        items.push(json_of(element, value));
     }
-    Ok(serde_json::Value::Array(items).to_string())
+    let mut items = items.into_iter();
+    Ok(nest(&dims, &mut items).to_string())
+}
+
+fn nest(dims: &[usize], items: &mut impl Iterator<Item = serde_json::Value>) -> serde_json::Value {
+    match dims {
+        [] => items.next().unwrap_or(serde_json::Value::Null),
+        [n, rest @ ..] => serde_json::Value::Array((0..*n).map(|_| nest(rest, items)).collect()),
+    }
+}
+
+/// One array element as JSON: numbers and booleans as such (NaN and the
+/// infinities as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`), json
+/// and jsonb as JSON values, bytea as `\x` hex strings, the rest as strings.
+fn json_of(element: &Type, value: Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => b.into(),
+        Value::Int64(i) => i.into(),
+        Value::Double(d) => serde_json::Number::from_f64(d)
+            .map(serde_json::Value::Number)
+            .unwrap_or_else(|| float_text(d).into()),
+        Value::Text(t) if matches!(*element, Type::JSON | Type::JSONB) => {
+            serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t))
+        }
+        Value::Text(t) => t.into(),
+        Value::Blob(b) => hex_text(&b).into(),
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -450,6 +1078,12 @@ impl<'a> Reader<'a> {
     }
     fn i64(&mut self) -> Result<i64, BoxError> {
         Ok(i64::from_be_bytes(self.take(8)?.try_into()?))
+    }
+    fn u64(&mut self) -> Result<u64, BoxError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into()?))
+    }
+    fn f64(&mut self) -> Result<f64, BoxError> {
+        Ok(f64::from_be_bytes(self.take(8)?.try_into()?))
     }
 }
 
@@ -511,11 +1145,18 @@ pub fn decode_numeric(raw: &[u8]) -> Result<String, BoxError> {
     Ok(s)
 }
 
+/// Most digits before / after the decimal point PostgreSQL's numeric holds.
+const NUMERIC_MAX_INT_DIGITS: usize = 131_072;
+const NUMERIC_MAX_SCALE: usize = 16_383;
+
+/// Decimal text (`-12.50`, `.5`, `1.5e-7`, `1E+5`, `NaN`, `Infinity`) to
+/// binary numeric. The scale is the number of digits after the point once
+/// any exponent is applied, as in PostgreSQL.
 fn encode_numeric(text: &str, out: &mut bytes::BytesMut) -> Result<(), &'static str> {
     use bytes::BufMut;
     let special = match text.to_ascii_lowercase().as_str() {
         "nan" => Some(NUMERIC_NAN),
-        "infinity" | "+infinity" | "inf" => Some(NUMERIC_PINF),
+        "infinity" | "+infinity" | "inf" | "+inf" => Some(NUMERIC_PINF),
         "-infinity" | "-inf" => Some(NUMERIC_NINF),
         _ => None,
     };
@@ -530,7 +1171,19 @@ fn encode_numeric(text: &str, out: &mut bytes::BytesMut) -> Result<(), &'static 
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
-    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    let (mantissa, exponent) = match body.split_once(['e', 'E']) {
+        Some((m, e)) => {
+            let e = e.strip_prefix('+').unwrap_or(e);
+            let digits = e.strip_prefix('-').unwrap_or(e);
+            if digits.is_empty() || digits.len() > 7 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err("not a decimal number");
+            }
+            (m, e.parse::<i64>().map_err(|_| "not a decimal number")?)
+        }
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (int_part.is_empty() && frac_part.is_empty())
         || !digits_ok(int_part)
@@ -538,9 +1191,32 @@ fn encode_numeric(text: &str, out: &mut bytes::BytesMut) -> Result<(), &'static 
     {
         return Err("not a decimal number");
     }
-    let int_part = int_part.trim_start_matches('0');
+    // Apply the exponent by moving the decimal point.
+    let (int_digits, frac_digits) = if exponent == 0 {
+        (int_part.to_owned(), frac_part.to_owned())
+    } else {
+        let all = format!("{int_part}{frac_part}");
+        let point = int_part.len() as i64 + exponent;
+        let frac_len = (all.len() as i64 - point).max(0) as usize;
+        if frac_len > NUMERIC_MAX_SCALE || point > NUMERIC_MAX_INT_DIGITS as i64 + all.len() as i64
+        {
+            return Err("too many digits");
+        }
+        if point <= 0 {
+            let zeros = "0".repeat((-point) as usize);
+            (String::new(), format!("{zeros}{all}"))
+        } else if point as usize >= all.len() {
+            let zeros = "0".repeat(point as usize - all.len());
+            (format!("{all}{zeros}"), String::new())
+        } else {
+            let (i, f) = all.split_at(point as usize);
+            (i.to_owned(), f.to_owned())
+        }
+    };
+    let int_part = int_digits.trim_start_matches('0');
+    let frac_part = frac_digits.as_str();
     let dscale = frac_part.len();
-    if dscale > 16383 || int_part.len() > 131072 {
+    if dscale > NUMERIC_MAX_SCALE || int_part.len() > NUMERIC_MAX_INT_DIGITS {
         return Err("too many digits");
     }
     // Align to 4-digit groups around the decimal point.
@@ -557,10 +1233,9 @@ fn encode_numeric(text: &str, out: &mut bytes::BytesMut) -> Result<(), &'static 
         .map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + i16::from(d - b'0')))
         .collect();
     let mut weight = ((int_pad + int_part.len()) / 4) as i32 - 1;
-    while groups.first() == Some(&0) {
-        groups.remove(0);
-        weight -= 1;
-    }
+    let leading = groups.iter().take_while(|g| **g == 0).count();
+    groups.drain(..leading);
+    weight -= leading as i32;
     while groups.last() == Some(&0) {
         groups.pop();
     }
@@ -582,29 +1257,15 @@ fn encode_numeric(text: &str, out: &mut bytes::BytesMut) -> Result<(), &'static 
 }
 
 fn format_double_for_numeric(d: f64) -> String {
-    if d.is_nan() {
-        "NaN".into()
-    } else if d.is_infinite() {
-        if d > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
-    } else {
-        // Shortest representation that round-trips, without an exponent.
-        let s = format!("{d}");
-        if s.contains('e') {
-            format!("{d:.17}")
-        } else {
-            s
-        }
-    }
+    // Rust prints the shortest representation that round-trips, without
+    // an exponent.
+    float_text(d)
 }
 
 fn parse_float(s: &str) -> Option<f64> {
     match s.trim().to_ascii_lowercase().as_str() {
         "nan" => Some(f64::NAN),
-        "infinity" | "inf" | "+infinity" => Some(f64::INFINITY),
+        "infinity" | "inf" | "+infinity" | "+inf" => Some(f64::INFINITY),
         "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
         t => t.parse().ok(),
     }
@@ -615,28 +1276,30 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 }
 
 /// Microseconds since 1970-01-01 UTC. Text without an offset is taken as
-/// UTC for timestamptz (and as is for timestamp); an offset is honoured.
+/// UTC for timestamptz (and as is for timestamp); an offset is honoured
+/// for timestamptz and ignored for timestamp (as PostgreSQL's cast does).
+/// `infinity` is handled by the caller.
 fn parse_timestamp_micros(s: &str, with_zone: bool) -> Option<i64> {
     let t = s.trim();
-    match t {
-        "infinity" => return Some(i64::MAX),
-        "-infinity" => return Some(i64::MIN + PG_EPOCH_OFFSET_MICROS),
-        _ => {}
-    }
     let normalized = t.replacen(' ', "T", 1);
-    if let Ok(dt) = DateTime::parse_from_rfc3339(&normalized) {
-        if !with_zone {
-            return Some(dt.naive_local().and_utc().timestamp_micros());
+    let zoned = |dt: DateTime<chrono::FixedOffset>| {
+        if with_zone {
+            dt.timestamp_micros()
+        } else {
+            dt.naive_local().and_utc().timestamp_micros()
         }
-        return Some(dt.timestamp_micros());
+    };
+    if let Ok(dt) = DateTime::parse_from_rfc3339(&normalized) {
+        return Some(zoned(dt));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%#z"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+        "%Y-%m-%dT%H:%M:%S%#z",
+        "%Y-%m-%dT%H:%M%#z",
+        "%Y-%m-%dT%H:%M:%S%.f %#z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(&normalized, fmt) {
-            return Some(if with_zone {
-                dt.timestamp_micros()
-            } else {
-                dt.naive_local().and_utc().timestamp_micros()
-            });
+            return Some(zoned(dt));
         }
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
@@ -676,10 +1339,10 @@ pub fn parse_iso_duration(s: &str) -> Option<(i32, i32, i64)> {
         number.clear();
         any = true;
         match c.to_ascii_uppercase() {
-            'Y' => months += n * 12,
-            'M' => months += n,
-            'W' => days += n * 7,
-            'D' => days += n,
+            'Y' => months = months.checked_add(n.checked_mul(12)?)?,
+            'M' => months = months.checked_add(n)?,
+            'W' => days = days.checked_add(n.checked_mul(7)?)?,
+            'D' => days = days.checked_add(n)?,
             _ => return None,
         }
     }
@@ -692,16 +1355,15 @@ pub fn parse_iso_duration(s: &str) -> Option<(i32, i32, i64)> {
                 number.push(c);
                 continue;
             }
-            let n: f64 = number.parse().ok()?;
-            number.clear();
-            any = true;
-            let unit = match c.to_ascii_uppercase() {
-                'H' => 3_600_000_000.0,
-                'M' => 60_000_000.0,
-                'S' => 1_000_000.0,
+            let unit: i64 = match c.to_ascii_uppercase() {
+                'H' => 3_600_000_000,
+                'M' => 60_000_000,
+                'S' => 1_000_000,
                 _ => return None,
             };
-            micros += (n * unit).round() as i64;
+            micros = micros.checked_add(scaled_micros(&number, unit)?)?;
+            number.clear();
+            any = true;
         }
         if !number.is_empty() {
             return None;
@@ -716,6 +1378,36 @@ pub fn parse_iso_duration(s: &str) -> Option<(i32, i32, i64)> {
         i32::try_from(sign * days).ok()?,
         sign * micros,
     ))
+}
+
+/// `number` (`-1`, `6.5`, `0.000001`) times `unit` microseconds, exactly
+/// (no binary floating point), rounded to the microsecond.
+fn scaled_micros(number: &str, unit: i64) -> Option<i64> {
+    let (negative, digits) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if (whole.is_empty() && frac.is_empty())
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut total = whole.checked_mul(unit)?;
+    // The fraction, to 1e-9 of a unit, then scaled and rounded.
+    let mut nanos_of_unit: i128 = 0;
+    for (i, d) in frac.bytes().take(9).enumerate() {
+        nanos_of_unit += i128::from(d - b'0') * 10i128.pow(8 - i as u32);
+    }
+    let frac_micros = (nanos_of_unit * i128::from(unit) + 500_000_000) / 1_000_000_000;
+    total = total.checked_add(i64::try_from(frac_micros).ok()?)?;
+    Some(if negative { -total } else { total })
 }
 
 fn decode_interval(raw: &[u8]) -> Result<String, BoxError> {
@@ -810,6 +1502,16 @@ fn encode_inet(s: &str, cidr: bool, out: &mut bytes::BytesMut) -> Result<(), &'s
     if bits > full {
         return Err("prefix length too large");
     }
+    if cidr {
+        // cidr requires the bits right of the mask to be zero.
+        for (i, byte) in octets.iter().enumerate() {
+            let keep = (usize::from(bits).saturating_sub(i * 8)).min(8);
+            let mask = if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
+            if byte & !mask != 0 {
+                return Err("a cidr value has bits set to the right of its mask");
+            }
+        }
+    }
     out.put_u8(family);
     out.put_u8(bits);
     out.put_u8(u8::from(cidr));
@@ -849,6 +1551,67 @@ mod tests {
         }
         assert_eq!(numeric_round_trip("007.50"), "7.50");
         assert_eq!(numeric_round_trip(".5"), "0.5");
+        // Exponents move the point; the scale follows, as in PostgreSQL.
+        assert_eq!(numeric_round_trip("1E+5"), "100000");
+        assert_eq!(numeric_round_trip("1.5e-7"), "0.00000015");
+        assert_eq!(numeric_round_trip("-1.50E+1"), "-15.0");
+        assert_eq!(numeric_round_trip("123e-2"), "1.23");
+        let mut buf = bytes::BytesMut::new();
+        for bad in ["", "-", "1e", "1e+", "1.2.3", "1e99999999", "abc", "1 2"] {
+            assert!(encode_numeric(bad, &mut buf).is_err(), "{bad:?}");
+        }
+        assert_eq!(format_double_for_numeric(0.1), "0.1");
+        assert_eq!(format_double_for_numeric(1e21), "1000000000000000000000");
+        assert_eq!(format_double_for_numeric(-1e-7), "-0.0000001");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time_micros("12:34"), Some(45_240_000_000));
+        assert_eq!(parse_time_micros("24:00:00"), Some(86_400_000_000));
+        assert_eq!(parse_time_micros("00:00:00.0000005"), Some(1));
+        assert_eq!(parse_time_micros("24:00:01"), None);
+        assert_eq!(parse_time_micros("12:60"), None);
+        assert_eq!(parse_time_micros("1:2:3:4"), None);
+        assert_eq!(format_time(45_296_500_000), "12:34:56.500");
+        assert_eq!(format_time(45_296_000_001), "12:34:56.000001");
+        assert_eq!(format_time(86_400_000_000), "24:00:00");
+    }
+
+    #[test]
+    fn exact_durations() {
+        assert_eq!(parse_iso_duration("PT0.000001S"), Some((0, 0, 1)));
+        assert_eq!(parse_iso_duration("PT0.1S"), Some((0, 0, 100_000)));
+        assert_eq!(parse_iso_duration("PT1.5H"), Some((0, 0, 5_400_000_000)));
+        assert_eq!(parse_iso_duration("P1DT-1H"), Some((0, 1, -3_600_000_000)));
+        assert_eq!(parse_iso_duration("P"), None);
+        assert_eq!(parse_iso_duration("PT.S"), None);
+    }
+
+    #[test]
+    fn cidr_masks() {
+        let mut buf = bytes::BytesMut::new();
+        assert!(encode_inet("10.0.0.0/8", true, &mut buf).is_ok());
+        assert!(encode_inet("10.0.0.1/8", true, &mut buf).is_err());
+        assert!(encode_inet("10.0.0.1/8", false, &mut buf).is_ok());
+        assert!(encode_inet("2001:db8::/32", true, &mut buf).is_ok());
+        assert!(encode_inet("10.0.0.0/33", false, &mut buf).is_err());
+    }
+
+    #[test]
+    fn array_literals() {
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(r#"["a\"b", null, ["x,y"], 1, true]"#).unwrap();
+        let mut s = String::new();
+        array_literal(&items, &mut s);
+        assert_eq!(s, r#"{"a\"b",NULL,{"x,y"},"1","true"}"#);
+    }
+
+    #[test]
+    fn unknown_binary_is_hex_not_garbage() {
+        assert_eq!(fallback_text(b"plain text"), "plain text");
+        assert_eq!(fallback_text(&[0, 0, 0, 4]), "\\x00000004");
+        assert_eq!(fallback_text(&[0xff]), "\\xff");
     }
 
     #[test]
