@@ -1,2 +1,3 @@
 pub mod capi;
 pub mod pg;
+pub mod typed;
