@@ -10,8 +10,9 @@ use std::time::Duration;
 use once_cell::sync::Lazy;
 
 use super::{
-    boundary, handle, lock_ok, params_of, put, set_last_error, sqlpool_conn, sqlpool_params,
-    sqlpool_pool, sqlpool_status, str_arg, with_conn, ConnSlot, CONNS, POOLS, RESULTS,
+    boundary, handle, lock_ok, param_sets_of, params_of, put, set_last_error, sqlpool_conn,
+    sqlpool_params, sqlpool_pool, sqlpool_status, str_arg, with_conn, ConnSlot, CONNS, POOLS,
+    RESULTS,
 };
 use crate::asyncops::{self, Completion, Op, OpKind, Output, Sink};
 use crate::error::{Error, Result, Status};
@@ -653,27 +654,7 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch_async(
 ) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
-        if param_sets.is_null() && count > 0 {
-            return Err(Error::invalid_argument(
-                "param_sets is NULL but count is not 0",
-            ));
-        }
-        let handles: &[*const sqlpool_params] = if count == 0 {
-            &[]
-        } else {
-            // SAFETY: non-NULL and the caller passes `count` elements.
-            unsafe { std::slice::from_raw_parts(param_sets, count) }
-        };
-        let sets = handles
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                if p.is_null() {
-                    return Err(Error::invalid_argument(format!("param_sets[{i}] is NULL")));
-                }
-                params_of(*p)
-            })
-            .collect::<Result<Vec<Params>>>()?;
+        let sets = unsafe { param_sets_of(param_sets, count) }?;
         start_conn_op(
             conn,
             OpKind::Batch,

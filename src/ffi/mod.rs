@@ -268,6 +268,33 @@ fn params_of(params: *const sqlpool_params) -> Result<Params> {
     PARAMS.with(params as usize, |p| Ok(lock_ok(p).clone()))
 }
 
+/// Copies an array of `count` parameter lists (a batch's sets).
+unsafe fn param_sets_of(
+    param_sets: *const *const sqlpool_params,
+    count: usize,
+) -> Result<Vec<Params>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if param_sets.is_null() {
+        return Err(Error::invalid_argument(
+            "param_sets is NULL but count is not 0",
+        ));
+    }
+    // SAFETY: non-NULL and the caller passes `count` elements.
+    let handles = unsafe { std::slice::from_raw_parts(param_sets, count) };
+    handles
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if p.is_null() {
+                return Err(Error::invalid_argument(format!("param_sets[{i}] is NULL")));
+            }
+            params_of(*p)
+        })
+        .collect()
+}
+
 /// Runs `f` with the caller's parameters read in place (no copy); the list's
 /// own lock is held for the call, the handle table's is not.
 fn with_params<R>(
@@ -1055,27 +1082,7 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch(
 ) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
-        if param_sets.is_null() && count > 0 {
-            return Err(Error::invalid_argument(
-                "param_sets is NULL but count is not 0",
-            ));
-        }
-        let handles: &[*const sqlpool_params] = if count == 0 {
-            &[]
-        } else {
-            // SAFETY: non-NULL and the caller passes `count` elements.
-            unsafe { std::slice::from_raw_parts(param_sets, count) }
-        };
-        let sets = handles
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                if p.is_null() {
-                    return Err(Error::invalid_argument(format!("param_sets[{i}] is NULL")));
-                }
-                params_of(*p)
-            })
-            .collect::<Result<Vec<Params>>>()?;
+        let sets = unsafe { param_sets_of(param_sets, count) }?;
         let refs: Vec<&Params> = sets.iter().collect();
         let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
         if !rows_affected.is_null() {
