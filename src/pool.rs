@@ -63,25 +63,41 @@ impl Counters {
     }
 }
 
-/// A snapshot of the pool, for `sqlpool_pool_stats`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
+/// appended; pass `sizeof(sqlpool_stats)` so an older program keeps
+/// working with a newer library.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
+    /// Open connections (idle + in use).
     pub total: u32,
     pub idle: u32,
     pub in_use: u32,
+    /// Callers waiting for a connection right now.
     pub waiting: u32,
+    /// Connections being opened right now.
     pub pending: u32,
     pub min_size: u32,
     pub max_size: u32,
+    pub _reserved: u32,
+    /// Connections opened since the pool started.
     pub created: u64,
+    /// Connections closed since the pool started (any reason).
     pub closed: u64,
+    /// Connections discarded because they were broken.
     pub broken: u64,
+    /// Successful acquires.
     pub acquires: u64,
-    pub timeouts: u64,
-    pub refused: u64,
+    /// Acquires that timed out.
+    pub acquire_timeouts: u64,
+    /// Acquires refused at once because `max_waiting` callers were waiting.
+    pub acquires_refused: u64,
+    /// Total and longest time callers waited in acquire, in microseconds.
     pub wait_total_us: u64,
     pub wait_max_us: u64,
-    pub leaks: u64,
+    /// Connections reported as possibly leaked (held past the threshold).
+    pub leaks_reported: u64,
+    /// Failed connection attempts.
     pub connect_errors: u64,
 }
 
@@ -455,15 +471,16 @@ impl Pool {
             pending: st.pending,
             min_size: st.settings.min_size,
             max_size: st.settings.max_size,
+            _reserved: 0,
             created: c.created.load(Ordering::Relaxed),
             closed: c.closed.load(Ordering::Relaxed),
             broken: c.broken.load(Ordering::Relaxed),
             acquires: c.acquires.load(Ordering::Relaxed),
-            timeouts: c.timeouts.load(Ordering::Relaxed),
-            refused: c.refused.load(Ordering::Relaxed),
+            acquire_timeouts: c.timeouts.load(Ordering::Relaxed),
+            acquires_refused: c.refused.load(Ordering::Relaxed),
             wait_total_us: c.wait_total_us.load(Ordering::Relaxed),
             wait_max_us: c.wait_max_us.load(Ordering::Relaxed),
-            leaks: c.leaks.load(Ordering::Relaxed),
+            leaks_reported: c.leaks.load(Ordering::Relaxed),
             connect_errors: c.connect_errors.load(Ordering::Relaxed),
         }
     }

@@ -22,7 +22,7 @@ use crate::config::{self, PoolOptions, Recycling};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
 use crate::log::{self, Level};
-use crate::pool::{Checkout, Pool};
+use crate::pool::{Checkout, Pool, Stats};
 use crate::result::ResultSet;
 use crate::value::{Params, Value};
 
@@ -87,44 +87,6 @@ pub struct sqlpool_result {
 /// only read it, so one list can be reused for many calls.
 pub struct sqlpool_params {
     _private: [u8; 0],
-}
-
-/// Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
-/// appended; pass `sizeof(sqlpool_stats)` so an older program keeps
-/// working with a newer library.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct sqlpool_stats {
-    /// Open connections (idle + in use).
-    pub total: u32,
-    pub idle: u32,
-    pub in_use: u32,
-    /// Callers waiting for a connection right now.
-    pub waiting: u32,
-    /// Connections being opened right now.
-    pub pending: u32,
-    pub min_size: u32,
-    pub max_size: u32,
-    pub _reserved: u32,
-    /// Connections opened since the pool started.
-    pub created: u64,
-    /// Connections closed since the pool started (any reason).
-    pub closed: u64,
-    /// Connections discarded because they were broken.
-    pub broken: u64,
-    /// Successful acquires.
-    pub acquires: u64,
-    /// Acquires that timed out.
-    pub acquire_timeouts: u64,
-    /// Acquires refused at once because `max_waiting` callers were waiting.
-    pub acquires_refused: u64,
-    /// Total and longest time callers waited in acquire, in microseconds.
-    pub wait_total_us: u64,
-    pub wait_max_us: u64,
-    /// Connections reported as possibly leaked (held past the threshold).
-    pub leaks_reported: u64,
-    /// Failed connection attempts.
-    pub connect_errors: u64,
 }
 
 static POOLS: HandleTable<Pool> = HandleTable::new(HandleKind::Pool);
@@ -916,37 +878,17 @@ pub unsafe extern "C" fn sqlpool_pool_query(
 #[no_mangle]
 pub extern "C" fn sqlpool_pool_stats(
     pool: *mut sqlpool_pool,
-    out: *mut sqlpool_stats,
+    out: *mut Stats,
     size: usize,
 ) -> sqlpool_status {
     boundary(|| {
         out_arg(out, "out")?;
-        let s = POOLS.get(handle(pool, "pool")?)?.stats();
-        let stats = sqlpool_stats {
-            total: s.total,
-            idle: s.idle,
-            in_use: s.in_use,
-            waiting: s.waiting,
-            pending: s.pending,
-            min_size: s.min_size,
-            max_size: s.max_size,
-            _reserved: 0,
-            created: s.created,
-            closed: s.closed,
-            broken: s.broken,
-            acquires: s.acquires,
-            acquire_timeouts: s.timeouts,
-            acquires_refused: s.refused,
-            wait_total_us: s.wait_total_us,
-            wait_max_us: s.wait_max_us,
-            leaks_reported: s.leaks,
-            connect_errors: s.connect_errors,
-        };
-        let n = size.min(std::mem::size_of::<sqlpool_stats>());
+        let stats = POOLS.get(handle(pool, "pool")?)?.stats();
+        let n = size.min(std::mem::size_of::<Stats>());
         // SAFETY: `out` is non-NULL and the caller provides `size` bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                (&stats as *const sqlpool_stats).cast::<u8>(),
+                (&stats as *const Stats).cast::<u8>(),
                 out.cast::<u8>(),
                 n,
             )

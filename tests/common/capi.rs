@@ -254,12 +254,12 @@ pub fn scalar(conn: *mut sqlpool_conn, sql: &str) -> V {
     rows[0][0].clone()
 }
 
-pub fn stats(pool: *mut sqlpool_pool) -> sqlpool_stats {
-    let mut s = sqlpool_stats::default();
+pub fn stats(pool: *mut sqlpool_pool) -> sqlpool::pool::Stats {
+    let mut s = sqlpool::pool::Stats::default();
     ok(sqlpool_pool_stats(
         pool,
         &mut s,
-        std::mem::size_of::<sqlpool_stats>(),
+        std::mem::size_of::<sqlpool::pool::Stats>(),
     ));
     s
 }
