@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use crate::backend::Canceller;
 use crate::config::Recycling;
-use crate::error::{Error, Result, Status};
+use crate::error::{panic_message, Error, Result, Status};
 use crate::log::{self, Level};
 use crate::pool::{Checkout, Pool, Waiter};
 use crate::result::ResultSet;
@@ -571,16 +571,6 @@ impl OpCtl {
 
 fn cancelled_error() -> Error {
     Error::new(Status::Cancelled, "the operation was cancelled").with_sqlstate("57014")
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
-    }
 }
 
 fn panic_error(payload: &(dyn std::any::Any + Send)) -> Error {

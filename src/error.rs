@@ -203,6 +203,17 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The text of a caught panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
 /// Status for a server-reported SQLSTATE.
 pub fn status_for_sqlstate(sqlstate: &str) -> Status {
     if sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03") {

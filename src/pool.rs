@@ -414,49 +414,17 @@ impl Pool {
     /// Verifies the connection per the recycling method and records the
     /// checkout; a dead connection is replaced and the acquire retried.
     fn finish_acquire(&self, mut checkout: Checkout, started: Instant) -> Result<Checkout> {
-        let recycling = lock(&self.shared.state).settings.recycling;
-        if recycling != Recycling::Fast {
-            let conn = checkout
-                .conn
-                .as_mut()
-                .expect("a fresh checkout holds its connection");
-            if self.shared.manager.is_valid(conn).is_err() {
-                conn.broken = true;
-                log::emit(
-                    Level::Info,
-                    "sqlpool::pool",
-                    &format!(
-                        "discarding connection #{}: failed the checkout check",
-                        conn.id
-                    ),
-                );
-                drop(checkout);
-                let remaining = lock(&self.shared.state)
-                    .settings
-                    .acquire_timeout
-                    .saturating_sub(started.elapsed());
-                return self.acquire(Some(remaining));
-            }
+        if !self.verify_checkout(&mut checkout) {
+            drop(checkout);
+            let remaining = self.acquire_timeout().saturating_sub(started.elapsed());
+            return self.acquire(Some(remaining));
         }
-        let counters = &self.shared.counters;
-        counters.acquires.fetch_add(1, Ordering::Relaxed);
-        counters.on_wait(started.elapsed());
-        let id = checkout.id();
-        let mut st = lock(&self.shared.state);
-        if !st.settings.leak_threshold.is_zero() {
+        self.record_acquire(&checkout, started, || {
             let thread = std::thread::current();
-            let thread = thread
+            thread
                 .name()
-                .map_or_else(|| format!("{:?}", thread.id()), str::to_owned);
-            st.checked_out.insert(
-                id,
-                CheckoutInfo {
-                    since: Instant::now(),
-                    thread,
-                    reported: false,
-                },
-            );
-        }
+                .map_or_else(|| format!("{:?}", thread.id()), str::to_owned)
+        });
         Ok(checkout)
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::backend::{SavepointAction, TxOptions};
 use crate::config::{self, PoolOptions, Recycling};
-use crate::error::{Error, Result, Status};
+use crate::error::{panic_message, Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
 use crate::log::{self, Level};
 use crate::pool::{Checkout, Pool, Stats};
@@ -128,16 +128,6 @@ pub(crate) fn set_last_error(error: Error) -> sqlpool_status {
     };
     LAST_ERROR.with(|cell| *cell.borrow_mut() = Some(last));
     status
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
-    }
 }
 
 /// Runs an exported function's body: errors become a status and the last
