@@ -710,7 +710,9 @@ sqlpool_status sqlpool_pool_close(struct sqlpool_pool *pool);
  On success `*out` is a connection the caller must give back with
  `sqlpool_conn_release`. Errors: `SQLPOOL_POOL_TIMEOUT` (the message
  carries the last connection error, if any), `SQLPOOL_POOL_CLOSED`,
- `SQLPOOL_POOL_EXHAUSTED` (`max_waiting`), `SQLPOOL_AUTH_ERROR`,
+ `SQLPOOL_POOL_EXHAUSTED` (`max_waiting`); the connection error itself
+ (`SQLPOOL_AUTH_ERROR`, `SQLPOOL_DATABASE_ERROR` for an unknown database,
+ `SQLPOOL_UNSUPPORTED` for `sslmode=require`) when retrying cannot help;
  `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
  */
 sqlpool_status sqlpool_pool_acquire(struct sqlpool_pool *pool,
@@ -739,9 +741,10 @@ sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
                                   struct sqlpool_result **out);
 
 /*
- Fills `*out` with the pool's statistics. `size` must be
- `sizeof(sqlpool_stats)` (at most that many bytes are written, so
- programs built against an older header keep working). Thread-safe.
+ Fills `*out` with the pool's statistics. Pass `size` =
+ `sizeof(sqlpool_stats)`: the library writes min(`size`, its own struct
+ size) bytes, so a program built against an older (smaller) header keeps
+ working with a newer library. Thread-safe.
  Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
  */
 sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
@@ -832,9 +835,11 @@ sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
 sqlpool_status sqlpool_conn_begin(struct sqlpool_conn *conn, uint32_t isolation, uint32_t flags);
 
 /*
- Commits the open transaction. Errors: `SQLPOOL_TRANSACTION_STATE`
- (SQLite: none open), and those of `sqlpool_conn_execute` (PostgreSQL
- reports a failed transaction's commit as rolled back).
+ Commits the open transaction. Errors: `SQLPOOL_TRANSACTION_STATE` when
+ a statement had failed inside the transaction (PostgreSQL then rolls the
+ whole transaction back; SQLSTATE 25P02) and, on SQLite, when none is
+ open (PostgreSQL only warns about that and returns `SQLPOOL_OK`); and
+ those of `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_commit(struct sqlpool_conn *conn);
 
@@ -1034,9 +1039,10 @@ sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
                                        int32_t *out);
 
 /*
- A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated,
- valid until `sqlpool_result_free`. `len` may be NULL only if you do not
- need it. Errors: as `sqlpool_result_get_int64`.
+ A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated
+ (print it with `printf("%.*s", (int)len, ptr)`), valid until
+ `sqlpool_result_free`; for empty text `*len` is 0 and `*ptr` is non-NULL.
+ Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
                                        uintptr_t row,
@@ -1063,7 +1069,9 @@ sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
  The callback may run on any thread: the caller's, a connection thread
  or a pool's maintenance thread, and on several at once; it is never
  called with a pool lock held, so it may call back into the library.
- `user_data` must stay valid until the logger is replaced. Secrets never
+ `user_data` must stay valid until the logger is replaced: when this
+ function returns, no other thread is inside the previous callback any
+ more, so the previous `user_data` may be freed then. Secrets never
  appear in messages. Errors: `SQLPOOL_INVALID_ARGUMENT` (bad level).
  */
 sqlpool_status sqlpool_set_logger(sqlpool_log_callback callback,

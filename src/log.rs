@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use once_cell::sync::Lazy;
 
@@ -63,7 +63,7 @@ pub trait Sink: Send + Sync {
 }
 
 struct Logger {
-    sink: Option<std::sync::Arc<dyn Sink>>,
+    sink: Option<Arc<dyn Sink>>,
     env_level: Option<Level>,
     color: bool,
 }
@@ -101,7 +101,9 @@ pub fn enabled(level: Level) -> bool {
     level as u32 <= MAX_LEVEL.load(Ordering::Relaxed)
 }
 
-/// Installs (or with `None` removes) the host sink.
+/// Installs (or with `None` removes) the host sink. Returns once no other
+/// thread is still inside the old sink, so the host may free what it used
+/// (a call from inside the sink itself cannot wait for itself).
 pub fn set_sink(sink: Option<Box<dyn Sink>>, min_level: Level) {
     let mut logger = LOGGER.write().unwrap_or_else(|p| p.into_inner());
     let level = match (&sink, logger.env_level) {
@@ -109,8 +111,21 @@ pub fn set_sink(sink: Option<Box<dyn Sink>>, min_level: Level) {
         (None, Some(env)) => env as u32,
         (None, None) => 0,
     };
-    logger.sink = sink.map(std::sync::Arc::from);
+    let old = std::mem::replace(&mut logger.sink, sink.map(Arc::from));
     MAX_LEVEL.store(level, Ordering::Relaxed);
+    drop(logger);
+    if let Some(old) = old {
+        let mine = IN_SINK.with(|n| n.get());
+        // Calls in flight each hold a reference.
+        while Arc::strong_count(&old) > 1 + mine {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+}
+
+thread_local! {
+    /// How many sink calls this thread is inside (a sink may log again).
+    static IN_SINK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Statement logging (target `sqlpool::sql`), with parameter values only
@@ -140,7 +155,9 @@ pub fn emit(level: Level, target: &str, message: &str) {
         // Call without the lock, so the sink may itself call the library
         // (even replace the logger).
         drop(logger);
+        IN_SINK.with(|n| n.set(n.get() + 1));
         sink.log(level, target, &message);
+        IN_SINK.with(|n| n.set(n.get() - 1));
         return;
     }
     if logger.env_level.is_some_and(|l| level <= l) {

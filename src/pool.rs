@@ -724,7 +724,10 @@ fn spawn_connector(shared: &Arc<Shared>, st: &mut State) {
                     st.backoff = next;
                     if matches!(
                         e.status,
-                        Status::AuthError | Status::InvalidOption | Status::InvalidUri
+                        Status::AuthError
+                            | Status::InvalidOption
+                            | Status::InvalidUri
+                            | Status::Unsupported
                     ) || matches!(e.sqlstate.as_deref(), Some("3D000"))
                     {
                         // Retrying cannot help: tell the waiters now.

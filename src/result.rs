@@ -76,8 +76,9 @@ impl ResultSet {
             Error::new(
                 Status::OutOfRange,
                 format!(
-                    "column index {col} is out of range (the result has {} columns)",
-                    self.columns.len()
+                    "column index {col} is out of range (the result has {} column{})",
+                    self.columns.len(),
+                    if self.columns.len() == 1 { "" } else { "s" }
                 ),
             )
         })
@@ -97,8 +98,9 @@ impl ResultSet {
             return Err(Error::new(
                 Status::OutOfRange,
                 format!(
-                    "row index {row} is out of range (the result has {} rows)",
-                    self.rows
+                    "row index {row} is out of range (the result has {} row{})",
+                    self.rows,
+                    if self.rows == 1 { "" } else { "s" }
                 ),
             ));
         }

@@ -91,7 +91,8 @@ impl Conn {
     pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
         self.note_statement(sql);
         let started = Instant::now();
-        let r = on_db!(self, c => c.execute(sql, params));
+        let r =
+            on_db!(self, c => c.execute(sql, params)).map_err(|e| self.placeholder_hint(e, sql));
         log_statement(self.id, sql, &[params], started, r.as_ref().map(|n| *n));
         self.track(r)
     }
@@ -99,7 +100,7 @@ impl Conn {
     pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
         self.note_statement(sql);
         let started = Instant::now();
-        let r = on_db!(self, c => c.query(sql, params));
+        let r = on_db!(self, c => c.query(sql, params)).map_err(|e| self.placeholder_hint(e, sql));
         log_statement(
             self.id,
             sql,
@@ -119,6 +120,25 @@ impl Conn {
         let r = on_db!(self, c => c.execute_script(sql));
         log_statement(self.id, sql, &[], started, r.as_ref().map(|_| 0));
         self.track(r)
+    }
+
+    /// A syntax error from another driver's placeholder habit (`%s`, or `?`
+    /// on PostgreSQL) gets a hint naming the styles that work.
+    fn placeholder_hint(&self, mut e: Error, sql: &str) -> Error {
+        let foreign = sql.contains("%s")
+            || sql.contains("%(")
+            || (matches!(self.db, Db::Postgres(_)) && sql.contains('?'));
+        if e.sqlstate.as_deref() == Some("42601") && foreign && e.hint.is_none() {
+            let styles = match self.db {
+                Db::Postgres(_) => "$1..$n or :name",
+                Db::Sqlite(_) => "?, ?NNN, $1..$n or :name",
+            };
+            e.hint = Some(format!(
+                "placeholders here are {styles} (not %s or %(name)s)"
+            ));
+            e.message = format!("{} (placeholders here are {styles})", e.message);
+        }
+        e
     }
 
     /// Runs `sql` once per parameter set, all or nothing: inside its own

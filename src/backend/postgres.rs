@@ -25,8 +25,25 @@ struct StatementCache {
 }
 
 pub fn connect(config: &postgres::Config, statement_cache_size: u32) -> Result<PgConn> {
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        return Err(Error::new(
+            Status::Unsupported,
+            "sslmode=require: this build of sqlpool has no TLS support; use sslmode=disable or prefer \
+             (plain TCP), a Unix socket, or a TLS-terminating proxy",
+        ));
+    }
     let manager = r2d2_postgres::PostgresConnectionManager::new(config.clone(), postgres::NoTls);
-    let client = r2d2::ManageConnection::connect(&manager).map_err(map_error)?;
+    let client = r2d2::ManageConnection::connect(&manager).map_err(|e| {
+        let mut err = map_error(e);
+        if err.status == Status::ConnectionError {
+            err.message = format!(
+                "cannot connect to {}: {}",
+                describe_hosts(config),
+                err.message
+            );
+        }
+        err
+    })?;
     Ok(PgConn {
         client,
         cache: StatementCache {
@@ -188,6 +205,26 @@ fn refs<'a>(bound: &'a [PgParam<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
     bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
+/// `host:port` for each host of the configuration, for messages.
+fn describe_hosts(config: &postgres::Config) -> String {
+    let ports = config.get_ports();
+    config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match h {
+                postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                postgres::config::Host::Unix(dir) => {
+                    format!("socket {}/.s.PGSQL.{port}", dir.display())
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn map_error(e: postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let sqlstate = db.code().code();
@@ -206,7 +243,19 @@ pub fn map_error(e: postgres::Error) -> Error {
         // its text; `bind` normally reports these first, with the name.
         return Error::parameter(format!("{e}: {bind}"));
     }
-    let text = redact_secrets(&e.to_string());
+    // postgres' Display leaves out the cause ("error connecting to server"
+    // without "Connection refused"): add the whole chain.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    let text = redact_secrets(&text);
     if e.is_closed() {
         return Error::new(
             Status::ConnectionError,

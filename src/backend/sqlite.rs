@@ -90,7 +90,7 @@ impl SqliteConn {
                 if sqlite_has_multiple_statements(sql) {
                     return Err(Error::new(
                         Status::InvalidArgument,
-                        "the SQL holds more than one statement; use sqlpool_conn_execute_script for scripts",
+                        "the SQL holds more than one statement; run scripts with the execute-script call (sqlpool_conn_execute_script)",
                     )
                     .with_sqlstate("42601"));
                 }
@@ -258,7 +258,7 @@ pub fn map_error(e: rusqlite::Error) -> Error {
         )),
         rusqlite::Error::MultipleStatement => Error::new(
             Status::InvalidArgument,
-            "the SQL holds more than one statement; use sqlpool_conn_execute_script for scripts",
+            "the SQL holds more than one statement; run scripts with the execute-script call (sqlpool_conn_execute_script)",
         )
         .with_sqlstate("42601"),
         other => Error::new(Status::DatabaseError, other.to_string()),

@@ -59,14 +59,17 @@ class Error(Exception):
     """Base class of every sqlpool error.
 
     Attributes:
-        status: the sqlpool status code (``SQLPOOL_*``), 0 when the error was
-            raised by the Python layer itself.
+        status: the sqlpool status code (``SQLPOOL_*``); for an error raised
+            by the Python layer itself, the status the library uses for the
+            same kind of failure (e.g. ``SQLPOOL_MISUSE`` for InterfaceError).
         status_name: the symbolic name of ``status``.
         sqlstate: the SQLSTATE (PostgreSQL's, or mapped from SQLite's code), or "".
         message: the human-readable message.
         native_code: SQLite's extended result code, else 0.
         json: the error as a JSON object text (``sqlpool_last_error_json``).
     """
+
+    _default_status = 98
 
     status: int
     status_name: str
@@ -79,13 +82,17 @@ class Error(Exception):
         self,
         message: str = "",
         *,
-        status: int = 0,
+        status: Optional[int] = None,
         status_name: Optional[str] = None,
         sqlstate: str = "",
         native_code: int = 0,
         json: Optional[str] = None,
     ) -> None:
         super().__init__(message)
+        if status is None:
+            # Raised by the binding itself: the status the library gives the
+            # same kind of failure.
+            status = self._default_status
         self.message = message
         self.status = status
         self.status_name = status_name if status_name is not None else _status_name(status)
@@ -120,7 +127,14 @@ class Error(Exception):
     def __str__(self) -> str:
         if _json_format:
             return self.json
-        return self.message
+        text = self.message
+        details = self.details
+        # As psql and psycopg do: the server's DETAIL and HINT lines.
+        for key in ("detail", "hint"):
+            value = details.get(key)
+            if value:
+                text += f"\n{key.upper()}: {value}"
+        return text
 
     def __reduce__(self) -> Any:
         return (
@@ -146,48 +160,59 @@ def _rebuild(cls: Type[Error], message: str, status: int, name: str, sqlstate: s
 class InterfaceError(Error):
     """The API was used wrongly: a closed pool or connection, a handle used
     after ``os.fork()``, a connection used by two threads at once."""
+    _default_status = 5
 
 
 class DatabaseError(Error):
     """An error reported by, or about, the database."""
+    _default_status = 14
 
 
 class DataError(DatabaseError):
     """Bad data: SQLSTATE class 22 (division by zero, out of range, bad format)."""
+    _default_status = 16
 
 
 class OperationalError(DatabaseError):
     """The database could not be reached, the connection was lost, a query
     was cancelled, or resources ran out (SQLSTATE 08, 53, 57, 40, ...)."""
+    _default_status = 12
 
 
 class IntegrityError(DatabaseError):
     """A constraint was violated (SQLSTATE class 23): unique, foreign key,
     not null, check."""
+    _default_status = 15
 
 
 class InternalError(DatabaseError):
     """An internal error of the database or of the library."""
+    _default_status = 98
 
 
 class ProgrammingError(DatabaseError):
     """Bad SQL (SQLSTATE 42), wrong parameters, invalid URI or option."""
+    _default_status = 16
 
 
 class NotSupportedError(DatabaseError):
     """The operation is not supported by this database or build."""
+    _default_status = 17
 
 
 class PoolTimeout(OperationalError):
     """No connection became available within the acquire timeout."""
+    _default_status = 9
 
 
 class PoolClosed(OperationalError):
     """The pool is closed (or closing)."""
+    _default_status = 10
 
 
 class TooManyRequests(OperationalError):
     """Too many callers are already waiting for a connection (``max_waiting``)."""
+    _default_status = 11
 
 
 _BY_STATUS: Dict[int, Type[Error]] = {

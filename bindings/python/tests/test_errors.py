@@ -30,7 +30,9 @@ def test_unique_violation_is_integrity_error(pool, table):
     e = info.value
     assert e.status == 15 and e.status_name == "SQLPOOL_CONSTRAINT_VIOLATION"
     assert e.sqlstate == "23505"
-    assert e.message and str(e) == e.message
+    assert e.message and str(e).startswith(e.message)
+    if e.details.get("detail"):
+        assert "\nDETAIL: " in str(e)
     assert json.loads(e.json)["sqlstate"] == "23505"
 
 
