@@ -169,6 +169,10 @@ struct Shared {
     manager: Manager,
     counters: Arc<Counters>,
     name: String,
+    /// Fixed at open (only sizes change at run time), so the hot path reads
+    /// them without the state lock.
+    recycling: Recycling,
+    tracks_leaks: bool,
 }
 
 /// A pool of connections to one database. Share it freely across threads.
@@ -219,6 +223,8 @@ impl Pool {
             Some(manager.connect()?)
         };
         let shared = Arc::new(Shared {
+            recycling: settings.recycling,
+            tracks_leaks: !settings.leak_threshold.is_zero(),
             state: Mutex::new(State {
                 idle: Vec::with_capacity(settings.max_size as usize),
                 total: 0,
@@ -546,7 +552,7 @@ impl Pool {
 
     /// The checkout check the pool applies (the `recycling` option).
     pub fn recycling(&self) -> Recycling {
-        lock(&self.shared.state).settings.recycling
+        self.shared.recycling
     }
 
     /// Withdraws a waiter (timeout or cancellation) like [`Pool::withdraw`],
@@ -619,10 +625,9 @@ impl Pool {
         let counters = &self.shared.counters;
         counters.acquires.fetch_add(1, Ordering::Relaxed);
         counters.on_wait(started.elapsed());
-        let id = checkout.id();
-        let mut st = lock(&self.shared.state);
-        if !st.settings.leak_threshold.is_zero() {
-            st.checked_out.insert(
+        if self.shared.tracks_leaks {
+            let id = checkout.id();
+            lock(&self.shared.state).checked_out.insert(
                 id,
                 CheckoutInfo {
                     since: Instant::now(),
