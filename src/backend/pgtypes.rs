@@ -588,12 +588,16 @@ pub fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
             Value::Text(match i64::from_sql(&Type::INT8, raw)? {
                 i64::MAX => "infinity".into(),
                 i64::MIN => "-infinity".into(),
-                _ if *ty == Type::TIMESTAMP => NaiveDateTime::from_sql(ty, raw)?
-                    .format("%Y-%m-%d %H:%M:%S%.f")
-                    .to_string(),
-                _ => DateTime::<Utc>::from_sql(ty, raw)?
-                    .format("%Y-%m-%d %H:%M:%S%.f+00:00")
-                    .to_string(),
+                pg_micros => match format_timestamp(pg_micros, *ty == Type::TIMESTAMPTZ) {
+                    Some(text) => text,
+                    // Outside years 1..=9999: chrono's forms.
+                    None if *ty == Type::TIMESTAMP => NaiveDateTime::from_sql(ty, raw)?
+                        .format("%Y-%m-%d %H:%M:%S%.f")
+                        .to_string(),
+                    None => DateTime::<Utc>::from_sql(ty, raw)?
+                        .format("%Y-%m-%d %H:%M:%S%.f+00:00")
+                        .to_string(),
+                },
             })
         }
         Type::INTERVAL => Value::Text(decode_interval(raw)?),
@@ -611,6 +615,73 @@ pub fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
             _ => Value::Text(decode_other(ty, raw).unwrap_or_else(|_| fallback_text(raw))),
         },
     })
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fff|.ffffff]` (and `+00:00` for timestamptz) for
+/// years 1..=9999, formatted by hand: result sets can hold a great many
+/// timestamps, and this is several times faster than chrono's formatter.
+/// The fraction has 3 digits when whole milliseconds, else 6, as chrono's
+/// `%.f` gives.
+fn format_timestamp(pg_micros: i64, with_zone: bool) -> Option<String> {
+    const DAY: i64 = 86_400_000_000;
+    let unix = pg_micros.checked_add(PG_EPOCH_OFFSET_MICROS)?;
+    let days = unix.div_euclid(DAY);
+    let of_day = unix.rem_euclid(DAY);
+    // Howard Hinnant's days-from-civil inverse.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(1..=9999).contains(&year) {
+        return None;
+    }
+    let secs = of_day / 1_000_000;
+    let micros = of_day % 1_000_000;
+    let mut text = String::with_capacity(32);
+    push_padded(&mut text, year, 4);
+    for (sep, n) in [
+        ('-', month),
+        ('-', day),
+        (' ', secs / 3600),
+        (':', secs / 60 % 60),
+        (':', secs % 60),
+    ] {
+        text.push(sep);
+        push_padded(&mut text, n, 2);
+    }
+    if micros != 0 {
+        text.push('.');
+        if micros % 1000 == 0 {
+            push_padded(&mut text, micros / 1000, 3);
+        } else {
+            push_padded(&mut text, micros, 6);
+        }
+    }
+    if with_zone {
+        text.push_str("+00:00");
+    }
+    Some(text)
+}
+
+/// Appends `n` (non-negative) with leading zeros to `width` digits.
+fn push_padded(out: &mut String, n: i64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut len = 0;
+    let mut v = n.unsigned_abs();
+    while v > 0 || len == 0 {
+        digits[len] = b'0' + (v % 10) as u8;
+        v /= 10;
+        len += 1;
+    }
+    for _ in len..width {
+        out.push('0');
+    }
+    out.extend(digits[..len].iter().rev().map(|d| char::from(*d)));
 }
 
 /// Text of a type outside the type table, close to PostgreSQL's own text
@@ -1523,6 +1594,37 @@ fn encode_inet(s: &str, cidr: bool, out: &mut bytes::BytesMut) -> Result<(), &'s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_timestamps_match_chrono() {
+        for unix_micros in [
+            0i64,
+            -1,
+            1_500,
+            1_000,
+            86_399_999_999,
+            -62_135_596_800_000_000,
+            253_402_300_799_999_999,
+            1_700_000_000_123_456,
+            -1_234_567_890_000_001,
+        ] {
+            let pg = unix_micros - PG_EPOCH_OFFSET_MICROS;
+            let dt = chrono::DateTime::<Utc>::from_timestamp_micros(unix_micros).unwrap();
+            assert_eq!(
+                format_timestamp(pg, false).unwrap(),
+                dt.naive_utc().format("%Y-%m-%d %H:%M:%S%.f").to_string()
+            );
+            assert_eq!(
+                format_timestamp(pg, true).unwrap(),
+                dt.format("%Y-%m-%d %H:%M:%S%.f+00:00").to_string()
+            );
+        }
+        assert_eq!(
+            format_timestamp(-63_200_000_000_000_000, false),
+            None,
+            "year 0 goes to chrono"
+        );
+    }
 
     fn numeric_round_trip(text: &str) -> String {
         let mut buf = bytes::BytesMut::new();
