@@ -411,6 +411,21 @@ typedef struct sqlpool_column_data {
 } sqlpool_column_data;
 
 /*
+ The shape of a result in one call, from `sqlpool_result_describe`.
+ */
+typedef struct sqlpool_result_info {
+  uintptr_t rows;
+  uintptr_t columns;
+  /*
+   For each column in order: its name, a NUL byte, its declared type
+   (as `sqlpool_result_column_decltype`), a NUL byte. `names_len` bytes,
+   owned by the result and valid until `sqlpool_result_free`.
+   */
+  const char *names;
+  uintptr_t names_len;
+} sqlpool_result_info;
+
+/*
  A log callback: `user_data` as given to `sqlpool_set_logger`, the level
  (`SQLPOOL_LOG_*`), the target (`sqlpool::pool`, `sqlpool::sql`) and the
  message, both NUL-terminated and valid only during the call.
@@ -946,6 +961,14 @@ sqlpool_status sqlpool_params_add_blob(struct sqlpool_params *params,
 sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
                                           uintptr_t column,
                                           struct sqlpool_column_data *out);
+
+/*
+ Row count, column count and every column's name and declared type in
+ one call, for bindings that pay per call (ctypes). Thread-safe like
+ every result getter. Errors: as `sqlpool_result_row_count`.
+ */
+sqlpool_status sqlpool_result_describe(const struct sqlpool_result *result,
+                                       struct sqlpool_result_info *out);
 
 /*
  Frees a result; pointers obtained from it become invalid. NULL is

@@ -22,6 +22,8 @@ pub struct ResultSet {
     rows: usize,
     /// Column-major copies made on request, for bulk readers.
     column_data: Vec<OnceLock<ColumnData>>,
+    /// Every column's name and declared type in one buffer, on request.
+    description: OnceLock<Vec<u8>>,
 }
 
 /// One column in arrays, for readers that want a whole column per call
@@ -41,6 +43,7 @@ impl ResultSet {
     pub fn new(columns: Vec<Column>) -> ResultSet {
         ResultSet {
             column_data: (0..columns.len()).map(|_| OnceLock::new()).collect(),
+            description: OnceLock::new(),
             columns,
             cells: Vec::new(),
             rows: 0,
@@ -65,6 +68,20 @@ impl ResultSet {
 
     pub fn column_count(&self) -> usize {
         self.columns.len()
+    }
+
+    /// `name\0decltype\0` for each column, in order, built on first request.
+    pub fn description(&self) -> &[u8] {
+        self.description.get_or_init(|| {
+            let mut out = Vec::new();
+            for c in &self.columns {
+                out.extend_from_slice(c.name.as_bytes());
+                out.push(0);
+                out.extend_from_slice(c.decl_type.as_bytes());
+                out.push(0);
+            }
+            out
+        })
     }
 
     pub fn columns(&self) -> &[Column] {

@@ -1357,6 +1357,43 @@ pub extern "C" fn sqlpool_result_column_data(
     })
 }
 
+/// The shape of a result in one call, from `sqlpool_result_describe`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sqlpool_result_info {
+    pub rows: usize,
+    pub columns: usize,
+    /// For each column in order: its name, a NUL byte, its declared type
+    /// (as `sqlpool_result_column_decltype`), a NUL byte. `names_len` bytes,
+    /// owned by the result and valid until `sqlpool_result_free`.
+    pub names: *const c_char,
+    pub names_len: usize,
+}
+
+/// Row count, column count and every column's name and declared type in
+/// one call, for bindings that pay per call (ctypes). Thread-safe like
+/// every result getter. Errors: as `sqlpool_result_row_count`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_describe(
+    result: *const sqlpool_result,
+    out: *mut sqlpool_result_info,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        with_result(result, |r| {
+            let names = r.description();
+            let info = sqlpool_result_info {
+                rows: r.row_count(),
+                columns: r.column_count(),
+                names: names.as_ptr().cast(),
+                names_len: names.len(),
+            };
+            unsafe { put(out, info) };
+            Ok(())
+        })
+    })
+}
+
 /// Frees a result; pointers obtained from it become invalid. NULL is
 /// accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
 #[no_mangle]

@@ -15,7 +15,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
-from ._lib import ColumnData, lib
+from ._lib import ColumnData, ResultInfo, lib
 from .errors import DataError, ProgrammingError, check, last_error
 from .row import Row, row_class
 
@@ -532,19 +532,7 @@ def converter_for(decltype: str, postgres: bool) -> Optional[Callable[[Any], Any
 # C -> Python: whole results
 
 _column_data = lib.sqlpool_result_column_data
-_column_name = lib.sqlpool_result_column_name
-_column_decltype = lib.sqlpool_result_column_decltype
-_row_count = lib.sqlpool_result_row_count
-_column_count = lib.sqlpool_result_column_count
-
-
-def _borrowed_text(fn: Callable[..., int], res: int, col: int) -> str:
-    ptr = c_void_p()
-    n = c_size_t()
-    check(fn(res, col, byref(ptr), byref(n)))
-    if not n.value:
-        return ""
-    return _string_at(ptr.value or 0, n.value).decode("utf-8", "replace")
+_describe = lib.sqlpool_result_describe
 
 
 def _cell(res: int, r: int, c: int) -> Any:
@@ -630,22 +618,23 @@ def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], An
     return values
 
 
-def result_shape(res: int) -> Tuple[int, int]:
-    rows = c_size_t()
-    cols = c_size_t()
-    check(_row_count(res, byref(rows)))
-    check(_column_count(res, byref(cols)))
-    return rows.value, cols.value
+def describe(res: int) -> Tuple[int, Tuple[str, ...], Tuple[str, ...]]:
+    """(row count, column names, declared types) of a native result, in one call."""
+    info = ResultInfo()
+    check(_describe(res, byref(info)))
+    if not info.columns:
+        return info.rows, (), ()
+    parts = _string_at(info.names, info.names_len).decode("utf-8", "replace").split("\0")
+    return info.rows, tuple(parts[0:-1:2]), tuple(parts[1:-1:2])
 
 
 def read_columns(res: int, postgres: bool) -> Tuple[Tuple[str, ...], List[List[Any]], int]:
     """(column names, column value lists, row count) of a native result."""
-    nrows, ncols = result_shape(res)
-    names = tuple(_borrowed_text(_column_name, res, c) for c in range(ncols))
-    columns = []
-    for c in range(ncols):
-        conv = converter_for(_borrowed_text(_column_decltype, res, c), postgres)
-        columns.append(_read_column(res, c, nrows, conv))
+    nrows, names, decltypes = describe(res)
+    columns = [
+        _read_column(res, c, nrows, converter_for(decltype, postgres))
+        for c, decltype in enumerate(decltypes)
+    ]
     return names, columns, nrows
 
 
@@ -673,16 +662,15 @@ def read_result_dicts(res: int, postgres: bool) -> List[Dict[str, Any]]:
 
 def read_first(res: int, postgres: bool) -> Optional[Row]:
     """The first row of a native result, or None (does not free it)."""
-    nrows, ncols = result_shape(res)
+    nrows, names, decltypes = describe(res)
     if nrows == 0:
         return None
     if nrows <= 16:
         return read_result(res, postgres)[0]
     # Many rows: read only the first, cell by cell.
-    names = tuple(_borrowed_text(_column_name, res, c) for c in range(ncols))
     values = []
-    for c in range(ncols):
-        conv = converter_for(_borrowed_text(_column_decltype, res, c), postgres)
+    for c, decltype in enumerate(decltypes):
+        conv = converter_for(decltype, postgres)
         v = _cell(res, 0, c)
         values.append(conv(v) if conv is not None and isinstance(v, str) else v)
     return row_class(names)(values)

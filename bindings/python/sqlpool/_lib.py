@@ -148,6 +148,17 @@ class ColumnData(Structure):
     ]
 
 
+class ResultInfo(Structure):
+    """``sqlpool_result_info``: a result's shape and column names in one call."""
+
+    _fields_ = [
+        ("rows", c_size_t),
+        ("columns", c_size_t),
+        ("names", c_void_p),
+        ("names_len", c_size_t),
+    ]
+
+
 class Completion(Structure):
     """``sqlpool_completion``: one finished asynchronous operation."""
 
@@ -276,6 +287,7 @@ _PROTOTYPES = {
     "sqlpool_params_add_blob": (status_t, [_P, c_char_p, c_char_p, c_size_t]),
     # results
     "sqlpool_result_column_data": (status_t, [_P, c_size_t, POINTER(ColumnData)]),
+    "sqlpool_result_describe": (status_t, [_P, POINTER(ResultInfo)]),
     "sqlpool_result_free": (status_t, [_P]),
     "sqlpool_result_row_count": (status_t, [_P, _SIZE_OUT]),
     "sqlpool_result_column_count": (status_t, [_P, _SIZE_OUT]),
