@@ -1,0 +1,100 @@
+# mk/bench.mk: `make bench` and `make bench-smoke` (included by the top
+# Makefile, which defines CARGO and the `release` target).
+#
+#   make bench         sqlpool against its peers, side by side in one run;
+#                      writes docs/benchmarks.md and docs/benchmarks.png, the
+#                      raw numbers to target/bench/results.json (about 15
+#                      minutes; `bench/run.py --replot` redraws from them)
+#   make bench-smoke   every scenario at a tiny size (seconds; part of
+#                      `make test`); writes target/bench/smoke/
+#   make bench-build   only builds what the benchmarks run
+#   make bench-clean   removes the bench programs and bench/.venv
+#
+# What it installs, when missing: libpq-dev, libsqlite3-dev and pkg-config
+# (apt-get, as root or through sudo) for the C floors; a virtualenv
+# bench/.venv (from $(BENCH_PYTHON)) with the Python peers of
+# bench/python/requirements.txt (a peer that fails to install is skipped
+# with a note) and matplotlib; the r2d2 floor, a separate cargo project in
+# bench/r2d2_floor built into target/bench-floor.
+#
+# Databases: a throwaway PostgreSQL cluster (scripts/pg-cluster), or the
+# server in SQLPOOL_BENCH_PG_URL; an SQLite file in a temporary directory.
+# BENCH_ARGS passes options to bench/run.py (e.g. BENCH_ARGS="--only fetch",
+# "--reps 3", "--out DIR", "--cpu-idle"). During a run the CPUs are kept out
+# of idle states (/dev/cpu_dma_latency, when writable): on virtual machines
+# waking a halted vCPU costs more than a loopback round trip.
+
+BENCH_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
+BENCH_TARGET = $(if $(CARGO_TARGET_DIR),$(abspath $(CARGO_TARGET_DIR)),$(BENCH_ROOT)/target)
+BENCH_BIN = $(BENCH_TARGET)/bench
+BENCH_VENV ?= $(BENCH_ROOT)/bench/.venv
+BENCH_PYTHON ?= python3
+BENCH_VENV_PY = $(BENCH_VENV)/bin/python
+BENCH_STAMP = $(BENCH_VENV)/.sqlpool-bench-installed
+BENCH_REQUIREMENTS := $(BENCH_ROOT)/bench/python/requirements.txt
+BENCH_INCLUDE ?= $(BENCH_ROOT)/include
+BENCH_CFLAGS ?= -O2 -g
+BENCH_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror
+BENCH_ARGS ?=
+BENCH_C_COMMON := $(BENCH_ROOT)/bench/c/bench_common.h
+
+.PHONY: bench bench-smoke bench-build bench-deps bench-venv bench-r2d2 bench-clean
+
+bench: bench-build
+	$(BENCH_VENV_PY) $(BENCH_ROOT)/bench/run.py $(BENCH_ARGS)
+
+bench-smoke: bench-build
+	$(BENCH_VENV_PY) $(BENCH_ROOT)/bench/run.py --smoke $(BENCH_ARGS)
+
+bench-build: release bench-deps bench-venv bench-r2d2 $(BENCH_BIN)/bench_sqlpool $(BENCH_BIN)/bench_floor
+
+# libpq and SQLite headers for the C floors (and the r2d2 floor's SQLite).
+bench-deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libpq sqlite3; then \
+	  echo "bench: installing libpq-dev libsqlite3-dev pkg-config"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq libpq-dev libsqlite3-dev pkg-config >/dev/null \
+	  || { echo "bench: could not install libpq-dev libsqlite3-dev pkg-config" >&2; exit 1; }; \
+	fi
+
+bench-venv: $(BENCH_STAMP)
+
+# One requirement at a time, so that one peer failing to install (no wheel
+# for this Python, PyPI unreachable) only drops that peer. The stamp is
+# written only when all installed, so a failed one is retried next time.
+$(BENCH_STAMP): $(BENCH_REQUIREMENTS)
+	@test -x $(BENCH_VENV_PY) || $(BENCH_PYTHON) -m venv $(BENCH_VENV) \
+	  || { echo "bench: '$(BENCH_PYTHON) -m venv' failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+	@echo "bench: installing the Python peers into $(BENCH_VENV)"
+	@$(BENCH_VENV_PY) -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+	@ok=1; for req in $$(sed -e 's/#.*//' $(BENCH_REQUIREMENTS)); do \
+	  $(BENCH_VENV_PY) -m pip install -q --disable-pip-version-check "$$req" \
+	    || { ok=0; echo "NOTE: pip could not install $$req: the benchmarks that need it are skipped"; }; \
+	done; \
+	if [ $$ok = 1 ]; then touch $@; fi
+
+# Always asks cargo (a no-op when up to date).
+bench-r2d2: bench-deps
+	cd $(BENCH_ROOT)/bench/r2d2_floor && $(CARGO) build --release --locked --target-dir $(BENCH_TARGET)/bench-floor
+
+$(BENCH_BIN) $(BENCH_BIN)/lib:
+	mkdir -p $@
+
+# The benchmarks run a copy of the library, so a `cargo build` during a run
+# (the shared target directory) cannot swap it under them; the C program and
+# the Python binding (SQLPOOL_LIBRARY) both load this copy.
+$(BENCH_BIN)/lib/libsqlpool.so: $(BENCH_TARGET)/release/libsqlpool.so | $(BENCH_BIN)/lib
+	cp $< $@.tmp && mv -f $@.tmp $@
+
+$(BENCH_BIN)/bench_sqlpool: $(BENCH_ROOT)/bench/c/bench_sqlpool.c $(BENCH_C_COMMON) $(BENCH_INCLUDE)/sqlpool.h \
+    $(BENCH_BIN)/lib/libsqlpool.so | $(BENCH_BIN)
+	$(CC) $(BENCH_STRICT) $(BENCH_CFLAGS) -I$(BENCH_INCLUDE) $< -o $@ \
+	  -L$(BENCH_BIN)/lib -lsqlpool -Wl,-rpath,$(BENCH_BIN)/lib -pthread
+
+$(BENCH_BIN)/bench_floor: $(BENCH_ROOT)/bench/c/bench_floor.c $(BENCH_C_COMMON) | $(BENCH_BIN) bench-deps
+	$(CC) $(BENCH_STRICT) $(BENCH_CFLAGS) $$(pkg-config --cflags libpq sqlite3) $< -o $@ \
+	  $$(pkg-config --libs libpq sqlite3)
+
+bench-clean:
+	rm -rf $(BENCH_BIN) $(BENCH_VENV)
