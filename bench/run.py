@@ -796,6 +796,8 @@ def start_pg(tmp: Path, smoke: bool) -> Tuple[Optional[str], Optional[Path]]:
     d = tmp / "pg"
     p = subprocess.run([str(ROOT / "scripts" / "pg-cluster"), "start", str(d)], capture_output=True, text=True)
     if p.returncode != 0:
+        # Removes what the failed start left (e.g. its /tmp directory).
+        subprocess.run([str(ROOT / "scripts" / "pg-cluster"), "stop", str(d)], capture_output=True)
         msg = f"cannot start a PostgreSQL cluster (set SQLPOOL_BENCH_PG_URL?): {p.stderr.strip()[-500:]}"
         if smoke and os.environ.get("CI") != "true":
             log(f"NOTE: {msg}\nNOTE: the PostgreSQL scenarios are skipped")

@@ -167,6 +167,9 @@ pub mod blocking {
     const KEEP_ALIVE: Duration = Duration::from_secs(10);
     /// How long an idle thread spins for new work before it sleeps.
     const SPIN: Duration = Duration::from_micros(50);
+    static SPIN_PAYS: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| {
+        std::thread::available_parallelism().is_ok_and(|n| n.get() > 2)
+    });
     /// How long short jobs wait with no job starting before threads are
     /// added for them.
     const STALL: Duration = Duration::from_millis(5);
@@ -314,7 +317,9 @@ pub mod blocking {
                 st.idle += 1;
                 continue;
             }
-            if !st.spinning {
+            // Spinning only pays with a core to spare: on two or fewer it
+            // competes with the host's event loop for the CPU.
+            if !st.spinning && *SPIN_PAYS {
                 st.spinning = true;
                 drop(st);
                 let until = Instant::now() + SPIN;

@@ -102,7 +102,8 @@ pub struct Stats {
 }
 
 struct IdleConn {
-    conn: Conn,
+    /// Boxed: connections are large and move through the pool often.
+    conn: Box<Conn>,
     since: Instant,
     generation: u64,
 }
@@ -182,7 +183,7 @@ pub struct Pool {
 
 /// A borrowed connection; dropping it gives it back to the pool.
 pub struct Checkout {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     generation: u64,
     shared: Arc<Shared>,
 }
@@ -249,7 +250,7 @@ impl Pool {
             if let Some(conn) = first {
                 st.total = 1;
                 st.idle.push(IdleConn {
-                    conn,
+                    conn: Box::new(conn),
                     since: Instant::now(),
                     generation: 0,
                 });
@@ -674,7 +675,7 @@ impl Shared {
 
     /// Returns a connection: to the first waiter, else to the idle stack.
     /// Called with the state locked.
-    fn put_back(&self, st: &mut State, conn: Conn, generation: u64) {
+    fn put_back(&self, st: &mut State, conn: Box<Conn>, generation: u64) {
         let idle = IdleConn {
             conn,
             since: Instant::now(),
@@ -704,7 +705,7 @@ fn spawn_connector(shared: &Arc<Shared>, st: &mut State) {
                 std::thread::sleep(delay);
             }
             let Some(shared) = weak.upgrade() else { return };
-            let result = shared.manager.connect();
+            let result = shared.manager.connect().map(Box::new);
             let mut st = lock(&shared.state);
             st.pending -= 1;
             match result {
@@ -786,7 +787,9 @@ impl Drop for Checkout {
         let shared = &self.shared;
         let mut st = lock(&shared.state);
         st.in_use -= 1;
-        st.checked_out.remove(&conn.id);
+        if shared.tracks_leaks {
+            st.checked_out.remove(&conn.id);
+        }
         let keep = reusable
             && !st.closed
             && self.generation == st.generation
