@@ -479,9 +479,9 @@ def build_rows(b: Bench) -> List[Row]:
     rows += [
         Row(f"4. {n:,} inserts, one transaction, execute per row (C)", "libpq PQexecPrepared per row (C)",
             f"libpq {v.get('libpq')}", get("insert/c/sqlpool-loop"), get("insert/c/libpq-loop"), "ms", none),
-        Row(f"4. {n:,} inserts, sqlpool_conn_execute_batch (C)", "libpq pipeline mode (C)",
+        Row(f"4. {n:,} inserts, sqlpool_conn_execute_many (C)", "libpq pipeline mode (C)",
             f"libpq {v.get('libpq')}", get("insert/c/sqlpool-batch"), get("insert/c/libpq-pipeline"), "ms", none),
-        Row(f"4. {n:,} inserts, sqlpool_conn_execute_batch (C)", "psycopg executemany (Python)", py("psycopg"),
+        Row(f"4. {n:,} inserts, sqlpool_conn_execute_many (C)", "psycopg executemany (Python)", py("psycopg"),
             get("insert/c/sqlpool-batch"), get("insert/py/psycopg-many"), "ms", none,
             "C against Python"),
         Row(f"4. {n:,} inserts, execute_many (Python)", "psycopg executemany (Python)", py("psycopg"),
@@ -491,7 +491,7 @@ def build_rows(b: Bench) -> List[Row]:
         Row(f"4. {n:,} inserts, SQLite, execute per row (C)", "sqlite3 C API, prepared statement",
             f"SQLite {v.get('sqlite_c')}", get("insert/sqlite/sqlpool-loop"), get("insert/sqlite/sqlite3-c"), "ms",
             none),
-        Row(f"4. {n:,} inserts, SQLite, sqlpool_conn_execute_batch (C)", "sqlite3 C API, prepared statement",
+        Row(f"4. {n:,} inserts, SQLite, sqlpool_conn_execute_many (C)", "sqlite3 C API, prepared statement",
             f"SQLite {v.get('sqlite_c')}", get("insert/sqlite/sqlpool-batch"), get("insert/sqlite/sqlite3-c"), "ms",
             none),
     ]
@@ -721,7 +721,7 @@ def chart_label(r: Row) -> str:
             scenario = scenario[: scenario.index(cut)]
     scenario = (scenario.replace("acquire+release", "acquire").replace(", every cell", "")
                 .replace(" (async − blocking)", ""))
-    scenario = scenario.replace("sqlpool_conn_execute_batch", "execute_batch").replace(", one transaction", "")
+    scenario = scenario.replace("sqlpool_conn_execute_batch", "execute_batch").replace("sqlpool_conn_execute_many", "execute_many").replace(", one transaction", "")
     peer = (r.peer.replace(" (Rust)", "").replace("test_on_check_out", "test")
             .replace(", prepared statement", ""))
     label = f"{scenario} — vs {peer}"

@@ -840,6 +840,21 @@ sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
                                           uint64_t *rows_affected);
 
 /*
+ Runs one statement once per parameter set of `params`: each
+ `sqlpool_params_next_set` ends one set (possibly empty, for a statement
+ without parameters), and values after the last one form a final set; an
+ empty list (or NULL) runs nothing. This is executemany without a
+ parameter list per set: the cheapest way to batch from C and bindings.
+ Transaction and all-or-nothing behaviour as `sqlpool_conn_execute_batch`.
+ `params` is only read. `*rows_affected` (if not NULL) gets the total.
+ Errors: as `sqlpool_conn_execute_batch`.
+ */
+sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
+                                         const char *sql,
+                                         const struct sqlpool_params *params,
+                                         uint64_t *rows_affected);
+
+/*
  Begins a transaction. `isolation` is one of `SQLPOOL_ISOLATION_*`;
  `flags` combines `SQLPOOL_TX_*`. On SQLite every transaction is
  serializable; a read-write one starts with `BEGIN IMMEDIATE` so
@@ -896,7 +911,15 @@ sqlpool_status sqlpool_params_new(struct sqlpool_params **out);
 sqlpool_status sqlpool_params_free(struct sqlpool_params *params);
 
 /*
- Empties a parameter list so it can be filled again.
+ Ends the current parameter set: values added afterwards form the next
+ set, for `sqlpool_conn_execute_many`. A list with more than one set is
+ refused by the single-statement calls. Errors: `SQLPOOL_INVALID_ARGUMENT`,
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_params_next_set(struct sqlpool_params *params);
+
+/*
+ Empties a parameter list (all its sets) so it can be filled again.
  */
 sqlpool_status sqlpool_params_clear(struct sqlpool_params *params);
 

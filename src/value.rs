@@ -63,6 +63,9 @@ pub struct Params {
     values: Vec<Value>,
     /// Parallel to `values` when any parameter was added with a name.
     names: Vec<Option<String>>,
+    /// Where each parameter set after the first begins (`next_set`), for
+    /// running one statement over many sets.
+    set_starts: Vec<usize>,
 }
 
 impl Params {
@@ -72,7 +75,11 @@ impl Params {
 
     pub fn positional(values: Vec<Value>) -> Params {
         let names = vec![None; values.len()];
-        Params { values, names }
+        Params {
+            values,
+            names,
+            set_starts: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, name: Option<&str>, value: Value) -> Result<()> {
@@ -92,6 +99,32 @@ impl Params {
     pub fn clear(&mut self) {
         self.values.clear();
         self.names.clear();
+        self.set_starts.clear();
+    }
+
+    /// Ends the current parameter set; later values form the next one.
+    pub fn next_set(&mut self) {
+        self.set_starts.push(self.values.len());
+    }
+
+    /// The parameter sets, in order: each `next_set` ends one (possibly
+    /// empty) set, and values after the last `next_set` form a final set.
+    /// An empty list holds no sets.
+    pub fn sets(&self) -> Vec<Params> {
+        let mut bounds = Vec::with_capacity(self.set_starts.len() + 2);
+        bounds.push(0);
+        bounds.extend(self.set_starts.iter().copied());
+        if self.values.len() > bounds[bounds.len() - 1] {
+            bounds.push(self.values.len());
+        }
+        bounds
+            .windows(2)
+            .map(|w| Params {
+                values: self.values[w[0]..w[1]].to_vec(),
+                names: self.names[w[0]..w[1]].to_vec(),
+                set_starts: Vec::new(),
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -127,6 +160,12 @@ impl Params {
 
     /// Values in the order the rewritten statement binds them.
     pub fn ordered_for(&self, sql: &crate::sqltext::PreparedSql) -> Result<Vec<&Value>> {
+        if !self.set_starts.is_empty() {
+            return Err(Error::parameter(format!(
+                "this parameter list holds {} parameter sets; run it with sqlpool_conn_execute_many",
+                self.sets().len()
+            )));
+        }
         match self.names()? {
             None => {
                 sql.check_positional(self.values.len())?;

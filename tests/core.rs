@@ -407,3 +407,72 @@ fn more_than_one_statement_needs_the_script_call() {
         close(pool);
     }
 }
+
+#[test]
+fn execute_many_runs_every_set_of_one_parameter_list() {
+    for (label, uri, _guard) in databases() {
+        let pool = open(&uri);
+        let conn = acquire(pool);
+        let t = format!("many_{}", std::process::id());
+        script(
+            conn,
+            &format!(
+                "DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (id integer PRIMARY KEY, name text)"
+            ),
+        )
+        .unwrap();
+        let list = params(&[]);
+        for i in 0..1000i64 {
+            let name = format!("n{i}");
+            unsafe {
+                ok(sqlpool_params_add_int64(list, cstr("id").as_ptr(), i));
+                ok(sqlpool_params_add_text(
+                    list,
+                    cstr("name").as_ptr(),
+                    name.as_ptr().cast(),
+                    name.len(),
+                ));
+            }
+            ok(sqlpool_params_next_set(list));
+        }
+        let sql = cstr(&format!("INSERT INTO {t} VALUES (:id, :name)"));
+        let mut n = 0u64;
+        ok(unsafe { sqlpool_conn_execute_many(conn, sql.as_ptr(), list, &mut n) });
+        assert_eq!(n, 1000, "{label}");
+        assert_eq!(
+            scalar(conn, &format!("SELECT count(*) FROM {t}")),
+            V::I(1000),
+            "{label}"
+        );
+        // A list with several sets is refused by the single-statement calls.
+        let err = check(unsafe { sqlpool_conn_execute(conn, sql.as_ptr(), list, ptr::null_mut()) })
+            .unwrap_err();
+        assert_eq!(err.status, Status::ParameterError, "{label}");
+        assert!(
+            err.message.contains("1000 parameter sets"),
+            "{label}: {}",
+            err.message
+        );
+        // All or nothing: a duplicate in the last set undoes the batch.
+        ok(sqlpool_params_clear(list));
+        for i in [2000i64, 2001, 5] {
+            unsafe {
+                ok(sqlpool_params_add_int64(list, cstr("id").as_ptr(), i));
+                ok(sqlpool_params_add_null(list, cstr("name").as_ptr()));
+            }
+            ok(sqlpool_params_next_set(list));
+        }
+        let err = check(unsafe { sqlpool_conn_execute_many(conn, sql.as_ptr(), list, &mut n) })
+            .unwrap_err();
+        assert_eq!(err.status, Status::ConstraintViolation, "{label}");
+        assert_eq!(
+            scalar(conn, &format!("SELECT count(*) FROM {t}")),
+            V::I(1000),
+            "{label}"
+        );
+        ok(sqlpool_params_free(list));
+        script(conn, &format!("DROP TABLE {t}")).unwrap();
+        release(conn);
+        close(pool);
+    }
+}

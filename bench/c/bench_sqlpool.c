@@ -10,7 +10,7 @@
  *   bench_sqlpool fetch URI                      every cell through the getters
  *   bench_sqlpool fetch-columns URI              every cell through column_data
  *   bench_sqlpool insert URI ROWS                one execute per row, one transaction
- *   bench_sqlpool insert-batch URI ROWS          sqlpool_conn_execute_batch
+ *   bench_sqlpool insert-batch URI ROWS          sqlpool_conn_execute_many (one list, many sets)
  *
  * Timed loops are preceded by a warm-up; each prints one JSON line:
  * ns_per_op (per acquire+release, query, lookup) or ms (whole fetch/insert).
@@ -325,15 +325,15 @@ static int cmd_insert(const char *uri, long rows, int batch) {
         CHECK(sqlpool_conn_commit(conn));
         sqlpool_params_free(p);
     } else {
-        sqlpool_params **sets = malloc(sizeof *sets * (size_t)rows);
-        if (!sets) return 1;
+        /* One parameter list holding every set (sqlpool_params_next_set). */
+        sqlpool_params *sets = NULL;
+        CHECK(sqlpool_params_new(&sets));
         for (long i = 0; i < rows; i++) {
-            CHECK(sqlpool_params_new(&sets[i]));
-            fill_params(sets[i], i);
+            fill_params(sets, i);
+            CHECK(sqlpool_params_next_set(sets));
         }
-        CHECK(sqlpool_conn_execute_batch(conn, sql, (const sqlpool_params *const *)sets, (uintptr_t)rows, &n));
-        for (long i = 0; i < rows; i++) sqlpool_params_free(sets[i]);
-        free(sets);
+        CHECK(sqlpool_conn_execute_many(conn, sql, sets, &n));
+        sqlpool_params_free(sets);
     }
     double elapsed = bench_now_ns() - start;
     sqlpool_conn_release(conn);

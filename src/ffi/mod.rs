@@ -1027,6 +1027,33 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch(
     })
 }
 
+/// Runs one statement once per parameter set of `params`: each
+/// `sqlpool_params_next_set` ends one set (possibly empty, for a statement
+/// without parameters), and values after the last one form a final set; an
+/// empty list (or NULL) runs nothing. This is executemany without a
+/// parameter list per set: the cheapest way to batch from C and bindings.
+/// Transaction and all-or-nothing behaviour as `sqlpool_conn_execute_batch`.
+/// `params` is only read. `*rows_affected` (if not NULL) gets the total.
+/// Errors: as `sqlpool_conn_execute_batch`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_many(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const sqlpool_params,
+    rows_affected: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        let sets = with_params(params, |p| Ok(p.sets()))?;
+        let refs: Vec<&Params> = sets.iter().collect();
+        let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
+        if !rows_affected.is_null() {
+            unsafe { put(rows_affected, n) };
+        }
+        Ok(())
+    })
+}
+
 /// Transaction flag for `sqlpool_conn_begin`: read-only.
 pub const SQLPOOL_TX_READ_ONLY: u32 = 1;
 /// Transaction flag for `sqlpool_conn_begin`: deferrable (PostgreSQL,
@@ -1158,7 +1185,21 @@ pub extern "C" fn sqlpool_params_free(params: *mut sqlpool_params) -> sqlpool_st
     })
 }
 
-/// Empties a parameter list so it can be filled again.
+/// Ends the current parameter set: values added afterwards form the next
+/// set, for `sqlpool_conn_execute_many`. A list with more than one set is
+/// refused by the single-statement calls. Errors: `SQLPOOL_INVALID_ARGUMENT`,
+/// `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub extern "C" fn sqlpool_params_next_set(params: *mut sqlpool_params) -> sqlpool_status {
+    boundary(|| {
+        PARAMS.with(handle(params, "params")?, |p| {
+            lock_ok(p).next_set();
+            Ok(())
+        })
+    })
+}
+
+/// Empties a parameter list (all its sets) so it can be filled again.
 #[no_mangle]
 pub extern "C" fn sqlpool_params_clear(params: *mut sqlpool_params) -> sqlpool_status {
     boundary(|| {

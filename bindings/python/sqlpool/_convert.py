@@ -222,6 +222,43 @@ def _add(p: int, name: Optional[bytes], value: Any) -> None:
         raise last_error(status)
 
 
+def _check_shape(parameters: Params) -> None:
+    if isinstance(parameters, (str, bytes, bytearray)):
+        raise ProgrammingError(
+            "parameters must be a sequence (positional) or a mapping (named), "
+            f"not {type(parameters).__name__}"
+        )
+
+
+def _fill(p: int, parameters: Params) -> None:
+    """Appends one parameter set to the native list ``p``."""
+    if parameters is None:
+        return
+    _check_shape(parameters)
+    if isinstance(parameters, Mapping):
+        for key, value in parameters.items():
+            if not isinstance(key, str):
+                raise ProgrammingError(f"parameter names must be str, not {key!r}")
+            _add(p, key.encode("utf-8"), value)
+    else:
+        try:
+            it = iter(parameters)
+        except TypeError:
+            raise ProgrammingError(
+                "parameters must be a sequence (positional) or a mapping (named), "
+                f"not {type(parameters).__name__}"
+            ) from None
+        for value in it:
+            _add(p, None, value)
+
+
+def _new_params() -> int:
+    h = c_void_p()
+    check(lib.sqlpool_params_new(byref(h)))
+    assert h.value is not None
+    return h.value
+
+
 def build_params(parameters: Params) -> Optional[int]:
     """A native parameter list for ``parameters`` (None for none).
 
@@ -229,31 +266,25 @@ def build_params(parameters: Params) -> Optional[int]:
     """
     if parameters is None:
         return None
-    if isinstance(parameters, (str, bytes, bytearray)):
-        raise ProgrammingError(
-            "parameters must be a sequence (positional) or a mapping (named), "
-            f"not {type(parameters).__name__}"
-        )
-    h = c_void_p()
-    check(lib.sqlpool_params_new(byref(h)))
-    p = h.value
-    assert p is not None
+    _check_shape(parameters)
+    p = _new_params()
     try:
-        if isinstance(parameters, Mapping):
-            for key, value in parameters.items():
-                if not isinstance(key, str):
-                    raise ProgrammingError(f"parameter names must be str, not {key!r}")
-                _add(p, key.encode("utf-8"), value)
-        else:
-            try:
-                it = iter(parameters)
-            except TypeError:
-                raise ProgrammingError(
-                    "parameters must be a sequence (positional) or a mapping (named), "
-                    f"not {type(parameters).__name__}"
-                ) from None
-            for value in it:
-                _add(p, None, value)
+        _fill(p, parameters)
+    except BaseException:
+        lib.sqlpool_params_free(p)
+        raise
+    return p
+
+
+def build_param_sets(seq_of_params: Iterable[Params]) -> int:
+    """One native parameter list holding every set of ``seq_of_params``
+    (``sqlpool_params_next_set`` between them), for ``execute_many``.
+    The caller frees it with :func:`free_params`."""
+    p = _new_params()
+    try:
+        for params in seq_of_params:
+            _fill(p, params)
+            check(lib.sqlpool_params_next_set(p))
     except BaseException:
         lib.sqlpool_params_free(p)
         raise

@@ -265,6 +265,8 @@ _PROTOTYPES = {
     "sqlpool_conn_execute": (status_t, [_P, c_char_p, _P, POINTER(c_uint64)]),
     "sqlpool_conn_query": (status_t, [_P, c_char_p, _P, _OUT]),
     "sqlpool_conn_execute_script": (status_t, [_P, c_char_p]),
+    "sqlpool_params_next_set": (status_t, [_P]),
+    "sqlpool_conn_execute_many": (status_t, [_P, c_char_p, _P, POINTER(c_uint64)]),
     "sqlpool_conn_execute_batch": (
         status_t,
         [_P, c_char_p, POINTER(c_void_p), c_size_t, POINTER(c_uint64)],

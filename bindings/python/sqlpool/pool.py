@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, Dict, Iterable, List, Optional, Type, Union
 
 from . import _convert
-from ._convert import Params, ParamSets, build_params, free_params
+from ._convert import Params, build_param_sets, build_params, free_params
 from ._lib import PoolStats, lib
 from ._managed import Managed
 from ._options import Duration, IsolationLevel, Recycling, build_options, isolation_value, is_postgres_uri, to_ms
@@ -383,12 +383,12 @@ class Connection(Managed):
         open transaction, or in its own); returns the total rows changed."""
         h = self._handle()
         s = encode_sql(sql)
-        sets = ParamSets(seq_of_parameters)
+        p = build_param_sets(seq_of_parameters)
         n = c_uint64()
         try:
-            check(lib.sqlpool_conn_execute_batch(h, s, sets.array, len(sets.handles), byref(n)))
+            check(lib.sqlpool_conn_execute_many(h, s, p, byref(n)))
         finally:
-            sets.free()
+            free_params(p)
         return n.value
 
     executemany = execute_many
