@@ -33,6 +33,35 @@ def encode_sql(sql: str) -> bytes:
     return b
 
 
+def _execute(fn: Any, handle: int, sql: str, parameters: Params) -> int:
+    """One statement through ``fn`` (``sqlpool_pool_execute`` or
+    ``sqlpool_conn_execute``); the rows it changed."""
+    s = encode_sql(sql)
+    p = build_params(parameters)
+    n = c_uint64()
+    try:
+        check(fn(handle, s, p, byref(n)))
+    finally:
+        free_params(p)
+    return n.value
+
+
+def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, postgres: bool) -> Any:
+    """One query through ``fn`` (``sqlpool_pool_query`` or
+    ``sqlpool_conn_query``), its result read by ``reader`` and freed."""
+    s = encode_sql(sql)
+    p = build_params(parameters)
+    out = c_void_p()
+    try:
+        check(fn(handle, s, p, byref(out)))
+    finally:
+        free_params(p)
+    try:
+        return reader(out.value, postgres)
+    finally:
+        lib.sqlpool_result_free(out.value)
+
+
 def timeout_ms(timeout: Optional[Duration]) -> int:
     """Acquire timeout for the C API: None -> -1 (the pool's default)."""
     if timeout is None:
@@ -238,29 +267,10 @@ class Pool(_PoolBase):
 
     def execute(self, sql: str, parameters: Params = None) -> int:
         """Runs one statement on a pooled connection; returns the rows affected."""
-        h = self._handle()
-        s = encode_sql(sql)
-        p = build_params(parameters)
-        n = c_uint64()
-        try:
-            check(lib.sqlpool_pool_execute(h, s, p, byref(n)))
-        finally:
-            free_params(p)
-        return n.value
+        return _execute(lib.sqlpool_pool_execute, self._handle(), sql, parameters)
 
     def _query(self, sql: str, parameters: Params, reader: Any) -> Any:
-        h = self._handle()
-        s = encode_sql(sql)
-        p = build_params(parameters)
-        out = c_void_p()
-        try:
-            check(lib.sqlpool_pool_query(h, s, p, byref(out)))
-        finally:
-            free_params(p)
-        try:
-            return reader(out.value, self._postgres)
-        finally:
-            lib.sqlpool_result_free(out.value)
+        return _query(lib.sqlpool_pool_query, self._handle(), sql, parameters, reader, self._postgres)
 
     def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query on a pooled connection; returns every row."""
@@ -342,29 +352,10 @@ class Connection(Managed):
 
         ``parameters``: a mapping for ``:name`` placeholders, or a sequence
         for ``$1``/``?`` placeholders."""
-        h = self._handle()
-        s = encode_sql(sql)
-        p = build_params(parameters)
-        n = c_uint64()
-        try:
-            check(lib.sqlpool_conn_execute(h, s, p, byref(n)))
-        finally:
-            free_params(p)
-        return n.value
+        return _execute(lib.sqlpool_conn_execute, self._handle(), sql, parameters)
 
     def _query(self, sql: str, parameters: Params, reader: Any) -> Any:
-        h = self._handle()
-        s = encode_sql(sql)
-        p = build_params(parameters)
-        out = c_void_p()
-        try:
-            check(lib.sqlpool_conn_query(h, s, p, byref(out)))
-        finally:
-            free_params(p)
-        try:
-            return reader(out.value, self._postgres)
-        finally:
-            lib.sqlpool_result_free(out.value)
+        return _query(lib.sqlpool_conn_query, self._handle(), sql, parameters, reader, self._postgres)
 
     def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query; returns every row as a :class:`Row`."""

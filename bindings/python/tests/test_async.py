@@ -256,19 +256,27 @@ def test_stress_heartbeat_never_late(uri):
         worst_late = 0.0  # wall clock
         worst_blocked = 0.0  # minus the time the OS kept the loop thread waiting for a CPU
         done = asyncio.Event()
+        started = 0
 
         async def heartbeat():
             nonlocal worst_late, worst_blocked, max_in_use
             interval = 0.01
             while not done.is_set():
+                # Ticks that began before every task had taken its first
+                # step measure the test's own burst (asyncio starting 1,000
+                # coroutines at once), not the library: skip them.
+                counted = started == 1000
                 t0, w0 = time.monotonic(), _runqueue_wait()
                 await asyncio.sleep(interval)
                 late = time.monotonic() - t0 - interval
-                worst_late = max(worst_late, late)
-                worst_blocked = max(worst_blocked, late - (_runqueue_wait() - w0))
+                if counted:
+                    worst_late = max(worst_late, late)
+                    worst_blocked = max(worst_blocked, late - (_runqueue_wait() - w0))
                 max_in_use = max(max_in_use, pool.stats()["in_use"])
 
         async def work():
+            nonlocal started
+            started += 1
             async with semaphore:
                 try:
                     async with pool.connection() as conn:
@@ -295,5 +303,11 @@ def test_stress_heartbeat_never_late(uri):
         assert s["in_use"] == 0 and s["total"] <= 30
         assert elapsed < 20
 
+    # Move what already exists out of the collector's way: a full collection
+    # of the test process's objects is itself a 20-50 ms pause.
     gc.collect()
-    run(main())
+    gc.freeze()
+    try:
+        run(main())
+    finally:
+        gc.unfreeze()
