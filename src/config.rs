@@ -58,6 +58,7 @@ pub struct PoolOptions {
     pub lazy: Option<bool>,
     pub leak_threshold: Option<Duration>,
     pub statement_cache_size: Option<u32>,
+    pub query_timeout: Option<Duration>,
     pub busy_timeout: Option<Duration>,
     pub journal_mode: Option<String>,
     pub sqlite_pragmas: Vec<(String, String)>,
@@ -89,6 +90,8 @@ pub struct Settings {
     /// Zero disables.
     pub leak_threshold: Duration,
     pub statement_cache_size: u32,
+    /// Client-side bound on each statement; zero disables.
+    pub query_timeout: Duration,
     pub busy_timeout: Duration,
     pub journal_mode: String,
     pub sqlite_pragmas: Vec<(String, String)>,
@@ -123,6 +126,7 @@ impl PoolOptions {
             lazy,
             leak_threshold,
             statement_cache_size,
+            query_timeout,
             busy_timeout,
             journal_mode,
             user,
@@ -175,6 +179,7 @@ impl PoolOptions {
                 self.leak_threshold = Some(duration()?)
             }
             "statement_cache_size" => self.statement_cache_size = Some(count()?),
+            "query_timeout" => self.query_timeout = Some(duration()?),
             "busy_timeout" => self.busy_timeout = Some(duration()?),
             "journal_mode" => {
                 let mode = value.to_ascii_uppercase();
@@ -250,6 +255,7 @@ impl PoolOptions {
             statement_cache_size: self
                 .statement_cache_size
                 .unwrap_or(DEFAULT_STATEMENT_CACHE_SIZE),
+            query_timeout: self.query_timeout.unwrap_or(Duration::ZERO),
             busy_timeout: self.busy_timeout.unwrap_or(DEFAULT_BUSY_TIMEOUT),
             journal_mode: self.journal_mode.clone().unwrap_or_else(|| "WAL".into()),
             sqlite_pragmas: self.sqlite_pragmas.clone(),
@@ -290,7 +296,207 @@ fn parse_bool(text: &str) -> Option<bool> {
 #[derive(Clone, Debug)]
 pub enum Target {
     Sqlite(SqliteTarget),
-    Postgres(Box<postgres::Config>),
+    Postgres(Box<PgTarget>),
+}
+
+impl Target {
+    /// For messages and logs: no password, ever.
+    pub fn display_name(&self) -> String {
+        match self {
+            Target::Sqlite(t) => format!("sqlite:{}", t.display),
+            Target::Postgres(t) => format!(
+                "postgresql://{}@{}/{}",
+                t.config.get_user().unwrap_or(""),
+                t.config
+                    .get_hosts()
+                    .first()
+                    .map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                    })
+                    .unwrap_or_default(),
+                t.config.get_dbname().unwrap_or("")
+            ),
+        }
+    }
+}
+
+/// libpq's `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(v: &str) -> Option<SslMode> {
+        Some(match v {
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// libpq's `target_session_attrs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionAttrs {
+    Any,
+    ReadWrite,
+    ReadOnly,
+    Primary,
+    Standby,
+    PreferStandby,
+}
+
+impl SessionAttrs {
+    fn parse(v: &str) -> Option<SessionAttrs> {
+        Some(match v {
+            "any" => SessionAttrs::Any,
+            "read-write" => SessionAttrs::ReadWrite,
+            "read-only" => SessionAttrs::ReadOnly,
+            "primary" => SessionAttrs::Primary,
+            "standby" => SessionAttrs::Standby,
+            "prefer-standby" => SessionAttrs::PreferStandby,
+            _ => return None,
+        })
+    }
+}
+
+/// TCP keepalive settings (libpq's `keepalives*`); on by default, with the
+/// system's timings unless set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keepalives {
+    pub enabled: bool,
+    pub idle: Option<Duration>,
+    pub interval: Option<Duration>,
+    pub count: Option<u32>,
+}
+
+/// A PostgreSQL server (or list of servers) and how to reach it. Hosts,
+/// ports, credentials and startup parameters live in `config`; the rest
+/// is what this library does itself: TLS, keepalives, host selection.
+#[derive(Clone, Debug)]
+pub struct PgTarget {
+    pub config: tokio_postgres::Config,
+    pub ssl_mode: SslMode,
+    /// A PEM file, or `system` for the platform's roots.
+    pub ssl_root_cert: Option<String>,
+    pub ssl_cert: Option<String>,
+    pub ssl_key: Option<String>,
+    pub target_session_attrs: SessionAttrs,
+    pub load_balance_hosts: bool,
+    pub keepalives: Keepalives,
+    pub tcp_user_timeout: Option<Duration>,
+}
+
+impl PgTarget {
+    /// Takes this library's own connection parameters out of `params`
+    /// (leaving the rest for the postgres crate's parser) and the `PG*`
+    /// environment variables for what they leave unset.
+    fn take_own_params(
+        params: &mut Vec<(String, String)>,
+        bad: impl Fn(&str, &str, &str) -> Error,
+    ) -> Result<PgTarget> {
+        let mut take = |key: &str| {
+            let found = params.iter().rposition(|(k, _)| k == key);
+            let value = found.map(|i| params[i].1.clone());
+            params.retain(|(k, _)| k != key);
+            value
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let ssl_mode_text = take("sslmode").or_else(|| env("PGSSLMODE"));
+        let ssl_mode = match ssl_mode_text.as_deref() {
+            None => SslMode::Prefer,
+            Some(v) => SslMode::parse(v).ok_or_else(|| {
+                bad(
+                    "sslmode",
+                    v,
+                    "disable, allow, prefer, require, verify-ca or verify-full",
+                )
+            })?,
+        };
+        let duration = |key: &str, v: Option<String>| -> Result<Option<Duration>> {
+            v.map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .map_err(|_| bad(key, &v, "a whole number of seconds"))
+            })
+            .transpose()
+        };
+        let keepalives = Keepalives {
+            enabled: match take("keepalives").as_deref() {
+                None => true,
+                Some("1") => true,
+                Some("0") => false,
+                Some(v) => return Err(bad("keepalives", v, "0 or 1")),
+            },
+            idle: duration("keepalives_idle", take("keepalives_idle"))?,
+            interval: duration("keepalives_interval", take("keepalives_interval"))?,
+            count: take("keepalives_count")
+                .map(|v| {
+                    v.trim()
+                        .parse::<u32>()
+                        .map_err(|_| bad("keepalives_count", &v, "a non-negative integer"))
+                })
+                .transpose()?,
+        };
+        let tcp_user_timeout = take("tcp_user_timeout")
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| bad("tcp_user_timeout", &v, "milliseconds"))
+            })
+            .transpose()?
+            .filter(|d| !d.is_zero());
+        let target_session_attrs = match take("target_session_attrs").as_deref() {
+            None => SessionAttrs::Any,
+            Some(v) => SessionAttrs::parse(v).ok_or_else(|| {
+                bad(
+                    "target_session_attrs",
+                    v,
+                    "any, read-write, read-only, primary, standby or prefer-standby",
+                )
+            })?,
+        };
+        let load_balance_hosts = match take("load_balance_hosts").as_deref() {
+            None | Some("disable") => false,
+            Some("random") => true,
+            Some(v) => return Err(bad("load_balance_hosts", v, "disable or random")),
+        };
+        Ok(PgTarget {
+            config: tokio_postgres::Config::new(),
+            ssl_mode,
+            ssl_root_cert: take("sslrootcert").or_else(|| env("PGSSLROOTCERT")),
+            ssl_cert: take("sslcert"),
+            ssl_key: take("sslkey"),
+            target_session_attrs,
+            load_balance_hosts,
+            keepalives,
+            tcp_user_timeout,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -328,6 +534,13 @@ pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
     }
     let lower = base.to_ascii_lowercase();
     if lower.starts_with("postgresql:") || lower.starts_with("postgres:") {
+        let bad_value = |key: &str, value: &str, expected: &str| {
+            Error::new(
+                Status::InvalidOption,
+                format!("invalid value {value:?} for option {key}: expected {expected}"),
+            )
+        };
+        let mut target = PgTarget::take_own_params(&mut passthrough, bad_value)?;
         // Hand the database's own parameters to the postgres crate's parser,
         // which handles percent-encoding, socket directories and host lists.
         let mut pg_uri = base.to_owned();
@@ -339,13 +552,13 @@ pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
                 .collect();
             pg_uri.push_str(&encoded.join("&"));
         }
-        let config: postgres::Config = pg_uri
+        target.config = pg_uri
             .parse()
-            .map_err(|e: postgres::Error| bad(&redact_secrets(&e.to_string())))?;
+            .map_err(|e: tokio_postgres::Error| bad(&redact_secrets(&e.to_string())))?;
         if options.connect_timeout.is_none() {
-            options.connect_timeout = config.get_connect_timeout().copied();
+            options.connect_timeout = target.config.get_connect_timeout().copied();
         }
-        return Ok((Target::Postgres(Box::new(config)), options));
+        return Ok((Target::Postgres(Box::new(target)), options));
     }
     let path = if let Some(rest) = base.strip_prefix("sqlite://") {
         rest
@@ -433,7 +646,8 @@ pub fn apply_connection_options(target: &mut Target, options: &PoolOptions) -> R
         || options.dbname.is_some()
         || options.application_name.is_some();
     match target {
-        Target::Postgres(config) => {
+        Target::Postgres(target) => {
+            let config = &mut target.config;
             if let Some(v) = &options.user {
                 config.user(v);
             }
@@ -531,13 +745,14 @@ mod tests {
             "postgresql://user:p%40ss@%2Fvar%2Frun%2Fpostgresql/mydb?connect_timeout=10&max_size=4",
         )
         .unwrap();
-        let Target::Postgres(c) = t else { panic!() };
+        let Target::Postgres(t) = t else { panic!() };
+        let c = &t.config;
         assert_eq!(c.get_user(), Some("user"));
         assert_eq!(c.get_password(), Some(&b"p@ss"[..]));
         assert_eq!(c.get_dbname(), Some("mydb"));
         assert_eq!(o.connect_timeout, Some(Duration::from_secs(10)));
         assert_eq!(o.max_size, Some(4));
-        assert!(matches!(c.get_hosts()[0], postgres::config::Host::Unix(_)));
+        assert!(matches!(c.get_hosts()[0], tokio_postgres::config::Host::Unix(_)));
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub enum Status {
     BufferTooSmall = 21,
     /// Nothing to return right now (for example an empty completion queue).
     Empty = 22,
+    /// A statement ran past its `query_timeout` and was cancelled (or its
+    /// connection closed when the server did not answer).
+    QueryTimeout = 23,
     /// An internal error; please report it.
     Internal = 98,
     /// A Rust panic was caught at the C boundary; please report it.
@@ -100,6 +103,7 @@ impl Status {
             Status::TransactionState => "SQLPOOL_TRANSACTION_STATE",
             Status::BufferTooSmall => "SQLPOOL_BUFFER_TOO_SMALL",
             Status::Empty => "SQLPOOL_EMPTY",
+            Status::QueryTimeout => "SQLPOOL_QUERY_TIMEOUT",
             Status::Internal => "SQLPOOL_INTERNAL",
             Status::Panic => "SQLPOOL_PANIC",
         }

@@ -201,21 +201,7 @@ impl Pool {
     /// an unreachable database or bad credentials fail here, with the
     /// database's own error.
     pub fn open(target: Target, settings: Settings) -> Result<Pool> {
-        let name = match &target {
-            Target::Sqlite(t) => format!("sqlite:{}", t.display),
-            Target::Postgres(c) => format!(
-                "postgresql://{}@{}/{}",
-                c.get_user().unwrap_or(""),
-                c.get_hosts()
-                    .first()
-                    .map(|h| match h {
-                        postgres::config::Host::Tcp(h) => h.clone(),
-                        postgres::config::Host::Unix(p) => p.display().to_string(),
-                    })
-                    .unwrap_or_default(),
-                c.get_dbname().unwrap_or("")
-            ),
-        };
+        let name = target.display_name();
         let counters = Arc::new(Counters::default());
         let manager = Manager::new(target, settings.clone(), counters.clone());
         let first = if settings.lazy {
@@ -891,7 +877,7 @@ fn maintenance_loop(weak: Weak<Shared>) {
         drop(st);
         shared.close_conns(to_close, "idle timeout or max lifetime");
         for mut idle in to_check {
-            let ok = idle.conn.ping().is_ok();
+            let ok = idle.conn.ping(None).is_ok();
             let mut st = lock(&shared.state);
             st.in_use -= 1;
             if ok && !st.closed && idle.generation == st.generation {

@@ -38,11 +38,6 @@ pub struct Conn {
     pub db: Db,
     /// Set when an error said the connection is gone; the pool discards it.
     pub broken: bool,
-    /// PostgreSQL only: a transaction may be open (we saw BEGIN and no end).
-    maybe_in_tx: bool,
-    /// PostgreSQL: a statement failed inside the transaction, so the server
-    /// will turn COMMIT into a rollback.
-    tx_failed: bool,
     /// SQLite: the open transaction was begun read-only (`query_only` on).
     read_only_tx: bool,
     pub created: Instant,
@@ -51,13 +46,10 @@ pub struct Conn {
     pub id: u64,
 }
 
-macro_rules! on_db {
-    ($self:ident, $c:ident => $body:expr) => {
-        match &mut $self.db {
-            Db::Sqlite($c) => $body,
-            Db::Postgres($c) => $body,
-        }
-    };
+/// Runs a connection operation to completion on the calling thread (a
+/// PostgreSQL operation drives its socket here; SQLite's are synchronous).
+fn block<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    postgres::block(fut)
 }
 
 impl Conn {
@@ -66,41 +58,54 @@ impl Conn {
             if e.breaks_connection() && e.status != Status::Cancelled {
                 self.broken = true;
             }
-            if self.maybe_in_tx && matches!(self.db, Db::Postgres(_)) {
-                self.tx_failed = true;
+        }
+        if let Db::Postgres(c) = &self.db {
+            if c.is_closed() {
+                self.broken = true;
             }
         }
         result
     }
 
-    fn note_statement(&mut self, sql: &str) {
-        if let Db::Postgres(_) = self.db {
-            match leading_keyword(sql).as_str() {
-                "BEGIN" | "START" => {
-                    self.maybe_in_tx = true;
-                    self.tx_failed = false;
-                }
-                "SAVEPOINT" => self.maybe_in_tx = true,
-                // Both ROLLBACK and ROLLBACK TO SAVEPOINT leave no failure.
-                "ROLLBACK" => self.tx_failed = false,
-                _ => {}
+    /// After a statement the user ran: `DISCARD ALL` and `DEALLOCATE`
+    /// remove server-side prepared statements, so the cache forgets them.
+    fn after_statement(&mut self, sql: &str) {
+        if let Db::Postgres(c) = &mut self.db {
+            let upper = sql.to_ascii_uppercase();
+            if upper.contains("DISCARD") || upper.contains("DEALLOCATE") {
+                c.clear_statement_cache();
             }
         }
     }
 
     pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
-        self.note_statement(sql);
+        block(self.execute_async(sql, params))
+    }
+
+    pub async fn execute_async(&mut self, sql: &str, params: &Params) -> Result<u64> {
         let started = Instant::now();
-        let r =
-            on_db!(self, c => c.execute(sql, params)).map_err(|e| self.placeholder_hint(e, sql));
+        let r = match &mut self.db {
+            Db::Sqlite(c) => c.execute(sql, params),
+            Db::Postgres(c) => c.execute(sql, params).await,
+        }
+        .map_err(|e| self.placeholder_hint(e, sql));
+        self.after_statement(sql);
         log_statement(self.id, sql, &[params], started, r.as_ref().map(|n| *n));
         self.track(r)
     }
 
     pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
-        self.note_statement(sql);
+        block(self.query_async(sql, params))
+    }
+
+    pub async fn query_async(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
         let started = Instant::now();
-        let r = on_db!(self, c => c.query(sql, params)).map_err(|e| self.placeholder_hint(e, sql));
+        let r = match &mut self.db {
+            Db::Sqlite(c) => c.query(sql, params),
+            Db::Postgres(c) => c.query(sql, params).await,
+        }
+        .map_err(|e| self.placeholder_hint(e, sql));
+        self.after_statement(sql);
         log_statement(
             self.id,
             sql,
@@ -112,12 +117,16 @@ impl Conn {
     }
 
     pub fn execute_script(&mut self, sql: &str) -> Result<()> {
-        if let Db::Postgres(_) = self.db {
-            // A script may open a transaction anywhere in it.
-            self.maybe_in_tx = true;
-        }
+        block(self.execute_script_async(sql))
+    }
+
+    pub async fn execute_script_async(&mut self, sql: &str) -> Result<()> {
         let started = Instant::now();
-        let r = on_db!(self, c => c.execute_script(sql));
+        let r = match &mut self.db {
+            Db::Sqlite(c) => c.execute_script(sql),
+            Db::Postgres(c) => c.execute_script(sql).await,
+        };
+        self.after_statement(sql);
         log_statement(self.id, sql, &[], started, r.as_ref().map(|_| 0));
         self.track(r)
     }
@@ -136,7 +145,6 @@ impl Conn {
             e.hint = Some(format!(
                 "placeholders here are {styles} (not %s or %(name)s)"
             ));
-            e.message = format!("{} (placeholders here are {styles})", e.message);
         }
         e
     }
@@ -144,53 +152,73 @@ impl Conn {
     /// Runs `sql` once per parameter set, all or nothing: inside its own
     /// transaction, or inside a savepoint of the caller's open transaction
     /// (so a failure undoes the batch and leaves the transaction usable).
+    /// On PostgreSQL the sets are pipelined.
     pub fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
+        block(self.execute_many_async(sql, sets))
+    }
+
+    pub async fn execute_many_async(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
         const SAVEPOINT: &str = "sqlpool_batch";
-        let mut nested = false;
-        if self.in_transaction_exact() {
-            match self.savepoint(SAVEPOINT, SavepointAction::Create) {
-                Ok(()) => nested = true,
-                // PostgreSQL: we only thought a transaction might be open.
-                Err(e) if e.sqlstate.as_deref() == Some("25P01") => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if !nested {
-            self.begin(TxOptions::default())?;
+        let nested = self.in_transaction();
+        if nested {
+            self.savepoint_async(SAVEPOINT, SavepointAction::Create)
+                .await?;
+        } else {
+            self.begin_async(TxOptions::default()).await?;
         }
         let started = Instant::now();
-        let r = on_db!(self, c => c.execute_many(sql, sets));
+        let r = match &mut self.db {
+            Db::Sqlite(c) => c.execute_many(sql, sets),
+            Db::Postgres(c) => c.execute_many(sql, sets).await,
+        };
         log_statement(self.id, sql, sets, started, r.as_ref().map(|n| *n));
         let r = self.track(r);
         match (&r, nested) {
-            (Ok(_), true) => self.savepoint(SAVEPOINT, SavepointAction::Release)?,
-            (Ok(_), false) => self.commit()?,
+            (Ok(_), true) => {
+                self.savepoint_async(SAVEPOINT, SavepointAction::Release)
+                    .await?
+            }
+            (Ok(_), false) => self.end_transaction("COMMIT").await?,
             (Err(_), true) => {
-                let _ = self.savepoint(SAVEPOINT, SavepointAction::RollbackTo);
-                let _ = self.savepoint(SAVEPOINT, SavepointAction::Release);
+                let _ = self
+                    .savepoint_async(SAVEPOINT, SavepointAction::RollbackTo)
+                    .await;
+                let _ = self
+                    .savepoint_async(SAVEPOINT, SavepointAction::Release)
+                    .await;
             }
             (Err(_), false) => {
-                let _ = self.rollback();
+                let _ = self.end_transaction("ROLLBACK").await;
             }
         }
         r
     }
 
-    /// True when a transaction is open, as far as this library can know
-    /// without a round trip (exact on SQLite).
-    fn in_transaction_exact(&self) -> bool {
+    /// Whether a transaction is open: exact on both databases (PostgreSQL:
+    /// the status of the server's last ReadyForQuery).
+    pub fn in_transaction(&self) -> bool {
         match &self.db {
             Db::Sqlite(c) => c.in_transaction(),
-            Db::Postgres(_) => self.maybe_in_tx,
+            Db::Postgres(c) => c.transaction_status() != b'I',
         }
     }
 
     pub fn begin(&mut self, opts: TxOptions) -> Result<()> {
-        if self.in_transaction_exact() && matches!(self.db, Db::Sqlite(_)) {
+        block(self.begin_async(opts))
+    }
+
+    pub async fn begin_async(&mut self, opts: TxOptions) -> Result<()> {
+        if self.in_transaction() && matches!(self.db, Db::Sqlite(_)) {
             return Err(Error::new(
                 Status::TransactionState,
                 "a transaction is already open on this connection",
             ));
+        }
+        if opts.isolation > 4 {
+            return Err(Error::invalid_argument(format!(
+                "unknown isolation level {} (expected 0..4)",
+                opts.isolation
+            )));
         }
         let sql = match self.db {
             Db::Sqlite(_) => {
@@ -205,16 +233,11 @@ impl Conn {
             Db::Postgres(_) => {
                 let mut sql = String::from("BEGIN");
                 match opts.isolation {
-                    0 => {}
                     1 => sql.push_str(" ISOLATION LEVEL READ UNCOMMITTED"),
                     2 => sql.push_str(" ISOLATION LEVEL READ COMMITTED"),
                     3 => sql.push_str(" ISOLATION LEVEL REPEATABLE READ"),
                     4 => sql.push_str(" ISOLATION LEVEL SERIALIZABLE"),
-                    other => {
-                        return Err(Error::invalid_argument(format!(
-                            "unknown isolation level {other} (expected 0..4)"
-                        )))
-                    }
+                    _ => {}
                 }
                 if opts.read_only {
                     sql.push_str(" READ ONLY");
@@ -225,24 +248,14 @@ impl Conn {
                 sql
             }
         };
-        if let Db::Sqlite(_) = self.db {
-            if opts.isolation > 4 {
-                return Err(Error::invalid_argument(format!(
-                    "unknown isolation level {} (expected 0..4)",
-                    opts.isolation
-                )));
-            }
-        }
-        self.maybe_in_tx = true;
-        self.tx_failed = false;
-        self.execute_script(&sql)?;
+        self.execute_script_async(&sql).await?;
         if opts.read_only && matches!(self.db, Db::Sqlite(_)) {
             // SQLite has no read-only transactions; query_only refuses writes
             // until the transaction ends.
             self.read_only_tx = true;
-            let r = self.execute_script("PRAGMA query_only = ON");
+            let r = self.execute_script_async("PRAGMA query_only = ON").await;
             if r.is_err() {
-                let _ = self.rollback();
+                let _ = self.end_transaction("ROLLBACK").await;
             }
             r?;
         }
@@ -250,14 +263,14 @@ impl Conn {
     }
 
     pub fn commit(&mut self) -> Result<()> {
-        self.end_transaction("COMMIT")
+        block(self.end_transaction("COMMIT"))
     }
 
     pub fn rollback(&mut self) -> Result<()> {
-        self.end_transaction("ROLLBACK")
+        block(self.end_transaction("ROLLBACK"))
     }
 
-    fn end_transaction(&mut self, sql: &str) -> Result<()> {
+    async fn end_transaction(&mut self, sql: &str) -> Result<()> {
         if let Db::Sqlite(c) = &self.db {
             if !c.in_transaction() {
                 return Err(Error::new(
@@ -266,22 +279,23 @@ impl Conn {
                 ));
             }
         }
-        let failed = self.tx_failed && sql == "COMMIT";
-        let r = on_db!(self, c => c.execute_script(sql));
+        let r = match &mut self.db {
+            Db::Sqlite(c) => c.execute_script(sql),
+            Db::Postgres(c) => c.execute_script(sql).await,
+        };
         let r = self.track(r);
-        if r.is_ok() {
-            self.maybe_in_tx = false;
-            self.tx_failed = false;
-        }
         self.end_read_only();
         r?;
-        if failed {
-            // The server answered COMMIT with ROLLBACK; do not call it success.
-            return Err(Error::new(
-                Status::TransactionState,
-                "the transaction had failed, so COMMIT rolled it back",
-            )
-            .with_sqlstate("25P02"));
+        if let Db::Postgres(c) = &self.db {
+            // The server answers COMMIT of a failed transaction with a
+            // ROLLBACK tag: that is the outcome, so say it.
+            if sql == "COMMIT" && c.last_command_tag() == "ROLLBACK" {
+                return Err(Error::new(
+                    Status::TransactionState,
+                    "the transaction had failed, so the server rolled it back instead of committing",
+                )
+                .with_sqlstate("25P02"));
+            }
         }
         Ok(())
     }
@@ -297,6 +311,10 @@ impl Conn {
     }
 
     pub fn savepoint(&mut self, name: &str, action: SavepointAction) -> Result<()> {
+        block(self.savepoint_async(name, action))
+    }
+
+    pub async fn savepoint_async(&mut self, name: &str, action: SavepointAction) -> Result<()> {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(Error::invalid_argument(format!(
                 "invalid savepoint name {name:?} (letters, digits and _ only)"
@@ -307,26 +325,25 @@ impl Conn {
             SavepointAction::Release => format!("RELEASE SAVEPOINT \"{name}\""),
             SavepointAction::RollbackTo => format!("ROLLBACK TO SAVEPOINT \"{name}\""),
         };
-        self.maybe_in_tx |= matches!(self.db, Db::Postgres(_));
-        let r = on_db!(self, c => c.execute_script(&sql));
-        let r = self.track(r);
-        if r.is_ok() && action == SavepointAction::RollbackTo {
-            self.tx_failed = false;
-        }
-        r
+        let r = match &mut self.db {
+            Db::Sqlite(c) => c.execute_script(&sql),
+            Db::Postgres(c) => c.execute_script(&sql).await,
+        };
+        self.track(r)
     }
 
     /// Makes the connection fit for the next borrower: an open or failed
-    /// transaction is rolled back. Returns false when it is not reusable.
+    /// transaction is rolled back (bounded; a server that does not answer
+    /// loses the connection). Returns false when it is not reusable.
     pub fn reset_for_reuse(&mut self) -> bool {
         if self.broken {
             return false;
         }
-        let needs_rollback = match &self.db {
-            Db::Sqlite(c) => c.in_transaction(),
-            Db::Postgres(_) => self.maybe_in_tx,
-        };
-        if needs_rollback {
+        if let Db::Postgres(c) = &mut self.db {
+            c.query_timeout_override = None;
+            c.interrupt = None;
+        }
+        if self.in_transaction() {
             crate::log::emit(
                 crate::log::Level::Debug,
                 "sqlpool::pool",
@@ -335,22 +352,33 @@ impl Conn {
                     self.id
                 ),
             );
-            let r = on_db!(self, c => c.execute_script("ROLLBACK"));
-            if self.track(r).is_err() && matches!(self.db, Db::Sqlite(_)) {
+            let r = match &mut self.db {
+                Db::Sqlite(c) => c.execute_script("ROLLBACK"),
+                Db::Postgres(c) => block(c.housekeeping("ROLLBACK", None)),
+            };
+            if self.track(r).is_err() {
                 self.broken = true;
             }
-            self.maybe_in_tx = false;
-            self.tx_failed = false;
         }
         self.end_read_only();
         !self.broken
     }
 
-    /// Checks the connection works (a cheap round trip on PostgreSQL).
-    pub fn ping(&mut self) -> Result<()> {
+    /// Checks the connection works (a round trip on PostgreSQL), within
+    /// `deadline`; a connection that does not answer in time is closed.
+    pub fn ping(&mut self, deadline: Option<Instant>) -> Result<()> {
         let r = match &mut self.db {
             Db::Sqlite(_) => Ok(()),
-            Db::Postgres(c) => c.ping(),
+            Db::Postgres(c) => block(c.ping(deadline)),
+        };
+        self.track(r)
+    }
+
+    /// Resets the session (`DISCARD ALL`), for the `clean` recycling.
+    pub fn discard_all(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let r = match &mut self.db {
+            Db::Sqlite(_) => Ok(()),
+            Db::Postgres(c) => block(c.housekeeping("DISCARD ALL", deadline)),
         };
         self.track(r)
     }
@@ -366,11 +394,30 @@ impl Conn {
         }
     }
 
-    /// Something another thread can use to interrupt a running statement.
-    pub fn canceller(&self) -> Canceller {
-        match &self.db {
+    /// Bounds later statements on this connection until it is released:
+    /// `None` = the pool's `query_timeout`, `Some(ZERO)` = no bound.
+    pub fn set_query_timeout(&mut self, timeout: Option<Duration>) {
+        if let Db::Postgres(c) = &mut self.db {
+            c.query_timeout_override = timeout;
+        }
+    }
+
+    /// Something another thread can use to interrupt the next operation on
+    /// this connection (until [`Conn::clear_canceller`]).
+    pub fn canceller(&mut self) -> Canceller {
+        match &mut self.db {
             Db::Sqlite(c) => Canceller::Sqlite(c.interrupt_handle()),
-            Db::Postgres(c) => Canceller::Postgres(c.cancel_token()),
+            Db::Postgres(c) => {
+                let interrupt = std::sync::Arc::new(postgres::Interrupt::default());
+                c.interrupt = Some(interrupt.clone());
+                Canceller::Postgres(interrupt)
+            }
+        }
+    }
+
+    pub fn clear_canceller(&mut self) {
+        if let Db::Postgres(c) = &mut self.db {
+            c.interrupt = None;
         }
     }
 }
@@ -416,16 +463,16 @@ fn log_statement(
 
 pub enum Canceller {
     Sqlite(rusqlite::InterruptHandle),
-    Postgres(::postgres::CancelToken),
+    /// The engine sends the server's cancel request itself, only while the
+    /// statement runs, and keeps the connection only once it has ended.
+    Postgres(std::sync::Arc<postgres::Interrupt>),
 }
 
 impl Canceller {
     pub fn cancel(&self) {
         match self {
             Canceller::Sqlite(h) => h.interrupt(),
-            Canceller::Postgres(t) => {
-                let _ = t.cancel_query(::postgres::NoTls);
-            }
+            Canceller::Postgres(i) => i.request(),
         }
     }
 }
@@ -489,10 +536,7 @@ impl Manager {
     pub fn open(&self) -> Result<Conn> {
         let db = match &self.target {
             Target::Sqlite(t) => Db::Sqlite(sqlite::connect(t, &self.settings)?),
-            Target::Postgres(config) => Db::Postgres(postgres::connect(
-                config,
-                self.settings.statement_cache_size,
-            )?),
+            Target::Postgres(target) => Db::Postgres(postgres::connect(target, &self.settings)?),
         };
         let created = Instant::now();
         let lifetime = self.settings.max_lifetime;
@@ -506,8 +550,6 @@ impl Manager {
         Ok(Conn {
             db,
             broken: false,
-            maybe_in_tx: false,
-            tx_failed: false,
             read_only_tx: false,
             created,
             expires_at,
@@ -542,14 +584,8 @@ impl r2d2::ManageConnection for Manager {
     fn is_valid(&self, conn: &mut Conn) -> Result<()> {
         match self.settings.recycling {
             Recycling::Fast => Ok(()),
-            Recycling::Verified => conn.ping(),
-            Recycling::Clean => match &mut conn.db {
-                Db::Postgres(c) => {
-                    let r = c.discard_all();
-                    conn.track(r)
-                }
-                Db::Sqlite(_) => Ok(()),
-            },
+            Recycling::Verified => conn.ping(None),
+            Recycling::Clean => conn.discard_all(None),
         }
     }
 

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use postgres::types::{Format, FromSql, IsNull, Kind as PgKind, ToSql, Type};
+use tokio_postgres::types::{Format, FromSql, IsNull, Kind as PgKind, ToSql, Type};
 
 use crate::value::Value;
 
@@ -92,7 +92,7 @@ impl ToSql for PgParam<'_> {
         }
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// Checks that `value` can be bound to a parameter of type `ty` (the
@@ -970,7 +970,7 @@ fn decode_range(sub: &Type, raw: &[u8]) -> Result<String, BoxError> {
 /// `(1,"a b",,2.5)`: a composite value or anonymous record; NULL fields
 /// are empty.
 fn decode_record(
-    fields: Option<&[postgres::types::Field]>,
+    fields: Option<&[tokio_postgres::types::Field]>,
     raw: &[u8],
 ) -> Result<String, BoxError> {
     let mut r = Reader(raw);

@@ -322,7 +322,7 @@ pub extern "C" fn sqlpool_status_name(status: u32) -> *const c_char {
     })
 }
 
-const ALL_STATUSES: [Status; 25] = [
+const ALL_STATUSES: [Status; 26] = [
     Status::Ok,
     Status::InvalidArgument,
     Status::InvalidUtf8,
@@ -346,6 +346,7 @@ const ALL_STATUSES: [Status; 25] = [
     Status::TransactionState,
     Status::BufferTooSmall,
     Status::Empty,
+    Status::QueryTimeout,
     Status::Internal,
     Status::Panic,
 ];

@@ -1,0 +1,642 @@
+//! Sockets of the PostgreSQL engine, the protocol tap, and the loop that
+//! drives a connection.
+//!
+//! Whoever waits for a connection drives its I/O:
+//! * a blocking call polls the statement and the connection on the calling
+//!   thread and sleeps in poll(2) on the socket until its deadline: one
+//!   wake-up per round trip, no other thread involved, and every wait is
+//!   bounded;
+//! * an asynchronous operation is polled by the library's tokio runtime:
+//!   the socket registers with tokio's reactor the first time it is polled
+//!   there, and waiting costs no thread.
+//!
+//! The tap reads the protocol's framing as bytes pass (ReadyForQuery's
+//! transaction status, CommandComplete tags, Syncs sent), so transaction
+//! state and COMMIT outcomes are what the server said, never a guess.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+
+// ---------------------------------------------------------------------------
+// Blocking mode
+
+/// What a blocking driver waits for after a round of polling.
+#[derive(Default)]
+struct Waits {
+    fds: Vec<libc::pollfd>,
+    wake_at: Option<Instant>,
+}
+
+thread_local! {
+    /// Set while a blocking driver polls on this thread: sockets that would
+    /// block and timers that are not due record what they wait for here
+    /// instead of registering with tokio.
+    static BLOCKING: RefCell<Option<Waits>> = const { RefCell::new(None) };
+}
+
+/// Records that `fd` waits for `events`; false when no blocking driver runs
+/// on this thread.
+fn wait_blocking(fd: RawFd, events: i16) -> bool {
+    BLOCKING.with(|b| match b.borrow_mut().as_mut() {
+        Some(waits) => {
+            match waits.fds.iter_mut().find(|p| p.fd == fd) {
+                Some(p) => p.events |= events,
+                None => waits.fds.push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                }),
+            }
+            true
+        }
+        None => false,
+    })
+}
+
+/// Records a timer for the blocking driver; false when none runs here.
+fn wake_blocking_at(at: Instant) -> bool {
+    BLOCKING.with(|b| match b.borrow_mut().as_mut() {
+        Some(waits) => {
+            waits.wake_at = Some(waits.wake_at.map_or(at, |w| w.min(at)));
+            true
+        }
+        None => false,
+    })
+}
+
+/// A deadline that works under both drivers: the blocking one sleeps in
+/// poll(2) until it, tokio's timer wakes an async task.
+pub struct Deadline {
+    at: Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Deadline {
+    pub fn at(at: Instant) -> Deadline {
+        Deadline { at, sleep: None }
+    }
+}
+
+impl Future for Deadline {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if Instant::now() >= this.at {
+            return Poll::Ready(());
+        }
+        if wake_blocking_at(this.at) {
+            return Poll::Pending;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            // No driver to wake us: report the deadline as passed rather
+            // than wait forever.
+            return Poll::Ready(());
+        }
+        this.sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(this.at.into())))
+            .as_mut()
+            .poll(cx)
+    }
+}
+
+/// A blocking drive found nothing to wait for (no socket, no timer): the
+/// future can never finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stuck;
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Runs `fut` to completion on this thread, sleeping in poll(2) on the
+/// sockets it waits for (until the earliest [`Deadline`] it waits for).
+pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Stuck> {
+    let mut fut = std::pin::pin!(fut);
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut waits = Waits::default();
+    loop {
+        waits.fds.clear();
+        waits.wake_at = None;
+        let previous = BLOCKING.with(|b| b.borrow_mut().replace(std::mem::take(&mut waits)));
+        let outcome = fut.as_mut().poll(&mut cx);
+        waits = BLOCKING
+            .with(|b| std::mem::replace(&mut *b.borrow_mut(), previous))
+            .unwrap_or_default();
+        if let Poll::Ready(v) = outcome {
+            return Ok(v);
+        }
+        if flag.0.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        let timeout_ms = match waits.wake_at {
+            None if waits.fds.is_empty() => return Err(Stuck),
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    continue;
+                }
+                // Round up: waking a little late beats spinning.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+            }
+        };
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        // A failure (EINTR) just means: poll the future again.
+        unsafe {
+            libc::poll(
+                waits.fds.as_mut_ptr(),
+                waits.fds.len() as libc::nfds_t,
+                timeout_ms,
+            )
+        };
+    }
+}
+
+/// Whether a blocking driver runs on this thread (vs. an async task).
+pub fn in_blocking_driver() -> bool {
+    BLOCKING.with(|b| b.borrow().is_some())
+}
+
+// ---------------------------------------------------------------------------
+// The socket
+
+enum Stream {
+    Tcp(std::net::TcpStream),
+    Unix(UnixStream),
+}
+
+/// A non-blocking TCP or Unix socket that waits in blocking mode (poll(2)
+/// on the calling thread) or through tokio's reactor, whichever is driving.
+pub struct PgSocket {
+    /// Declared before `stream` so it deregisters before the fd closes.
+    registration: Option<AsyncFd<RawFd>>,
+    stream: Stream,
+    fd: RawFd,
+    /// Write side shut down (cancel requests: then wait for the server's EOF).
+    shut: bool,
+}
+
+impl PgSocket {
+    pub fn tcp(stream: std::net::TcpStream) -> io::Result<PgSocket> {
+        stream.set_nonblocking(true)?;
+        let fd = stream.as_raw_fd();
+        Ok(PgSocket {
+            registration: None,
+            stream: Stream::Tcp(stream),
+            fd,
+            shut: false,
+        })
+    }
+
+    pub fn unix(stream: UnixStream) -> io::Result<PgSocket> {
+        stream.set_nonblocking(true)?;
+        let fd = stream.as_raw_fd();
+        Ok(PgSocket {
+            registration: None,
+            stream: Stream::Unix(stream),
+            fd,
+            shut: false,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    pub fn tcp_stream(&self) -> Option<&std::net::TcpStream> {
+        match &self.stream {
+            Stream::Tcp(t) => Some(t),
+            Stream::Unix(_) => None,
+        }
+    }
+
+    /// Waits until the socket is writable (a non-blocking connect has
+    /// finished, one way or the other).
+    pub async fn writable(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| loop {
+            let mut p = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; zero timeout.
+            if unsafe { libc::poll(&mut p, 1, 0) } > 0 {
+                return Poll::Ready(Ok(()));
+            }
+            match self.poll_ready(cx, Interest::WRITABLE) {
+                Poll::Ready(Ok(())) => continue,
+                other => return other,
+            }
+        })
+        .await
+    }
+
+    fn io<R>(&mut self, f: impl FnOnce(&mut Stream) -> io::Result<R>) -> io::Result<R> {
+        f(&mut self.stream)
+    }
+
+    /// Waits (or arranges to be woken) until `interest` may be ready.
+    fn poll_ready(&mut self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        let events = if interest.is_readable() {
+            libc::POLLIN
+        } else {
+            libc::POLLOUT
+        };
+        if wait_blocking(self.fd, events) {
+            return Poll::Pending;
+        }
+        if self.registration.is_none() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Poll::Ready(Err(io::Error::other(
+                    "internal: a PostgreSQL socket was polled outside any driver",
+                )));
+            }
+            // SAFETY: `self.fd` belongs to `self.stream`, which is never
+            // replaced and is dropped after the registration (field order).
+            let registered = unsafe {
+                AsyncFd::register_with_interest(self.fd, Interest::READABLE | Interest::WRITABLE)
+            };
+            self.registration = Some(registered.map_err(io::Error::from)?);
+        }
+        let registration = self.registration.as_ref().expect("registered above");
+        let ready = if interest.is_readable() {
+            registration.poll_read_ready(cx)
+        } else {
+            registration.poll_write_ready(cx)
+        };
+        match ready {
+            Poll::Ready(Ok(mut guard)) => {
+                // The caller retries the I/O; a WouldBlock then waits again.
+                guard.clear_ready();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for PgSocket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let unfilled = buf.initialize_unfilled();
+            match this.io(|s| match s {
+                Stream::Tcp(t) => t.read(unfilled),
+                Stream::Unix(u) => u.read(unfilled),
+            }) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            match this.poll_ready(cx, Interest::READABLE) {
+                Poll::Ready(Ok(())) => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for PgSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            match this.io(|s| match s {
+                Stream::Tcp(t) => t.write(data),
+                Stream::Unix(u) => u.write(data),
+            }) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            match this.poll_ready(cx, Interest::WRITABLE) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Shuts the write side, then waits for the server to close its side:
+    /// for a cancel request, the server has acted on it once it closes.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.shut {
+            let r = this.io(|s| match s {
+                Stream::Tcp(t) => t.shutdown(std::net::Shutdown::Write),
+                Stream::Unix(u) => u.shutdown(std::net::Shutdown::Write),
+            });
+            if let Err(e) = r {
+                if e.kind() != io::ErrorKind::NotConnected {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            this.shut = true;
+        }
+        let mut scratch = [0u8; 64];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut *this).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => continue,
+                // A reset after our request is as good as a close.
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The protocol tap
+
+/// Which stream layer the tap reads: none until the connection has
+/// started, then the plain socket or the TLS plaintext.
+pub const TAP_OFF: u8 = 0;
+pub const TAP_RAW: u8 = 1;
+pub const TAP_TLS: u8 = 2;
+
+/// What the tap has seen of the protocol. Written by whichever thread
+/// drives the connection, read by the connection's owner afterwards.
+pub struct Tap {
+    level: AtomicU8,
+    /// The transaction status of the last ReadyForQuery: `I`, `T` or `E`.
+    status: AtomicU8,
+    /// Messages sent that the server answers with one ReadyForQuery each
+    /// (Sync, Query), and ReadyForQuery messages received.
+    syncs_sent: AtomicU64,
+    ready_seen: AtomicU64,
+    /// The tag of the last CommandComplete ("COMMIT", "ROLLBACK", ...).
+    last_tag: Mutex<String>,
+    /// TLS was negotiated (set by the TLS connector).
+    tls: AtomicBool,
+}
+
+impl Tap {
+    pub fn new() -> Arc<Tap> {
+        Arc::new(Tap {
+            level: AtomicU8::new(TAP_OFF),
+            status: AtomicU8::new(b'I'),
+            syncs_sent: AtomicU64::new(0),
+            ready_seen: AtomicU64::new(0),
+            last_tag: Mutex::new(String::new()),
+            tls: AtomicBool::new(false),
+        })
+    }
+
+    pub fn mark_tls(&self) {
+        self.tls.store(true, Ordering::Release);
+    }
+
+    pub fn tls_started(&self) -> bool {
+        self.tls.load(Ordering::Acquire)
+    }
+
+    /// Starts reading at `level`, once the connection is ready for queries.
+    pub fn start(&self, level: u8) {
+        self.status.store(b'I', Ordering::Release);
+        self.level.store(level, Ordering::Release);
+    }
+
+    pub fn status(&self) -> u8 {
+        self.status.load(Ordering::Acquire)
+    }
+
+    /// Every request sent has been answered up to its ReadyForQuery.
+    pub fn settled(&self) -> bool {
+        self.ready_seen.load(Ordering::Acquire) >= self.syncs_sent.load(Ordering::Acquire)
+    }
+
+    pub fn last_tag(&self) -> String {
+        self.last_tag
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Splits a byte stream into protocol messages (type byte, length, body)
+/// as it passes, keeping the bodies of the few messages the tap reads.
+#[derive(Default)]
+struct Framer {
+    header: [u8; 5],
+    header_len: usize,
+    body_left: usize,
+    body: Vec<u8>,
+    keep: bool,
+}
+
+impl Framer {
+    fn feed(&mut self, mut data: &[u8], keep: impl Fn(u8) -> bool, mut on: impl FnMut(u8, &[u8])) {
+        while !data.is_empty() {
+            if self.header_len < 5 {
+                let take = (5 - self.header_len).min(data.len());
+                self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+                self.header_len += take;
+                data = &data[take..];
+                if self.header_len < 5 {
+                    return;
+                }
+                let len = u32::from_be_bytes([
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                ]) as usize;
+                self.body_left = len.saturating_sub(4);
+                self.keep = keep(self.header[0]);
+                self.body.clear();
+            }
+            let take = self.body_left.min(data.len());
+            if self.keep {
+                self.body.extend_from_slice(&data[..take]);
+            }
+            self.body_left -= take;
+            data = &data[take..];
+            if self.body_left == 0 {
+                on(self.header[0], &self.body);
+                self.header_len = 0;
+            }
+        }
+    }
+}
+
+/// A stream with the tap on it at one layer.
+pub struct Tapped<S> {
+    inner: S,
+    tap: Arc<Tap>,
+    level: u8,
+    read: Framer,
+    write: Framer,
+}
+
+impl<S> Tapped<S> {
+    pub fn new(inner: S, tap: Arc<Tap>, level: u8) -> Tapped<S> {
+        Tapped {
+            inner,
+            tap,
+            level,
+            read: Framer::default(),
+            write: Framer::default(),
+        }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub fn tap(&self) -> Arc<Tap> {
+        self.tap.clone()
+    }
+
+    fn active(&self) -> bool {
+        self.tap.level.load(Ordering::Acquire) == self.level
+    }
+
+    fn saw_read(&mut self, data: &[u8]) {
+        let tap = &self.tap;
+        self.read.feed(
+            data,
+            |kind| matches!(kind, b'Z' | b'C'),
+            |kind, body| match kind {
+                b'Z' => {
+                    if let Some(&s) = body.first() {
+                        tap.status.store(s, Ordering::Release);
+                    }
+                    tap.ready_seen.fetch_add(1, Ordering::AcqRel);
+                }
+                b'C' => {
+                    let tag = body.strip_suffix(&[0]).unwrap_or(body);
+                    let mut last = tap.last_tag.lock().unwrap_or_else(|p| p.into_inner());
+                    last.clear();
+                    last.push_str(&String::from_utf8_lossy(tag));
+                }
+                _ => {}
+            },
+        );
+    }
+
+    fn saw_write(&mut self, data: &[u8]) {
+        let tap = &self.tap;
+        self.write.feed(
+            data,
+            |_| false,
+            |kind, _| {
+                if matches!(kind, b'S' | b'Q') {
+                    tap.syncs_sent.fetch_add(1, Ordering::AcqRel);
+                }
+            },
+        );
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            if this.active() {
+                this.saw_read(&buf.filled()[before..]);
+            }
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = r {
+            if this.active() {
+                this.saw_write(&data[..n]);
+            }
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framer_splits_messages_across_reads() {
+        let mut f = Framer::default();
+        let mut seen = Vec::new();
+        // CommandComplete "COMMIT", then ReadyForQuery 'I', fed byte by byte.
+        let mut bytes = vec![b'C', 0, 0, 0, 11];
+        bytes.extend_from_slice(b"COMMIT\0");
+        bytes.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
+        for b in &bytes {
+            f.feed(
+                std::slice::from_ref(b),
+                |_| true,
+                |k, body| seen.push((k, body.to_vec())),
+            );
+        }
+        assert_eq!(
+            seen,
+            vec![(b'C', b"COMMIT\0".to_vec()), (b'Z', b"I".to_vec())]
+        );
+    }
+}
