@@ -23,6 +23,16 @@
 #include <stdint.h>
 
 /*
+ Which stream layer the tap reads: none until the connection has
+ started, then the plain socket or the TLS plaintext.
+ */
+#define TAP_OFF 0
+
+#define TAP_RAW 1
+
+#define TAP_TLS 2
+
+/*
  The version of this header; compare with `sqlpool_version()` at run time.
  */
 #define SQLPOOL_VERSION_MAJOR 0
@@ -226,6 +236,11 @@ enum SQLPOOL
    Nothing to return right now (for example an empty completion queue).
    */
   SQLPOOL_EMPTY = 22,
+  /*
+   A statement ran past its `query_timeout` and was cancelled (or its
+   connection closed when the server did not answer).
+   */
+  SQLPOOL_QUERY_TIMEOUT = 23,
   /*
    An internal error; please report it.
    */

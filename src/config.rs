@@ -752,7 +752,10 @@ mod tests {
         assert_eq!(c.get_dbname(), Some("mydb"));
         assert_eq!(o.connect_timeout, Some(Duration::from_secs(10)));
         assert_eq!(o.max_size, Some(4));
-        assert!(matches!(c.get_hosts()[0], tokio_postgres::config::Host::Unix(_)));
+        assert!(matches!(
+            c.get_hosts()[0],
+            tokio_postgres::config::Host::Unix(_)
+        ));
     }
 
     #[test]

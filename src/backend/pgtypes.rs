@@ -115,6 +115,9 @@ pub fn check_bind(value: &Value, ty: &Type) -> Result<(), String> {
 /// encodes itself) or as text for the server to parse.
 fn sent_as_binary(ty: &Type) -> bool {
     match *ty {
+        // A parameter left for the server to type (its value is text the
+        // server parses once it knows the type).
+        Type::UNKNOWN => false,
         Type::BOOL
         | Type::INT2
         | Type::INT4

@@ -387,7 +387,9 @@ fn start_conn_op(
         with_conn(h as *mut sqlpool_conn, |c| {
             let conn = c.conn();
             let canceller = conn.canceller();
-            scope.cancellable(canceller, || work(conn))
+            let outcome = scope.cancellable(canceller, || work(&mut *conn));
+            conn.clear_canceller();
+            outcome
         })
     });
     Ok(())

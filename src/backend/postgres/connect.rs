@@ -408,9 +408,8 @@ async fn session_fits(opened: &mut Opened, wanted: SessionAttrs) -> Result<()> {
         SessionAttrs::Primary => "a primary (target_session_attrs=primary)",
         _ => "a standby (target_session_attrs=standby)",
     };
-    Err(Error::new(
-        Status::ConnectionError,
-        format!("the server is not {what}"),
+    Err(
+        Error::new(Status::ConnectionError, format!("the server is not {what}"))
+            .with_sqlstate("08001"),
     )
-    .with_sqlstate("08001"))
 }

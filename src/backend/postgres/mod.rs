@@ -258,7 +258,9 @@ async fn statement<T>(
 ) -> Result<T> {
     if interrupt.is_some_and(Interrupt::is_requested) {
         // Cancelled before it started: nothing reached the server.
-        return Err(Error::new(Status::Cancelled, "the operation was cancelled").with_sqlstate("57014"));
+        return Err(
+            Error::new(Status::Cancelled, "the operation was cancelled").with_sqlstate("57014")
+        );
     }
     let mut fut = pin!(fut);
     let mut timer = timeout.map(|t| (t, Deadline::at(Instant::now() + t)));
@@ -336,9 +338,8 @@ async fn statement<T>(
         };
         let mut err = Error::new(status, what).with_sqlstate("57014");
         if e.is_none() {
-            err.message.push_str(
-                "; the server did not answer in time, so the connection was closed",
-            );
+            err.message
+                .push_str("; the server did not answer in time, so the connection was closed");
         }
         err
     };
@@ -416,7 +417,9 @@ fn natural_type(value: &Value) -> Type {
 fn is_cache_stale(e: &Error) -> bool {
     match e.sqlstate.as_deref() {
         Some("26000") => true,
-        Some("0A000") => e.message.contains("cached plan must not change result type"),
+        Some("0A000") => e
+            .message
+            .contains("cached plan must not change result type"),
         _ => false,
     }
 }
@@ -577,7 +580,14 @@ impl PgConn {
             interrupt,
             ..
         } = self;
-        Self::run(driver, cancel, interrupt.as_deref(), timeout, client.batch_execute(sql)).await
+        Self::run(
+            driver,
+            cancel,
+            interrupt.as_deref(),
+            timeout,
+            client.batch_execute(sql),
+        )
+        .await
     }
 
     /// Forgets every cached statement (after `DISCARD ALL`, `DEALLOCATE`).
@@ -767,8 +777,10 @@ impl PgConn {
     async fn unnamed(&mut self, sql: &str, params: &Params) -> Result<(ResultSet, u64)> {
         let prepared = prepare_sql(sql, Dialect::Postgres)?;
         let values = params.ordered_for(&prepared)?;
-        let typed: Vec<(PgParam<'_>, Type)> =
-            values.iter().map(|v| (PgParam(v), natural_type(v))).collect();
+        let typed: Vec<(PgParam<'_>, Type)> = values
+            .iter()
+            .map(|v| (PgParam(v), natural_type(v)))
+            .collect();
         let timeout = self.query_timeout();
         let Self {
             client,
@@ -805,19 +817,18 @@ impl PgConn {
         if self.cache.capacity == 0 {
             let mut total = 0;
             for (i, params) in sets.iter().enumerate() {
-                total += self
-                    .unnamed(sql, params)
-                    .await
-                    .map_err(|e| in_set(e, i))?
-                    .1;
+                total += self.unnamed(sql, params).await.map_err(|e| in_set(e, i))?.1;
             }
             return Ok(total);
         }
-        let (prepared_sql, statement, _) = self.prepare(sql, first).await.map_err(|e| in_set(e, 0))?;
+        let (prepared_sql, statement, _) =
+            self.prepare(sql, first).await.map_err(|e| in_set(e, 0))?;
         // Check every set before anything is sent.
         let mut all: Vec<Vec<&Value>> = Vec::with_capacity(sets.len());
         for (i, params) in sets.iter().enumerate() {
-            let values = params.ordered_for(&prepared_sql).map_err(|e| in_set(e, i))?;
+            let values = params
+                .ordered_for(&prepared_sql)
+                .map_err(|e| in_set(e, i))?;
             check_count(&statement, &values).map_err(|e| in_set(e, i))?;
             bind_check(&statement, &prepared_sql, &values).map_err(|e| in_set(e, i))?;
             all.push(values);
@@ -922,15 +933,15 @@ fn parameter_name(prepared: &PreparedSql, i: usize) -> String {
     }
 }
 
-/// "error serializing parameter 1" → the parameter's own name.
+/// "parameter $2: ..." (the server's words) → the parameter's own name.
 fn name_parameter(mut e: Error, prepared: &PreparedSql) -> Error {
-    if e.status == Status::ParameterError {
-        if let Some(rest) = e.message.strip_prefix("error serializing parameter ") {
+    {
+        if let Some(rest) = e.message.strip_prefix("parameter $") {
             let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
             if let Ok(i) = n.parse::<usize>() {
                 e.message = format!(
                     "parameter {}{}",
-                    parameter_name(prepared, i),
+                    parameter_name(prepared, i.saturating_sub(1)),
                     &rest[n.len()..]
                 );
             }
@@ -939,7 +950,21 @@ fn name_parameter(mut e: Error, prepared: &PreparedSql) -> Error {
     e
 }
 
-fn result_set(columns: &[tokio_postgres::Column], rows: &[tokio_postgres::Row]) -> Result<ResultSet> {
+/// The parameter number in a Bind error's context ("unnamed portal
+/// parameter $2 = '...'").
+fn bind_parameter_of(context: &str) -> Option<usize> {
+    let at = context.find("portal parameter $")? + "portal parameter $".len();
+    let digits: String = context[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn result_set(
+    columns: &[tokio_postgres::Column],
+    rows: &[tokio_postgres::Row],
+) -> Result<ResultSet> {
     let columns_out: Vec<Column> = columns
         .iter()
         .map(|c| Column {
@@ -980,6 +1005,10 @@ pub fn map_error(e: tokio_postgres::Error) -> Error {
             Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
             _ => None,
         };
+        // A value the server could not take for a parameter names it.
+        if let Some(n) = db.where_().and_then(bind_parameter_of) {
+            err.message = format!("parameter ${n}: {}", err.message);
+        }
         return err;
     }
     if let Some(bind) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<BindError>()) {

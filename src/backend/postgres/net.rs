@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
@@ -117,22 +116,89 @@ impl Future for Deadline {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stuck;
 
-struct Flag(AtomicBool);
+/// The blocking driver's waker: a flag, plus an eventfd that interrupts
+/// its poll(2) when the wake comes from another thread (a cancel).
+struct Flag {
+    woken: AtomicBool,
+    sleeping: AtomicBool,
+    /// Created on first use; closed when the last waker goes.
+    event: std::sync::OnceLock<Option<std::os::fd::OwnedFd>>,
+}
+
+impl Flag {
+    fn new() -> Flag {
+        Flag {
+            woken: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            event: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn event_fd(&self) -> Option<RawFd> {
+        self.event
+            .get_or_init(|| {
+                // SAFETY: plain system call; the result is checked.
+                let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+                // SAFETY: a new, valid descriptor that nothing else owns.
+                (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+            })
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+    }
+
+    fn raw_event_fd(&self) -> Option<RawFd> {
+        self.event.get()?.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    fn drain(&self) {
+        if let Some(fd) = self.raw_event_fd() {
+            let mut buf = [0u8; 8];
+            // SAFETY: reads at most 8 bytes into `buf`.
+            unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 8) };
+        }
+    }
+
+    fn signal(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            if let Some(fd) = self.raw_event_fd() {
+                let one: u64 = 1;
+                // SAFETY: writes 8 bytes from `one`.
+                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            }
+        }
+    }
+}
 
 impl Wake for Flag {
     fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::Release);
+        self.signal();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::Release);
+        self.signal();
     }
+}
+
+thread_local! {
+    /// The last blocking driver's waker, reused when nobody else holds it.
+    static IDLE_FLAG: RefCell<Option<Arc<Flag>>> = const { RefCell::new(None) };
 }
 
 /// Runs `fut` to completion on this thread, sleeping in poll(2) on the
 /// sockets it waits for (until the earliest [`Deadline`] it waits for).
 pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Stuck> {
     let mut fut = std::pin::pin!(fut);
-    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let flag = IDLE_FLAG
+        .with(|f| f.borrow_mut().take())
+        .filter(|f| Arc::strong_count(f) == 1)
+        .unwrap_or_else(|| Arc::new(Flag::new()));
+    flag.woken.store(false, Ordering::SeqCst);
+    let result = drive_blocking(fut.as_mut(), &flag);
+    IDLE_FLAG.with(|f| *f.borrow_mut() = Some(flag));
+    result
+}
+
+fn drive_blocking<F: Future>(mut fut: Pin<&mut F>, flag: &Arc<Flag>) -> Result<F::Output, Stuck> {
     let waker = Waker::from(flag.clone());
     let mut cx = Context::from_waker(&waker);
     let mut waits = Waits::default();
@@ -147,7 +213,7 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Stuck> {
         if let Poll::Ready(v) = outcome {
             return Ok(v);
         }
-        if flag.0.swap(false, Ordering::AcqRel) {
+        if flag.woken.swap(false, Ordering::SeqCst) {
             continue;
         }
         let timeout_ms = match waits.wake_at {
@@ -162,15 +228,31 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Stuck> {
                 left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
             }
         };
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-        // A failure (EINTR) just means: poll the future again.
-        unsafe {
-            libc::poll(
-                waits.fds.as_mut_ptr(),
-                waits.fds.len() as libc::nfds_t,
-                timeout_ms,
-            )
-        };
+        // A wake from another thread (a cancel) interrupts the sleep.
+        let event = flag.event_fd();
+        if let Some(fd) = event {
+            waits.fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        flag.sleeping.store(true, Ordering::SeqCst);
+        if !flag.woken.load(Ordering::SeqCst) {
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+            // A failure (EINTR) just means: poll the future again.
+            unsafe {
+                libc::poll(
+                    waits.fds.as_mut_ptr(),
+                    waits.fds.len() as libc::nfds_t,
+                    timeout_ms,
+                )
+            };
+        }
+        flag.sleeping.store(false, Ordering::SeqCst);
+        if event.is_some() && waits.fds.last().is_some_and(|p| p.revents != 0) {
+            flag.drain();
+        }
     }
 }
 

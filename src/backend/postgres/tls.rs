@@ -15,7 +15,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 
 use super::net::{PgSocket, Tapped, TAP_TLS};
@@ -51,7 +53,9 @@ pub fn client_config(target: &PgTarget) -> Result<Option<Arc<ClientConfig>>> {
             let webpki =
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
-                    .map_err(|e| tls_option_error(format!("cannot use the root certificates: {e}")))?;
+                    .map_err(|e| {
+                        tls_option_error(format!("cannot use the root certificates: {e}"))
+                    })?;
             if target.ssl_mode == SslMode::VerifyFull {
                 webpki
             } else {
@@ -66,7 +70,9 @@ pub fn client_config(target: &PgTarget) -> Result<Option<Arc<ClientConfig>>> {
         .with_custom_certificate_verifier(verifier);
     let config = match client_identity(target)? {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
-            tls_option_error(format!("cannot use the client certificate (sslcert/sslkey): {e}"))
+            tls_option_error(format!(
+                "cannot use the client certificate (sslcert/sslkey): {e}"
+            ))
         })?,
         None => builder.with_no_client_auth(),
     };
