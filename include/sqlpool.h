@@ -621,10 +621,22 @@ sqlpool_status sqlpool_options_set_acquire_timeout_ms(struct sqlpool_options *op
 
 /*
  How long opening one connection may take, in milliseconds (default
- 10000; PostgreSQL).
+ 10000; PostgreSQL): TCP connect, TLS, start-up and authentication, per
+ host tried.
  */
 sqlpool_status sqlpool_options_set_connect_timeout_ms(struct sqlpool_options *options,
                                                       uint64_t timeout_ms);
+
+/*
+ A client-side bound on each PostgreSQL statement, in milliseconds
+ (default 0 = none; URI option `query_timeout`). At the deadline the
+ library asks the server to cancel the statement and the call returns
+ `SQLPOOL_QUERY_TIMEOUT`; if the server does not end it within half a
+ second, the connection is closed instead. Also bounds the rollback at
+ release. Per connection: `sqlpool_conn_set_query_timeout`.
+ */
+sqlpool_status sqlpool_options_set_query_timeout_ms(struct sqlpool_options *options,
+                                                    uint64_t timeout_ms);
 
 /*
  Idle connections above `min_size` close after this many milliseconds
@@ -805,6 +817,16 @@ sqlpool_status sqlpool_pool_drain(struct sqlpool_pool *pool);
  while another thread is inside a call on it.
  */
 sqlpool_status sqlpool_conn_release(struct sqlpool_conn *conn);
+
+/*
+ Bounds each later statement on this borrowed connection until it is
+ released (PostgreSQL; SQLite ignores it): `timeout_ms` > 0 that many
+ milliseconds, 0 no bound, < 0 back to the pool's `query_timeout`. A
+ statement past its bound returns `SQLPOOL_QUERY_TIMEOUT` (see
+ `sqlpool_options_set_query_timeout_ms`). Errors: `SQLPOOL_BUSY`,
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_conn_set_query_timeout(struct sqlpool_conn *conn, int64_t timeout_ms);
 
 /*
  Runs one statement with bound parameters and reports the rows it

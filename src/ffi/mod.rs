@@ -540,7 +540,8 @@ pub extern "C" fn sqlpool_options_set_acquire_timeout_ms(
 }
 
 /// How long opening one connection may take, in milliseconds (default
-/// 10000; PostgreSQL).
+/// 10000; PostgreSQL): TCP connect, TLS, start-up and authentication, per
+/// host tried.
 #[no_mangle]
 pub extern "C" fn sqlpool_options_set_connect_timeout_ms(
     options: *mut sqlpool_options,
@@ -548,6 +549,23 @@ pub extern "C" fn sqlpool_options_set_connect_timeout_ms(
 ) -> sqlpool_status {
     set_option(options, |o| {
         o.connect_timeout = Some(ms(timeout_ms));
+        Ok(())
+    })
+}
+
+/// A client-side bound on each PostgreSQL statement, in milliseconds
+/// (default 0 = none; URI option `query_timeout`). At the deadline the
+/// library asks the server to cancel the statement and the call returns
+/// `SQLPOOL_QUERY_TIMEOUT`; if the server does not end it within half a
+/// second, the connection is closed instead. Also bounds the rollback at
+/// release. Per connection: `sqlpool_conn_set_query_timeout`.
+#[no_mangle]
+pub extern "C" fn sqlpool_options_set_query_timeout_ms(
+    options: *mut sqlpool_options,
+    timeout_ms: u64,
+) -> sqlpool_status {
+    set_option(options, |o| {
+        o.query_timeout = Some(ms(timeout_ms));
         Ok(())
     })
 }
@@ -940,6 +958,29 @@ pub extern "C" fn sqlpool_conn_release(conn: *mut sqlpool_conn) -> sqlpool_statu
         // Dropping the last reference returns the connection to the pool.
         drop(CONNS.remove(h)?);
         Ok(())
+    })
+}
+
+/// Bounds each later statement on this borrowed connection until it is
+/// released (PostgreSQL; SQLite ignores it): `timeout_ms` > 0 that many
+/// milliseconds, 0 no bound, < 0 back to the pool's `query_timeout`. A
+/// statement past its bound returns `SQLPOOL_QUERY_TIMEOUT` (see
+/// `sqlpool_options_set_query_timeout_ms`). Errors: `SQLPOOL_BUSY`,
+/// `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub extern "C" fn sqlpool_conn_set_query_timeout(
+    conn: *mut sqlpool_conn,
+    timeout_ms: i64,
+) -> sqlpool_status {
+    boundary(|| {
+        let timeout = match timeout_ms {
+            t if t < 0 => None,
+            t => Some(Duration::from_millis(t as u64)),
+        };
+        with_conn(conn, |c| {
+            c.conn().set_query_timeout(timeout);
+            Ok(())
+        })
     })
 }
 

@@ -303,6 +303,57 @@ impl PgServer {
         })
     }
 
+    /// Freezes every process of a private cluster with SIGSTOP: the server
+    /// stops answering while its sockets stay open (a hung host).
+    pub fn freeze(&self) {
+        self.signal_all("freeze", libc::SIGSTOP);
+    }
+
+    /// Undoes [`freeze`](Self::freeze).
+    pub fn thaw(&self) {
+        self.signal_all("thaw", libc::SIGCONT);
+    }
+
+    fn signal_all(&self, what: &str, signal: libc::c_int) {
+        let c = self.private_cluster(what);
+        let pid = c.postmaster_pid().expect("the server is not running");
+        // The postmaster first, so it forks nothing new meanwhile.
+        unsafe { libc::kill(pid, signal) };
+        for child in children_of(pid) {
+            unsafe { libc::kill(child, signal) };
+        }
+    }
+
+    /// Turns TLS on in a private cluster and restarts it: `server.crt` and
+    /// `server.key` (PEM) go into the data directory, `ca_pem` (if any)
+    /// becomes `ssl_ca_file` (for client certificates), and `hba_lines`
+    /// are put first in `pg_hba.conf`.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str, ca_pem: Option<&str>, hba_lines: &[&str]) {
+        let c = self.private_cluster("enable_tls");
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = c.data.join(name);
+            fs::write(&path, text).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            c.give_to_pg(&path).unwrap();
+        };
+        write("server.crt", cert_pem, 0o644);
+        write("server.key", key_pem, 0o600);
+        let mut conf = String::from("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        if let Some(ca) = ca_pem {
+            write("root.crt", ca, 0o644);
+            conf.push_str("ssl_ca_file = 'root.crt'\n");
+        }
+        let conf_path = c.data.join("postgresql.conf");
+        let mut all = fs::read_to_string(&conf_path).unwrap();
+        all.push_str(&conf);
+        fs::write(&conf_path, all).unwrap();
+        let hba_path = c.data.join("pg_hba.conf");
+        let old = fs::read_to_string(&hba_path).unwrap();
+        fs::write(&hba_path, format!("{}\n{old}", hba_lines.join("\n"))).unwrap();
+        self.stop();
+        self.start();
+    }
+
     fn private_cluster(&self, what: &str) -> &Cluster {
         match &self.kind {
             Kind::Cluster {

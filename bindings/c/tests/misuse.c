@@ -117,7 +117,8 @@ static void test_library(void)
     TRUE(strcmp(sqlpool_status_name(SQLPOOL_OK), "SQLPOOL_OK") == 0);
     TRUE(strcmp(sqlpool_status_name(SQLPOOL_MISUSE), "SQLPOOL_MISUSE") == 0);
     TRUE(strcmp(sqlpool_status_name(SQLPOOL_PANIC), "SQLPOOL_PANIC") == 0);
-    TRUE(strcmp(sqlpool_status_name(23), "SQLPOOL_UNKNOWN") == 0);
+    TRUE(strcmp(sqlpool_status_name(SQLPOOL_QUERY_TIMEOUT), "SQLPOOL_QUERY_TIMEOUT") == 0);
+    TRUE(strcmp(sqlpool_status_name(97), "SQLPOOL_UNKNOWN") == 0);
     TRUE(strcmp(sqlpool_status_name(0xffffffffu), "SQLPOOL_UNKNOWN") == 0);
 
     /* The last error is per thread: fail here, look from another thread. */
