@@ -1,0 +1,3 @@
+module sqlpool.dev/sqlpool
+
+go 1.19
