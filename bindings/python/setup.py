@@ -83,7 +83,9 @@ def build_library() -> Path:
     say("sqlpool: running " + " ".join(cmd))
     started = time.monotonic()
     env = dict(os.environ)
-    env.setdefault("CARGO_TERM_PROGRESS_WHEN", "always")
+    if "CARGO_TERM_PROGRESS_WHEN" not in env:  # progress bars even into a pipe
+        env["CARGO_TERM_PROGRESS_WHEN"] = "always"
+        env.setdefault("CARGO_TERM_PROGRESS_WIDTH", "80")
     try:
         subprocess.run(cmd, check=True, cwd=str(root), env=env)
         meta = subprocess.run(
