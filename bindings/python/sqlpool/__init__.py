@@ -43,11 +43,32 @@ from ._options import IsolationLevel, Recycling
 from .row import Row
 from .pool import Connection, Pool, Rollback, Transaction
 from .aio import AsyncConnection, AsyncPool, AsyncTransaction
+from . import dbapi
+from .dbapi import (
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+    connect,
+    connect_async,
+)
 
-# PEP 249 module globals
+# PEP 249 module globals: ``sqlpool`` is the DB-API module (see sqlpool.dbapi).
 apilevel = "2.0"
-threadsafety = 2  # threads may share the module and pools (connections: one call at a time)
-paramstyle = "named"  # also numeric ($1) and qmark (?, SQLite)
+# Threads may share the module, pools and DB-API connections (a DB-API
+# connection serializes its calls with a lock), not cursors.
+threadsafety = 2
+# ``:name`` with a mapping works on both databases. Positional ``$1`` (both)
+# and ``?`` (SQLite) with a sequence are accepted too.
+paramstyle = "named"
 
 PoolSync = Pool  # PySQLXEngine's PySQLXEnginePoolSync
 
@@ -80,6 +101,21 @@ __all__ = [
     "PoolTimeout",
     "PoolClosed",
     "TooManyRequests",
+    "dbapi",
+    "connect",
+    "connect_async",
+    "Date",
+    "Time",
+    "Timestamp",
+    "DateFromTicks",
+    "TimeFromTicks",
+    "TimestampFromTicks",
+    "Binary",
+    "STRING",
+    "BINARY",
+    "NUMBER",
+    "DATETIME",
+    "ROWID",
     "apilevel",
     "threadsafety",
     "paramstyle",

@@ -678,6 +678,19 @@ def read_result(res: int, postgres: bool) -> List[Row]:
     return list(map(cls, zip(*columns)))
 
 
+def read_table(res: int, postgres: bool) -> Tuple[Tuple[str, ...], Tuple[str, ...], List[Tuple[Any, ...]]]:
+    """(column names, declared types, rows as plain tuples) of a native
+    result (does not free it): what a DB-API cursor needs."""
+    nrows, names, decltypes = describe(res)
+    columns = [
+        _read_column(res, c, nrows, converter_for(decltype, postgres))
+        for c, decltype in enumerate(decltypes)
+    ]
+    if not columns:
+        return names, decltypes, [() for _ in range(nrows)]
+    return names, decltypes, list(zip(*columns))
+
+
 def read_result_dicts(res: int, postgres: bool) -> List[Dict[str, Any]]:
     """Every row of a native result as a dict (does not free it)."""
     names, columns, nrows = read_columns(res, postgres)

@@ -223,6 +223,7 @@ class AsyncPool(_PoolBase):
     from different threads)."""
 
     _opening: Optional["asyncio.Future[None]"] = None
+    _connection_class: Type["AsyncConnection"]  # set below the class
 
     async def start(self) -> None:
         """Opens the pool (in the default executor). Idempotent."""
@@ -287,7 +288,7 @@ class AsyncPool(_PoolBase):
         check(lib.sqlpool_pool_acquire_async(h, timeout_ms(timeout), q.ptr, None, None, byref(op_id)))
         op = q.register(op_id.value, _lib.COMPLETION_ACQUIRE)
         ptr = await _await_op(op_id.value, op)
-        return AsyncConnection(self, ptr)
+        return self._connection_class(self, ptr)
 
     async def execute(self, sql: str, parameters: Params = None) -> int:
         """Runs one statement on a pooled connection; returns the rows affected."""
@@ -495,6 +496,25 @@ class AsyncConnection(Managed):
         """Runs a script of statements separated by ``;`` (in the default executor)."""
         await self._blocking(lib.sqlpool_conn_execute_script, encode_sql(sql))
 
+    async def begin(
+        self,
+        isolation: Union[None, str, int, IsolationLevel] = None,
+        read_only: bool = False,
+        deferrable: bool = False,
+    ) -> None:
+        """Begins a transaction explicitly (prefer :meth:`transaction`)."""
+        flags = (_TX_READ_ONLY if read_only else 0) | (_TX_DEFERRABLE if deferrable else 0)
+        await self._blocking(lib.sqlpool_conn_begin, isolation_value(isolation), flags)
+
+    async def commit(self) -> None:
+        """Commits the open transaction. Without one: as the C function
+        (``SQLPOOL_TRANSACTION_STATE`` on SQLite -> ProgrammingError)."""
+        await self._blocking(lib.sqlpool_conn_commit)
+
+    async def rollback(self) -> None:
+        """Rolls the open transaction back (no transaction: as :meth:`commit`)."""
+        await self._blocking(lib.sqlpool_conn_rollback)
+
     def transaction(
         self,
         isolation: Union[None, str, int, IsolationLevel] = None,
@@ -555,3 +575,6 @@ class AsyncTransaction:
         except Exception as rollback_error:  # noqa: BLE001
             _log.warning("rollback after %r failed: %s", exc, rollback_error)
         return exc_type is Rollback
+
+
+AsyncPool._connection_class = AsyncConnection

@@ -132,7 +132,7 @@ class Error(Exception):
         # As psql and psycopg do: the server's DETAIL and HINT lines.
         for key in ("detail", "hint"):
             value = details.get(key)
-            if value:
+            if value and not _already_said(text, str(value)):
                 text += f"\n{key.upper()}: {value}"
         return text
 
@@ -149,6 +149,15 @@ class Error(Exception):
                 self.json,
             ),
         )
+
+
+def _already_said(message: str, text: str) -> bool:
+    """Whether the message already carries this DETAIL/HINT (the library
+    may put a short form of a hint in the message itself)."""
+    if text in message:
+        return True
+    core = text.split(" (", 1)[0].strip()
+    return len(core) >= 12 and core in message
 
 
 def _rebuild(cls: Type[Error], message: str, status: int, name: str, sqlstate: str,

@@ -228,6 +228,8 @@ class Pool(_PoolBase):
       ``pragma.NAME``, ``application_name``): ``**{"pragma.foreign_keys": "on"}``
     """
 
+    _connection_class: Type["Connection"]  # set below the class
+
     def _init_done(self) -> None:
         self.start()
 
@@ -261,7 +263,15 @@ class Pool(_PoolBase):
         out = c_void_p()
         check(lib.sqlpool_pool_acquire(self._handle(), timeout_ms(timeout), byref(out)))
         assert out.value is not None
-        return Connection(self, out.value)
+        return self._connection_class(self, out.value)
+
+    def dbapi_connection(self, timeout: Optional[Duration] = None, *, autocommit: bool = False) -> Any:
+        """Borrows a connection as a DB-API 2.0 connection
+        (:class:`sqlpool.dbapi.Connection`); its ``close()`` gives it back
+        to this pool, rolling back what was not committed."""
+        from .dbapi import Connection as DBAPIConnection
+
+        return DBAPIConnection(self.connection(timeout), autocommit=autocommit)
 
     # -- one-shot statements (acquire, run, release) -----------------------
 
@@ -488,6 +498,8 @@ class Transaction:
             _log.warning("rollback after %r failed: %s", exc, rollback_error)
         return exc_type is Rollback
 
+
+Pool._connection_class = Connection
 
 from ._lib import BUSY as _BUSY  # noqa: E402
 from ._managed import fork_generation as _managed_generation  # noqa: E402

@@ -127,3 +127,42 @@ def test_class_for():
 def test_two_statements_in_execute(pool):
     with pytest.raises(sqlpool.ProgrammingError):
         pool.execute("SELECT 1; SELECT 2")
+
+
+def test_hint_is_not_repeated_in_the_message(uri):
+    with sqlpool.Pool(uri, min_size=1, max_size=1) as pool:
+        with pytest.raises(sqlpool.ProgrammingError) as info:
+            pool.execute("SELECT %s", [1])
+    text = str(info.value)
+    assert text.count("placeholders here are") == 1, text
+    assert info.value.details.get("hint")  # still available, structured
+
+
+def test_detail_and_hint_lines_when_not_in_the_message():
+    e = sqlpool.DatabaseError("duplicate key", json='{"message": "duplicate key", "detail": "Key (id)=(1) exists.", "hint": "use another id"}')
+    assert str(e) == "duplicate key\nDETAIL: Key (id)=(1) exists.\nHINT: use another id"
+
+
+def test_commit_and_rollback_outside_a_transaction_match_the_c_api(uri):
+    """Whatever sqlpool_conn_commit/rollback return with no transaction open
+    (SQLite: SQLPOOL_TRANSACTION_STATE; PostgreSQL: what the C side says),
+    Connection.commit()/rollback() report the same status."""
+    from ctypes import byref, c_void_p
+
+    from sqlpool._lib import lib
+
+    with sqlpool.Pool(uri, min_size=1, max_size=1) as pool:
+        for name in ("commit", "rollback"):
+            out = c_void_p()
+            assert lib.sqlpool_pool_acquire(pool._handle(), -1, byref(out)) == 0
+            c_status = getattr(lib, f"sqlpool_conn_{name}")(out.value)
+            assert lib.sqlpool_conn_release(out.value) == 0
+            with pool.connection() as conn:
+                if c_status == 0:
+                    getattr(conn, name)()
+                else:
+                    with pytest.raises(sqlpool.Error) as info:
+                        getattr(conn, name)()
+                    assert info.value.status == c_status
+            if uri.startswith("sqlite:"):
+                assert c_status == 20  # SQLPOOL_TRANSACTION_STATE
