@@ -654,11 +654,9 @@ pub fn apply_connection_options(target: &mut Target, options: &PoolOptions) -> R
             if let Some(v) = &options.password {
                 config.password(v);
             }
-            if let Some(v) = &options.host {
-                config.host(v);
-            }
-            if let Some(v) = options.port {
-                config.port(v);
+            // `host` and `port` replace the URI's (as libpq's keywords do).
+            if options.host.is_some() || options.port.is_some() {
+                *config = with_hosts(config, options.host.as_deref(), options.port);
             }
             if let Some(v) = &options.dbname {
                 config.dbname(v);
@@ -680,6 +678,65 @@ pub fn apply_connection_options(target: &mut Target, options: &PoolOptions) -> R
         )),
         Target::Sqlite(_) => Ok(()),
     }
+}
+
+/// A copy of `config` whose host list (if `host` is given: a comma-separated
+/// list) and port list (if `port` is given) are replaced.
+fn with_hosts(
+    config: &tokio_postgres::Config,
+    host: Option<&str>,
+    port: Option<u16>,
+) -> tokio_postgres::Config {
+    use tokio_postgres::config::Host;
+    let mut out = tokio_postgres::Config::new();
+    if let Some(v) = config.get_user() {
+        out.user(v);
+    }
+    if let Some(v) = config.get_password() {
+        out.password(v);
+    }
+    if let Some(v) = config.get_dbname() {
+        out.dbname(v);
+    }
+    if let Some(v) = config.get_options() {
+        out.options(v);
+    }
+    if let Some(v) = config.get_application_name() {
+        out.application_name(v);
+    }
+    if let Some(v) = config.get_connect_timeout() {
+        out.connect_timeout(*v);
+    }
+    out.channel_binding(config.get_channel_binding());
+    match host {
+        Some(list) => {
+            for h in list.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                out.host(h);
+            }
+        }
+        None => {
+            for h in config.get_hosts() {
+                match h {
+                    Host::Tcp(name) => out.host(name),
+                    Host::Unix(path) => out.host_path(path),
+                };
+            }
+            for a in config.get_hostaddrs() {
+                out.hostaddr(*a);
+            }
+        }
+    }
+    match port {
+        Some(p) => {
+            out.port(p);
+        }
+        None => {
+            for p in config.get_ports() {
+                out.port(*p);
+            }
+        }
+    }
+    out
 }
 
 fn decode(s: &str) -> std::result::Result<String, std::str::Utf8Error> {

@@ -328,7 +328,13 @@ impl PgServer {
     /// `server.key` (PEM) go into the data directory, `ca_pem` (if any)
     /// becomes `ssl_ca_file` (for client certificates), and `hba_lines`
     /// are put first in `pg_hba.conf`.
-    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str, ca_pem: Option<&str>, hba_lines: &[&str]) {
+    pub fn enable_tls(
+        &self,
+        cert_pem: &str,
+        key_pem: &str,
+        ca_pem: Option<&str>,
+        hba_lines: &[&str],
+    ) {
         let c = self.private_cluster("enable_tls");
         let write = |name: &str, text: &str, mode: u32| {
             let path = c.data.join(name);
@@ -338,7 +344,8 @@ impl PgServer {
         };
         write("server.crt", cert_pem, 0o644);
         write("server.key", key_pem, 0o600);
-        let mut conf = String::from("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        let mut conf =
+            String::from("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
         if let Some(ca) = ca_pem {
             write("root.crt", ca, 0o644);
             conf.push_str("ssl_ca_file = 'root.crt'\n");

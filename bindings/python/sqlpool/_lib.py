@@ -198,6 +198,7 @@ BUSY = 19
 TRANSACTION_STATE = 20
 BUFFER_TOO_SMALL = 21
 EMPTY = 22
+QUERY_TIMEOUT = 23
 INTERNAL = 98
 PANIC = 99
 
@@ -239,6 +240,8 @@ _PROTOTYPES = {
     "sqlpool_options_set_max_waiting": (status_t, [_P, c_uint32]),
     "sqlpool_options_set_acquire_timeout_ms": (status_t, [_P, c_uint64]),
     "sqlpool_options_set_connect_timeout_ms": (status_t, [_P, c_uint64]),
+    "sqlpool_options_set_query_timeout_ms": (status_t, [_P, c_uint64]),
+    "sqlpool_conn_set_query_timeout": (status_t, [_P, c_int64]),
     "sqlpool_options_set_idle_timeout_ms": (status_t, [_P, c_uint64]),
     "sqlpool_options_set_max_lifetime_ms": (status_t, [_P, c_uint64]),
     "sqlpool_options_set_check_interval_ms": (status_t, [_P, c_uint64]),

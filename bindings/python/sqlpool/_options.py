@@ -110,6 +110,7 @@ _SETTERS: Dict[str, Tuple[Callable[..., int], Callable[[str, Any], Any]]] = {
     "max_waiting": (lib.sqlpool_options_set_max_waiting, _count),
     "conn_timeout": (lib.sqlpool_options_set_acquire_timeout_ms, to_ms),
     "connect_timeout": (lib.sqlpool_options_set_connect_timeout_ms, to_ms),
+    "query_timeout": (lib.sqlpool_options_set_query_timeout_ms, to_ms),
     "idle_timeout": (lib.sqlpool_options_set_idle_timeout_ms, to_ms),
     "max_lifetime": (lib.sqlpool_options_set_max_lifetime_ms, to_ms),
     "check_interval": (lib.sqlpool_options_set_check_interval_ms, to_ms),

@@ -43,6 +43,7 @@ __all__ = [
     "ProgrammingError",
     "NotSupportedError",
     "PoolTimeout",
+    "QueryTimeout",
     "PoolClosed",
     "TooManyRequests",
 ]
@@ -214,6 +215,12 @@ class PoolTimeout(OperationalError):
     _default_status = 9
 
 
+class QueryTimeout(OperationalError):
+    """A statement ran past its ``query_timeout`` and was cancelled (or its
+    connection closed when the server did not answer)."""
+    _default_status = 23
+
+
 class PoolClosed(OperationalError):
     """The pool is closed (or closing)."""
     _default_status = 10
@@ -234,6 +241,7 @@ _BY_STATUS: Dict[int, Type[Error]] = {
     _lib.TYPE_MISMATCH: InterfaceError,
     _lib.NULL_VALUE: InterfaceError,
     _lib.POOL_TIMEOUT: PoolTimeout,
+    _lib.QUERY_TIMEOUT: QueryTimeout,
     _lib.POOL_CLOSED: PoolClosed,
     _lib.POOL_EXHAUSTED: TooManyRequests,
     _lib.CONNECTION_ERROR: OperationalError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from ctypes import byref, c_uint64, c_void_p, sizeof
 from types import TracebackType
 from typing import Any, Dict, Iterable, List, Optional, Type, Union
@@ -140,18 +141,43 @@ class _PoolBase(Managed):
     # -- lifecycle ---------------------------------------------------------
 
     def _open_native(self) -> int:
-        """Opens the native pool (blocking); returns the handle."""
+        """Opens the native pool (blocking); returns the handle.
+
+        The open runs on a helper thread so Ctrl-C (KeyboardInterrupt)
+        interrupts the wait; a pool that opens after that is closed."""
         opts = build_options(self._options)
-        try:
+        uri = encode_sql(self._uri) if self._uri is not None else None
+        outcome: List[Any] = []
+        done = threading.Event()
+
+        def run() -> None:
             out = c_void_p()
-            uri = encode_sql(self._uri) if self._uri is not None else None
-            st = lib.sqlpool_pool_open(uri, opts, byref(out))
-            if st:
-                raise last_error(st)
-        finally:
-            lib.sqlpool_options_free(opts)
-        assert out.value is not None
-        return out.value
+            try:
+                st = lib.sqlpool_pool_open(uri, opts, byref(out))
+                outcome.append((st, out.value, None if st == 0 else last_error(st)))
+            finally:
+                lib.sqlpool_options_free(opts)
+                done.set()
+
+        worker = threading.Thread(target=run, name="sqlpool-open", daemon=True)
+        worker.start()
+        try:
+            while not done.wait(0.1):
+                pass
+        except BaseException:
+            # Interrupted: whatever the open returns later is closed.
+            def reap() -> None:
+                done.wait()
+                if outcome and outcome[0][0] == 0 and outcome[0][1]:
+                    lib.sqlpool_pool_close(outcome[0][1])
+
+            threading.Thread(target=reap, name="sqlpool-open-reap", daemon=True).start()
+            raise
+        st, ptr, error = outcome[0]
+        if st:
+            raise error
+        assert ptr is not None
+        return int(ptr)
 
     def _check_startable(self) -> bool:
         """True when already open; raises when stopped."""
@@ -356,6 +382,16 @@ class Connection(Managed):
         return self
 
     # -- statements --------------------------------------------------------
+
+    def set_query_timeout(self, seconds: Optional[float]) -> None:
+        """Bounds each later statement on this connection until it goes back
+        to the pool (PostgreSQL): ``None`` restores the pool's
+        ``query_timeout``, ``0`` means no bound. A statement past it raises
+        :class:`QueryTimeout`."""
+        ms = -1 if seconds is None else int(round(float(seconds) * 1000))
+        if ms < -1:
+            raise ProgrammingError("query timeout must be >= 0 seconds, or None")
+        check(lib.sqlpool_conn_set_query_timeout(self._handle(), ms))
 
     def execute(self, sql: str, parameters: Params = None) -> int:
         """Runs one statement; returns the rows it changed.
