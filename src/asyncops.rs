@@ -50,9 +50,6 @@ const MAX_WORKERS: u32 = 256;
 /// How often a SQLite interrupt is repeated while the statement still runs
 /// (an interrupt that lands just before the statement starts is lost).
 const SQLITE_INTERRUPT_RETRY: Duration = Duration::from_millis(5);
-/// How often a PostgreSQL cancel request is repeated while the statement
-/// still runs.
-const PG_CANCEL_RETRY: Duration = Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -117,6 +114,7 @@ pub fn runtime() -> Result<&'static Runtime> {
             .worker_threads(threads as usize)
             .thread_name("sqlpool-async")
             .enable_time()
+            .enable_io()
             .build()
             .map_err(|e| {
                 Error::new(
@@ -545,15 +543,11 @@ impl OpCtl {
                 });
             }
             Canceller::Postgres(_) => {
-                // A cancel request opens a connection: never on the
-                // caller's thread nor on a worker.
-                rt.spawn(async move {
-                    while ctl.still_running(&canceller) {
-                        let c = canceller.clone();
-                        blocking::run_async(move || c.cancel()).await;
-                        tokio::time::sleep(PG_CANCEL_RETRY).await;
-                    }
-                });
+                // The engine sends the server's cancel request itself, only
+                // while the statement runs; this just tells it.
+                if ctl.still_running(&canceller) {
+                    canceller.cancel();
+                }
             }
         }
     }
@@ -643,6 +637,36 @@ where
             kind,
             outcome,
         });
+    });
+}
+
+/// Runs `work` as a task on the runtime, cancellable through `canceller`,
+/// then hands its outcome to `sink`: for work whose waiting is
+/// asynchronous (the PostgreSQL engine), so no thread is handed the
+/// operation and waiting costs none.
+pub fn start_task<F>(op: Op, kind: OpKind, sink: Sink, canceller: Canceller, work: F)
+where
+    F: Future<Output = Result<Output>> + Send + 'static,
+{
+    {
+        let mut run = lock(&op.ctl.run);
+        if op.ctl.is_cancelled() {
+            *run = RunState::Finished;
+            drop(run);
+            drop(work);
+            finish(op, kind, Err(cancelled_error()), sink);
+            return;
+        }
+        *run = RunState::Running(Arc::new(canceller));
+    }
+    let rt = op.rt;
+    rt.spawn(async move {
+        let outcome = match CatchUnwind(Box::pin(work)).await {
+            Ok(outcome) => outcome,
+            Err(p) => Err(panic_error(&*p)),
+        };
+        *lock(&op.ctl.run) = RunState::Finished;
+        finish(op, kind, outcome, sink);
     });
 }
 

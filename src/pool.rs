@@ -762,6 +762,21 @@ impl Checkout {
             .as_mut()
             .expect("a checkout holds its connection until dropped")
     }
+
+    /// Lends the connection to an asynchronous operation; [`Checkout::restore`]
+    /// gives it back. While lent the checkout holds no connection (callers
+    /// check [`Checkout::is_lent`] first).
+    pub fn lend(&mut self) -> Option<Box<Conn>> {
+        self.conn.take()
+    }
+
+    pub fn restore(&mut self, conn: Box<Conn>) {
+        self.conn = Some(conn);
+    }
+
+    pub fn is_lent(&self) -> bool {
+        self.conn.is_none()
+    }
 }
 
 impl Drop for Checkout {

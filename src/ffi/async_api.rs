@@ -364,30 +364,112 @@ impl Drop for InFlight {
     }
 }
 
-/// Starts `work` on the connection on a blocking thread of the runtime.
-#[allow(clippy::too_many_arguments)]
+/// What an operation on a borrowed connection does (its inputs copied).
+enum Work {
+    Execute(String, Params),
+    Query(String, Params),
+    Batch(String, Vec<Params>),
+}
+
+impl Work {
+    fn kind(&self) -> OpKind {
+        match self {
+            Work::Execute(..) => OpKind::Execute,
+            Work::Query(..) => OpKind::Query,
+            Work::Batch(..) => OpKind::Batch,
+        }
+    }
+
+    async fn run(&self, c: &mut crate::backend::Conn) -> Result<Output> {
+        match self {
+            Work::Execute(sql, params) => c.execute_async(sql, params).await.map(Output::Rows),
+            Work::Query(sql, params) => c.query_async(sql, params).await.map(Output::Result),
+            Work::Batch(sql, sets) => {
+                let refs: Vec<&Params> = sets.iter().collect();
+                c.execute_many_async(sql, &refs).await.map(Output::Rows)
+            }
+        }
+    }
+}
+
+/// A connection lent to an asynchronous operation; it goes back into its
+/// handle's slot when the operation ends, whatever way it ends.
+struct Lent {
+    slot: Arc<ConnSlot>,
+    conn: Option<Box<crate::backend::Conn>>,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            conn.clear_canceller();
+            lock_ok(&self.slot.checkout).restore(conn);
+        }
+    }
+}
+
+/// Starts `work` on the connection: a PostgreSQL connection is lent to a
+/// task of the runtime (its I/O is asynchronous: no thread is handed the
+/// operation); SQLite's synchronous work runs on a blocking thread.
 fn start_conn_op(
     conn: *mut sqlpool_conn,
-    kind: OpKind,
     queue: *mut sqlpool_queue,
     callback: sqlpool_completion_callback,
     user_data: *mut c_void,
     op_id: *mut u64,
-    work: impl FnOnce(&mut crate::backend::Conn) -> Result<Output> + Send + 'static,
+    work: Work,
 ) -> Result<()> {
     let target = target_of(queue, callback)?;
     let h = handle(conn, "conn")?;
     // A stale handle, or a call in progress on it, fails now.
-    with_conn(conn, |_| Ok(()))?;
+    let postgres = with_conn(conn, |c| Ok(c.conn().backend_name() == "postgresql"))?;
     let op = Op::new()?;
     let in_flight = InFlight::claim(h)?;
+    let kind = work.kind();
+    if postgres {
+        let slot = CONNS.get(h)?;
+        let lent = {
+            let mut checkout = slot.checkout.try_lock().map_err(|_| {
+                Error::new(
+                    Status::Busy,
+                    "the connection is in use by another thread (one call at a time)",
+                )
+            })?;
+            checkout.lend()
+        };
+        let Some(mut lent_conn) = lent else {
+            return Err(Error::new(
+                Status::Busy,
+                "an asynchronous operation is running on this connection",
+            ));
+        };
+        let canceller = lent_conn.canceller();
+        let mut lent = Lent {
+            slot,
+            conn: Some(lent_conn),
+        };
+        let sink = match bind(target, &op, user_data, op_id) {
+            Ok(sink) => sink,
+            Err(e) => return Err(e), // `lent` puts the connection back
+        };
+        asyncops::start_task(op, kind, sink, canceller, async move {
+            let _in_flight = in_flight;
+            let conn = lent.conn.as_mut().expect("lent until the end");
+            let outcome = work.run(conn).await;
+            drop(lent);
+            outcome
+        });
+        return Ok(());
+    }
     let sink = bind(target, &op, user_data, op_id)?;
     asyncops::start_blocking(op, kind, sink, move |scope| {
         let _in_flight = in_flight;
         with_conn(h as *mut sqlpool_conn, |c| {
             let conn = c.conn();
             let canceller = conn.canceller();
-            let outcome = scope.cancellable(canceller, || work(&mut *conn));
+            let outcome = scope.cancellable(canceller, || {
+                crate::backend::postgres::block(work.run(&mut *conn))
+            });
             conn.clear_canceller();
             outcome
         })
@@ -596,12 +678,11 @@ pub unsafe extern "C" fn sqlpool_conn_execute_async(
         let params = params_of(params)?;
         start_conn_op(
             conn,
-            OpKind::Execute,
             queue,
             callback,
             user_data,
             op_id,
-            move |c| c.execute(&sql, &params).map(Output::Rows),
+            Work::Execute(sql, params),
         )
     })
 }
@@ -626,12 +707,11 @@ pub unsafe extern "C" fn sqlpool_conn_query_async(
         let params = params_of(params)?;
         start_conn_op(
             conn,
-            OpKind::Query,
             queue,
             callback,
             user_data,
             op_id,
-            move |c| c.query(&sql, &params).map(Output::Result),
+            Work::Query(sql, params),
         )
     })
 }
@@ -659,15 +739,11 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch_async(
         let sets = unsafe { param_sets_of(param_sets, count) }?;
         start_conn_op(
             conn,
-            OpKind::Batch,
             queue,
             callback,
             user_data,
             op_id,
-            move |c| {
-                let refs: Vec<&Params> = sets.iter().collect();
-                c.execute_many(&sql, &refs).map(Output::Rows)
-            },
+            Work::Batch(sql, sets),
         )
     })
 }

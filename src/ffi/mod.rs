@@ -277,6 +277,12 @@ fn with_conn<R>(conn: *mut sqlpool_conn, f: impl FnOnce(&mut Checkout) -> Result
             Error::misuse("the connection was poisoned by an earlier panic; release it")
         }
     })?;
+    if guard.is_lent() {
+        return Err(Error::new(
+            Status::Busy,
+            "an asynchronous operation is running on this connection (one at a time)",
+        ));
+    }
     f(&mut guard)
 }
 
@@ -947,13 +953,24 @@ pub extern "C" fn sqlpool_conn_release(conn: *mut sqlpool_conn) -> sqlpool_statu
         }
         let h = conn as usize;
         let slot = CONNS.get(h)?;
-        // Refuse while another thread is inside a call on it.
-        drop(slot.checkout.try_lock().map_err(|_| {
-            Error::new(
+        // Refuse while another thread is inside a call on it, or an
+        // asynchronous operation runs on it.
+        let lent = slot
+            .checkout
+            .try_lock()
+            .map_err(|_| {
+                Error::new(
+                    Status::Busy,
+                    "the connection is in use by another thread; release it after that call returns",
+                )
+            })?
+            .is_lent();
+        if lent {
+            return Err(Error::new(
                 Status::Busy,
-                "the connection is in use by another thread; release it after that call returns",
-            )
-        })?);
+                "an asynchronous operation is running on this connection; release it after its completion",
+            ));
+        }
         drop(slot);
         // Dropping the last reference returns the connection to the pool.
         drop(CONNS.remove(h)?);
