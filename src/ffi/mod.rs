@@ -28,6 +28,7 @@ use crate::result::ResultSet;
 use crate::value::{Params, Value};
 
 mod async_api;
+pub(crate) mod fork;
 pub use async_api::*;
 
 /// Status code returned by every fallible function; `SQLPOOL_OK` (0) is
