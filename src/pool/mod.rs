@@ -507,10 +507,6 @@ impl<M: Manage> Acquire<M> {
             drop(st);
             return Ok(Some(shared.checkout(idle.pooled)));
         }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            drop(st);
-            return Err(self.timeout_error());
-        }
         let max_waiting = st.settings.max_waiting;
         if max_waiting > 0 && st.waiters.len() as u32 >= max_waiting {
             shared.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -710,8 +706,8 @@ fn refill<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) {
         return;
     }
     loop {
-        let for_waiters = (st.waiters.len() as u32).saturating_sub(st.handing);
-        let wanted = st.total < st.settings.min_size || st.pending < for_waiters;
+        // (A waiter handed a connection has left the queue already.)
+        let wanted = st.total < st.settings.min_size || st.pending < st.waiters.len() as u32;
         if !wanted || st.total >= st.settings.max_size || (st.down && st.pending > 0) {
             return;
         }
