@@ -586,8 +586,10 @@ mod tests {
         let e = parse_uri("sqlite:x.db?max_size=1000000000").unwrap_err();
         assert_eq!(e.status, Status::InvalidOption);
         assert!(e.message.contains("max_size"), "{}", e.message);
-        let mut o = PoolOptions::default();
-        o.max_size = Some(1_000_000_000);
+        let o = PoolOptions {
+            max_size: Some(1_000_000_000),
+            ..PoolOptions::default()
+        };
         assert_eq!(o.settings().unwrap_err().status, Status::InvalidOption);
         let (_, o) = parse_uri("sqlite:x.db?session_reset=always&init_sql=PRAGMA%20x%3D1").unwrap();
         assert_eq!(o.session_reset, Some(SessionReset::Always));
