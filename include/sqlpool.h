@@ -33,6 +33,12 @@
 #define TAP_TLS 2
 
 /*
+ Largest `max_size` (and `min_size`) accepted: far above what a database
+ serves, far below what would exhaust memory or handles.
+ */
+#define MAX_POOL_SIZE 100000
+
+/*
  The version of this header; compare with `sqlpool_version()` at run time.
  */
 #define SQLPOOL_VERSION_MAJOR 0
@@ -334,10 +340,15 @@ typedef SQLPOOL sqlpool_status;
  */
 typedef struct sqlpool_stats {
   /*
-   Open connections (idle + in use).
+   Open connections (idle + in use + being health-checked or handed
+   over).
    */
   uint32_t total;
   uint32_t idle;
+  /*
+   Connections held by callers (not those being health-checked, nor
+   those handed to a waiter that has not taken them yet).
+   */
   uint32_t in_use;
   /*
    Callers waiting for a connection right now.

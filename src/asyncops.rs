@@ -34,11 +34,9 @@ use once_cell::sync::{Lazy, OnceCell};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
-use crate::backend::Canceller;
-use crate::config::Recycling;
+use crate::backend::{Canceller, Checkout, Manager, Pool};
 use crate::error::{panic_message, Error, Result, Status};
 use crate::log::{self, Level};
-use crate::pool::{Checkout, Pool, Waiter};
 use crate::result::ResultSet;
 
 /// Worker threads when neither `set_threads` nor `SQLPOOL_ASYNC_THREADS`
@@ -671,34 +669,35 @@ where
 }
 
 /// Starts an asynchronous acquire: waits (without a thread) at most
-/// `timeout` (`None`: the pool's acquire timeout) for a connection.
+/// `timeout` (`None`: the pool's acquire timeout) for a connection, the
+/// same acquire as a blocking one (`crate::pool::Acquire`) driven by a task.
 ///
 /// An idle connection that needs no round trip to check is taken on the
 /// calling thread and completed at once (a queue sink gets it before this
-/// returns); otherwise a runtime task waits for it.
+/// returns); otherwise a runtime task goes on with the same acquire.
 pub fn start_acquire(op: Op, pool: Arc<Pool>, timeout: Option<Duration>, sink: Sink) {
-    let started = Instant::now();
+    let mut acquiring = pool.start_acquire(timeout, Instant::now());
     // What the calling thread can do: finish at once, or hand the rest
     // (a waiter, a checkout to check with a round trip) to a task.
     enum Fast {
         Done(Result<Checkout>),
-        Continue(Option<First>),
+        Continue(Option<Checkout>),
     }
     let fast = catch_unwind(AssertUnwindSafe(|| {
-        let mut checkout = match pool.enqueue() {
-            Ok(Ok(checkout)) => checkout,
-            Ok(Err(waiter)) => return Fast::Continue(Some(Ok(Err(waiter)))),
+        let mut checkout = match acquiring.poll(None) {
+            Ok(Some(checkout)) => checkout,
+            Ok(None) => return Fast::Continue(None),
             Err(e) => return Fast::Done(Err(e)),
         };
-        if check_blocks(&pool, &mut checkout) {
-            return Fast::Continue(Some(Ok(Ok(checkout))));
+        if pool.check_blocks(&checkout) {
+            return Fast::Continue(Some(checkout));
         }
-        if !pool.verify_checkout(&mut checkout) {
+        if !pool.check(&mut checkout, acquiring.deadline()) {
             // Failed its check (dropping a SQLite connection here is
             // fine): the task tries again.
             return Fast::Continue(None);
         }
-        Fast::Done(accept(&op.ctl, &pool, checkout, started))
+        Fast::Done(accept(&op.ctl, &mut acquiring, checkout))
     }));
     let first = match fast {
         Ok(Fast::Done(outcome)) => {
@@ -713,7 +712,7 @@ pub fn start_acquire(op: Op, pool: Arc<Pool>, timeout: Option<Duration>, sink: S
     };
     let rt = op.rt;
     rt.spawn(async move {
-        let acquiring = acquire(&op.ctl, &pool, timeout, started, first);
+        let acquiring = acquire(&op.ctl, &pool, acquiring, first);
         let outcome = match CatchUnwind(Box::pin(acquiring)).await {
             Ok(outcome) => outcome.map(Output::Conn),
             Err(p) => Err(panic_error(&*p)),
@@ -740,21 +739,14 @@ fn finish(op: Op, kind: OpKind, outcome: Result<Output>, sink: Sink) {
     }
 }
 
-/// Whether checking this checkout takes a round trip (PostgreSQL unless
-/// recycling is fast), which must not run on a worker or the caller.
-fn check_blocks(pool: &Pool, checkout: &mut Checkout) -> bool {
-    checkout.conn().backend_name() == "postgresql" && pool.recycling() != Recycling::Fast
-}
-
 /// The last step of a successful acquire: a cancel that came in time gives
 /// the connection back; otherwise it is recorded as borrowed.
-fn accept(ctl: &OpCtl, pool: &Pool, checkout: Checkout, started: Instant) -> Result<Checkout> {
+fn accept(ctl: &OpCtl, acquiring: &mut Acquiring, checkout: Checkout) -> Result<Checkout> {
     if ctl.is_cancelled() {
         dispose(checkout);
         return Err(cancelled_error());
     }
-    pool.record_acquire(&checkout, started, || format!("async acquire #{}", ctl.id));
-    Ok(checkout)
+    Ok(acquiring.accept(checkout, || format!("async acquire #{}", ctl.id)))
 }
 
 /// Polls a future inside `catch_unwind`.
@@ -773,121 +765,72 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// What the calling thread found: a checkout still to be checked, or a
-/// waiter already queued.
-type First = Result<std::result::Result<Checkout, Arc<Waiter>>>;
+type Acquiring = crate::pool::Acquire<Manager>;
 
+/// The task's part of an acquire: wait (parked on the pool's FIFO queue,
+/// no thread), check (on a blocking thread when that takes a round trip),
+/// accept; a connection that fails its check is discarded and the acquire
+/// goes on within the caller's deadline.
 async fn acquire(
     ctl: &OpCtl,
     pool: &Arc<Pool>,
-    timeout: Option<Duration>,
-    started: Instant,
-    mut first: Option<First>,
+    mut acquiring: Acquiring,
+    mut first: Option<Checkout>,
 ) -> Result<Checkout> {
-    let timeout = timeout.unwrap_or_else(|| pool.acquire_timeout());
-    // An absurdly long timeout (beyond Instant's range) means no timeout.
-    let deadline = started.checked_add(timeout);
     loop {
-        let next = match first.take() {
+        let mut checkout = match first.take() {
             Some(found) => found,
-            None => {
-                if ctl.is_cancelled() {
-                    return Err(cancelled_error());
-                }
-                pool.enqueue()
-            }
+            None => wait_for_handoff(ctl, &mut acquiring).await?,
         };
-        let mut checkout = match next {
-            Ok(Ok(checkout)) => checkout,
-            Ok(Err(waiter)) => wait_for_handoff(ctl, pool, waiter, timeout, deadline).await?,
-            Err(e) => return Err(e),
-        };
-        let checked = if check_blocks(pool, &mut checkout) {
+        let deadline = acquiring.deadline();
+        let checked = if pool.check_blocks(&checkout) {
             let p = pool.clone();
             // A connection that fails is dropped there, where closing it
             // may block.
             blocking::run_async(move || {
                 let mut checkout = checkout;
-                p.verify_checkout(&mut checkout).then_some(checkout)
+                p.check(&mut checkout, deadline).then_some(checkout)
             })
             .await
             .ok_or_else(|| Error::new(Status::Panic, "internal panic in the checkout check"))?
-        } else if pool.verify_checkout(&mut checkout) {
+        } else if pool.check(&mut checkout, deadline) {
             Some(checkout)
         } else {
             dispose(checkout);
             None
         };
-        match checked {
-            Some(checkout) => return accept(ctl, pool, checkout, started),
-            // Discarded: try again within the same deadline.
-            None if deadline.is_some_and(|d| Instant::now() >= d) => {
-                return Err(pool.timeout_error(timeout))
-            }
-            None => {}
+        if let Some(checkout) = checked {
+            return accept(ctl, &mut acquiring, checkout);
         }
     }
 }
 
-/// Withdraws the waiter if the wait ends any other way than by a handoff
-/// (cancel, timeout, or the future being dropped): nothing leaks.
-struct WaitGuard<'a> {
-    pool: &'a Pool,
-    waiter: Option<Arc<Waiter>>,
-}
-
-impl WaitGuard<'_> {
-    fn withdraw(&mut self) -> Option<Result<Checkout>> {
-        let waiter = self.waiter.take()?;
-        self.pool.withdraw_keep(&waiter)
+/// Waits for the acquire's next connection: an idle one, a handoff, or
+/// the end (cancel, timeout, closed pool). Dropping the acquire withdraws
+/// its waiter, so nothing leaks.
+async fn wait_for_handoff(ctl: &OpCtl, acquiring: &mut Acquiring) -> Result<Checkout> {
+    if ctl.is_cancelled() {
+        return Err(cancelled_error());
     }
-}
-
-impl Drop for WaitGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(Ok(checkout)) = self.withdraw() {
-            dispose(checkout);
-        }
-    }
-}
-
-async fn wait_for_handoff(
-    ctl: &OpCtl,
-    pool: &Pool,
-    waiter: Arc<Waiter>,
-    timeout: Duration,
-    deadline: Option<Instant>,
-) -> Result<Checkout> {
-    let mut guard = WaitGuard {
-        pool,
-        waiter: Some(waiter),
-    };
-    let mut sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into())));
+    let mut sleep = acquiring
+        .deadline()
+        .map(|d| Box::pin(tokio::time::sleep_until(d.into())));
     let mut cancelled = std::pin::pin!(ctl.notify.notified());
     std::future::poll_fn(move |cx| {
-        let Some(waiter) = guard.waiter.as_ref() else {
-            return Poll::Ready(Err(Error::new(
-                Status::Internal,
-                "waiter polled after the end",
-            )));
-        };
-        if let Some(handoff) = pool.poll_waiter(waiter, cx.waker()) {
-            guard.waiter = None;
-            return Poll::Ready(handoff);
-        }
         if cancelled.as_mut().poll(cx).is_ready() || ctl.is_cancelled() {
-            if let Some(Ok(checkout)) = guard.withdraw() {
-                dispose(checkout);
-            }
             return Poll::Ready(Err(cancelled_error()));
         }
+        match acquiring.poll(Some(cx.waker())) {
+            Ok(Some(checkout)) => return Poll::Ready(Ok(checkout)),
+            Ok(None) => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+        // The timer only wakes the task; `poll` itself notices the
+        // deadline (a timer that fires a hair early is set again).
         if let Some(sleep) = sleep.as_mut() {
-            if sleep.as_mut().poll(cx).is_ready() {
-                // Handed a connection just as the deadline passed: take it.
-                return Poll::Ready(match guard.withdraw() {
-                    Some(handoff) => handoff,
-                    None => Err(pool.timeout_error(timeout)),
-                });
+            while sleep.as_mut().poll(cx).is_ready() {
+                let again = Instant::now() + Duration::from_millis(1);
+                sleep.as_mut().reset(again.into());
             }
         }
         Poll::Pending

@@ -42,6 +42,53 @@ impl Recycling {
     }
 }
 
+/// What the pool does at release with a session a borrower changed
+/// (`SET`, temporary tables, `PREPARE`, `LISTEN`, advisory locks, SQLite
+/// `PRAGMA`/`ATTACH`/temporary objects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionReset {
+    /// Reset only sessions a borrower changed (PostgreSQL `DISCARD ALL`;
+    /// SQLite has no reset, so the connection is closed). Unchanged
+    /// sessions cost nothing.
+    Auto,
+    /// Never reset: session state passes to the next borrower.
+    Off,
+    /// Reset at every release (SQLite: close every released connection).
+    Always,
+}
+
+impl SessionReset {
+    fn parse(v: &str) -> Option<SessionReset> {
+        match v.to_ascii_lowercase().as_str() {
+            "auto" | "on" | "true" | "1" => Some(SessionReset::Auto),
+            "off" | "false" | "0" | "never" => Some(SessionReset::Off),
+            "always" => Some(SessionReset::Always),
+            _ => None,
+        }
+    }
+}
+
+/// Largest `max_size` (and `min_size`) accepted: far above what a database
+/// serves, far below what would exhaust memory or handles.
+pub const MAX_POOL_SIZE: u32 = 100_000;
+
+/// Checks pool sizes (at option parsing and at resize).
+pub fn check_sizes(min_size: u32, max_size: u32) -> Result<()> {
+    if max_size == 0 || max_size > MAX_POOL_SIZE {
+        return Err(Error::new(
+            Status::InvalidOption,
+            format!("max_size must be 1..={MAX_POOL_SIZE} (got {max_size})"),
+        ));
+    }
+    if min_size > max_size {
+        return Err(Error::new(
+            Status::InvalidOption,
+            format!("min_size ({min_size}) must not exceed max_size ({max_size})"),
+        ));
+    }
+    Ok(())
+}
+
 /// Every pool option. `None` means "not set here": the URI's value or the
 /// default applies.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62,6 +109,8 @@ pub struct PoolOptions {
     pub busy_timeout: Option<Duration>,
     pub journal_mode: Option<String>,
     pub sqlite_pragmas: Vec<(String, String)>,
+    pub session_reset: Option<SessionReset>,
+    pub init_sql: Option<String>,
     pub user: Option<String>,
     pub password: Option<String>,
     pub host: Option<String>,
@@ -95,6 +144,10 @@ pub struct Settings {
     pub busy_timeout: Duration,
     pub journal_mode: String,
     pub sqlite_pragmas: Vec<(String, String)>,
+    pub session_reset: SessionReset,
+    /// Statements run on each new connection (and again after a session
+    /// reset); empty: none.
+    pub init_sql: String,
 }
 
 pub(crate) const DEFAULT_MIN_SIZE: u32 = 1;
@@ -129,6 +182,8 @@ impl PoolOptions {
             query_timeout,
             busy_timeout,
             journal_mode,
+            session_reset,
+            init_sql,
             user,
             password,
             host,
@@ -156,12 +211,20 @@ impl PoolOptions {
                 .parse::<u32>()
                 .map_err(|_| bad("a non-negative integer"))
         };
+        let size = || {
+            value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= MAX_POOL_SIZE)
+                .ok_or_else(|| bad(&format!("an integer from 0 to {MAX_POOL_SIZE}")))
+        };
         let duration = || {
             parse_duration(value).ok_or_else(|| bad("a duration such as 30, 1.5, 500ms, 30s or 2m"))
         };
         match key {
-            "min_size" => self.min_size = Some(count()?),
-            "max_size" | "max_connections" | "max_db_pool_size" => self.max_size = Some(count()?),
+            "min_size" => self.min_size = Some(size()?),
+            "max_size" | "max_connections" | "max_db_pool_size" => self.max_size = Some(size()?),
             "max_waiting" => self.max_waiting = Some(count()?),
             "acquire_timeout" | "conn_timeout" | "pool_timeout" => {
                 self.acquire_timeout = Some(duration()?)
@@ -181,6 +244,11 @@ impl PoolOptions {
             "statement_cache_size" => self.statement_cache_size = Some(count()?),
             "query_timeout" => self.query_timeout = Some(duration()?),
             "busy_timeout" => self.busy_timeout = Some(duration()?),
+            "session_reset" | "reset_session" => {
+                self.session_reset =
+                    Some(SessionReset::parse(value).ok_or_else(|| bad("auto, off or always"))?)
+            }
+            "init_sql" | "connection_init_sql" => self.init_sql = Some(value.to_owned()),
             "journal_mode" => {
                 let mode = value.to_ascii_uppercase();
                 if !matches!(
@@ -228,18 +296,7 @@ impl PoolOptions {
     pub fn settings(&self) -> Result<Settings> {
         let max_size = self.max_size.unwrap_or(DEFAULT_MAX_SIZE);
         let min_size = self.min_size.unwrap_or(DEFAULT_MIN_SIZE.min(max_size));
-        if max_size == 0 {
-            return Err(Error::new(
-                Status::InvalidOption,
-                "max_size must be at least 1",
-            ));
-        }
-        if min_size > max_size {
-            return Err(Error::new(
-                Status::InvalidOption,
-                format!("min_size ({min_size}) must not exceed max_size ({max_size})"),
-            ));
-        }
+        check_sizes(min_size, max_size)?;
         Ok(Settings {
             min_size,
             max_size,
@@ -259,6 +316,8 @@ impl PoolOptions {
             busy_timeout: self.busy_timeout.unwrap_or(DEFAULT_BUSY_TIMEOUT),
             journal_mode: self.journal_mode.clone().unwrap_or_else(|| "WAL".into()),
             sqlite_pragmas: self.sqlite_pragmas.clone(),
+            session_reset: self.session_reset.unwrap_or(SessionReset::Auto),
+            init_sql: self.init_sql.clone().unwrap_or_default(),
         })
     }
 }
@@ -794,6 +853,18 @@ mod tests {
         let e = parse_uri("sqlite:x.db?max_size=lots").unwrap_err();
         assert_eq!(e.status, Status::InvalidOption);
         assert!(e.message.contains("max_size"), "{}", e.message);
+        // Limits are checked when the options are parsed.
+        let e = parse_uri("sqlite:x.db?max_size=1000000000").unwrap_err();
+        assert_eq!(e.status, Status::InvalidOption);
+        assert!(e.message.contains("max_size"), "{}", e.message);
+        let o = PoolOptions {
+            max_size: Some(1_000_000_000),
+            ..PoolOptions::default()
+        };
+        assert_eq!(o.settings().unwrap_err().status, Status::InvalidOption);
+        let (_, o) = parse_uri("sqlite:x.db?session_reset=always&init_sql=PRAGMA%20x%3D1").unwrap();
+        assert_eq!(o.session_reset, Some(SessionReset::Always));
+        assert_eq!(o.init_sql.as_deref(), Some("PRAGMA x=1"));
     }
 
     #[test]

@@ -6,7 +6,15 @@
 //! released or forged handle, or one of the wrong kind, is detected and
 //! reported instead of touching freed memory — even after the slot has
 //! been reused for a new object.
+//!
+//! Fork: pools, connections and queues hold sockets, threads and locks of
+//! the process that made them. A child process (after `fork()`) must not
+//! touch them: each handle remembers the fork epoch it was made in (the
+//! epoch moves on in every child, see `ffi::fork`), and a handle from an
+//! earlier epoch is refused as misuse; freeing it in the child forgets the
+//! object without closing anything the parent still uses.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
@@ -23,7 +31,28 @@ pub enum HandleKind {
     Queue = 6,
 }
 
+/// Bumped in the child after every `fork()`.
+static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// Called (only) by the `pthread_atfork` child handler: async-signal-safe.
+pub fn note_fork_in_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::SeqCst);
+}
+
+fn fork_epoch() -> u32 {
+    FORK_EPOCH.load(Ordering::Relaxed)
+}
+
 impl HandleKind {
+    /// Objects that own connections, threads or file descriptors: unusable
+    /// in a child process.
+    fn owns_process_resources(self) -> bool {
+        matches!(
+            self,
+            HandleKind::Pool | HandleKind::Conn | HandleKind::Queue
+        )
+    }
+
     fn from_bits(bits: usize) -> Option<HandleKind> {
         Some(match bits {
             1 => HandleKind::Pool,
@@ -69,6 +98,8 @@ const GEN_MASK: u64 = if GEN_BITS >= 64 {
 
 struct Slot<T> {
     generation: u64,
+    /// The fork epoch the value was made in.
+    epoch: u32,
     value: Option<Arc<T>>,
 }
 
@@ -101,6 +132,9 @@ impl<T> HandleTable<T> {
 
     /// Stores `value` and returns its handle.
     pub fn insert(&self, value: Arc<T>) -> Result<usize> {
+        if self.kind.owns_process_resources() {
+            crate::ffi::fork::install();
+        }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let index = match slots.free.pop() {
             Some(i) => i,
@@ -113,6 +147,7 @@ impl<T> HandleTable<T> {
                 }
                 slots.entries.push(Slot {
                     generation: 1,
+                    epoch: 0,
                     value: None,
                 });
                 slots.entries.len() - 1
@@ -120,6 +155,7 @@ impl<T> HandleTable<T> {
         };
         let slot = &mut slots.entries[index];
         slot.value = Some(value);
+        slot.epoch = fork_epoch();
         Ok(self.encode(index, slot.generation))
     }
 
@@ -146,6 +182,18 @@ impl<T> HandleTable<T> {
         Ok((index, generation))
     }
 
+    fn inherited(&self) -> Error {
+        Error::misuse(format!(
+            "this {} was used in a child process after fork; open a new pool in the child",
+            self.kind.noun()
+        ))
+    }
+
+    /// Whether a slot's value was made before this process forked.
+    fn is_inherited(&self, epoch: u32) -> bool {
+        self.kind.owns_process_resources() && epoch != fork_epoch()
+    }
+
     fn stale(&self) -> Error {
         Error::misuse(format!("this {} {}", self.kind.noun(), self.kind.gone()))
     }
@@ -167,8 +215,14 @@ impl<T> HandleTable<T> {
         match slots.entries.get(index) {
             Some(Slot {
                 generation: g,
+                epoch,
                 value: Some(v),
-            }) if g & GEN_MASK == generation => f(v),
+            }) if g & GEN_MASK == generation => {
+                if self.is_inherited(*epoch) {
+                    return Err(self.inherited());
+                }
+                f(v)
+            }
             Some(_) => Err(self.stale()),
             None => Err(Error::misuse(format!(
                 "not a {} handle issued by this library",
@@ -178,7 +232,9 @@ impl<T> HandleTable<T> {
     }
 
     /// Invalidates the handle and returns its object. A second call with the
-    /// same handle fails as misuse.
+    /// same handle fails as misuse. An object inherited across `fork()` is
+    /// forgotten, not dropped (dropping would close the parent's
+    /// connections), and the call fails as misuse.
     pub fn remove(&self, raw: usize) -> Result<Arc<T>> {
         let (index, generation) = self.check(raw)?;
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
@@ -198,8 +254,15 @@ impl<T> HandleTable<T> {
                 )))
             }
         };
+        let inherited = self.is_inherited(slots.entries[index].epoch);
         slots.free.push(index);
-        Ok(value.expect("checked above"))
+        drop(slots);
+        let value = value.expect("checked above");
+        if inherited {
+            std::mem::forget(value);
+            return Err(self.inherited());
+        }
+        Ok(value)
     }
 }
 
@@ -207,7 +270,14 @@ impl<T> HandleTable<T> {
 mod tests {
     use super::*;
 
+    // One test: the fork check moves a process-wide epoch, which would
+    // refuse the pool handles of a test running alongside.
     #[test]
+    fn handle_checks() {
+        stale_and_wrong_kind_handles_are_detected();
+        objects_from_before_a_fork_are_refused_and_never_dropped();
+    }
+
     fn stale_and_wrong_kind_handles_are_detected() {
         let pools: HandleTable<u32> = HandleTable::new(HandleKind::Pool);
         let conns: HandleTable<u32> = HandleTable::new(HandleKind::Conn);
@@ -225,5 +295,32 @@ mod tests {
             .message
             .contains("got a pool handle"));
         assert!(pools.get(0xdead_0000).is_err());
+    }
+
+    fn objects_from_before_a_fork_are_refused_and_never_dropped() {
+        #[derive(Debug)]
+        struct Loud(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Loud {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let queues: HandleTable<Loud> = HandleTable::new(HandleKind::Queue);
+        let results: HandleTable<u32> = HandleTable::new(HandleKind::Result);
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let q = queues.insert(Arc::new(Loud(dropped.clone()))).unwrap();
+        let r = results.insert(Arc::new(7)).unwrap();
+        note_fork_in_child(); // as the child handler does
+        let e = queues.get(q).unwrap_err();
+        assert!(e.message.contains("after fork"), "{}", e.message);
+        assert!(queues.remove(q).unwrap_err().message.contains("after fork"));
+        assert!(!dropped.load(Ordering::SeqCst), "nothing closed");
+        assert!(queues.get(q).unwrap_err().message.contains("already freed"));
+        // Plain data stays usable; new objects work.
+        assert_eq!(*results.get(r).unwrap(), 7);
+        let q2 = queues.insert(Arc::new(Loud(Arc::default()))).unwrap();
+        assert!(queues.get(q2).is_ok());
+        // (FORK_EPOCH is per process: other tests' handles made before this
+        // line would now be refused, so this test owns its tables.)
     }
 }

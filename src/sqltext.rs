@@ -133,6 +133,109 @@ pub fn sqlite_has_multiple_statements(sql: &str) -> bool {
     false
 }
 
+/// True when `sql` may change the session beyond its transaction, so a
+/// pool must reset the session before the next borrower gets it:
+/// `SET` (not `SET LOCAL`/`SET TRANSACTION`), `RESET`, `set_config(...)`,
+/// `CREATE TEMP`/`TEMPORARY` objects (also SQLite's `temp.` schema),
+/// `PREPARE`, `LISTEN`, `DECLARE`, `LOAD`, session advisory locks
+/// (`pg_advisory_lock`, `pg_try_advisory_lock` and their `_shared` forms),
+/// `SET SESSION AUTHORIZATION`/`SET ROLE`, and SQLite `PRAGMA`, `ATTACH`,
+/// `DETACH`. Words inside literals, quoted identifiers, comments and
+/// dollar-quoted bodies are never looked at.
+pub fn changes_session(sql: &str, dialect: Dialect) -> bool {
+    let b = sql.as_bytes();
+    let pg = dialect == Dialect::Postgres;
+    // Position of the word within its statement (0 = the leading keyword),
+    // the leading keyword, and the one after it.
+    let mut index = 0usize;
+    let mut first: &[u8] = b"";
+    // Only CREATE [OR REPLACE] [GLOBAL | LOCAL] so far.
+    let mut create_prefix = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        if is_ident_start(c) && !(pg && (c == b'E' || c == b'e') && next == Some(b'\'')) {
+            let end = scan(b, i, is_ident_char);
+            let word = &b[i..end];
+            let followed_by_paren = b[end..]
+                .iter()
+                .find(|c| !c.is_ascii_whitespace())
+                .is_some_and(|&c| c == b'(');
+            let followed_by_dot = b.get(end) == Some(&b'.');
+            let is = |w: &str| word.eq_ignore_ascii_case(w.as_bytes());
+            if index == 0 {
+                first = word;
+                create_prefix = is("CREATE");
+                let lead = |w: &str| word.eq_ignore_ascii_case(w.as_bytes());
+                if lead("RESET")
+                    || lead("PREPARE")
+                    || lead("LISTEN")
+                    || lead("DECLARE")
+                    || lead("LOAD")
+                    || lead("PRAGMA")
+                    || lead("ATTACH")
+                    || lead("DETACH")
+                {
+                    return true;
+                }
+            } else if first.eq_ignore_ascii_case(b"SET") && index == 1 {
+                if !(is("LOCAL") || is("TRANSACTION") || is("CONSTRAINTS")) {
+                    return true;
+                }
+            } else if first.eq_ignore_ascii_case(b"CREATE") {
+                if (is("TEMP") || is("TEMPORARY")) && (create_prefix || followed_by_dot) {
+                    return true;
+                }
+                create_prefix &= is("OR") || is("REPLACE") || is("GLOBAL") || is("LOCAL");
+            }
+            if followed_by_paren {
+                let lower = word.to_ascii_lowercase();
+                if lower == b"set_config"
+                    || lower.starts_with(b"pg_advisory_lock")
+                    || lower.starts_with(b"pg_try_advisory_lock")
+                {
+                    return true;
+                }
+            }
+            index += 1;
+            i = end;
+            continue;
+        }
+        i = match c {
+            b';' => {
+                index = 0;
+                first = b"";
+                create_prefix = false;
+                i + 1
+            }
+            b'\'' => skip_quoted(b, i + 1, b'\''),
+            b'"' => skip_quoted(b, i + 1, b'"'),
+            b'`' if !pg => skip_quoted(b, i + 1, b'`'),
+            b'[' if !pg => find_byte(b, i + 1, b']').map_or(b.len(), |p| p + 1),
+            b'E' | b'e' if pg => skip_escape_string(b, i + 2),
+            b'-' if next == Some(b'-') => skip_line_comment(b, i + 2, pg),
+            b'/' if next == Some(b'*') => skip_block_comment(b, i + 2, pg),
+            b'$' if pg => {
+                // A dollar-quoted body: $$ or $tag$.
+                let tag_end = scan(b, i + 1, |c| c.is_ascii_alphanumeric() || c == b'_');
+                if b.get(tag_end) == Some(&b'$')
+                    && !b.get(i + 1).is_some_and(|c| c.is_ascii_digit())
+                {
+                    skip_dollar_body(sql, i, tag_end + 1)
+                } else {
+                    tag_end.max(i + 1)
+                }
+            }
+            b'0'..=b'9' => scan(b, i, |c| {
+                c.is_ascii_alphanumeric() || c == b'.' || c == b'_'
+            }),
+            _ => i + 1,
+        };
+    }
+    false
+}
+
 /// Fast pre-check: `false` when `sql` contains no byte that can start a
 /// placeholder for `dialect`, so lexing can be skipped entirely.
 fn may_have_placeholders(sql: &[u8], dialect: Dialect) -> bool {
@@ -747,6 +850,64 @@ fn skip_dollar_body(sql: &str, open: usize, body: usize) -> usize {
     sql[body..]
         .find(delimiter)
         .map_or(sql.len(), |p| body + p + delimiter.len())
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::changes_session;
+    use super::Dialect::{Postgres as PG, Sqlite as LITE};
+
+    #[test]
+    fn session_changing_statements() {
+        for sql in [
+            "SET search_path TO app",
+            "set TIME ZONE 'UTC'",
+            "SET statement_timeout = 100",
+            "RESET ALL",
+            "SELECT set_config('app.user', 'x', false)",
+            "CREATE TEMP TABLE t (a int)",
+            "create temporary table t (a int)",
+            "CREATE GLOBAL TEMPORARY TABLE t (a int)",
+            "PREPARE s1 AS SELECT 1",
+            "LISTEN chan",
+            "SELECT pg_advisory_lock(42)",
+            "SELECT pg_try_advisory_lock_shared(1, 2)",
+            "/* c */ SET ROLE x",
+            "SELECT 1; SET search_path TO x",
+        ] {
+            assert!(changes_session(sql, PG), "{sql}");
+        }
+        for sql in [
+            "PRAGMA foreign_keys = ON",
+            "ATTACH DATABASE 'x.db' AS x",
+            "CREATE TEMP TABLE t (a)",
+            "CREATE TABLE temp.t (a)",
+            "CREATE TEMP VIEW v AS SELECT 1",
+        ] {
+            assert!(changes_session(sql, LITE), "{sql}");
+        }
+    }
+
+    #[test]
+    fn ordinary_statements_change_nothing() {
+        for sql in [
+            "SELECT 1",
+            "UPDATE t SET a = 1 WHERE b = 2",
+            "INSERT INTO t (temp) VALUES ('SET x')",
+            "SELECT 'pg_advisory_lock(1)', \"set_config\"",
+            "-- SET search_path\nSELECT 1",
+            "SELECT $$ SET x $$",
+            "SET LOCAL statement_timeout = 5",
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "BEGIN; SELECT pg_advisory_xact_lock(1); COMMIT",
+            "CREATE TABLE temps (temp int)",
+            "SELECT E'\\' SET'",
+        ] {
+            assert!(!changes_session(sql, PG), "{sql}");
+        }
+        assert!(!changes_session("SELECT * FROM [SET]", LITE));
+        assert!(!changes_session("UPDATE t SET a = 1", LITE));
+    }
 }
 
 #[cfg(test)]

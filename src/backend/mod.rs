@@ -6,13 +6,11 @@ pub mod pgtypes;
 pub mod postgres;
 pub mod sqlite;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-
-use crate::config::{Recycling, Settings, Target};
+use crate::config::{Recycling, SessionReset, Settings, Target};
 use crate::error::{Error, Result, Status};
+use crate::pool::Manage;
 use crate::result::ResultSet;
 use crate::value::Params;
 
@@ -40,9 +38,10 @@ pub struct Conn {
     pub broken: bool,
     /// SQLite: the open transaction was begun read-only (`query_only` on).
     read_only_tx: bool,
+    /// A statement changed the session (see `sqltext::changes_session`):
+    /// reset it at release.
+    session_dirty: bool,
     pub created: Instant,
-    /// Max lifetime minus a per-connection random amount.
-    pub expires_at: Option<Instant>,
     pub id: u64,
 }
 
@@ -83,6 +82,7 @@ impl Conn {
     }
 
     pub async fn execute_async(&mut self, sql: &str, params: &Params) -> Result<u64> {
+        self.note_session(sql);
         let started = Instant::now();
         let r = match &mut self.db {
             Db::Sqlite(c) => c.execute(sql, params),
@@ -99,6 +99,7 @@ impl Conn {
     }
 
     pub async fn query_async(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
+        self.note_session(sql);
         let started = Instant::now();
         let r = match &mut self.db {
             Db::Sqlite(c) => c.query(sql, params),
@@ -121,6 +122,7 @@ impl Conn {
     }
 
     pub async fn execute_script_async(&mut self, sql: &str) -> Result<()> {
+        self.note_session(sql);
         let started = Instant::now();
         let r = match &mut self.db {
             Db::Sqlite(c) => c.execute_script(sql),
@@ -158,6 +160,7 @@ impl Conn {
     }
 
     pub async fn execute_many_async(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
+        self.note_session(sql);
         const SAVEPOINT: &str = "sqlpool_batch";
         let nested = self.in_transaction();
         if nested {
@@ -365,7 +368,8 @@ impl Conn {
     }
 
     /// Checks the connection works (a round trip on PostgreSQL), within
-    /// `deadline`; a connection that does not answer in time is closed.
+    /// `deadline` (the caller's acquire deadline); a connection that does
+    /// not answer in time is closed.
     pub fn ping(&mut self, deadline: Option<Instant>) -> Result<()> {
         let r = match &mut self.db {
             Db::Sqlite(_) => Ok(()),
@@ -383,8 +387,27 @@ impl Conn {
         self.track(r)
     }
 
-    pub fn is_expired(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|t| now >= t)
+    /// Notes whether `sql` changes the session beyond the transaction, so
+    /// the release resets it (the `session_reset` option).
+    fn note_session(&mut self, sql: &str) {
+        if self.session_dirty {
+            return;
+        }
+        let dialect = match self.db {
+            Db::Sqlite(_) => crate::sqltext::Dialect::Sqlite,
+            Db::Postgres(_) => crate::sqltext::Dialect::Postgres,
+        };
+        // `begin` turns SQLite's query_only on for a read-only transaction
+        // and the transaction's end turns it off: not a session change.
+        if self.read_only_tx && sql.starts_with("PRAGMA query_only") {
+            return;
+        }
+        self.session_dirty = crate::sqltext::changes_session(sql, dialect);
+    }
+
+    /// Whether the session has changed since it was opened or reset.
+    pub fn session_changed(&self) -> bool {
+        self.session_dirty
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -503,98 +526,148 @@ pub fn leading_keyword(sql: &str) -> String {
         .to_ascii_uppercase()
 }
 
-/// Makes connections for r2d2 and decides whether a returned one is reusable.
+/// The pool engine driving this crate's backends.
+pub type Pool = crate::pool::Pool<Manager>;
+/// A connection borrowed from a [`Pool`].
+pub type Checkout = crate::pool::Checkout<Manager>;
+pub type LentConn = crate::pool::LentConn<Manager>;
+
+/// Opens a pool on `target`.
+pub fn open_pool(target: Target, settings: Settings) -> Result<Pool> {
+    Pool::open(Manager::new(target, settings.clone()), settings)
+}
+
+/// Makes connections for the pool and looks after them (the pool engine's
+/// [`Manage`] trait).
 pub struct Manager {
     target: Target,
     settings: Settings,
-    /// The last connect failure, kept whole (r2d2 keeps only its text) so an
-    /// acquire timeout can say why.
-    pub last_connect_error: Mutex<Option<Error>>,
-    next_id: std::sync::atomic::AtomicU64,
-    pub events: std::sync::Arc<crate::pool::Counters>,
 }
 
 impl Manager {
-    pub fn new(
-        target: Target,
-        settings: Settings,
-        events: std::sync::Arc<crate::pool::Counters>,
-    ) -> Manager {
-        Manager {
-            target,
-            settings,
-            last_connect_error: Mutex::new(None),
-            next_id: std::sync::atomic::AtomicU64::new(1),
-            events,
-        }
+    pub fn new(target: Target, settings: Settings) -> Manager {
+        Manager { target, settings }
     }
 
     pub fn target(&self) -> &Target {
         &self.target
     }
 
-    pub fn open(&self) -> Result<Conn> {
+    fn open(&self, id: u64) -> Result<Conn> {
         let db = match &self.target {
             Target::Sqlite(t) => Db::Sqlite(sqlite::connect(t, &self.settings)?),
             Target::Postgres(target) => Db::Postgres(postgres::connect(target, &self.settings)?),
         };
-        let created = Instant::now();
-        let lifetime = self.settings.max_lifetime;
-        let expires_at = (!lifetime.is_zero()).then(|| {
-            // Up to 2.5% earlier, so connections made together do not all
-            // expire together (HikariCP does the same).
-            let jitter_ms = (lifetime.as_millis() as u64 / 40).max(1);
-            let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=jitter_ms));
-            created + lifetime.saturating_sub(jitter)
-        });
-        Ok(Conn {
+        let mut conn = Conn {
             db,
             broken: false,
             read_only_tx: false,
-            created,
-            expires_at,
-            id: self
-                .next_id
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        })
+            session_dirty: false,
+            created: Instant::now(),
+            id,
+        };
+        self.run_init_sql(&mut conn)?;
+        Ok(conn)
+    }
+
+    /// Runs `init_sql` (a new connection, or one whose session was reset):
+    /// the state it sets is the session's baseline, not a change.
+    fn run_init_sql(&self, conn: &mut Conn) -> Result<()> {
+        if !self.settings.init_sql.trim().is_empty() {
+            conn.execute_script(&self.settings.init_sql)
+                .map_err(|mut e| {
+                    e.message = format!("init_sql failed on a new connection: {}", e.message);
+                    e
+                })?;
+        }
+        conn.session_dirty = false;
+        Ok(())
+    }
+
+    /// Resets a session a borrower changed, per the `session_reset` option.
+    /// False: the connection cannot be reset (SQLite) or the reset failed;
+    /// the pool closes it.
+    fn reset_session(&self, conn: &mut Conn) -> bool {
+        let changed = std::mem::take(&mut conn.session_dirty);
+        match self.settings.session_reset {
+            SessionReset::Off => return true,
+            SessionReset::Auto if !changed => return true,
+            _ => {}
+        }
+        let id = conn.id;
+        let ok = match &mut conn.db {
+            // SQLite has no session reset: a fresh connection is the reset.
+            Db::Sqlite(_) => false,
+            Db::Postgres(_) => conn.discard_all(None).is_ok() && self.run_init_sql(conn).is_ok(),
+        };
+        crate::log::emit(
+            crate::log::Level::Debug,
+            "sqlpool::pool",
+            &format!(
+                "connection #{id}: {}",
+                match (&conn.db, ok) {
+                    (Db::Sqlite(_), _) =>
+                        "session changed; closing it (SQLite has no session reset)",
+                    (_, true) => "session reset with DISCARD ALL",
+                    (_, false) => "session reset failed; closing it",
+                }
+            ),
+        );
+        ok
     }
 }
 
-impl r2d2::ManageConnection for Manager {
-    type Connection = Conn;
-    type Error = Error;
+impl Manage for Manager {
+    type Conn = Conn;
 
-    fn connect(&self) -> Result<Conn> {
-        match self.open() {
-            Ok(c) => {
-                self.events.on_open(c.id, c.backend_name());
-                Ok(c)
-            }
-            Err(e) => {
-                self.events.on_connect_error(&e);
-                *self
-                    .last_connect_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-                Err(e)
-            }
-        }
+    fn connect(&self, id: u64) -> Result<Conn> {
+        self.open(id)
     }
 
-    fn is_valid(&self, conn: &mut Conn) -> Result<()> {
+    fn check(&self, conn: &mut Conn, deadline: Option<Instant>) -> Result<()> {
         match self.settings.recycling {
             Recycling::Fast => Ok(()),
-            Recycling::Verified => conn.ping(None),
-            Recycling::Clean => conn.discard_all(None),
+            Recycling::Verified => conn.ping(deadline),
+            Recycling::Clean => match conn.db {
+                Db::Postgres(_) => {
+                    conn.discard_all(deadline)?;
+                    self.run_init_sql(conn)
+                }
+                Db::Sqlite(_) => Ok(()),
+            },
         }
     }
 
-    fn has_broken(&self, conn: &mut Conn) -> bool {
+    fn check_blocks(&self, conn: &Conn) -> bool {
+        matches!(conn.db, Db::Postgres(_)) && self.settings.recycling != Recycling::Fast
+    }
+
+    fn health_check(&self, conn: &mut Conn, deadline: Option<Instant>) -> Result<()> {
+        conn.ping(deadline)
+    }
+
+    fn recycle(&self, conn: &mut Conn) -> bool {
+        if !conn.reset_for_reuse() {
+            return false;
+        }
+        if let Db::Postgres(c) = &conn.db {
+            if c.is_closed() {
+                return false;
+            }
+        }
+        self.reset_session(conn)
+    }
+
+    fn is_broken(&self, conn: &Conn) -> bool {
         let closed = match &conn.db {
             Db::Postgres(c) => c.is_closed(),
             Db::Sqlite(_) => false,
         };
-        conn.broken || closed || conn.is_expired(Instant::now())
+        conn.broken || closed
+    }
+
+    fn describe(&self) -> String {
+        self.target.display_name()
     }
 }
 

@@ -1,7 +1,18 @@
 //! SQLite backend on `rusqlite` (bundled SQLite; no system library needed).
+//!
+//! Writers: SQLite lets one writer in at a time and makes the others poll
+//! (the busy handler sleeps up to 100 ms between tries), which is not fair:
+//! a writer that has waited long polls least often, and under load it can
+//! lose every race for the whole `busy_timeout` and fail with "database is
+//! locked" while newer writers get in. So writers of one process queue
+//! first-come, first-served on a [`WriteGate`] per database file before
+//! they take SQLite's write lock (`BEGIN IMMEDIATE`, or a write outside a
+//! transaction) and leave it when their transaction ends; SQLite's busy
+//! handler then only arbitrates between processes.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{ffi, OpenFlags};
@@ -14,6 +25,11 @@ use crate::value::{Params, Value};
 
 pub struct SqliteConn {
     conn: rusqlite::Connection,
+    /// The file's write gate (none for read-only and memory databases).
+    gate: Option<Arc<WriteGate>>,
+    /// This connection holds the gate.
+    holds_gate: bool,
+    busy_timeout: Duration,
     /// Placeholder rewrites by original SQL, so a repeated statement is
     /// neither lexed nor parsed again (SQLite's own cache holds the parse).
     rewrites: HashMap<Box<str>, Arc<PreparedSql>>,
@@ -59,8 +75,12 @@ pub fn connect(target: &SqliteTarget, settings: &Settings) -> Result<SqliteConn>
         let mut rows = stmt.raw_query();
         while rows.next().map_err(map_error)?.is_some() {}
     }
+    let gate = (!target.read_only && !in_memory).then(|| WriteGate::for_file(&target.open_uri));
     Ok(SqliteConn {
         conn,
+        gate,
+        holds_gate: false,
+        busy_timeout: settings.busy_timeout,
         rewrites: HashMap::new(),
         rewrite_capacity: settings.statement_cache_size as usize,
     })
@@ -72,7 +92,65 @@ impl SqliteConn {
     }
 
     pub fn execute_script(&mut self, sql: &str) -> Result<()> {
-        self.conn.execute_batch(sql).map_err(map_error)
+        if script_writes(sql) {
+            self.enter_gate()?;
+        }
+        let r = self.conn.execute_batch(sql).map_err(map_error);
+        self.leave_gate_after_transaction();
+        r
+    }
+
+    /// Queues for the file's write gate (FIFO among this process's
+    /// connections), at most `busy_timeout`.
+    fn enter_gate(&mut self) -> Result<()> {
+        if self.holds_gate {
+            return Ok(());
+        }
+        let Some(gate) = &self.gate else {
+            return Ok(());
+        };
+        if !gate.enter(self.busy_timeout) {
+            return Err(Error::new(
+                Status::DatabaseError,
+                format!(
+                    "database is locked: other writers of this process held it for more than the busy timeout ({} ms)",
+                    self.busy_timeout.as_millis()
+                ),
+            )
+            .with_sqlstate("55P03"));
+        }
+        self.holds_gate = true;
+        Ok(())
+    }
+
+    /// Leaves the write gate once no transaction is open any more.
+    fn leave_gate_after_transaction(&mut self) {
+        if self.holds_gate && self.conn.is_autocommit() {
+            self.holds_gate = false;
+            if let Some(gate) = &self.gate {
+                gate.leave();
+            }
+        }
+    }
+
+    /// Runs `f` (one statement) inside the write gate when `writes`.
+    fn gated<R>(&mut self, writes: bool, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        if writes {
+            self.enter_gate()?;
+        }
+        let r = f(self);
+        self.leave_gate_after_transaction();
+        r
+    }
+
+    /// Whether `sql` would write (cheaply: SQLite's own verdict on the
+    /// cached statement).
+    fn statement_writes(&mut self, sql: &str) -> bool {
+        self.gate.is_some()
+            && !self.holds_gate
+            && self
+                .prepared(sql)
+                .is_ok_and(|(stmt, _, _)| !stmt.readonly())
     }
 
     /// The cached statement, its placeholder rewrite, and the connection.
@@ -111,14 +189,22 @@ impl SqliteConn {
     }
 
     pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
-        let (mut stmt, prepared, conn) = self.prepared(sql)?;
-        bind(&mut stmt, params.ordered_for(&prepared)?)?;
-        run_to_completion(&mut stmt, conn)
+        let writes = self.statement_writes(sql);
+        self.gated(writes, |this| {
+            let (mut stmt, prepared, conn) = this.prepared(sql)?;
+            bind(&mut stmt, params.ordered_for(&prepared)?)?;
+            run_to_completion(&mut stmt, conn)
+        })
     }
 
     /// Runs one statement once per parameter set; the caller provides the
     /// transaction.
     pub fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
+        let writes = self.statement_writes(sql);
+        self.gated(writes, |this| this.execute_many_ungated(sql, sets))
+    }
+
+    fn execute_many_ungated(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
         let (mut stmt, prepared, conn) = self.prepared(sql)?;
         let mut total = 0;
         for (i, params) in sets.iter().enumerate() {
@@ -134,6 +220,11 @@ impl SqliteConn {
     }
 
     pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
+        let writes = self.statement_writes(sql);
+        self.gated(writes, |this| this.query_ungated(sql, params))
+    }
+
+    fn query_ungated(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
         let (mut stmt, prepared, _) = self.prepared(sql)?;
         bind(&mut stmt, params.ordered_for(&prepared)?)?;
         let columns: Vec<Column> = stmt
@@ -168,6 +259,109 @@ impl SqliteConn {
 
     pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
         self.conn.get_interrupt_handle()
+    }
+}
+
+impl Drop for SqliteConn {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.holds_gate) {
+            if let Some(gate) = &self.gate {
+                gate.leave();
+            }
+        }
+    }
+}
+
+/// Whether a script takes SQLite's write lock up front: `BEGIN IMMEDIATE`
+/// or `EXCLUSIVE`, or a write statement first (a deferred `BEGIN`,
+/// `COMMIT`, `ROLLBACK`, savepoints and reads do not).
+fn script_writes(sql: &str) -> bool {
+    let mut words = sql
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty());
+    let Some(first) = words.next() else {
+        return false;
+    };
+    let first = first.to_ascii_uppercase();
+    match first.as_str() {
+        "BEGIN" => words.next().is_some_and(|w| {
+            w.eq_ignore_ascii_case("IMMEDIATE") || w.eq_ignore_ascii_case("EXCLUSIVE")
+        }),
+        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "CREATE" | "DROP" | "ALTER" | "VACUUM"
+        | "REINDEX" => true,
+        _ => false,
+    }
+}
+
+/// A first-come, first-served queue of this process's writers to one
+/// database file.
+pub struct WriteGate {
+    state: Mutex<GateState>,
+    turn: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    held: bool,
+    queue: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+impl WriteGate {
+    fn for_file(open_uri: &str) -> Arc<WriteGate> {
+        static GATES: Mutex<Option<HashMap<String, std::sync::Weak<WriteGate>>>> = Mutex::new(None);
+        let mut gates = GATES.lock().unwrap_or_else(|p| p.into_inner());
+        let gates = gates.get_or_insert_with(HashMap::new);
+        let key = open_uri.split('?').next().unwrap_or(open_uri).to_owned();
+        if let Some(gate) = gates.get(&key).and_then(|w| w.upgrade()) {
+            return gate;
+        }
+        gates.retain(|_, w| w.strong_count() > 0);
+        let gate = Arc::new(WriteGate {
+            state: Mutex::new(GateState::default()),
+            turn: Condvar::new(),
+        });
+        gates.insert(key, Arc::downgrade(&gate));
+        gate
+    }
+
+    /// Waits for this writer's turn, at most `timeout`; false on timeout.
+    fn enter(&self, timeout: Duration) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !st.held && st.queue.is_empty() {
+            st.held = true;
+            return true;
+        }
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.queue.push_back(ticket);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !st.held && st.queue.front() == Some(&ticket) {
+                st.queue.pop_front();
+                st.held = true;
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                st.queue.retain(|t| *t != ticket);
+                drop(st);
+                self.turn.notify_all();
+                return false;
+            }
+            st = self
+                .turn
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn leave(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.held = false;
+        drop(st);
+        self.turn.notify_all();
     }
 }
 

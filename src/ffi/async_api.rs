@@ -396,14 +396,14 @@ impl Work {
 /// handle's slot when the operation ends, whatever way it ends.
 struct Lent {
     slot: Arc<ConnSlot>,
-    conn: Option<Box<crate::backend::Conn>>,
+    conn: Option<crate::backend::LentConn>,
 }
 
 impl Drop for Lent {
     fn drop(&mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            conn.clear_canceller();
-            lock_ok(&self.slot.checkout).restore(conn);
+        if let Some(mut lent) = self.conn.take() {
+            lent.conn().clear_canceller();
+            lock_ok(&self.slot.checkout).restore(lent);
         }
     }
 }
@@ -443,7 +443,7 @@ fn start_conn_op(
                 "an asynchronous operation is running on this connection",
             ));
         };
-        let canceller = lent_conn.canceller();
+        let canceller = lent_conn.conn().canceller();
         let mut lent = Lent {
             slot,
             conn: Some(lent_conn),
@@ -454,7 +454,7 @@ fn start_conn_op(
         };
         asyncops::start_task(op, kind, sink, canceller, async move {
             let _in_flight = in_flight;
-            let conn = lent.conn.as_mut().expect("lent until the end");
+            let conn = lent.conn.as_mut().expect("lent until the end").conn();
             let outcome = work.run(conn).await;
             drop(lent);
             outcome

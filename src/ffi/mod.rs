@@ -17,16 +17,18 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::backend::{Checkout, Pool};
 use crate::backend::{SavepointAction, TxOptions};
 use crate::config::{self, PoolOptions, Recycling};
 use crate::error::{panic_message, Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
 use crate::log::{self, Level};
-use crate::pool::{Checkout, Pool, Stats};
+use crate::pool::Stats;
 use crate::result::ResultSet;
 use crate::value::{Params, Value};
 
 mod async_api;
+pub(crate) mod fork;
 pub use async_api::*;
 
 /// Status code returned by every fallible function; `SQLPOOL_OK` (0) is
@@ -503,6 +505,7 @@ pub extern "C" fn sqlpool_options_set_max_size(
     max_size: u32,
 ) -> sqlpool_status {
     set_option(options, |o| {
+        config::check_sizes(0, max_size)?;
         o.max_size = Some(max_size);
         Ok(())
     })
@@ -800,7 +803,7 @@ fn open_pool(uri: Option<&str>, explicit: &PoolOptions) -> Result<Pool> {
     }
     options.overlay(explicit);
     config::apply_connection_options(&mut target, &options)?;
-    Pool::open(target, options.settings()?)
+    crate::backend::open_pool(target, options.settings()?)
 }
 
 /// Closes a pool: no acquire succeeds afterwards, callers waiting in acquire

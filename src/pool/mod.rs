@@ -1,0 +1,1017 @@
+//! The connection pool engine.
+//!
+//! The engine drives any backend through the [`Manage`] trait (connect,
+//! check, recycle), so it is unit-tested against a fake (`tests.rs`) and
+//! never imports a database backend. Waiters queue FIFO and released
+//! connections are handed to the first waiter directly. One acquire state
+//! machine ([`Acquire`]) serves blocking threads and async tasks: they
+//! differ only in how they wait (a condvar or a waker) and where the
+//! checkout check runs.
+
+mod manage;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use manage::Manage;
+pub use stats::{Counters, Stats};
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::config::Settings;
+use crate::error::{Error, Result, Status};
+use crate::log::{self, Level};
+
+/// A connection with what the pool knows about it.
+struct Pooled<M: Manage> {
+    /// Boxed: connections are large and move through the pool often.
+    conn: Box<M::Conn>,
+    id: u64,
+    /// Max lifetime minus a per-connection random amount.
+    expires_at: Option<Instant>,
+    generation: u64,
+}
+
+impl<M: Manage> Pooled<M> {
+    fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| now >= t)
+    }
+}
+
+struct Idle<M: Manage> {
+    pooled: Pooled<M>,
+    /// When it was last given back: the idle clock. Only a caller's use
+    /// resets it, never the health check.
+    since: Instant,
+}
+
+enum Handoff<M: Manage> {
+    Conn(Idle<M>),
+    Failed(Error),
+}
+
+/// One caller waiting for a connection: a blocking thread (condvar) or an
+/// async task (waker).
+struct Waiter<M: Manage> {
+    slot: Mutex<WaitSlot<M>>,
+    cond: Condvar,
+}
+
+struct WaitSlot<M: Manage> {
+    handoff: Option<Handoff<M>>,
+    waker: Option<Waker>,
+}
+
+impl<M: Manage> Waiter<M> {
+    fn deliver(&self, handoff: Handoff<M>) {
+        let mut slot = lock(&self.slot);
+        slot.handoff = Some(handoff);
+        if let Some(w) = slot.waker.take() {
+            w.wake();
+        }
+        drop(slot);
+        self.cond.notify_one();
+    }
+}
+
+struct CheckoutInfo {
+    since: Instant,
+    holder: String,
+    reported: bool,
+}
+
+struct State<M: Manage> {
+    settings: Settings,
+    /// Least recently used at the bottom, taken from the top.
+    idle: Vec<Idle<M>>,
+    /// Open connections plus those being opened.
+    total: u32,
+    pending: u32,
+    /// Held by callers.
+    in_use: u32,
+    /// Out for the health check.
+    checking: u32,
+    /// Handed to a waiter that has not taken it yet.
+    handing: u32,
+    waiters: VecDeque<Arc<Waiter<M>>>,
+    closed: bool,
+    /// Bumped by `drain`: connections of an older generation are replaced.
+    generation: u64,
+    last_error: Option<Error>,
+    /// The last connection attempt failed (logged once, until one succeeds).
+    down: bool,
+    backoff: Duration,
+    next_attempt: Instant,
+    next_check: Instant,
+    checked_out: HashMap<u64, CheckoutInfo>,
+}
+
+struct Shared<M: Manage> {
+    state: Mutex<State<M>>,
+    /// Wakes the maintenance thread early (close, resize).
+    maintenance: Condvar,
+    manager: M,
+    counters: Counters,
+    next_id: AtomicU64,
+    name: String,
+    /// Fixed at open, so the hot path reads it without the state lock.
+    tracks_leaks: bool,
+    max_lifetime: Duration,
+}
+
+/// A pool of connections. Share it freely across threads.
+pub struct Pool<M: Manage> {
+    shared: Arc<Shared<M>>,
+}
+
+/// A borrowed connection; dropping it gives it back to the pool.
+pub struct Checkout<M: Manage> {
+    pooled: Option<Pooled<M>>,
+    shared: Arc<Shared<M>>,
+    /// Failed the checkout check: close it when dropped.
+    discard: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a pool lock must not poison the pool for good.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+impl<M: Manage> Pool<M> {
+    /// Opens a pool. Unless `settings.lazy`, one connection is made first so
+    /// an unreachable database or bad credentials fail here, with the
+    /// database's own error; the rest of `min_size` opens at once in the
+    /// background.
+    pub fn open(manager: M, settings: Settings) -> Result<Pool<M>> {
+        let pool = Self::open_manual(manager, settings)?;
+        let weak = Arc::downgrade(&pool.shared);
+        std::thread::Builder::new()
+            .name("sqlpool-maint".into())
+            .spawn(move || maintenance_loop(weak))
+            .map_err(|e| {
+                Error::new(
+                    Status::Internal,
+                    format!("cannot start the pool's maintenance thread: {e}"),
+                )
+            })?;
+        Ok(pool)
+    }
+
+    /// [`Pool::open`] without the maintenance thread: maintenance runs
+    /// only when [`Pool::maintain`] is called (tests drive the clock).
+    pub(crate) fn open_manual(manager: M, settings: Settings) -> Result<Pool<M>> {
+        let now = Instant::now();
+        let shared = Arc::new(Shared {
+            tracks_leaks: !settings.leak_threshold.is_zero(),
+            max_lifetime: settings.max_lifetime,
+            name: manager.describe(),
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                total: 0,
+                pending: 0,
+                in_use: 0,
+                checking: 0,
+                handing: 0,
+                waiters: VecDeque::new(),
+                closed: false,
+                generation: 0,
+                last_error: None,
+                down: false,
+                backoff: MIN_BACKOFF,
+                next_attempt: now,
+                next_check: now + settings.check_interval,
+                checked_out: HashMap::new(),
+                settings,
+            }),
+            maintenance: Condvar::new(),
+            manager,
+            counters: Counters::default(),
+            next_id: AtomicU64::new(1),
+        });
+        let lazy = lock(&shared.state).settings.lazy;
+        let first = if lazy { None } else { Some(shared.connect()?) };
+        {
+            let mut st = lock(&shared.state);
+            if let Some(pooled) = first {
+                st.total = 1;
+                st.idle.push(Idle {
+                    pooled,
+                    since: Instant::now(),
+                });
+            }
+            refill(&shared, &mut st);
+        }
+        log::emit(
+            Level::Info,
+            "sqlpool::pool",
+            &format!("pool started for {}", shared.name),
+        );
+        Ok(Pool { shared })
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.shared.state).settings.clone()
+    }
+
+    pub fn manager(&self) -> &M {
+        &self.shared.manager
+    }
+
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared.state).closed
+    }
+
+    /// Borrows a connection, waiting at most `timeout` (`None`: the pool's
+    /// acquire timeout) in all: retries after a failed checkout check keep
+    /// the same deadline.
+    pub fn acquire(&self, timeout: Option<Duration>) -> Result<Checkout<M>> {
+        let mut acquire = self.start_acquire(timeout, Instant::now());
+        loop {
+            let Some(mut checkout) = acquire.poll(None)? else {
+                acquire.wait_blocking();
+                continue;
+            };
+            if self.check(&mut checkout, acquire.deadline()) {
+                return Ok(acquire.accept(checkout, || {
+                    let thread = std::thread::current();
+                    thread
+                        .name()
+                        .map_or_else(|| format!("{:?}", thread.id()), str::to_owned)
+                }));
+            }
+            drop(checkout);
+        }
+    }
+
+    /// Starts an acquire that began at `started`, to be driven by a
+    /// blocking thread or an async task (see [`Acquire`]).
+    pub fn start_acquire(&self, timeout: Option<Duration>, started: Instant) -> Acquire<M> {
+        let timeout = timeout.unwrap_or_else(|| lock(&self.shared.state).settings.acquire_timeout);
+        Acquire {
+            shared: self.shared.clone(),
+            started,
+            timeout,
+            // An absurdly long timeout (beyond Instant's range) means none.
+            deadline: started.checked_add(timeout),
+            waiter: None,
+        }
+    }
+
+    /// The checkout check, bounded by `deadline` (may block: on an async
+    /// path, run it where blocking is allowed when
+    /// [`Pool::check_blocks`] says so). False: the connection failed it and
+    /// is marked to be discarded; drop the checkout and poll the acquire
+    /// again.
+    pub fn check(&self, checkout: &mut Checkout<M>, deadline: Option<Instant>) -> bool {
+        let pooled = checkout.pooled.as_mut().expect("a live checkout");
+        match self.shared.manager.check(&mut pooled.conn, deadline) {
+            Ok(()) => true,
+            Err(e) => {
+                log::emit(
+                    Level::Info,
+                    "sqlpool::pool",
+                    &format!(
+                        "discarding connection #{}: failed the checkout check ({e})",
+                        pooled.id
+                    ),
+                );
+                checkout.discard = true;
+                false
+            }
+        }
+    }
+
+    /// Whether [`Pool::check`] takes a round trip for this checkout.
+    pub fn check_blocks(&self, checkout: &Checkout<M>) -> bool {
+        let pooled = checkout.pooled.as_ref().expect("a live checkout");
+        self.shared.manager.check_blocks(&pooled.conn)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let st = lock(&self.shared.state);
+        let c = &self.shared.counters;
+        Stats {
+            total: st.total - st.pending,
+            idle: st.idle.len() as u32,
+            in_use: st.in_use,
+            waiting: st.waiters.len() as u32,
+            pending: st.pending,
+            min_size: st.settings.min_size,
+            max_size: st.settings.max_size,
+            _reserved: 0,
+            created: c.created.load(Ordering::Relaxed),
+            closed: c.closed.load(Ordering::Relaxed),
+            broken: c.broken.load(Ordering::Relaxed),
+            acquires: c.acquires.load(Ordering::Relaxed),
+            acquire_timeouts: c.timeouts.load(Ordering::Relaxed),
+            acquires_refused: c.refused.load(Ordering::Relaxed),
+            wait_total_us: c.wait_total_us.load(Ordering::Relaxed),
+            wait_max_us: c.wait_max_us.load(Ordering::Relaxed),
+            leaks_reported: c.leaks.load(Ordering::Relaxed),
+            connect_errors: c.connect_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Changes the sizes at run time. Surplus idle connections close now,
+    /// surplus busy ones when released; a larger `min_size` is filled at
+    /// once.
+    pub fn resize(&self, min_size: u32, max_size: u32) -> Result<()> {
+        crate::config::check_sizes(min_size, max_size)?;
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            return Err(closed_error());
+        }
+        st.settings.min_size = min_size;
+        st.settings.max_size = max_size;
+        let mut surplus = Vec::new();
+        while st.total > max_size && !st.idle.is_empty() {
+            surplus.push(st.idle.remove(0));
+            st.total -= 1;
+        }
+        refill(&self.shared, &mut st);
+        drop(st);
+        self.shared.maintenance.notify_all();
+        self.shared.close_idle(surplus, "pool resized");
+        Ok(())
+    }
+
+    /// Replaces every connection (after a failover or a password change)
+    /// without failing callers: idle ones now, busy ones when released.
+    pub fn drain(&self) -> Result<()> {
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            return Err(closed_error());
+        }
+        st.generation += 1;
+        let old: Vec<Idle<M>> = st.idle.drain(..).collect();
+        st.total -= old.len() as u32;
+        refill(&self.shared, &mut st);
+        drop(st);
+        self.shared.close_idle(old, "pool drained");
+        Ok(())
+    }
+
+    /// Closes the pool: waiters fail with `PoolClosed`, idle connections
+    /// close now, busy ones when released. Closing twice is harmless.
+    pub fn close(&self) {
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            return;
+        }
+        st.closed = true;
+        let idle: Vec<Idle<M>> = st.idle.drain(..).collect();
+        st.total -= idle.len() as u32;
+        let waiters: Vec<Arc<Waiter<M>>> = st.waiters.drain(..).collect();
+        drop(st);
+        for w in waiters {
+            w.deliver(Handoff::Failed(closed_error()));
+        }
+        self.shared.maintenance.notify_all();
+        self.shared.close_idle(idle, "pool closed");
+        log::emit(
+            Level::Info,
+            "sqlpool::pool",
+            &format!("pool stopped for {}", self.shared.name),
+        );
+    }
+
+    /// One maintenance pass as of `now` (the maintenance thread calls it;
+    /// tests call it with a clock of their own). Returns how long to sleep
+    /// until the next pass.
+    #[cfg(test)]
+    pub(crate) fn maintain(&self, now: Instant) -> Duration {
+        maintain(&self.shared, now)
+    }
+}
+
+impl<M: Manage> Drop for Pool<M> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// One acquire in progress: the steps are the same for a blocking thread
+/// ([`Pool::acquire`]) and an async task (`crate::asyncops`).
+///
+/// Drive it with [`Acquire::poll`] until it yields a checkout, waiting in
+/// between ([`Acquire::wait_blocking`], or the waker given to `poll`);
+/// check the checkout ([`Pool::check`], bounded by [`Acquire::deadline`]);
+/// then [`Acquire::accept`] it, or drop it and poll again: the deadline
+/// stays the caller's. Dropping the `Acquire` withdraws its waiter; a
+/// connection handed over in the meantime goes back to the pool without
+/// any I/O.
+pub struct Acquire<M: Manage> {
+    shared: Arc<Shared<M>>,
+    started: Instant,
+    timeout: Duration,
+    deadline: Option<Instant>,
+    waiter: Option<Arc<Waiter<M>>>,
+}
+
+impl<M: Manage> Acquire<M> {
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The next step: `Some` connection (an idle one, or one handed over),
+    /// `None` to wait (with `waker` registered, if given), or the error
+    /// that ends the acquire (closed, `max_waiting`, a connect error that
+    /// retrying cannot fix, or the deadline).
+    pub fn poll(&mut self, waker: Option<&Waker>) -> Result<Option<Checkout<M>>> {
+        let Some(waiter) = self.waiter.clone() else {
+            return self.take_or_enqueue();
+        };
+        let mut slot = lock(&waiter.slot);
+        if let Some(handoff) = slot.handoff.take() {
+            drop(slot);
+            self.waiter = None;
+            return self.take_handoff(handoff).map(Some);
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(slot);
+            // Handed a connection just as the deadline passed: take it.
+            return match self.withdraw() {
+                Some(handoff) => self.take_handoff(handoff).map(Some),
+                None => Err(self.timeout_error()),
+            };
+        }
+        if let Some(w) = waker {
+            if !slot.waker.as_ref().is_some_and(|old| old.will_wake(w)) {
+                slot.waker = Some(w.clone());
+            }
+        }
+        Ok(None)
+    }
+
+    /// Blocks the calling thread until a handoff or the deadline (after a
+    /// `poll` that returned `None`).
+    pub fn wait_blocking(&self) {
+        let Some(waiter) = &self.waiter else { return };
+        let mut slot = lock(&waiter.slot);
+        while slot.handoff.is_none() {
+            let wait = match self.deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return,
+                },
+                None => Duration::from_secs(3600),
+            };
+            slot = waiter
+                .cond
+                .wait_timeout(slot, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// Records a checked connection as borrowed (counters, time waited,
+    /// leak tracking under the name `holder` gives) and returns it.
+    pub fn accept(
+        &mut self,
+        checkout: Checkout<M>,
+        holder: impl FnOnce() -> String,
+    ) -> Checkout<M> {
+        let shared = &self.shared;
+        shared.counters.acquires.fetch_add(1, Ordering::Relaxed);
+        shared.counters.on_wait(self.started.elapsed());
+        if shared.tracks_leaks {
+            lock(&shared.state).checked_out.insert(
+                checkout.id(),
+                CheckoutInfo {
+                    since: Instant::now(),
+                    holder: holder(),
+                    reported: false,
+                },
+            );
+        }
+        checkout
+    }
+
+    fn take_or_enqueue(&mut self) -> Result<Option<Checkout<M>>> {
+        let shared = &self.shared;
+        let mut st = lock(&shared.state);
+        if st.closed {
+            return Err(closed_error());
+        }
+        if let Some(idle) = st.idle.pop() {
+            st.in_use += 1;
+            drop(st);
+            return Ok(Some(shared.checkout(idle.pooled)));
+        }
+        let max_waiting = st.settings.max_waiting;
+        if max_waiting > 0 && st.waiters.len() as u32 >= max_waiting {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::new(
+                Status::PoolExhausted,
+                format!(
+                    "{} callers are already waiting for a connection (max_waiting = {max_waiting})",
+                    st.waiters.len()
+                ),
+            ));
+        }
+        let waiter = Arc::new(Waiter {
+            slot: Mutex::new(WaitSlot {
+                handoff: None,
+                waker: None,
+            }),
+            cond: Condvar::new(),
+        });
+        st.waiters.push_back(waiter.clone());
+        // Grow at once to what the waiters need, up to max_size.
+        refill(shared, &mut st);
+        self.waiter = Some(waiter);
+        Ok(None)
+    }
+
+    fn take_handoff(&self, handoff: Handoff<M>) -> Result<Checkout<M>> {
+        match handoff {
+            Handoff::Conn(idle) => {
+                let mut st = lock(&self.shared.state);
+                st.handing -= 1;
+                st.in_use += 1;
+                drop(st);
+                Ok(self.shared.checkout(idle.pooled))
+            }
+            Handoff::Failed(e) => Err(e),
+        }
+    }
+
+    /// Leaves the queue; returns what was handed over in the meantime.
+    fn withdraw(&mut self) -> Option<Handoff<M>> {
+        let waiter = self.waiter.take()?;
+        let mut st = lock(&self.shared.state);
+        st.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+        drop(st);
+        let handoff = lock(&waiter.slot).handoff.take();
+        handoff
+    }
+
+    /// Counts and logs an acquire that waited in vain; the error carries
+    /// the last connection error.
+    fn timeout_error(&self) -> Error {
+        let last_error = lock(&self.shared.state).last_error.clone();
+        self.shared
+            .counters
+            .timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        let mut msg = format!(
+            "no connection became available within {} ms",
+            self.timeout.as_millis()
+        );
+        if let Some(e) = &last_error {
+            msg.push_str(&format!(" (last connection error: {e})"));
+        }
+        log::emit(Level::Warn, "sqlpool::pool", &msg);
+        Error::new(Status::PoolTimeout, msg)
+    }
+}
+
+impl<M: Manage> Drop for Acquire<M> {
+    fn drop(&mut self) {
+        if let Some(Handoff::Conn(idle)) = self.withdraw() {
+            // Fresh from the pool: back to it as it is, no I/O.
+            let mut st = lock(&self.shared.state);
+            st.handing -= 1;
+            self.shared.put_back(&mut st, idle);
+        }
+    }
+}
+
+fn closed_error() -> Error {
+    Error::new(Status::PoolClosed, "the pool is closed")
+}
+
+impl<M: Manage> Shared<M> {
+    fn checkout(self: &Arc<Self>, pooled: Pooled<M>) -> Checkout<M> {
+        Checkout {
+            pooled: Some(pooled),
+            shared: self.clone(),
+            discard: false,
+        }
+    }
+
+    /// Opens one connection (no lock held) and counts it.
+    fn connect(&self) -> Result<Pooled<M>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        match self.manager.connect(id) {
+            Ok(conn) => {
+                self.counters.created.fetch_add(1, Ordering::Relaxed);
+                log::emit(
+                    Level::Debug,
+                    "sqlpool::pool",
+                    &format!("opened connection #{id} to {}", self.name),
+                );
+                let lifetime = self.max_lifetime;
+                let expires_at = (!lifetime.is_zero()).then(|| {
+                    // Up to 2.5% earlier, so connections made together do not
+                    // all expire together (HikariCP does the same).
+                    let jitter_ms = (lifetime.as_millis() as u64 / 40).max(1);
+                    let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=jitter_ms));
+                    Instant::now() + lifetime.saturating_sub(jitter)
+                });
+                Ok(Pooled {
+                    conn: Box::new(conn),
+                    id,
+                    expires_at,
+                    generation: 0,
+                })
+            }
+            Err(e) => {
+                self.counters.connect_errors.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn close_idle(&self, conns: Vec<Idle<M>>, why: &str) {
+        if conns.is_empty() {
+            return;
+        }
+        Counters::bump(&self.counters.closed, conns.len() as u64);
+        for c in &conns {
+            log::emit(
+                Level::Debug,
+                "sqlpool::pool",
+                &format!("closing connection #{}: {why}", c.pooled.id),
+            );
+        }
+        drop(conns);
+    }
+
+    /// Gives an idle connection to the first waiter, else to the idle stack.
+    /// Called with the state locked.
+    fn put_back(&self, st: &mut State<M>, idle: Idle<M>) {
+        match st.waiters.pop_front() {
+            Some(w) => {
+                st.handing += 1;
+                w.deliver(Handoff::Conn(idle));
+            }
+            None => st.idle.push(idle),
+        }
+    }
+
+    /// Records the outcome of a connection attempt; logs a failure once per
+    /// state change (down, then back up), not once per attempt.
+    fn note_attempt(&self, st: &mut State<M>, outcome: std::result::Result<(), &Error>) {
+        match outcome {
+            Ok(()) => {
+                st.last_error = None;
+                st.backoff = MIN_BACKOFF;
+                st.next_attempt = Instant::now();
+                if std::mem::take(&mut st.down) {
+                    log::emit(
+                        Level::Info,
+                        "sqlpool::pool",
+                        &format!("connections to {} work again", self.name),
+                    );
+                }
+            }
+            Err(e) => {
+                let next = (st.backoff * 2).min(MAX_BACKOFF);
+                st.next_attempt = Instant::now() + st.backoff;
+                st.backoff = next;
+                st.last_error = Some(e.clone());
+                let (level, what) = if std::mem::replace(&mut st.down, true) {
+                    (Level::Debug, "failed again")
+                } else {
+                    (
+                        Level::Warn,
+                        "failed (retrying with backoff; logged again when connections work)",
+                    )
+                };
+                log::emit(
+                    level,
+                    "sqlpool::pool",
+                    &format!("connection attempt to {} {what}: {e}", self.name),
+                );
+            }
+        }
+    }
+}
+
+/// Starts what connections the pool lacks: all of `min_size` and what the
+/// waiters need, at once; only one attempt at a time while the database is
+/// down (with backoff). Called with the state locked.
+fn refill<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) {
+    if st.closed {
+        return;
+    }
+    loop {
+        // (A waiter handed a connection has left the queue already.)
+        let wanted = st.total < st.settings.min_size || st.pending < st.waiters.len() as u32;
+        if !wanted || st.total >= st.settings.max_size || (st.down && st.pending > 0) {
+            return;
+        }
+        if !spawn_connector(shared, st) {
+            return;
+        }
+    }
+}
+
+/// Opens one connection on a short-lived thread and hands it to a waiter or
+/// the idle stack. Called with the state locked; counts it as pending.
+fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> bool {
+    st.total += 1;
+    st.pending += 1;
+    let delay = st.next_attempt.saturating_duration_since(Instant::now());
+    let weak = Arc::downgrade(shared);
+    let spawned = std::thread::Builder::new()
+        .name("sqlpool-connect".into())
+        .spawn(move || {
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            let Some(shared) = weak.upgrade() else { return };
+            let result = shared.connect();
+            let mut st = lock(&shared.state);
+            st.pending -= 1;
+            match result {
+                Ok(mut pooled) => {
+                    shared.note_attempt(&mut st, Ok(()));
+                    if st.closed || st.total > st.settings.max_size {
+                        st.total -= 1;
+                        drop(st);
+                        shared.counters.closed.fetch_add(1, Ordering::Relaxed);
+                        drop(pooled);
+                        return;
+                    }
+                    pooled.generation = st.generation;
+                    shared.put_back(
+                        &mut st,
+                        Idle {
+                            pooled,
+                            since: Instant::now(),
+                        },
+                    );
+                    // Back up after an outage: open the rest at once.
+                    refill(&shared, &mut st);
+                }
+                Err(e) => {
+                    st.total -= 1;
+                    shared.note_attempt(&mut st, Err(&e));
+                    if matches!(
+                        e.status,
+                        Status::AuthError
+                            | Status::InvalidOption
+                            | Status::InvalidUri
+                            | Status::Unsupported
+                    ) || matches!(e.sqlstate.as_deref(), Some("3D000"))
+                    {
+                        // Retrying cannot help: tell the waiters now.
+                        let waiters: Vec<Arc<Waiter<M>>> = st.waiters.drain(..).collect();
+                        drop(st);
+                        for w in waiters {
+                            w.deliver(Handoff::Failed(e.clone()));
+                        }
+                        return;
+                    }
+                    // Keep trying (with backoff) while callers wait or
+                    // min_size is short.
+                    refill(&shared, &mut st);
+                }
+            }
+        });
+    if spawned.is_err() {
+        st.total -= 1;
+        st.pending -= 1;
+        st.last_error = Some(Error::new(
+            Status::Internal,
+            "cannot start a connection thread",
+        ));
+        return false;
+    }
+    true
+}
+
+impl<M: Manage> Checkout<M> {
+    pub fn id(&self) -> u64 {
+        self.pooled.as_ref().map_or(0, |p| p.id)
+    }
+
+    pub fn conn(&mut self) -> &mut M::Conn {
+        &mut self
+            .pooled
+            .as_mut()
+            .expect("a checkout holds its connection until dropped")
+            .conn
+    }
+
+    /// Lends the connection to an asynchronous operation; [`Checkout::restore`]
+    /// gives it back. While lent the checkout holds no connection (callers
+    /// check [`Checkout::is_lent`] first, and must not drop it meanwhile).
+    pub fn lend(&mut self) -> Option<LentConn<M>> {
+        self.pooled.take().map(LentConn)
+    }
+
+    pub fn restore(&mut self, lent: LentConn<M>) {
+        self.pooled = Some(lent.0);
+    }
+
+    pub fn is_lent(&self) -> bool {
+        self.pooled.is_none()
+    }
+}
+
+/// A checked-out connection lent to an asynchronous operation.
+pub struct LentConn<M: Manage>(Pooled<M>);
+
+impl<M: Manage> LentConn<M> {
+    pub fn conn(&mut self) -> &mut M::Conn {
+        &mut self.0.conn
+    }
+}
+
+impl<M: Manage> Drop for Checkout<M> {
+    fn drop(&mut self) {
+        let Some(mut pooled) = self.pooled.take() else {
+            return;
+        };
+        let shared = &self.shared;
+        let recycled = !self.discard && shared.manager.recycle(&mut pooled.conn);
+        let reusable = recycled && !pooled.is_expired(Instant::now());
+        let mut st = lock(&shared.state);
+        st.in_use -= 1;
+        if shared.tracks_leaks {
+            st.checked_out.remove(&pooled.id);
+        }
+        let keep = reusable
+            && !st.closed
+            && pooled.generation == st.generation
+            && st.total <= st.settings.max_size;
+        if keep {
+            shared.put_back(
+                &mut st,
+                Idle {
+                    pooled,
+                    since: Instant::now(),
+                },
+            );
+            return;
+        }
+        st.total -= 1;
+        refill(shared, &mut st);
+        drop(st);
+        let broken = self.discard || shared.manager.is_broken(&pooled.conn);
+        if broken {
+            shared.counters.broken.fetch_add(1, Ordering::Relaxed);
+        }
+        let why = if broken {
+            "broken"
+        } else if !recycled {
+            "its session could not be reset"
+        } else if reusable {
+            "retired (closed, drained or resized pool)"
+        } else {
+            "expired"
+        };
+        shared.counters.closed.fetch_add(1, Ordering::Relaxed);
+        log::emit(
+            Level::Info,
+            "sqlpool::pool",
+            &format!("discarding connection #{}: {why}", pooled.id),
+        );
+        drop(pooled);
+    }
+}
+
+/// One maintenance pass: reports leaks, closes idle (above `min_size`) and
+/// expired connections, health-checks connections idle for a whole
+/// `check_interval`, and refills. Returns the time to the next pass.
+fn maintain<M: Manage>(shared: &Arc<Shared<M>>, now: Instant) -> Duration {
+    let mut st = lock(&shared.state);
+    if st.closed {
+        return Duration::ZERO;
+    }
+    let s = st.settings.clone();
+    // Leaks.
+    if !s.leak_threshold.is_zero() {
+        for (id, info) in st.checked_out.iter_mut() {
+            if !info.reported && now.saturating_duration_since(info.since) >= s.leak_threshold {
+                info.reported = true;
+                shared.counters.leaks.fetch_add(1, Ordering::Relaxed);
+                log::emit(
+                    Level::Warn,
+                    "sqlpool::pool",
+                    &format!(
+                        "possible connection leak: connection #{id} has been held by {} for more than {} ms",
+                        info.holder,
+                        s.leak_threshold.as_millis()
+                    ),
+                );
+            }
+        }
+    }
+    // Idle timeout (above min_size; the least recently used first) and max
+    // lifetime.
+    let mut to_close = Vec::new();
+    let mut i = 0;
+    while i < st.idle.len() {
+        let c = &st.idle[i];
+        let idle_too_long = !s.idle_timeout.is_zero()
+            && now.saturating_duration_since(c.since) >= s.idle_timeout
+            && st.total > s.min_size;
+        if idle_too_long || c.pooled.is_expired(now) || c.pooled.generation != st.generation {
+            to_close.push(st.idle.remove(i));
+            st.total -= 1;
+        } else {
+            i += 1;
+        }
+    }
+    // Health check of connections idle for a whole interval (a connection
+    // used since then has just proved itself); the idle clock is kept.
+    let mut to_check = Vec::new();
+    if !s.check_interval.is_zero() && now >= st.next_check {
+        st.next_check = now + s.check_interval;
+        let mut i = 0;
+        while i < st.idle.len() {
+            if now.saturating_duration_since(st.idle[i].since) >= s.check_interval {
+                to_check.push(st.idle.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        st.checking += to_check.len() as u32;
+    }
+    refill(shared, &mut st);
+    drop(st);
+    shared.close_idle(to_close, "idle timeout or max lifetime");
+    let mut checked = Vec::with_capacity(to_check.len());
+    for mut idle in to_check {
+        let deadline = Instant::now().checked_add(s.connect_timeout);
+        let ok = shared
+            .manager
+            .health_check(&mut idle.pooled.conn, deadline)
+            .is_ok();
+        checked.push((idle, ok));
+    }
+    if !checked.is_empty() {
+        let mut st = lock(&shared.state);
+        let mut discard = Vec::new();
+        // Back under the others, oldest first: the idle order is kept.
+        let mut back = Vec::new();
+        for (idle, ok) in checked {
+            st.checking -= 1;
+            if ok && !st.closed && idle.pooled.generation == st.generation {
+                back.push(idle);
+            } else {
+                st.total -= 1;
+                if !ok {
+                    shared.counters.broken.fetch_add(1, Ordering::Relaxed);
+                    log::emit(
+                        Level::Warn,
+                        "sqlpool::pool",
+                        &format!(
+                            "health check failed; discarding connection #{}",
+                            idle.pooled.id
+                        ),
+                    );
+                }
+                discard.push(idle);
+            }
+        }
+        back.sort_by_key(|i| i.since);
+        for idle in back.into_iter().rev() {
+            if st.waiters.is_empty() {
+                st.idle.insert(0, idle);
+            } else {
+                shared.put_back(&mut st, idle);
+            }
+        }
+        refill(shared, &mut st);
+        drop(st);
+        shared.close_idle(discard, "health check");
+    }
+    [
+        s.check_interval,
+        s.leak_threshold / 4,
+        s.idle_timeout / 4,
+        Duration::from_secs(1),
+    ]
+    .into_iter()
+    .filter(|d| !d.is_zero())
+    .min()
+    .unwrap_or(Duration::from_secs(1))
+    .max(Duration::from_millis(10))
+}
+
+/// Runs maintenance until the pool is closed or dropped.
+fn maintenance_loop<M: Manage>(weak: Weak<Shared<M>>) {
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        let tick = maintain(&shared, Instant::now());
+        let st = lock(&shared.state);
+        if st.closed {
+            return;
+        }
+        let _ = shared.maintenance.wait_timeout(st, tick);
+    }
+}

@@ -1,0 +1,72 @@
+//! The pool's counters and the statistics it reports.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Monotonic counters, owned by the pool.
+#[derive(Default)]
+pub struct Counters {
+    pub created: AtomicU64,
+    pub closed: AtomicU64,
+    pub broken: AtomicU64,
+    pub acquires: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub refused: AtomicU64,
+    pub wait_total_us: AtomicU64,
+    pub wait_max_us: AtomicU64,
+    pub leaks: AtomicU64,
+    pub connect_errors: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn on_wait(&self, waited: Duration) {
+        let us = waited.as_micros() as u64;
+        self.wait_total_us.fetch_add(us, Ordering::Relaxed);
+        self.wait_max_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    pub(super) fn bump(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
+/// appended; pass `sizeof(sqlpool_stats)` so an older program keeps
+/// working with a newer library.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Open connections (idle + in use + being health-checked or handed
+    /// over).
+    pub total: u32,
+    pub idle: u32,
+    /// Connections held by callers (not those being health-checked, nor
+    /// those handed to a waiter that has not taken them yet).
+    pub in_use: u32,
+    /// Callers waiting for a connection right now.
+    pub waiting: u32,
+    /// Connections being opened right now.
+    pub pending: u32,
+    pub min_size: u32,
+    pub max_size: u32,
+    pub _reserved: u32,
+    /// Connections opened since the pool started.
+    pub created: u64,
+    /// Connections closed since the pool started (any reason).
+    pub closed: u64,
+    /// Connections discarded because they were broken.
+    pub broken: u64,
+    /// Successful acquires.
+    pub acquires: u64,
+    /// Acquires that timed out.
+    pub acquire_timeouts: u64,
+    /// Acquires refused at once because `max_waiting` callers were waiting.
+    pub acquires_refused: u64,
+    /// Total and longest time callers waited in acquire, in microseconds.
+    pub wait_total_us: u64,
+    pub wait_max_us: u64,
+    /// Connections reported as possibly leaked (held past the threshold).
+    pub leaks_reported: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+}

@@ -1,0 +1,440 @@
+//! The pool engine against a fake backend: connects that fail or stall,
+//! connections that break on check, a clock the test drives. No database,
+//! no sleeps where a wait on the pool's own state does.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::PoolOptions;
+
+#[derive(Default)]
+struct Fake {
+    name: String,
+    connects: AtomicU64,
+    /// Connects fail while set.
+    fail: AtomicBool,
+    /// Connects block while set (until `release_connects`).
+    stall: Mutex<bool>,
+    stall_cond: Condvar,
+    /// Every checkout check fails while set.
+    break_on_check: AtomicBool,
+    checks: AtomicU32,
+    /// Health checks block while set.
+    stall_health: Mutex<bool>,
+    health_checks: AtomicU32,
+    recycles: AtomicU32,
+}
+
+struct FakeConn {
+    broken: bool,
+}
+
+impl Fake {
+    fn new(name: &str) -> Fake {
+        Fake {
+            name: name.into(),
+            ..Fake::default()
+        }
+    }
+
+    fn set_stall(&self, on: bool) {
+        *self.stall.lock().unwrap() = on;
+        self.stall_cond.notify_all();
+    }
+
+    fn set_stall_health(&self, on: bool) {
+        *self.stall_health.lock().unwrap() = on;
+        self.stall_cond.notify_all();
+    }
+
+    fn wait_while(&self, flag: &Mutex<bool>) {
+        let mut g = flag.lock().unwrap();
+        while *g {
+            g = self.stall_cond.wait(g).unwrap();
+        }
+    }
+}
+
+impl Manage for Arc<Fake> {
+    type Conn = FakeConn;
+
+    fn connect(&self, _id: u64) -> Result<FakeConn> {
+        self.wait_while(&self.stall);
+        self.connects.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(Error::new(Status::ConnectionError, "connection refused"));
+        }
+        Ok(FakeConn { broken: false })
+    }
+
+    fn check(&self, conn: &mut FakeConn, _deadline: Option<Instant>) -> Result<()> {
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        if self.break_on_check.load(Ordering::SeqCst) {
+            conn.broken = true;
+            return Err(Error::new(Status::ConnectionError, "broken on check"));
+        }
+        Ok(())
+    }
+
+    fn check_blocks(&self, _conn: &FakeConn) -> bool {
+        false
+    }
+
+    fn health_check(&self, conn: &mut FakeConn, _deadline: Option<Instant>) -> Result<()> {
+        self.wait_while(&self.stall_health);
+        self.health_checks.fetch_add(1, Ordering::SeqCst);
+        if conn.broken {
+            return Err(Error::new(Status::ConnectionError, "broken"));
+        }
+        Ok(())
+    }
+
+    fn recycle(&self, conn: &mut FakeConn) -> bool {
+        self.recycles.fetch_add(1, Ordering::SeqCst);
+        !conn.broken
+    }
+
+    fn is_broken(&self, conn: &FakeConn) -> bool {
+        conn.broken
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+fn settings(opts: &[(&str, &str)]) -> Settings {
+    let mut o = PoolOptions::default();
+    // Nothing in the background unless a test asks for it.
+    o.set_from_str("check_interval", "0").unwrap();
+    o.set_from_str("max_lifetime", "0").unwrap();
+    o.set_from_str("idle_timeout", "0").unwrap();
+    for (k, v) in opts {
+        assert!(o.set_from_str(k, v).unwrap(), "{k}");
+    }
+    o.settings().unwrap()
+}
+
+fn pool(name: &str, opts: &[(&str, &str)]) -> (Arc<Fake>, Pool<Arc<Fake>>) {
+    let fake = Arc::new(Fake::new(name));
+    let pool = Pool::open_manual(fake.clone(), settings(opts)).unwrap();
+    (fake, pool)
+}
+
+/// Waits (bounded) until the pool's stats satisfy `cond`: connects run on
+/// the pool's own threads.
+fn settle(pool: &Pool<Arc<Fake>>, what: &str, cond: impl Fn(&Stats) -> bool) -> Duration {
+    let started = Instant::now();
+    while !cond(&pool.stats()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: {:?}",
+            pool.stats()
+        );
+        std::thread::yield_now();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    started.elapsed()
+}
+
+fn waiting(pool: &Pool<Arc<Fake>>, n: u32) {
+    settle(pool, "waiters", |s| s.waiting == n);
+}
+
+#[test]
+fn open_fills_min_size_and_acquire_grows_to_max_and_never_past_it() {
+    let (fake, pool) = pool("sizing", &[("min_size", "3"), ("max_size", "5")]);
+    settle(&pool, "min_size", |s| s.total == 3 && s.idle == 3);
+    let held: Vec<_> = (0..5).map(|_| pool.acquire(None).unwrap()).collect();
+    let s = pool.stats();
+    assert_eq!((s.total, s.in_use, s.idle), (5, 5, 0));
+    let e = pool.acquire(Some(Duration::from_millis(20))).err().unwrap();
+    assert_eq!(e.status, Status::PoolTimeout);
+    drop(held);
+    let s = pool.stats();
+    assert_eq!((s.total, s.in_use, s.idle), (5, 0, 5));
+    assert_eq!(fake.connects.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn waiters_are_served_first_in_first_out() {
+    let (_fake, pool) = pool("fifo", &[("min_size", "1"), ("max_size", "1")]);
+    let pool = Arc::new(pool);
+    let held = pool.acquire(None).unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut threads = Vec::new();
+    for i in 0..3 {
+        let (p, o) = (pool.clone(), order.clone());
+        threads.push(std::thread::spawn(move || {
+            let c = p.acquire(None).unwrap();
+            o.lock().unwrap().push(i);
+            drop(c);
+        }));
+        waiting(&pool, i + 1);
+    }
+    drop(held);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_retry_after_a_failed_check_keeps_the_callers_deadline() {
+    // The pool's own timeout is long; the caller's is short. The idle
+    // connection fails its check and the replacement never comes.
+    let (fake, pool) = pool("retry", &[("min_size", "1"), ("acquire_timeout", "30s")]);
+    fake.break_on_check.store(true, Ordering::SeqCst);
+    fake.set_stall(true);
+    let started = Instant::now();
+    let e = pool
+        .acquire(Some(Duration::from_millis(150)))
+        .err()
+        .unwrap();
+    let took = started.elapsed();
+    fake.set_stall(false);
+    assert_eq!(e.status, Status::PoolTimeout, "{e}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(fake.checks.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.stats().broken, 1);
+}
+
+#[test]
+fn the_async_driver_keeps_the_deadline_too() {
+    let (fake, pool) = pool(
+        "retry-async",
+        &[("min_size", "1"), ("acquire_timeout", "30s")],
+    );
+    fake.break_on_check.store(true, Ordering::SeqCst);
+    fake.set_stall(true);
+    let started = Instant::now();
+    let mut acquire = pool.start_acquire(Some(Duration::from_millis(100)), started);
+    let mut checkout = acquire.poll(None).unwrap().expect("the idle connection");
+    assert!(!pool.check(&mut checkout, acquire.deadline()));
+    drop(checkout);
+    assert!(acquire.poll(None).unwrap().is_none(), "queued");
+    while Instant::now() < started + Duration::from_millis(100) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let e = acquire.poll(None).err().unwrap();
+    fake.set_stall(false);
+    assert_eq!(e.status, Status::PoolTimeout);
+}
+
+#[test]
+fn idle_connections_expire_although_health_checks_run() {
+    let (fake, pool) = pool(
+        "idle",
+        &[
+            ("min_size", "1"),
+            ("max_size", "4"),
+            ("idle_timeout", "6s"),
+            ("check_interval", "300ms"),
+        ],
+    );
+    let held: Vec<_> = (0..4).map(|_| pool.acquire(None).unwrap()).collect();
+    drop(held);
+    let t0 = Instant::now();
+    // Health checks every 300 ms of the test's clock, for 5.7 s.
+    for i in 1..20u64 {
+        pool.maintain(t0 + Duration::from_millis(300 * i));
+        assert_eq!(pool.stats().total, 4, "not idle for 6 s yet");
+    }
+    assert!(fake.health_checks.load(Ordering::SeqCst) > 4);
+    pool.maintain(t0 + Duration::from_millis(6100));
+    let s = pool.stats();
+    assert_eq!((s.total, s.idle), (1, 1), "{s:?}");
+    assert_eq!(s.closed, 3);
+}
+
+#[test]
+fn the_health_check_skips_recently_used_connections_and_replaces_dead_ones() {
+    let (fake, pool) = pool(
+        "health",
+        &[
+            ("min_size", "2"),
+            ("max_size", "2"),
+            ("check_interval", "1s"),
+        ],
+    );
+    settle(&pool, "min_size", |s| s.idle == 2);
+    let t0 = Instant::now();
+    pool.maintain(t0 + Duration::from_millis(500));
+    assert_eq!(fake.health_checks.load(Ordering::SeqCst), 0);
+    // Break one idle connection behind the pool's back.
+    {
+        let mut c = pool.acquire(None).unwrap();
+        c.conn().broken = true;
+        // (Recycle refuses it: discarded and replaced at once.)
+    }
+    settle(&pool, "replaced", |s| s.idle == 2 && s.pending == 0);
+    assert_eq!(pool.stats().broken, 1);
+    pool.maintain(t0 + Duration::from_secs(5));
+    assert_eq!(fake.health_checks.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn connections_past_their_lifetime_are_replaced() {
+    let (fake, pool) = pool("lifetime", &[("min_size", "2"), ("max_lifetime", "10s")]);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    pool.maintain(Instant::now() + Duration::from_secs(11));
+    settle(&pool, "refilled", |s| s.idle == 2 && s.pending == 0);
+    assert_eq!(pool.stats().closed, 2);
+    assert_eq!(fake.connects.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn resize_and_losses_refill_at_once() {
+    let (_fake, pool) = pool("refill", &[("min_size", "1"), ("max_size", "20")]);
+    pool.resize(10, 20).unwrap();
+    // All at once, not one per maintenance pass: no maintain() here.
+    settle(&pool, "resized", |s| s.total == 10 && s.pending == 0);
+    // Lose five: each is replaced at release.
+    let mut held: Vec<_> = (0..10).map(|_| pool.acquire(None).unwrap()).collect();
+    for c in held.iter_mut().take(5) {
+        c.conn().broken = true;
+    }
+    drop(held);
+    settle(&pool, "losses", |s| s.idle == 10 && s.pending == 0);
+    assert_eq!(pool.stats().broken, 5);
+    pool.resize(1, 2).unwrap();
+    assert_eq!(pool.stats().total, 2);
+    assert!(pool.resize(3, 2).is_err());
+    assert!(pool.resize(0, 1_000_000_000).is_err());
+}
+
+#[test]
+fn a_huge_max_size_allocates_nothing_up_front() {
+    let mut s = settings(&[("min_size", "0")]);
+    s.max_size = u32::MAX;
+    let pool = Pool::open_manual(Arc::new(Fake::new("huge")), s).unwrap();
+    drop(pool.acquire(None).unwrap());
+    // And the options refuse it before any pool exists.
+    let mut o = PoolOptions::default();
+    assert!(o.set_from_str("max_size", "1000000000").is_err());
+}
+
+#[test]
+fn drain_replaces_idle_connections_now_and_busy_ones_at_release() {
+    let (fake, pool) = pool("drain", &[("min_size", "2"), ("max_size", "3")]);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    let busy = pool.acquire(None).unwrap();
+    pool.drain().unwrap();
+    settle(&pool, "drained", |s| {
+        s.pending == 0 && s.total == 2 && s.idle == 1
+    });
+    drop(busy);
+    settle(&pool, "released", |s| s.idle == 2 && s.pending == 0);
+    let s = pool.stats();
+    assert_eq!(s.closed, 2, "{s:?}");
+    assert_eq!(fake.connects.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn close_wakes_waiters_and_busy_connections_close_at_release() {
+    let (_fake, pool) = pool("close", &[("min_size", "1"), ("max_size", "1")]);
+    let pool = Arc::new(pool);
+    let held = pool.acquire(None).unwrap();
+    let p = pool.clone();
+    let waiter = std::thread::spawn(move || p.acquire(None).err().unwrap().status);
+    waiting(&pool, 1);
+    pool.close();
+    assert_eq!(waiter.join().unwrap(), Status::PoolClosed);
+    assert_eq!(pool.acquire(None).err().unwrap().status, Status::PoolClosed);
+    drop(held);
+    assert_eq!(pool.stats().total, 0);
+}
+
+#[test]
+fn in_use_counts_only_what_callers_hold() {
+    let (fake, pool) = pool(
+        "in-use",
+        &[
+            ("min_size", "1"),
+            ("max_size", "1"),
+            ("check_interval", "1s"),
+        ],
+    );
+    let pool = Arc::new(pool);
+    settle(&pool, "min_size", |s| s.idle == 1);
+    // Being health-checked is not in use.
+    fake.set_stall_health(true);
+    let p = pool.clone();
+    let maint = std::thread::spawn(move || {
+        p.maintain(Instant::now() + Duration::from_secs(2));
+    });
+    settle(&pool, "checking", |s| s.idle == 0);
+    assert_eq!(pool.stats().in_use, 0);
+    fake.set_stall_health(false);
+    maint.join().unwrap();
+    // Handed to a waiter that has not taken it yet is not in use.
+    let held = pool.acquire(None).unwrap();
+    let mut acquire = pool.start_acquire(None, Instant::now());
+    assert!(acquire.poll(None).unwrap().is_none());
+    assert_eq!(pool.stats().in_use, 1);
+    drop(held);
+    let s = pool.stats();
+    assert_eq!((s.in_use, s.idle, s.total), (0, 0, 1), "{s:?}");
+    let taken = acquire.poll(None).unwrap().expect("handed over");
+    assert_eq!(pool.stats().in_use, 1);
+    drop(taken);
+    // A handoff never taken goes back when the acquire is dropped.
+    let held = pool.acquire(None).unwrap();
+    let mut acquire = pool.start_acquire(None, Instant::now());
+    assert!(acquire.poll(None).unwrap().is_none());
+    drop(held);
+    drop(acquire);
+    let s = pool.stats();
+    assert_eq!((s.in_use, s.idle, s.waiting), (0, 1, 0), "{s:?}");
+}
+
+#[test]
+fn failing_connects_back_off_and_the_timeout_names_the_cause() {
+    let (fake, pool) = pool("down", &[("min_size", "0"), ("lazy", "true")]);
+    fake.fail.store(true, Ordering::SeqCst);
+    let e = pool
+        .acquire(Some(Duration::from_millis(250)))
+        .err()
+        .unwrap();
+    assert_eq!(e.status, Status::PoolTimeout);
+    assert!(e.message.contains("connection refused"), "{}", e.message);
+    // Backoff: 100 ms, then 200 ms... a handful of attempts, not a storm.
+    let attempts = fake.connects.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&attempts), "{attempts} attempts");
+    fake.fail.store(false, Ordering::SeqCst);
+    drop(pool.acquire(Some(Duration::from_secs(5))).unwrap());
+}
+
+#[test]
+fn a_connection_failure_is_logged_once_per_state_change() {
+    struct Capture(Arc<Mutex<Vec<(crate::log::Level, String)>>>);
+    impl crate::log::Sink for Capture {
+        fn log(&self, level: crate::log::Level, _target: &str, message: &str) {
+            if message.contains("log-once-pool") {
+                self.0.lock().unwrap().push((level, message.to_owned()));
+            }
+        }
+    }
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    crate::log::set_sink(
+        Some(Box::new(Capture(lines.clone()))),
+        crate::log::Level::Info,
+    );
+    let (fake, pool) = pool("log-once-pool", &[("min_size", "0"), ("lazy", "true")]);
+    fake.fail.store(true, Ordering::SeqCst);
+    let _ = pool.acquire(Some(Duration::from_millis(400)));
+    let attempts = fake.connects.load(Ordering::SeqCst);
+    fake.fail.store(false, Ordering::SeqCst);
+    drop(pool.acquire(Some(Duration::from_secs(5))).unwrap());
+    crate::log::set_sink(None, crate::log::Level::Warn);
+    let lines = lines.lock().unwrap();
+    let failures = lines.iter().filter(|(_, m)| m.contains("failed")).count();
+    let recovered = lines
+        .iter()
+        .filter(|(_, m)| m.contains("work again"))
+        .count();
+    assert!(attempts >= 2, "{attempts}");
+    assert_eq!((failures, recovered), (1, 1), "{lines:?}");
+}
