@@ -278,6 +278,8 @@ fn checkout_check_is_bounded(url: &str, outage: &dyn Outage) {
     std::thread::sleep(Duration::from_millis(1200));
     outage.begin_outage();
 
+    // Every violation is collected, so one run shows all of them.
+    let mut late = Vec::new();
     // The caller's own timeout, shorter than the pool's.
     let (r, took) = within(Duration::from_secs(40), "acquire(700 ms)", move || {
         let pool = pool;
@@ -288,10 +290,10 @@ fn checkout_check_is_bounded(url: &str, outage: &dyn Outage) {
             "acquire handed out a connection to a dead server (recycling=verified) after {took:?}: {:?}",
             c.0
         ),
-        Err(e) => assert!(
-            took < Duration::from_millis(1700),
-            "acquire(700 ms) took {took:?} against a dead server ({e})"
-        ),
+        Err(e) if took >= Duration::from_millis(1700) => {
+            late.push(format!("sqlpool_pool_acquire(timeout 700 ms) took {took:?}: {e}"))
+        }
+        Err(_) => {}
     }
     // The pool's acquire timeout (1 s), through acquire(-1) and pool_query.
     let (r, took) = within(Duration::from_secs(40), "acquire(-1)", move || {
@@ -299,21 +301,23 @@ fn checkout_check_is_bounded(url: &str, outage: &dyn Outage) {
         try_acquire(pool.0, -1).map(Send).map_err(|e| describe(&e))
     });
     assert!(r.is_err(), "acquire(-1) succeeded against a dead server");
-    assert!(
-        took < Duration::from_secs(2),
-        "acquire(-1) with acquire_timeout=1s took {took:?}: {:?}",
-        r.err()
-    );
+    if took >= Duration::from_secs(2) {
+        late.push(format!(
+            "sqlpool_pool_acquire(-1) with acquire_timeout=1s took {took:?}: {}",
+            r.err().unwrap_or_default()
+        ));
+    }
     let (r, took) = within(Duration::from_secs(40), "sqlpool_pool_query", move || {
         let pool = pool;
         pool_query(pool.0, "SELECT 1").map_err(|e| describe(&e))
     });
     assert!(r.is_err(), "pool_query succeeded against a dead server");
-    assert!(
-        took < Duration::from_secs(2),
-        "sqlpool_pool_query with acquire_timeout=1s took {took:?}: {:?}",
-        r.err()
-    );
+    if took >= Duration::from_secs(2) {
+        late.push(format!(
+            "sqlpool_pool_query with acquire_timeout=1s took {took:?}: {}",
+            r.unwrap_err()
+        ));
+    }
     // Asynchronously: the completion arrives within the timeout + 1 s.
     let mut queue = ptr::null_mut();
     ok(unsafe { sqlpool_queue_new(&mut queue) });
@@ -328,10 +332,16 @@ fn checkout_check_is_bounded(url: &str, outage: &dyn Outage) {
         release(done.handle as *mut sqlpool_conn);
         panic!("async acquire handed out a connection to a dead server");
     }
+    if took >= Duration::from_millis(1700) {
+        late.push(format!(
+            "sqlpool_pool_acquire_async(timeout 700 ms) completed after {took:?}: {:?} {}",
+            done.status, done.message
+        ));
+    }
     assert!(
-        took < Duration::from_millis(1700),
-        "async acquire(700 ms) completed after {took:?} ({:?})",
-        done.status
+        late.is_empty(),
+        "calls against a dead server overran their deadline + 1 s:\n{}",
+        late.join("\n")
     );
 
     outage.end_outage();
@@ -593,9 +603,6 @@ fn client_errors_leave_the_transaction_alone(opts: &str) {
     exec(conn, &insert, &[P::I(-1), P::I(-1)]).unwrap();
     exec(conn, &format!("DELETE FROM {t}"), &[]).unwrap();
 
-    begin(conn);
-    exec(conn, &insert, &[P::I(1), P::I(10)]).unwrap();
-    let mut next = 2;
     let provocations: Vec<(&str, &str, Vec<P>)> = vec![
         ("wrong parameter count", &insert, vec![P::I(100)]),
         (
@@ -624,41 +631,66 @@ fn client_errors_leave_the_transaction_alone(opts: &str) {
             vec![named("id", P::I(104)), named("n", P::I(1 << 40))],
         ),
     ];
-    let mut seen = Vec::new();
-    for (what, sql, values) in &provocations {
-        let err = exec(conn, sql, values).expect_err(what);
-        seen.push(format!("{what}: {}", describe(&err)));
-        // More inserts after each error, also through the named form.
-        exec(conn, &insert, &[P::I(next), P::I(next * 10)]).unwrap_or_else(|e| {
-            panic!(
-                "an insert after the client-side error ({what}) failed: {}\nerrors so far:\n{}",
-                describe(&e),
-                seen.join("\n")
-            )
-        });
+    let mut next = 1i64;
+    let mut insert_one = |conn| -> Result<u64, Failure> {
         next += 1;
-        exec(
-            conn,
-            &insert_named,
-            &[named("id", P::I(next)), named("n", P::I(next * 10))],
-        )
-        .unwrap();
-        next += 1;
-        assert_eq!(
-            err.status,
-            Status::ParameterError,
-            "{what}: expected a client-side SQLPOOL_PARAMETER_ERROR, got {}",
-            describe(&err)
-        );
+        exec(conn, &insert, &[P::I(next), P::I(next * 10)])
+    };
+    // Each error alone in its own transaction (so one run shows every
+    // case), then all of them in one transaction.
+    let mut bad = Vec::new();
+    let mut run = |cases: &[(&str, &str, Vec<P>)], label: &str| {
+        let before = count(conn, &format!("SELECT count(*) FROM {t}"));
+        begin(conn);
+        let mut inserted = 0;
+        let mut log = Vec::new();
+        insert_one(conn).unwrap();
+        inserted += 1;
+        for (what, sql, values) in cases {
+            let err = exec(conn, sql, values).expect_err(what);
+            log.push(format!("{what}: {}", describe(&err)));
+            if err.status != Status::ParameterError {
+                bad.push(format!(
+                    "{label}: {what}: expected a client-side SQLPOOL_PARAMETER_ERROR, got {}",
+                    describe(&err)
+                ));
+            }
+            for _ in 0..2 {
+                match insert_one(conn) {
+                    Ok(_) => inserted += 1,
+                    Err(e) => log.push(format!("  insert after it: {}", describe(&e))),
+                }
+            }
+        }
+        let committed = commit(conn);
+        let rows = count(conn, &format!("SELECT count(*) FROM {t}")) - before;
+        if committed.is_err() || rows != inserted {
+            bad.push(format!(
+                "{label}: COMMIT = {:?}, rows added = {rows} (expected OK and {inserted}); {}",
+                committed.as_ref().map_err(describe),
+                log.join("; ")
+            ));
+        }
+        // Whatever happened, COMMIT's answer and the table must agree.
+        let agree = match &committed {
+            Ok(()) => rows == inserted,
+            Err(e) => e.status == Status::TransactionState && e.sqlstate == "25P02" && rows == 0,
+        };
+        if !agree {
+            bad.push(format!(
+                "{label}: COMMIT's status and the table DISAGREE: {:?} with {rows} of {inserted} rows",
+                committed.as_ref().map_err(describe)
+            ));
+        }
+    };
+    for case in &provocations {
+        run(std::slice::from_ref(case), case.0);
     }
-    let committed = commit(conn);
-    let rows = count(conn, &format!("SELECT count(*) FROM {t}"));
-    let expected = next - 1; // ids 1..next-1
+    run(&provocations, "all in one transaction");
     assert!(
-        committed.is_ok() && rows == expected,
-        "after only client-side errors: COMMIT = {:?}, rows in the table = {rows} (expected OK and {expected})\nerrors:\n{}",
-        committed.as_ref().map_err(describe),
-        seen.join("\n")
+        bad.is_empty(),
+        "client-side errors inside a transaction ({opts}):\n{}",
+        bad.join("\n")
     );
     exec(conn, &format!("DROP TABLE {t}"), &[]).unwrap();
     release(conn);
@@ -763,4 +795,474 @@ fn server_error_in_a_transaction_rolls_it_back_without_cache() {
         return skipped("server_error_in_a_transaction_rolls_it_back_without_cache");
     }
     server_errors_fail_the_transaction("max_size=1&statement_cache_size=0");
+}
+
+// ---------------------------------------------------------------------------
+// 3. A cancel belongs to its operation
+
+fn query_async(
+    conn: *mut sqlpool_conn,
+    sql: &str,
+    queue: *mut sqlpool_queue,
+) -> Result<u64, Failure> {
+    let list = params(&[]);
+    let s = cstr(sql);
+    let mut id = 0;
+    let r = check(unsafe {
+        sqlpool_conn_query_async(
+            conn,
+            s.as_ptr(),
+            list,
+            queue,
+            None,
+            ptr::null_mut(),
+            &mut id,
+        )
+    });
+    ok(sqlpool_params_free(list));
+    r.map(|_| id)
+}
+
+/// A small xorshift generator (no extra dependency), seeded per run; the
+/// seed is printed so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("PGE_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("random seed: PGE_SEED={seed}");
+        Rng(seed)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn is_cancel(f: &Failure) -> bool {
+    f.sqlstate == "57014" || matches!(f.status, Status::Cancelled | Status::QueryTimeout)
+}
+
+#[test]
+fn a_cancel_never_reaches_another_statement() {
+    let pg = shared_or_skip!("a_cancel_never_reaches_another_statement");
+    const ROUNDS: usize = 300;
+    let pool = Send(open(&with_opts(
+        &pg.url(),
+        "min_size=2&max_size=2&acquire_timeout=30s",
+    )));
+    let stop = Arc::new(AtomicBool::new(false));
+    // 57014 (or CANCELLED) seen by anything but the cancelled operation.
+    let stray = Arc::new(Mutex::new(Vec::<String>::new()));
+    // Any other failure (BUSY right after the completion, lost connections).
+    let other = Arc::new(Mutex::new(Vec::<String>::new()));
+    let others_ran = Arc::new(AtomicUsize::new(0));
+    let mut borrowers = Vec::new();
+    for b in 0..2 {
+        let (stop, stray, other, ran) = (
+            stop.clone(),
+            stray.clone(),
+            other.clone(),
+            others_ran.clone(),
+        );
+        borrowers.push(std::thread::spawn(move || {
+            let pool = pool;
+            while !stop.load(Ordering::SeqCst) {
+                let conn = match try_acquire(pool.0, 30_000) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        other
+                            .lock()
+                            .unwrap()
+                            .push(format!("borrower {b}: acquire: {}", describe(&e)));
+                        continue;
+                    }
+                };
+                for sql in ["SELECT pg_sleep(0.002)", "SELECT 1", "SELECT 2"] {
+                    match query(conn, sql, &[]) {
+                        Ok(_) => {}
+                        Err(e) if is_cancel(&e) => stray
+                            .lock()
+                            .unwrap()
+                            .push(format!("borrower {b}: {sql}: {}", describe(&e))),
+                        Err(e) => other
+                            .lock()
+                            .unwrap()
+                            .push(format!("borrower {b}: {sql}: {}", describe(&e))),
+                    }
+                    ran.fetch_add(1, Ordering::Relaxed);
+                }
+                release(conn);
+            }
+        }));
+    }
+
+    let mut queue = ptr::null_mut();
+    ok(unsafe { sqlpool_queue_new(&mut queue) });
+    let mut rng = Rng::new();
+    let (mut finished, mut cancelled) = (0, 0);
+    for round in 0..ROUNDS {
+        let conn = acquire(pool.0);
+        let id = query_async(conn, "SELECT pg_sleep(0.01)", queue).unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next() % 20_000));
+        ok(sqlpool_cancel(id));
+        let done = wait_completion(queue, Duration::from_secs(30));
+        match done.status {
+            Status::Ok => {
+                finished += 1;
+                ok(sqlpool_result_free(done.handle.cast()));
+            }
+            Status::Cancelled => cancelled += 1,
+            s => other.lock().unwrap().push(format!(
+                "round {round}: the cancelled operation ended with {s:?} [{}] {}",
+                done.sqlstate, done.message
+            )),
+        }
+        // At once, more statements on the same connection.
+        for sql in ["SELECT 1", "SELECT pg_sleep(0.002)", "SELECT 3"] {
+            match query(conn, sql, &[]) {
+                Ok(_) => {}
+                Err(e) if is_cancel(&e) => stray
+                    .lock()
+                    .unwrap()
+                    .push(format!("round {round}: same connection: {sql}: {}", describe(&e))),
+                Err(e) => other
+                    .lock()
+                    .unwrap()
+                    .push(format!("round {round}: same connection: {sql}: {}", describe(&e))),
+            }
+        }
+        release(conn);
+    }
+    stop.store(true, Ordering::SeqCst);
+    for b in borrowers {
+        b.join().unwrap();
+    }
+    ok(sqlpool_queue_free(queue));
+    close(pool.0);
+    let stray = stray.lock().unwrap();
+    let other = other.lock().unwrap();
+    eprintln!(
+        "{ROUNDS} rounds: {finished} finished, {cancelled} cancelled; other borrowers ran {} statements",
+        others_ran.load(Ordering::Relaxed)
+    );
+    assert!(
+        stray.is_empty(),
+        "{} stray cancels hit statements they were not meant for (first 10):\n{}",
+        stray.len(),
+        stray.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        other.is_empty(),
+        "{} other failures (first 10):\n{}",
+        other.len(),
+        other.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+    );
+    // The race was really run: some cancels came in time, some too late.
+    assert!(
+        cancelled > 0 && finished > 0,
+        "{finished} finished, {cancelled} cancelled: the cancels did not land around completion"
+    );
+    assert!(others_ran.load(Ordering::Relaxed) > 0);
+}
+
+// ---------------------------------------------------------------------------
+// 4. A self-repairing statement cache
+
+/// Creates a function that deallocates every prepared statement of the
+/// session from inside the server, behind a name and SQL text that never
+/// say DEALLOCATE or DISCARD: the client cannot see it coming.
+fn hidden_forget(conn: *mut sqlpool_conn) -> String {
+    let f = table("forget");
+    script(
+        conn,
+        &format!(
+            "CREATE FUNCTION {f}() RETURNS int LANGUAGE plpgsql AS $f$ \
+             BEGIN EXECUTE 'DEALL' || 'OCATE ALL'; RETURN 1; END $f$"
+        ),
+    )
+    .unwrap();
+    format!("SELECT {f}()")
+}
+
+/// How many server-side prepared statements have exactly this text.
+fn prepared_with_text(conn: *mut sqlpool_conn, text: &str) -> i64 {
+    match query(
+        conn,
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+        &[P::T(text)],
+    )
+    .unwrap()[0][0]
+    {
+        V::I(n) => n,
+        ref v => panic!("{v:?}"),
+    }
+}
+
+struct CacheFixture {
+    pool: *mut sqlpool_pool,
+    t: String,
+    select: String,
+    insert: String,
+    forget: String,
+    pid: V,
+}
+
+fn cache_fixture() -> Option<CacheFixture> {
+    let pg = PgServer::shared()?;
+    // One connection: every borrower gets the same one (and its cache).
+    let pool = open(&with_opts(&pg.url(), "min_size=1&max_size=1"));
+    let conn = acquire(pool);
+    let t = table("cache");
+    exec(
+        conn,
+        &format!("CREATE TABLE {t} (id int PRIMARY KEY, v text)"),
+        &[],
+    )
+    .unwrap();
+    exec(
+        conn,
+        &format!("INSERT INTO {t} VALUES (1, 'one'), (2, 'two')"),
+        &[],
+    )
+    .unwrap();
+    let forget = hidden_forget(conn);
+    let pid = scalar(conn, "SELECT pg_backend_pid()");
+    release(conn);
+    Some(CacheFixture {
+        pool,
+        select: format!("SELECT v FROM {t} WHERE id = $1"),
+        insert: format!("INSERT INTO {t} (id, v) VALUES ($1, $2)"),
+        t,
+        forget,
+        pid,
+    })
+}
+
+impl CacheFixture {
+    fn acquire(&self) -> *mut sqlpool_conn {
+        let conn = acquire(self.pool);
+        assert_eq!(
+            scalar(conn, "SELECT pg_backend_pid()"),
+            self.pid,
+            "not the same connection"
+        );
+        conn
+    }
+
+    #[track_caller]
+    fn lookup(&self, conn: *mut sqlpool_conn, id: i64, when: &str) {
+        let want = if id == 1 { "one" } else { "two" };
+        match query(conn, &self.select, &[P::I(id)]) {
+            Ok(rows) => assert_eq!(rows, vec![vec![V::T(want.into())]], "{when}"),
+            Err(e) => panic!("{when}: the cached statement failed: {}", describe(&e)),
+        }
+    }
+
+    fn done(self) {
+        let conn = acquire(self.pool);
+        exec(conn, &format!("DROP TABLE {}", self.t), &[]).unwrap();
+        release(conn);
+        close(self.pool);
+    }
+}
+
+/// `DEALLOCATE ALL` / `DISCARD ALL` run through execute, then the cached
+/// statement again: on the same borrower and on the next one.
+fn cache_survives_user_reset(reset: &str) {
+    let Some(f) = cache_fixture() else {
+        return skipped(reset);
+    };
+    let conn = f.acquire();
+    f.lookup(conn, 1, "warm-up");
+    exec(conn, &f.insert, &[P::I(10), P::T("ten")]).unwrap();
+    exec(conn, reset, &[]).unwrap_or_else(|e| panic!("{reset}: {}", describe(&e)));
+    f.lookup(conn, 1, &format!("same borrower, after {reset}"));
+    f.lookup(conn, 2, &format!("same borrower, after {reset}, other value"));
+    exec(conn, &f.insert, &[P::I(11), P::T("eleven")])
+        .unwrap_or_else(|e| panic!("cached insert after {reset}: {}", describe(&e)));
+    release(conn);
+    let conn = f.acquire();
+    f.lookup(conn, 1, &format!("next borrower, after {reset}"));
+    // Reset on one borrower, cached statement first used by the next.
+    f.lookup(conn, 2, "warm-up 2");
+    exec(conn, reset, &[]).unwrap();
+    release(conn);
+    let conn = f.acquire();
+    f.lookup(conn, 2, &format!("next borrower, right after {reset} by the previous one"));
+    exec(conn, &f.insert, &[P::I(12), P::T("twelve")]).unwrap();
+    // Twice in a row, and through execute_script too.
+    script(conn, reset).unwrap();
+    f.lookup(conn, 1, &format!("after {reset} as a script"));
+    release(conn);
+    f.done();
+}
+
+#[test]
+fn cache_survives_deallocate_all() {
+    cache_survives_user_reset("DEALLOCATE ALL");
+}
+
+#[test]
+fn cache_survives_discard_all() {
+    cache_survives_user_reset("DISCARD ALL");
+}
+
+#[test]
+fn cache_repairs_itself_when_the_server_forgets_behind_its_back() {
+    let Some(f) = cache_fixture() else {
+        return skipped("cache_repairs_itself_when_the_server_forgets_behind_its_back");
+    };
+    let conn = f.acquire();
+    f.lookup(conn, 1, "warm-up");
+    exec(conn, &f.insert, &[P::I(20), P::T("x")]).unwrap();
+    let select_text = f.select.clone();
+    assert!(prepared_with_text(conn, &select_text) >= 1, "not cached");
+    query(conn, &f.forget, &[]).unwrap();
+    assert_eq!(
+        prepared_with_text(conn, &select_text),
+        0,
+        "the hidden DEALLOCATE did not take"
+    );
+    f.lookup(conn, 1, "after a DEALLOCATE the client did not see (query)");
+    exec(conn, &f.insert, &[P::I(21), P::T("y")])
+        .unwrap_or_else(|e| panic!("after a hidden DEALLOCATE (execute): {}", describe(&e)));
+    // On the next borrower.
+    query(conn, &f.forget, &[]).unwrap();
+    release(conn);
+    let conn = f.acquire();
+    f.lookup(conn, 2, "next borrower after a hidden DEALLOCATE");
+    release(conn);
+    f.done();
+}
+
+#[test]
+fn cache_error_inside_a_transaction_is_repaired_after_rollback() {
+    let Some(f) = cache_fixture() else {
+        return skipped("cache_error_inside_a_transaction_is_repaired_after_rollback");
+    };
+    let conn = f.acquire();
+    // DEALLOCATE ALL inside a transaction, through execute.
+    begin(conn);
+    f.lookup(conn, 1, "in transaction, warm-up");
+    exec(conn, "DEALLOCATE ALL", &[]).unwrap();
+    let inside = query(conn, &f.select, &[P::I(1)]);
+    ok(sqlpool_conn_rollback(conn));
+    f.lookup(
+        conn,
+        1,
+        &format!(
+            "after ROLLBACK (inside the transaction: {:?})",
+            inside.map_err(|e| describe(&e))
+        ),
+    );
+    // A DEALLOCATE the client did not see, inside a transaction: the error
+    // may be returned, but after ROLLBACK everything works.
+    begin(conn);
+    f.lookup(conn, 2, "in transaction, warm-up 2");
+    query(conn, &f.forget, &[]).unwrap();
+    let inside = query(conn, &f.select, &[P::I(2)]);
+    let inside_insert = exec(conn, &f.insert, &[P::I(30), P::T("z")]);
+    ok(sqlpool_conn_rollback(conn));
+    let when = format!(
+        "after ROLLBACK (inside: select {:?}, insert {:?})",
+        inside.map_err(|e| describe(&e)),
+        inside_insert.map_err(|e| describe(&e))
+    );
+    f.lookup(conn, 2, &when);
+    exec(conn, &f.insert, &[P::I(31), P::T("w")])
+        .unwrap_or_else(|e| panic!("insert {when}: {}", describe(&e)));
+    release(conn);
+    let conn = f.acquire();
+    f.lookup(conn, 1, "next borrower");
+    release(conn);
+    f.done();
+}
+
+#[test]
+fn cache_repairs_batches_after_a_hidden_deallocate() {
+    let Some(f) = cache_fixture() else {
+        return skipped("cache_repairs_batches_after_a_hidden_deallocate");
+    };
+    let conn = f.acquire();
+    let batch = |base: i64| -> Result<u64, Failure> {
+        let sets: Vec<*mut sqlpool_params> = (0..3)
+            .map(|i| params(&[P::I(base + i), P::T("b")]))
+            .collect();
+        let consts: Vec<*const sqlpool_params> = sets.iter().map(|p| p.cast_const()).collect();
+        let sql = cstr(&f.insert);
+        let mut n = 0u64;
+        let r = check(unsafe {
+            sqlpool_conn_execute_batch(conn, sql.as_ptr(), consts.as_ptr(), consts.len(), &mut n)
+        });
+        for s in sets {
+            ok(sqlpool_params_free(s));
+        }
+        r.map(|_| n)
+    };
+    assert_eq!(batch(100).unwrap(), 3);
+    query(conn, &f.forget, &[]).unwrap();
+    // The first batch after it may fail (it runs in a transaction)...
+    let first = batch(200);
+    // ...but the cache must be repaired: the next one works.
+    match batch(300) {
+        Ok(n) => assert_eq!(n, 3),
+        Err(e) => panic!(
+            "execute_batch keeps failing after a hidden DEALLOCATE: first {:?}, then {}",
+            first.map_err(|e| describe(&e)),
+            describe(&e)
+        ),
+    }
+    release(conn);
+    f.done();
+}
+
+#[test]
+fn cache_survives_a_changed_result_type() {
+    let pg = shared_or_skip!("cache_survives_a_changed_result_type");
+    let pool = open(&with_opts(&pg.url(), "min_size=1&max_size=1"));
+    let conn = acquire(pool);
+    let t = table("alter");
+    exec(conn, &format!("CREATE TABLE {t} (a int)"), &[]).unwrap();
+    exec(conn, &format!("INSERT INTO {t} VALUES (1)"), &[]).unwrap();
+    let select = format!("SELECT * FROM {t}");
+    let r = query_raw(conn, &select, &[]).unwrap();
+    assert_eq!(column_names(r), vec!["a"]);
+    ok(sqlpool_result_free(r));
+    // Through the same connection.
+    exec(conn, &format!("ALTER TABLE {t} ADD COLUMN b int"), &[]).unwrap();
+    let r = query_raw(conn, &select, &[])
+        .unwrap_or_else(|e| panic!("SELECT * after ADD COLUMN: {}", describe(&e)));
+    assert_eq!(column_names(r), vec!["a", "b"]);
+    assert_eq!(rows_of(r), vec![vec![V::I(1), V::Null]]);
+    ok(sqlpool_result_free(r));
+    // By another session, while this borrower holds the cached statement.
+    pg.psql(&format!("ALTER TABLE {t} ADD COLUMN c text DEFAULT 'x'"));
+    let r = query_raw(conn, &select, &[])
+        .unwrap_or_else(|e| panic!("SELECT * after another session's ADD COLUMN: {}", describe(&e)));
+    assert_eq!(column_names(r), vec!["a", "b", "c"]);
+    assert_eq!(rows_of(r), vec![vec![V::I(1), V::Null, V::T("x".into())]]);
+    ok(sqlpool_result_free(r));
+    release(conn);
+    // A column type change seen first by the next borrower.
+    pg.psql(&format!("ALTER TABLE {t} ALTER COLUMN a TYPE text"));
+    let conn = acquire(pool);
+    let r = query_raw(conn, &select, &[])
+        .unwrap_or_else(|e| panic!("SELECT * after ALTER COLUMN TYPE: {}", describe(&e)));
+    assert_eq!(rows_of(r), vec![vec![V::T("1".into()), V::Null, V::T("x".into())]]);
+    ok(sqlpool_result_free(r));
+    exec(conn, &format!("DROP TABLE {t}"), &[]).unwrap();
+    release(conn);
+    close(pool);
 }
