@@ -231,15 +231,26 @@ impl Outage for Proxy {
 fn held_query_is_bounded(url: &str, outage: &dyn Outage) {
     let pool = Send(open(&with_opts(
         url,
-        "min_size=1&max_size=2&query_timeout=500ms&acquire_timeout=2s&connect_timeout=1",
+        "min_size=1&max_size=3&query_timeout=500ms&acquire_timeout=2s&connect_timeout=1",
     )));
     let conn = Send(acquire(pool.0));
     assert_eq!(scalar(conn.0, "SELECT 1"), V::I(1));
+    // A second borrower inside an open transaction (its release must roll
+    // back), a third for an asynchronous query.
+    let in_tx = Send(acquire(pool.0));
+    begin(in_tx.0);
+    exec(in_tx.0, "SELECT 1", &[]).unwrap();
+    let async_conn = acquire(pool.0);
+    assert_eq!(scalar(async_conn, "SELECT 1"), V::I(1));
     outage.begin_outage();
-    let (r, took) = within(Duration::from_secs(20), "query on a dead server", move || {
-        let conn = conn;
-        exec(conn.0, "SELECT 1", &[]).map_err(|e| describe(&e))
-    });
+    let (r, took) = within(
+        Duration::from_secs(20),
+        "query on a dead server",
+        move || {
+            let conn = conn;
+            exec(conn.0, "SELECT 1", &[]).map_err(|e| describe(&e))
+        },
+    );
     let err = r.expect_err("a query against a dead server succeeded");
     assert!(
         err.starts_with("QueryTimeout"),
@@ -249,12 +260,59 @@ fn held_query_is_bounded(url: &str, outage: &dyn Outage) {
         took < Duration::from_millis(1500),
         "query_timeout=500ms but the call took {took:?}"
     );
-    let (r, took) = within(Duration::from_secs(20), "release after a timeout", move || {
-        let conn = conn;
-        check(sqlpool_conn_release(conn.0)).map_err(|e| describe(&e))
-    });
+    let (r, took) = within(
+        Duration::from_secs(20),
+        "release after a timeout",
+        move || {
+            let conn = conn;
+            check(sqlpool_conn_release(conn.0)).map_err(|e| describe(&e))
+        },
+    );
     assert_eq!(r, Ok(()), "release after a timed-out query");
     assert!(took < Duration::from_secs(1), "release took {took:?}");
+    // Release inside a transaction: the rollback is bounded (query_timeout).
+    let (r, took) = within(
+        Duration::from_secs(20),
+        "release in a transaction",
+        move || {
+            let conn = in_tx;
+            check(sqlpool_conn_release(conn.0)).map_err(|e| describe(&e))
+        },
+    );
+    assert_eq!(r, Ok(()), "release of a connection in a transaction");
+    assert!(
+        took < Duration::from_millis(1500),
+        "release in a transaction (rollback against a dead server) took {took:?}"
+    );
+    // Asynchronously: the completion arrives within the deadline + 1 s.
+    let mut queue = ptr::null_mut();
+    ok(unsafe { sqlpool_queue_new(&mut queue) });
+    let started = Instant::now();
+    query_async(async_conn, "SELECT 1", queue).expect("start an async query");
+    let done = wait_completion(queue, Duration::from_secs(20));
+    let took = started.elapsed();
+    assert_eq!(
+        done.status,
+        Status::QueryTimeout,
+        "async query on a dead server: [{}] {}",
+        done.sqlstate,
+        done.message
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "async query took {took:?}"
+    );
+    let async_conn = Send(async_conn);
+    let (r, _) = within(
+        Duration::from_secs(20),
+        "release after async timeout",
+        move || {
+            let conn = async_conn;
+            check(sqlpool_conn_release(conn.0)).map_err(|e| describe(&e))
+        },
+    );
+    assert_eq!(r, Ok(()), "release after an asynchronous timeout");
+    ok(sqlpool_queue_free(queue));
     outage.end_outage();
     let took = serves_again(pool.0, Duration::from_secs(5));
     eprintln!("held query: pool served again {took:?} after the outage ended");
@@ -263,92 +321,126 @@ fn held_query_is_bounded(url: &str, outage: &dyn Outage) {
 
 /// (b) acquire (default `recycling=verified`) while the idle connection's
 /// checkout check cannot get an answer returns within the acquire timeout
-/// + 1 s — blocking, via `sqlpool_pool_query` and asynchronously.
+/// plus 1 s — `sqlpool_pool_acquire` with its own timeout and with the pool's,
+/// `sqlpool_pool_query`, and `sqlpool_pool_acquire_async`, each on a pool
+/// of its own whose one idle connection must be checked, all at once.
 fn checkout_check_is_bounded(url: &str, outage: &dyn Outage) {
     // No query_timeout and the default connect_timeout (10 s): only the
     // caller's acquire deadline can bound the checkout check.
-    let pool = Send(open(&with_opts(
-        url,
-        "min_size=1&max_size=1&acquire_timeout=1s",
-    )));
-    let conn = acquire(pool.0);
-    assert_eq!(scalar(conn, "SELECT 1"), V::I(1));
-    release(conn);
+    let pools: Vec<Send<sqlpool_pool>> = (0..4)
+        .map(|_| {
+            let pool = open(&with_opts(url, "min_size=1&max_size=1&acquire_timeout=1s"));
+            let conn = acquire(pool);
+            assert_eq!(scalar(conn, "SELECT 1"), V::I(1));
+            release(conn);
+            Send(pool)
+        })
+        .collect();
     // Long enough that no "just used, skip the check" window applies.
     std::thread::sleep(Duration::from_millis(1200));
     outage.begin_outage();
 
+    type Call = Box<dyn FnOnce(*mut sqlpool_pool) -> Result<(), String> + std::marker::Send>;
+    let calls: Vec<(&str, Duration, Call)> = vec![
+        (
+            "sqlpool_pool_acquire(timeout 700 ms)",
+            Duration::from_millis(700),
+            Box::new(|pool| {
+                try_acquire(pool, 700)
+                    .map(|c| {
+                        release(c);
+                    })
+                    .map_err(|e| describe(&e))
+            }),
+        ),
+        (
+            "sqlpool_pool_acquire(-1), acquire_timeout=1s",
+            Duration::from_secs(1),
+            Box::new(|pool| {
+                try_acquire(pool, -1)
+                    .map(|c| {
+                        release(c);
+                    })
+                    .map_err(|e| describe(&e))
+            }),
+        ),
+        (
+            "sqlpool_pool_query, acquire_timeout=1s",
+            Duration::from_secs(1),
+            Box::new(|pool| {
+                pool_query(pool, "SELECT 1")
+                    .map(|_| ())
+                    .map_err(|e| describe(&e))
+            }),
+        ),
+        (
+            "sqlpool_pool_acquire_async(timeout 700 ms)",
+            Duration::from_millis(700),
+            Box::new(|pool| {
+                let mut queue = ptr::null_mut();
+                ok(unsafe { sqlpool_queue_new(&mut queue) });
+                let mut id = 0;
+                ok(unsafe {
+                    sqlpool_pool_acquire_async(pool, 700, queue, None, ptr::null_mut(), &mut id)
+                });
+                let done = wait_completion(queue, Duration::from_secs(60));
+                ok(sqlpool_queue_free(queue));
+                if done.status == Status::Ok {
+                    release(done.handle.cast());
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{:?} [{}] {}",
+                        done.status, done.sqlstate, done.message
+                    ))
+                }
+            }),
+        ),
+    ];
+    let started = Instant::now();
+    let threads: Vec<_> = calls
+        .into_iter()
+        .zip(pools.iter().copied())
+        .map(|((what, bound, call), pool)| {
+            std::thread::spawn(move || {
+                let pool = pool;
+                let started = Instant::now();
+                let r = call(pool.0);
+                (what, bound, r, started.elapsed())
+            })
+        })
+        .collect();
     // Every violation is collected, so one run shows all of them.
     let mut late = Vec::new();
-    // The caller's own timeout, shorter than the pool's.
-    let (r, took) = within(Duration::from_secs(40), "acquire(700 ms)", move || {
-        let pool = pool;
-        try_acquire(pool.0, 700).map(Send).map_err(|e| describe(&e))
-    });
-    match r {
-        Ok(c) => panic!(
-            "acquire handed out a connection to a dead server (recycling=verified) after {took:?}: {:?}",
-            c.0
-        ),
-        Err(e) if took >= Duration::from_millis(1700) => {
-            late.push(format!("sqlpool_pool_acquire(timeout 700 ms) took {took:?}: {e}"))
+    for t in threads {
+        let (what, bound, r, took) = t.join().unwrap();
+        match r {
+            Ok(()) => late.push(format!(
+                "{what} handed out a connection to a dead server (recycling=verified) after {took:?}"
+            )),
+            Err(e) if took >= bound + Duration::from_secs(1) => {
+                late.push(format!("{what} took {took:?} (bound {bound:?} + 1 s): {e}"))
+            }
+            Err(_) => {}
         }
-        Err(_) => {}
     }
-    // The pool's acquire timeout (1 s), through acquire(-1) and pool_query.
-    let (r, took) = within(Duration::from_secs(40), "acquire(-1)", move || {
-        let pool = pool;
-        try_acquire(pool.0, -1).map(Send).map_err(|e| describe(&e))
-    });
-    assert!(r.is_err(), "acquire(-1) succeeded against a dead server");
-    if took >= Duration::from_secs(2) {
-        late.push(format!(
-            "sqlpool_pool_acquire(-1) with acquire_timeout=1s took {took:?}: {}",
-            r.err().unwrap_or_default()
-        ));
+    eprintln!(
+        "checkout checks: all returned after {:?}",
+        started.elapsed()
+    );
+    outage.end_outage();
+    for pool in &pools {
+        let took = serves_again(pool.0, Duration::from_secs(8));
+        eprintln!("checkout check: pool served again {took:?} after the outage ended");
     }
-    let (r, took) = within(Duration::from_secs(40), "sqlpool_pool_query", move || {
-        let pool = pool;
-        pool_query(pool.0, "SELECT 1").map_err(|e| describe(&e))
-    });
-    assert!(r.is_err(), "pool_query succeeded against a dead server");
-    if took >= Duration::from_secs(2) {
-        late.push(format!(
-            "sqlpool_pool_query with acquire_timeout=1s took {took:?}: {}",
-            r.unwrap_err()
-        ));
-    }
-    // Asynchronously: the completion arrives within the timeout + 1 s.
-    let mut queue = ptr::null_mut();
-    ok(unsafe { sqlpool_queue_new(&mut queue) });
-    let mut id = 0;
-    let started = Instant::now();
-    ok(unsafe {
-        sqlpool_pool_acquire_async(pool.0, 700, queue, None, ptr::null_mut(), &mut id)
-    });
-    let done = wait_completion(queue, Duration::from_secs(40));
-    let took = started.elapsed();
-    if done.status == Status::Ok {
-        release(done.handle as *mut sqlpool_conn);
-        panic!("async acquire handed out a connection to a dead server");
-    }
-    if took >= Duration::from_millis(1700) {
-        late.push(format!(
-            "sqlpool_pool_acquire_async(timeout 700 ms) completed after {took:?}: {:?} {}",
-            done.status, done.message
-        ));
+    for pool in pools {
+        close(pool.0);
     }
     assert!(
         late.is_empty(),
         "calls against a dead server overran their deadline + 1 s:\n{}",
         late.join("\n")
     );
-
-    outage.end_outage();
-    let took = serves_again(pool.0, Duration::from_secs(8));
-    eprintln!("checkout check: pool served again {took:?} after the outage ended");
-    ok(sqlpool_queue_free(queue));
-    close(pool.0);
 }
 
 /// (c) an eager open with `connect_timeout=1` against a dead server fails
@@ -490,7 +582,12 @@ fn slow_statement_on_healthy_server_times_out_and_connection_survives() {
         let started = Instant::now();
         let err = query(conn, sql, &[]).expect_err("pg_sleep(5) beat query_timeout=300ms");
         let took = started.elapsed();
-        assert_eq!(err.status, Status::QueryTimeout, "{sql}: {}", describe(&err));
+        assert_eq!(
+            err.status,
+            Status::QueryTimeout,
+            "{sql}: {}",
+            describe(&err)
+        );
         assert_eq!(err.sqlstate, "57014", "{sql}: {}", describe(&err));
         assert!(took < Duration::from_millis(1300), "{sql}: took {took:?}");
         // The same connection (the server ended the statement) works.
@@ -933,14 +1030,14 @@ fn a_cancel_never_reaches_another_statement() {
         for sql in ["SELECT 1", "SELECT pg_sleep(0.002)", "SELECT 3"] {
             match query(conn, sql, &[]) {
                 Ok(_) => {}
-                Err(e) if is_cancel(&e) => stray
-                    .lock()
-                    .unwrap()
-                    .push(format!("round {round}: same connection: {sql}: {}", describe(&e))),
-                Err(e) => other
-                    .lock()
-                    .unwrap()
-                    .push(format!("round {round}: same connection: {sql}: {}", describe(&e))),
+                Err(e) if is_cancel(&e) => stray.lock().unwrap().push(format!(
+                    "round {round}: same connection: {sql}: {}",
+                    describe(&e)
+                )),
+                Err(e) => other.lock().unwrap().push(format!(
+                    "round {round}: same connection: {sql}: {}",
+                    describe(&e)
+                )),
             }
         }
         release(conn);
@@ -961,13 +1058,23 @@ fn a_cancel_never_reaches_another_statement() {
         stray.is_empty(),
         "{} stray cancels hit statements they were not meant for (first 10):\n{}",
         stray.len(),
-        stray.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        stray
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(
         other.is_empty(),
         "{} other failures (first 10):\n{}",
         other.len(),
-        other.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        other
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // The race was really run: some cancels came in time, some too late.
     assert!(
@@ -1089,7 +1196,11 @@ fn cache_survives_user_reset(reset: &str) {
     exec(conn, &f.insert, &[P::I(10), P::T("ten")]).unwrap();
     exec(conn, reset, &[]).unwrap_or_else(|e| panic!("{reset}: {}", describe(&e)));
     f.lookup(conn, 1, &format!("same borrower, after {reset}"));
-    f.lookup(conn, 2, &format!("same borrower, after {reset}, other value"));
+    f.lookup(
+        conn,
+        2,
+        &format!("same borrower, after {reset}, other value"),
+    );
     exec(conn, &f.insert, &[P::I(11), P::T("eleven")])
         .unwrap_or_else(|e| panic!("cached insert after {reset}: {}", describe(&e)));
     release(conn);
@@ -1100,7 +1211,11 @@ fn cache_survives_user_reset(reset: &str) {
     exec(conn, reset, &[]).unwrap();
     release(conn);
     let conn = f.acquire();
-    f.lookup(conn, 2, &format!("next borrower, right after {reset} by the previous one"));
+    f.lookup(
+        conn,
+        2,
+        &format!("next borrower, right after {reset} by the previous one"),
+    );
     exec(conn, &f.insert, &[P::I(12), P::T("twelve")]).unwrap();
     // Twice in a row, and through execute_script too.
     script(conn, reset).unwrap();
@@ -1249,8 +1364,12 @@ fn cache_survives_a_changed_result_type() {
     ok(sqlpool_result_free(r));
     // By another session, while this borrower holds the cached statement.
     pg.psql(&format!("ALTER TABLE {t} ADD COLUMN c text DEFAULT 'x'"));
-    let r = query_raw(conn, &select, &[])
-        .unwrap_or_else(|e| panic!("SELECT * after another session's ADD COLUMN: {}", describe(&e)));
+    let r = query_raw(conn, &select, &[]).unwrap_or_else(|e| {
+        panic!(
+            "SELECT * after another session's ADD COLUMN: {}",
+            describe(&e)
+        )
+    });
     assert_eq!(column_names(r), vec!["a", "b", "c"]);
     assert_eq!(rows_of(r), vec![vec![V::I(1), V::Null, V::T("x".into())]]);
     ok(sqlpool_result_free(r));
@@ -1260,9 +1379,198 @@ fn cache_survives_a_changed_result_type() {
     let conn = acquire(pool);
     let r = query_raw(conn, &select, &[])
         .unwrap_or_else(|e| panic!("SELECT * after ALTER COLUMN TYPE: {}", describe(&e)));
-    assert_eq!(rows_of(r), vec![vec![V::T("1".into()), V::Null, V::T("x".into())]]);
+    assert_eq!(
+        rows_of(r),
+        vec![vec![V::T("1".into()), V::Null, V::T("x".into())]]
+    );
     ok(sqlpool_result_free(r));
     exec(conn, &format!("DROP TABLE {t}"), &[]).unwrap();
     release(conn);
     close(pool);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Typed parameters
+
+/// `SELECT :x AS v` returns each value with its own type, as psycopg does.
+fn select_untyped(conn: *mut sqlpool_conn, sql: &str, when: &str) -> Vec<String> {
+    let cases: Vec<(P, V)> = vec![
+        (P::I(7), V::I(7)),
+        (P::I(40_000), V::I(40_000)),
+        (P::I(1 << 40), V::I(1 << 40)),
+        (P::I(-5), V::I(-5)),
+        (P::D(2.5), V::D(2.5)),
+        (P::Bool(true), V::Bool(true)),
+        (P::T("hello"), V::T("hello".into())),
+        (P::T("7"), V::T("7".into())),
+        (P::Null, V::Null),
+        (P::B(b"\x00\x01bin"), V::B(b"\x00\x01bin".to_vec())),
+    ];
+    let mut bad = Vec::new();
+    // Twice: the second round meets whatever the first one cached.
+    for round in 0..2 {
+        for (value, want) in &cases {
+            match query(conn, sql, &[named("x", value.clone())]) {
+                Ok(rows) if rows == vec![vec![want.clone()]] => {}
+                Ok(rows) => bad.push(format!(
+                    "{when}, round {round}: {sql} with {value:?} returned {rows:?}, expected {want:?}"
+                )),
+                Err(e) => bad.push(format!(
+                    "{when}, round {round}: {sql} with {value:?} failed: {}",
+                    describe(&e)
+                )),
+            }
+        }
+    }
+    bad
+}
+
+fn typed_parameters(opts: &str) -> Vec<String> {
+    let pg = PgServer::shared().expect("checked by the caller");
+    let pool = open(&with_opts(&pg.url(), opts));
+    let conn = acquire(pool);
+    let mut bad = select_untyped(conn, "SELECT :x AS v", opts);
+    let mut insert_errors = Vec::new();
+    // Where the server infers a type, it is used.
+    let t = table("typed");
+    exec(
+        conn,
+        &format!(
+            "CREATE TABLE {t} (id int4, small int2, big int8, name text, amount numeric, d float4)"
+        ),
+        &[],
+    )
+    .unwrap();
+    let mut expect = |sql: &str, values: &[P], want: Vec<Vec<V>>| match query(conn, sql, values) {
+        Ok(rows) if rows == want => {}
+        Ok(rows) => bad.push(format!(
+            "{opts}: {sql} with {values:?} returned {rows:?}, expected {want:?}"
+        )),
+        Err(e) => bad.push(format!(
+            "{opts}: {sql} with {values:?} failed: {}",
+            describe(&e)
+        )),
+    };
+    expect(
+        "SELECT substr('abcdef', :n)",
+        &[named("n", P::I(3))],
+        vec![vec![V::T("cdef".into())]],
+    );
+    expect(
+        "SELECT substr('abcdef', :n, :len)",
+        &[named("n", P::I(2)), named("len", P::I(2))],
+        vec![vec![V::T("bc".into())]],
+    );
+    expect(
+        "SELECT x FROM generate_series(1, 10) x ORDER BY x LIMIT :n",
+        &[named("n", P::I(2))],
+        vec![vec![V::I(1)], vec![V::I(2)]],
+    );
+    expect(
+        "SELECT :a::int8 + 1",
+        &[named("a", P::I(41))],
+        vec![vec![V::I(42)]],
+    );
+    expect(
+        "SELECT :a + 1",
+        &[named("a", P::I(41))],
+        vec![vec![V::I(42)]],
+    );
+    expect(
+        "SELECT :s || 'x'",
+        &[named("s", P::T("ab"))],
+        vec![vec![V::T("abx".into())]],
+    );
+    let insert = format!(
+        "INSERT INTO {t} (id, small, big, name, amount, d) VALUES (:id, :small, :big, :name, :amount, :d)"
+    );
+    let row = |id: i64| {
+        vec![
+            named("id", P::I(id)),
+            named("small", P::I(12)),
+            named("big", P::I(1 << 40)),
+            named("name", P::T("alice")),
+            named("amount", P::D(1.5)),
+            named("d", P::D(0.25)),
+        ]
+    };
+    for id in [1, 100_000] {
+        if let Err(e) = exec(conn, &insert, &row(id)) {
+            insert_errors.push(format!("{opts}: {insert} (id {id}): {}", describe(&e)));
+        }
+    }
+    expect(
+        &format!("SELECT id FROM {t} WHERE name = :x ORDER BY id"),
+        &[named("x", P::T("alice"))],
+        vec![vec![V::I(1)], vec![V::I(100_000)]],
+    );
+    expect(
+        &format!("SELECT count(*) FROM {t} WHERE big = :x"),
+        &[named("x", P::I(1 << 40))],
+        vec![vec![V::I(2)]],
+    );
+    expect(
+        &format!("SELECT count(*) FROM {t} WHERE id = :x"),
+        &[named("x", P::I(100_000))],
+        vec![vec![V::I(1)]],
+    );
+    expect(
+        &format!("SELECT count(*) FROM {t} WHERE small = :x"),
+        &[named("x", P::I(12))],
+        vec![vec![V::I(1 + 1)]],
+    );
+    expect(
+        &format!("SELECT amount::text FROM {t} WHERE id = $1"),
+        &[P::I(1)],
+        vec![vec![V::T("1.5".into())]],
+    );
+    exec(conn, &format!("DROP TABLE {t}"), &[]).unwrap();
+    release(conn);
+    close(pool);
+    bad.extend(insert_errors);
+    bad
+}
+
+#[test]
+fn untyped_parameters_keep_their_type() {
+    if PgServer::shared().is_none() {
+        return skipped("untyped_parameters_keep_their_type");
+    }
+    let bad = typed_parameters("max_size=1");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn untyped_parameters_keep_their_type_without_cache() {
+    if PgServer::shared().is_none() {
+        return skipped("untyped_parameters_keep_their_type_without_cache");
+    }
+    let bad = typed_parameters("max_size=1&statement_cache_size=0");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// The same inside a transaction, on SQL the connection has not seen yet:
+/// the type of a result must not depend on whether a transaction is open.
+#[test]
+fn untyped_parameters_keep_their_type_inside_a_transaction() {
+    let pg = shared_or_skip!("untyped_parameters_keep_their_type_inside_a_transaction");
+    let mut bad = Vec::new();
+    for opts in ["max_size=1", "max_size=1&statement_cache_size=0"] {
+        let pool = open(&with_opts(&pg.url(), opts));
+        let conn = acquire(pool);
+        begin(conn);
+        let sql = format!("SELECT :x AS v_{}", SEQ.fetch_add(1, Ordering::Relaxed));
+        bad.extend(select_untyped(
+            conn,
+            &sql,
+            &format!("{opts}, in a transaction"),
+        ));
+        // Nothing above may have failed the transaction.
+        if let Err(e) = commit(conn) {
+            bad.push(format!("{opts}: COMMIT: {}", describe(&e)));
+        }
+        release(conn);
+        close(pool);
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
