@@ -398,22 +398,24 @@ fn checkout_check_is_bounded(url: &str, outage: &dyn Outage) {
         ),
     ];
     let started = Instant::now();
-    let threads: Vec<_> = calls
-        .into_iter()
-        .zip(pools.iter().copied())
-        .map(|((what, bound, call), pool)| {
-            std::thread::spawn(move || {
-                let pool = pool;
-                let started = Instant::now();
-                let r = call(pool.0);
-                (what, bound, r, started.elapsed())
-            })
-        })
-        .collect();
+    let (tx, rx) = mpsc::channel();
+    let n = calls.len();
+    for ((what, bound, call), pool) in calls.into_iter().zip(pools.iter().copied()) {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let pool = pool;
+            let started = Instant::now();
+            let r = call(pool.0);
+            let _ = tx.send((what, bound, r, started.elapsed()));
+        });
+    }
     // Every violation is collected, so one run shows all of them.
     let mut late = Vec::new();
-    for t in threads {
-        let (what, bound, r, took) = t.join().unwrap();
+    for _ in 0..n {
+        let Ok((what, bound, r, took)) = rx.recv_timeout(Duration::from_secs(60)) else {
+            late.push("a call did not return within 60 s (still hanging)".to_string());
+            break;
+        };
         match r {
             Ok(()) => late.push(format!(
                 "{what} handed out a connection to a dead server (recycling=verified) after {took:?}"
@@ -1187,9 +1189,9 @@ impl CacheFixture {
 
 /// `DEALLOCATE ALL` / `DISCARD ALL` run through execute, then the cached
 /// statement again: on the same borrower and on the next one.
-fn cache_survives_user_reset(reset: &str) {
+fn cache_survives_user_reset(test: &str, reset: &str) {
     let Some(f) = cache_fixture() else {
-        return skipped(reset);
+        return skipped(test);
     };
     let conn = f.acquire();
     f.lookup(conn, 1, "warm-up");
@@ -1226,12 +1228,12 @@ fn cache_survives_user_reset(reset: &str) {
 
 #[test]
 fn cache_survives_deallocate_all() {
-    cache_survives_user_reset("DEALLOCATE ALL");
+    cache_survives_user_reset("cache_survives_deallocate_all", "DEALLOCATE ALL");
 }
 
 #[test]
 fn cache_survives_discard_all() {
-    cache_survives_user_reset("DISCARD ALL");
+    cache_survives_user_reset("cache_survives_discard_all", "DISCARD ALL");
 }
 
 #[test]
