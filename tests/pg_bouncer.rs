@@ -163,7 +163,7 @@ fn transaction_mode_pgbouncer_with_the_cache_off() {
             let errors = errors.clone();
             let first_error = first_error.clone();
             std::thread::spawn(move || {
-                let mut fail = |what: &str, e: Failure| {
+                let fail = |what: &str, e: Failure| {
                     errors.fetch_add(1, Ordering::Relaxed);
                     first_error
                         .lock()

@@ -161,6 +161,18 @@ impl Conn {
 
     pub async fn execute_many_async(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
         self.note_session(sql);
+        let first = self.execute_many_once(sql, sets).await;
+        match first {
+            // The server forgot a cached statement: the batch was undone, so
+            // running it once more is safe.
+            Err(e) if postgres::is_cache_stale(&e) && matches!(self.db, Db::Postgres(_)) => {
+                self.execute_many_once(sql, sets).await
+            }
+            other => other,
+        }
+    }
+
+    async fn execute_many_once(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
         const SAVEPOINT: &str = "sqlpool_batch";
         let nested = self.in_transaction();
         if nested {
@@ -182,6 +194,7 @@ impl Conn {
                     .await?
             }
             (Ok(_), false) => self.end_transaction("COMMIT").await?,
+            // The batch's error is the one to report.
             (Err(_), true) => {
                 let _ = self
                     .savepoint_async(SAVEPOINT, SavepointAction::RollbackTo)

@@ -448,10 +448,8 @@ fn start_conn_op(
             slot,
             conn: Some(lent_conn),
         };
-        let sink = match bind(target, &op, user_data, op_id) {
-            Ok(sink) => sink,
-            Err(e) => return Err(e), // `lent` puts the connection back
-        };
+        // On failure `lent` puts the connection back as it drops.
+        let sink = bind(target, &op, user_data, op_id)?;
         asyncops::start_task(op, kind, sink, canceller, async move {
             let _in_flight = in_flight;
             let conn = lent.conn.as_mut().expect("lent until the end").conn();

@@ -1,9 +1,10 @@
 //! A loopback TCP proxy for fault tests: forwards 127.0.0.1:PORT to an
 //! upstream address, and can be told to stop forwarding ([`Proxy::stall`]):
-//! every socket stays open, new connections are still accepted, but every
-//! byte read from either side is dropped, as through a network path that
-//! went dead without a reset. [`Proxy::resume`] forwards again (streams
-//! that lost bytes meanwhile are garbage; new ones work).
+//! every socket stays open, new connections are still accepted, but no
+//! byte moves in either direction, as through a network path that went
+//! dead without a reset (TCP keeps the bytes and retransmits them once
+//! the path is back). [`Proxy::resume`] forwards again, what was held
+//! included.
 //!
 //! Plain threads, no async runtime: an accept thread and two pump threads
 //! per connection, all polling a shutdown flag every 50 ms. Dropping the
@@ -25,8 +26,8 @@ struct Shared {
     /// Every socket of every connection, to close them all on drop.
     sockets: Mutex<Vec<TcpStream>>,
     accepted: AtomicUsize,
-    /// Bytes dropped while stalled (both directions).
-    dropped: AtomicUsize,
+    /// Stall ticks during which bytes were waiting (both directions).
+    held: AtomicUsize,
 }
 
 pub struct Proxy {
@@ -46,7 +47,7 @@ impl Proxy {
             shutdown: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
             accepted: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
         });
         let s = shared.clone();
         let acceptor = std::thread::Builder::new()
@@ -64,7 +65,7 @@ impl Proxy {
         self.port
     }
 
-    /// Stops forwarding: sockets stay open, bytes are read and dropped.
+    /// Stops forwarding: sockets stay open, bytes wait in the kernel.
     pub fn stall(&self) {
         self.shared.forwarding.store(false, Ordering::SeqCst);
     }
@@ -79,9 +80,9 @@ impl Proxy {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
-    /// Bytes dropped while stalled.
-    pub fn dropped(&self) -> usize {
-        self.shared.dropped.load(Ordering::SeqCst)
+    /// Stall ticks during which bytes were held back.
+    pub fn held(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
     }
 }
 
@@ -139,12 +140,22 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
     }
 }
 
-/// Copies `from` to `to` while forwarding, drops what it reads while
-/// stalled; on end-of-file or error closes both directions.
+/// Copies `from` to `to` while forwarding, reads nothing while stalled; on
+/// end-of-file or error closes both directions.
 fn pump(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
     let _ = from.set_read_timeout(Some(TICK));
     let mut buf = vec![0u8; 64 * 1024];
     while !shared.shutdown.load(Ordering::SeqCst) {
+        if !shared.forwarding.load(Ordering::SeqCst) {
+            // Count what waits, so a test can tell the stall was real.
+            if let Ok(n) = from.peek(&mut buf[..1]) {
+                if n > 0 {
+                    shared.held.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            std::thread::sleep(TICK);
+            continue;
+        }
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -153,7 +164,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
                         break;
                     }
                 } else {
-                    shared.dropped.fetch_add(n, Ordering::SeqCst);
+                    shared.held.fetch_add(n, Ordering::SeqCst);
                 }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}

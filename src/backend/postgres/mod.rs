@@ -414,7 +414,9 @@ fn natural_type(value: &Value) -> Type {
     }
 }
 
-fn is_cache_stale(e: &Error) -> bool {
+/// The server forgot a cached statement (`DISCARD ALL`, `DEALLOCATE`) or
+/// its plan no longer fits (a changed table).
+pub fn is_cache_stale(e: &Error) -> bool {
     match e.sqlstate.as_deref() {
         Some("26000") => true,
         Some("0A000") => e
@@ -659,31 +661,13 @@ impl PgConn {
         let statement = match known {
             Some(Some(typed)) => typed,
             Some(None) => base,
-            // Try the typed variant only outside a transaction: a refusal
-            // there must not abort the caller's transaction.
-            None if self.transaction_status() == b'I' => {
+            // Try the typed variant; inside a transaction under a savepoint,
+            // so a refusal cannot abort the caller's transaction. (In a
+            // failed transaction the statement fails anyway.)
+            None if self.transaction_status() != b'E' => {
                 let text = prepared_sql.sql.clone();
-                let timeout = self.query_timeout();
-                let Self {
-                    client,
-                    driver,
-                    cancel,
-                    interrupt,
-                    ..
-                } = self;
-                let typed = Self::run(
-                    driver,
-                    cancel,
-                    interrupt.as_deref(),
-                    timeout,
-                    client.prepare_typed(&text, &wanted),
-                )
-                .await;
-                let typed = match typed {
-                    Ok(s) => Some(s),
-                    Err(e) if e.sqlstate.is_some() && !e.breaks_connection() => None,
-                    Err(e) => return Err(e),
-                };
+                let in_tx = self.transaction_status() == b'T';
+                let typed = self.prepare_typed_guarded(&text, &wanted, in_tx).await?;
                 if let Some(entry) = self.cache.entries.get_mut(sql) {
                     entry.typed.push((wanted, typed.clone()));
                 }
@@ -693,6 +677,53 @@ impl PgConn {
         };
         bind_check(&statement, &prepared_sql, &values)?;
         Ok((prepared_sql, statement, values))
+    }
+
+    /// Prepares `sql` with parameter `types`; `None` when the server refuses
+    /// them. Inside a transaction the attempt runs under a savepoint.
+    async fn prepare_typed_guarded(
+        &mut self,
+        sql: &str,
+        types: &[Type],
+        in_tx: bool,
+    ) -> Result<Option<Statement>> {
+        const SAVEPOINT: &str = "sqlpool_typed_parameters";
+        if in_tx {
+            self.execute_script(&format!("SAVEPOINT {SAVEPOINT}"))
+                .await?;
+        }
+        let timeout = self.query_timeout();
+        let typed = {
+            let Self {
+                client,
+                driver,
+                cancel,
+                interrupt,
+                ..
+            } = self;
+            Self::run(
+                driver,
+                cancel,
+                interrupt.as_deref(),
+                timeout,
+                client.prepare_typed(sql, types),
+            )
+            .await
+        };
+        let typed = match typed {
+            Ok(s) => Some(s),
+            Err(e) if e.sqlstate.is_some() && !e.breaks_connection() => None,
+            Err(e) => return Err(e),
+        };
+        if in_tx {
+            let undo = if typed.is_some() {
+                format!("RELEASE SAVEPOINT {SAVEPOINT}")
+            } else {
+                format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}")
+            };
+            self.execute_script(&undo).await?;
+        }
+        Ok(typed)
     }
 
     /// Runs a prepared statement (rows wanted or not); a stale cache entry
@@ -756,20 +787,41 @@ impl PgConn {
         }
     }
 
+    /// With the statement cache off (PgBouncer), outside a transaction: one
+    /// round trip, the server checks the values. Inside one (PgBouncer keeps
+    /// its server for the whole transaction) the statement is prepared
+    /// first, so a value a parameter cannot take fails here, before
+    /// anything runs, and cannot abort the caller's transaction; it is
+    /// closed right after.
+    fn one_round_trip(&self) -> bool {
+        self.cache.capacity == 0 && self.transaction_status() == b'I'
+    }
+
     pub async fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
-        if self.cache.capacity == 0 {
+        if self.one_round_trip() {
             return self.unnamed(sql, params).await.map(|(_, n)| n);
         }
-        self.run_prepared(sql, params, false).await.map(|(_, n)| n)
+        let r = self.run_prepared(sql, params, false).await.map(|(_, n)| n);
+        self.forget_uncached();
+        r
     }
 
     pub async fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
-        if self.cache.capacity == 0 {
+        if self.one_round_trip() {
             return self.unnamed(sql, params).await.map(|(rs, _)| rs);
         }
-        let (rows, _) = self.run_prepared(sql, params, true).await?;
-        let (statement, rows) = rows.expect("rows were asked for");
+        let r = self.run_prepared(sql, params, true).await;
+        self.forget_uncached();
+        let (statement, rows) = r?.0.expect("rows were asked for");
         result_set(statement.columns(), &rows)
+    }
+
+    /// With the cache off, statements prepared for one call are closed now
+    /// (the Close goes out before anything else, inside the transaction).
+    fn forget_uncached(&mut self) {
+        if self.cache.capacity == 0 {
+            self.cache.clear();
+        }
     }
 
     /// With the statement cache off (PgBouncer in transaction mode): one
@@ -809,18 +861,12 @@ impl PgConn {
 
     /// Runs one statement once per parameter set, pipelined: the sets are
     /// sent ahead of their answers (one Sync each), over one prepared
-    /// statement. The caller provides the transaction (all or nothing).
+    /// statement. The caller provides the transaction (all or nothing),
+    /// which also keeps PgBouncer on one server when the cache is off.
     pub async fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
         let Some(first) = sets.first() else {
             return Ok(0);
         };
-        if self.cache.capacity == 0 {
-            let mut total = 0;
-            for (i, params) in sets.iter().enumerate() {
-                total += self.unnamed(sql, params).await.map_err(|e| in_set(e, i))?.1;
-            }
-            return Ok(total);
-        }
         let (prepared_sql, statement, _) =
             self.prepare(sql, first).await.map_err(|e| in_set(e, 0))?;
         // Check every set before anything is sent.
@@ -891,7 +937,13 @@ impl PgConn {
             }
         })
         .await?;
-        r.map_err(|(i, e)| in_set(self.driver.map(e), i))
+        let r = r.map_err(|(i, e)| in_set(self.driver.map(e), i));
+        if r.as_ref().is_err_and(is_cache_stale) {
+            // The caller's transaction is aborted now; the caller may retry.
+            self.cache.remove(sql);
+        }
+        self.forget_uncached();
+        r
     }
 }
 
