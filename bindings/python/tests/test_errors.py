@@ -63,10 +63,19 @@ def test_pg_data_error_and_details(pg_uri):
         with pytest.raises(sqlpool.ProgrammingError) as info:
             pool.query("SELECT nope FROM (SELECT 1 AS x) s")
         assert info.value.details.get("position")
-        with pytest.raises(sqlpool.OperationalError) as info:
-            pool.query("SELECT pg_sleep(5)", None) if False else pool.execute("SET statement_timeout = 50")
-            pool.query("SELECT pg_sleep(1)")
+        # The server's own statement_timeout (a session setting, so on one
+        # connection: the pool resets changed sessions at release).
+        with pool.connection() as conn, pytest.raises(sqlpool.OperationalError) as info:
+            conn.execute("SET statement_timeout = 50")
+            conn.query("SELECT pg_sleep(1)")
         assert info.value.sqlstate == "57014"
+        # The client-side bound.
+        with pytest.raises(sqlpool.QueryTimeout) as qt:
+            with pool.connection() as conn:
+                conn.set_query_timeout(0.05)
+                conn.query("SELECT pg_sleep(2)")
+        assert qt.value.sqlstate == "57014"
+        assert pool.query("SELECT 1 AS one")[0].one == 1
 
 
 def test_sqlite_busy_is_operational(sqlite_uri):

@@ -503,6 +503,16 @@ impl PgConn {
         self.driver.tap.status()
     }
 
+    /// Reads, without waiting, what the server may have sent while the
+    /// connection was idle; false when that closed it.
+    pub fn looks_alive(&mut self) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        net::poll_now(|cx| self.driver.poll_connection(cx));
+        !self.is_closed()
+    }
+
     /// The tag of the last completed command ("COMMIT", "ROLLBACK", ...).
     pub fn last_command_tag(&self) -> String {
         self.driver.tap.last_tag()
