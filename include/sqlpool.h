@@ -48,6 +48,17 @@
 #define SQLPOOL_VERSION_PATCH 0
 
 /*
+ Operation kinds in `sqlpool_completion.kind`.
+ */
+#define SQLPOOL_OP_ACQUIRE 1
+
+#define SQLPOOL_OP_EXECUTE 2
+
+#define SQLPOOL_OP_QUERY 3
+
+#define SQLPOOL_OP_BATCH 4
+
+/*
  Transaction flag for `sqlpool_conn_begin`: read-only.
  */
 #define SQLPOOL_TX_READ_ONLY 1
@@ -70,6 +81,19 @@
 #define SQLPOOL_ISOLATION_REPEATABLE_READ 3
 
 #define SQLPOOL_ISOLATION_SERIALIZABLE 4
+
+/*
+ Log levels for `sqlpool_set_logger`.
+ */
+#define SQLPOOL_LOG_ERROR 1
+
+#define SQLPOOL_LOG_WARN 2
+
+#define SQLPOOL_LOG_INFO 3
+
+#define SQLPOOL_LOG_DEBUG 4
+
+#define SQLPOOL_LOG_TRACE 5
 
 /*
  Recycling methods for `sqlpool_options_set_recycling`.
@@ -106,30 +130,6 @@
  cell by cell.
  */
 #define SQLPOOL_KIND_MIXED 6
-
-/*
- Log levels for `sqlpool_set_logger`.
- */
-#define SQLPOOL_LOG_ERROR 1
-
-#define SQLPOOL_LOG_WARN 2
-
-#define SQLPOOL_LOG_INFO 3
-
-#define SQLPOOL_LOG_DEBUG 4
-
-#define SQLPOOL_LOG_TRACE 5
-
-/*
- Operation kinds in `sqlpool_completion.kind`.
- */
-#define SQLPOOL_OP_ACQUIRE 1
-
-#define SQLPOOL_OP_EXECUTE 2
-
-#define SQLPOOL_OP_QUERY 3
-
-#define SQLPOOL_OP_BATCH 4
 
 /*
  Status code returned by every fallible `sqlpool_*` function.
@@ -334,6 +334,73 @@ typedef struct sqlpool_result sqlpool_result;
 typedef SQLPOOL sqlpool_status;
 
 /*
+ The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
+ to a `sqlpool_completion_callback`.
+
+ Ownership: `handle` belongs to the receiver. For `SQLPOOL_OP_ACQUIRE` it
+ is a `sqlpool_conn *` the receiver must give back with
+ `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
+ receiver must free with `sqlpool_result_free`; otherwise, and whenever
+ `status` is not `SQLPOOL_OK`, it is NULL.
+ */
+typedef struct sqlpool_completion {
+  /*
+   The id the starting function wrote to `*op_id`.
+   */
+  uint64_t op_id;
+  /*
+   As passed when the operation started.
+   */
+  void *user_data;
+  /*
+   `SQLPOOL_OK`, `SQLPOOL_CANCELLED`, or the operation's error; the
+   detail is the thread's last error (see `sqlpool_queue_pop` and
+   `sqlpool_completion_callback`).
+   */
+  sqlpool_status status;
+  /*
+   `SQLPOOL_OP_ACQUIRE`, `SQLPOOL_OP_EXECUTE`, `SQLPOOL_OP_QUERY` or
+   `SQLPOOL_OP_BATCH`.
+   */
+  uint32_t kind;
+  /*
+   ACQUIRE: a `sqlpool_conn *` (release it); QUERY: a
+   `sqlpool_result *` (free it); otherwise NULL.
+   */
+  void *handle;
+  /*
+   EXECUTE and BATCH: the rows changed; otherwise 0.
+   */
+  uint64_t rows_affected;
+} sqlpool_completion;
+
+/*
+ Called once per operation started with a callback: `user_data` as
+ passed when it started, and the completion, valid only during the call
+ (its `handle` is the receiver's: release or free it, now or later).
+
+ Runs on a library thread (never the starting thread, never a
+ runtime worker, never with a library lock held), possibly on several
+ threads at once for different operations, and possibly before the
+ starting function has returned. Inside it, the thread's last error is
+ the operation's error when `status` is not `SQLPOOL_OK`. It may call
+ any sqlpool function, including starting further operations; it should
+ return quickly (it holds one of the library's blocking threads).
+ */
+typedef void (*sqlpool_completion_callback)(void *user_data,
+                                            const struct sqlpool_completion *completion);
+
+/*
+ A log callback: `user_data` as given to `sqlpool_set_logger`, the level
+ (`SQLPOOL_LOG_*`), the target (`sqlpool::pool`, `sqlpool::sql`) and the
+ message, both NUL-terminated and valid only during the call.
+ */
+typedef void (*sqlpool_log_callback)(void *user_data,
+                                     uint32_t level,
+                                     const char *target,
+                                     const char *message);
+
+/*
  Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
  appended; pass `sizeof(sqlpool_stats)` so an older program keeps
  working with a newer library.
@@ -451,73 +518,6 @@ typedef struct sqlpool_result_info {
   uintptr_t names_len;
 } sqlpool_result_info;
 
-/*
- A log callback: `user_data` as given to `sqlpool_set_logger`, the level
- (`SQLPOOL_LOG_*`), the target (`sqlpool::pool`, `sqlpool::sql`) and the
- message, both NUL-terminated and valid only during the call.
- */
-typedef void (*sqlpool_log_callback)(void *user_data,
-                                     uint32_t level,
-                                     const char *target,
-                                     const char *message);
-
-/*
- The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
- to a `sqlpool_completion_callback`.
-
- Ownership: `handle` belongs to the receiver. For `SQLPOOL_OP_ACQUIRE` it
- is a `sqlpool_conn *` the receiver must give back with
- `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
- receiver must free with `sqlpool_result_free`; otherwise, and whenever
- `status` is not `SQLPOOL_OK`, it is NULL.
- */
-typedef struct sqlpool_completion {
-  /*
-   The id the starting function wrote to `*op_id`.
-   */
-  uint64_t op_id;
-  /*
-   As passed when the operation started.
-   */
-  void *user_data;
-  /*
-   `SQLPOOL_OK`, `SQLPOOL_CANCELLED`, or the operation's error; the
-   detail is the thread's last error (see `sqlpool_queue_pop` and
-   `sqlpool_completion_callback`).
-   */
-  sqlpool_status status;
-  /*
-   `SQLPOOL_OP_ACQUIRE`, `SQLPOOL_OP_EXECUTE`, `SQLPOOL_OP_QUERY` or
-   `SQLPOOL_OP_BATCH`.
-   */
-  uint32_t kind;
-  /*
-   ACQUIRE: a `sqlpool_conn *` (release it); QUERY: a
-   `sqlpool_result *` (free it); otherwise NULL.
-   */
-  void *handle;
-  /*
-   EXECUTE and BATCH: the rows changed; otherwise 0.
-   */
-  uint64_t rows_affected;
-} sqlpool_completion;
-
-/*
- Called once per operation started with a callback: `user_data` as
- passed when it started, and the completion, valid only during the call
- (its `handle` is the receiver's: release or free it, now or later).
-
- Runs on a library thread (never the starting thread, never a
- runtime worker, never with a library lock held), possibly on several
- threads at once for different operations, and possibly before the
- starting function has returned. Inside it, the thread's last error is
- the operation's error when `status` is not `SQLPOOL_OK`. It may call
- any sqlpool function, including starting further operations; it should
- return quickly (it holds one of the library's blocking threads).
- */
-typedef void (*sqlpool_completion_callback)(void *user_data,
-                                            const struct sqlpool_completion *completion);
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -573,612 +573,6 @@ int64_t sqlpool_last_error_native_code(void);
  as `sqlpool_last_error_message`.
  */
 const char *sqlpool_last_error_json(void);
-
-/*
- Creates an options object with every option unset (defaults apply).
-
- On success `*out` owns a new object; free it with `sqlpool_options_free`.
- Errors: `SQLPOOL_INVALID_ARGUMENT` if `out` is NULL.
- */
-sqlpool_status sqlpool_options_new(struct sqlpool_options **out);
-
-/*
- Frees an options object. NULL is accepted and ignored. Freeing it twice
- returns `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_options_free(struct sqlpool_options *options);
-
-/*
- Sets any option by name, from text, exactly as in a URI query:
- `min_size`, `max_size`, `max_waiting`, `acquire_timeout`,
- `connect_timeout`, `idle_timeout`, `max_lifetime`, `check_interval`
- (durations: `30`, `1.5`, `500ms`, `30s`, `2m`), `recycling`
- (`fast`/`verified`/`clean`), `lazy`, `leak_threshold`,
- `statement_cache_size`, `busy_timeout`, `journal_mode`, `pragma.NAME`
- (SQLite), `user`, `password`, `host`, `port`, `dbname`,
- `application_name` (PostgreSQL). Options set here win over the URI's.
-
- Errors: `SQLPOOL_INVALID_OPTION` (unknown key or bad value; the message
- names the option), `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_INVALID_UTF8`,
- `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_options_set(struct sqlpool_options *options,
-                                   const char *key,
-                                   const char *value);
-
-/*
- Maximum number of connections (default 10, at least 1). Errors as
- `sqlpool_options_set`.
- */
-sqlpool_status sqlpool_options_set_max_size(struct sqlpool_options *options, uint32_t max_size);
-
-/*
- Connections opened at start and kept open (default 1).
- */
-sqlpool_status sqlpool_options_set_min_size(struct sqlpool_options *options, uint32_t min_size);
-
-/*
- Most callers that may wait for a connection at once; past it acquire
- fails at once with `SQLPOOL_POOL_EXHAUSTED`. 0 (default) = no limit.
- */
-sqlpool_status sqlpool_options_set_max_waiting(struct sqlpool_options *options,
-                                               uint32_t max_waiting);
-
-/*
- How long acquire waits by default, in milliseconds (default 30000).
- */
-sqlpool_status sqlpool_options_set_acquire_timeout_ms(struct sqlpool_options *options,
-                                                      uint64_t timeout_ms);
-
-/*
- How long opening one connection may take, in milliseconds (default
- 10000; PostgreSQL): TCP connect, TLS, start-up and authentication, per
- host tried.
- */
-sqlpool_status sqlpool_options_set_connect_timeout_ms(struct sqlpool_options *options,
-                                                      uint64_t timeout_ms);
-
-/*
- A client-side bound on each PostgreSQL statement, in milliseconds
- (default 0 = none; URI option `query_timeout`). At the deadline the
- library asks the server to cancel the statement and the call returns
- `SQLPOOL_QUERY_TIMEOUT`; if the server does not end it within half a
- second, the connection is closed instead. Also bounds the rollback at
- release. Per connection: `sqlpool_conn_set_query_timeout`.
- */
-sqlpool_status sqlpool_options_set_query_timeout_ms(struct sqlpool_options *options,
-                                                    uint64_t timeout_ms);
-
-/*
- Idle connections above `min_size` close after this many milliseconds
- (default 600000; 0 = never).
- */
-sqlpool_status sqlpool_options_set_idle_timeout_ms(struct sqlpool_options *options,
-                                                   uint64_t timeout_ms);
-
-/*
- Connections are replaced after this many milliseconds, minus up to 2.5%
- at random per connection (default 1800000; 0 = never).
- */
-sqlpool_status sqlpool_options_set_max_lifetime_ms(struct sqlpool_options *options,
-                                                   uint64_t lifetime_ms);
-
-/*
- Idle connections are verified this often and dead ones replaced, in
- milliseconds (default 30000; 0 = never).
- */
-sqlpool_status sqlpool_options_set_check_interval_ms(struct sqlpool_options *options,
-                                                     uint64_t interval_ms);
-
-/*
- What checkout does: `SQLPOOL_RECYCLE_FAST` (0, nothing),
- `SQLPOOL_RECYCLE_VERIFIED` (1, default: a cheap round trip),
- `SQLPOOL_RECYCLE_CLEAN` (2, PostgreSQL `DISCARD ALL`). Errors:
- `SQLPOOL_INVALID_OPTION` for another number.
- */
-sqlpool_status sqlpool_options_set_recycling(struct sqlpool_options *options, uint32_t method);
-
-/*
- Nonzero: `sqlpool_pool_open` does not connect first, so it succeeds while
- the database is unreachable. Zero (default): it fails fast.
- */
-sqlpool_status sqlpool_options_set_lazy(struct sqlpool_options *options, int32_t lazy);
-
-/*
- A connection held longer than this many milliseconds is reported once
- as a possible leak (log target `sqlpool::pool`, and the stats' leak
- count). 0 (default) = off.
- */
-sqlpool_status sqlpool_options_set_leak_threshold_ms(struct sqlpool_options *options,
-                                                     uint64_t threshold_ms);
-
-/*
- Prepared statements cached per connection (default 128; 0 = off, for
- PgBouncer in transaction mode).
- */
-sqlpool_status sqlpool_options_set_statement_cache_size(struct sqlpool_options *options,
-                                                        uint32_t size);
-
-/*
- PostgreSQL user name (psqlpy's `username`); overrides the URI's.
- */
-sqlpool_status sqlpool_options_set_user(struct sqlpool_options *options, const char *user);
-
-/*
- PostgreSQL password; overrides the URI's. Never logged or shown.
- */
-sqlpool_status sqlpool_options_set_password(struct sqlpool_options *options, const char *password);
-
-/*
- PostgreSQL host name, address or socket directory; overrides the URI's.
- */
-sqlpool_status sqlpool_options_set_host(struct sqlpool_options *options, const char *host);
-
-/*
- PostgreSQL database name (psqlpy's `db_name`); overrides the URI's.
- */
-sqlpool_status sqlpool_options_set_dbname(struct sqlpool_options *options, const char *dbname);
-
-/*
- PostgreSQL port; overrides the URI's. Errors: `SQLPOOL_INVALID_OPTION`
- for 0.
- */
-sqlpool_status sqlpool_options_set_port(struct sqlpool_options *options, uint16_t port);
-
-/*
- Opens a pool.
-
- `uri`: `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:`,
- `file:PATH?mode=ro`, `postgresql://user:pass@host:port/db?...` or
- `postgres://...`; pool options may follow as query parameters
- (`?min_size=5&max_size=30&acquire_timeout=60s`). `uri` may be NULL when
- `options` sets PostgreSQL's host/user/dbname separately. `options` may
- be NULL (defaults); it is only read, the caller still frees it.
-
- Unless the `lazy` option is set, one connection is opened before this
- returns, so an unreachable database or bad credentials fail here.
-
- On success `*out` owns the pool; close it with `sqlpool_pool_close`.
- Errors: `SQLPOOL_INVALID_URI`, `SQLPOOL_INVALID_OPTION`,
- `SQLPOOL_CONNECTION_ERROR`, `SQLPOOL_AUTH_ERROR`,
- `SQLPOOL_DATABASE_ERROR`, `SQLPOOL_INVALID_ARGUMENT`,
- `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale options).
- */
-sqlpool_status sqlpool_pool_open(const char *uri,
-                                 const struct sqlpool_options *options,
-                                 struct sqlpool_pool **out);
-
-/*
- Closes a pool: no acquire succeeds afterwards, callers waiting in acquire
- wake with `SQLPOOL_POOL_CLOSED`, idle connections close now, connections
- still borrowed close when released. The handle is invalid afterwards
- (another close returns `SQLPOOL_MISUSE`). NULL is accepted and ignored.
- */
-sqlpool_status sqlpool_pool_close(struct sqlpool_pool *pool);
-
-/*
- Borrows a connection, waiting at most `timeout_ms` milliseconds (a
- negative value: the pool's acquire timeout; 0: do not wait).
-
- On success `*out` is a connection the caller must give back with
- `sqlpool_conn_release`. Errors: `SQLPOOL_POOL_TIMEOUT` (the message
- carries the last connection error, if any), `SQLPOOL_POOL_CLOSED`,
- `SQLPOOL_POOL_EXHAUSTED` (`max_waiting`); the connection error itself
- (`SQLPOOL_AUTH_ERROR`, `SQLPOOL_DATABASE_ERROR` for an unknown database,
- `SQLPOOL_UNSUPPORTED` for `sslmode=require`) when retrying cannot help;
- `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
- */
-sqlpool_status sqlpool_pool_acquire(struct sqlpool_pool *pool,
-                                    int64_t timeout_ms,
-                                    struct sqlpool_conn **out);
-
-/*
- Acquires a connection, runs one statement and releases it (psqlpy's
- `pool.execute`). `params` may be NULL. On success `*rows_affected`
- (if not NULL) is set. Errors: those of `sqlpool_pool_acquire` and
- `sqlpool_conn_execute`.
- */
-sqlpool_status sqlpool_pool_execute(struct sqlpool_pool *pool,
-                                    const char *sql,
-                                    const struct sqlpool_params *params,
-                                    uint64_t *rows_affected);
-
-/*
- Acquires a connection, runs one query and releases it. On success
- `*out` owns the result; free it with `sqlpool_result_free`. Errors: those
- of `sqlpool_pool_acquire` and `sqlpool_conn_query`.
- */
-sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
-                                  const char *sql,
-                                  const struct sqlpool_params *params,
-                                  struct sqlpool_result **out);
-
-/*
- Fills `*out` with the pool's statistics. Pass `size` =
- `sizeof(sqlpool_stats)`: the library writes min(`size`, its own struct
- size) bytes, so a program built against an older (smaller) header keeps
- working with a newer library. Thread-safe.
- Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
-                                  struct sqlpool_stats *out,
-                                  uintptr_t size);
-
-/*
- Changes the pool's sizes at run time. Surplus idle connections close at
- once, surplus borrowed ones when released. Errors:
- `SQLPOOL_INVALID_OPTION` (max 0 or min > max), `SQLPOOL_POOL_CLOSED`,
- `SQLPOOL_MISUSE`. Thread-safe.
- */
-sqlpool_status sqlpool_pool_resize(struct sqlpool_pool *pool, uint32_t min_size, uint32_t max_size);
-
-/*
- Replaces every connection without failing callers (after a failover or a
- password change): idle ones close now, borrowed ones when released; new
- ones are opened as needed. Thread-safe. Errors: `SQLPOOL_POOL_CLOSED`,
- `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_pool_drain(struct sqlpool_pool *pool);
-
-/*
- Gives a connection back to its pool. An open or failed transaction is
- rolled back first; a broken connection is discarded and replaced. The
- handle is invalid afterwards: using or releasing it again returns
- `SQLPOOL_MISUSE`. NULL is accepted and ignored. Errors: `SQLPOOL_BUSY`
- while another thread is inside a call on it.
- */
-sqlpool_status sqlpool_conn_release(struct sqlpool_conn *conn);
-
-/*
- Bounds each later statement on this borrowed connection until it is
- released (PostgreSQL; SQLite ignores it): `timeout_ms` > 0 that many
- milliseconds, 0 no bound, < 0 back to the pool's `query_timeout`. A
- statement past its bound returns `SQLPOOL_QUERY_TIMEOUT` (see
- `sqlpool_options_set_query_timeout_ms`). Errors: `SQLPOOL_BUSY`,
- `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_conn_set_query_timeout(struct sqlpool_conn *conn, int64_t timeout_ms);
-
-/*
- Runs one statement with bound parameters and reports the rows it
- changed. Placeholders: `$1..$n` (both databases), `?`/`?NNN` (SQLite),
- or `:name` with named parameters (both). `params` may be NULL for none;
- it is only read. `rows_affected` may be NULL.
-
- Errors: `SQLPOOL_PARAMETER_ERROR` (count, names or a value the parameter
- cannot take; nothing is sent), `SQLPOOL_DATABASE_ERROR`,
- `SQLPOOL_CONSTRAINT_VIOLATION`, `SQLPOOL_CONNECTION_ERROR`,
- `SQLPOOL_INVALID_UTF8`, `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_BUSY`,
- `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_conn_execute(struct sqlpool_conn *conn,
-                                    const char *sql,
-                                    const struct sqlpool_params *params,
-                                    uint64_t *rows_affected);
-
-/*
- Runs one query with bound parameters (as `sqlpool_conn_execute`) and
- reads all its rows. On success `*out` owns the result; free it with
- `sqlpool_result_free`. Errors: as `sqlpool_conn_execute`.
- */
-sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
-                                  const char *sql,
-                                  const struct sqlpool_params *params,
-                                  struct sqlpool_result **out);
-
-/*
- Runs a script of one or more statements separated by `;`, without
- parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
- */
-sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char *sql);
-
-/*
- Runs one statement once per parameter list (executemany), all in one
- transaction: the connection's open transaction if there is one,
- otherwise its own, committed at the end. All or nothing: on error
- nothing of the batch remains. `param_sets` is an array of `count`
- parameter lists (each only read). `*rows_affected` (if not NULL) gets the
- total. Errors: as `sqlpool_conn_execute`; a parameter error names the
- failing set.
- */
-sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
-                                          const char *sql,
-                                          const struct sqlpool_params *const *param_sets,
-                                          uintptr_t count,
-                                          uint64_t *rows_affected);
-
-/*
- Runs one statement once per parameter set of `params`: each
- `sqlpool_params_next_set` ends one set (possibly empty, for a statement
- without parameters), and values after the last one form a final set; an
- empty list (or NULL) runs nothing. This is executemany without a
- parameter list per set: the cheapest way to batch from C and bindings.
- Transaction and all-or-nothing behaviour as `sqlpool_conn_execute_batch`.
- `params` is only read. `*rows_affected` (if not NULL) gets the total.
- Errors: as `sqlpool_conn_execute_batch`.
- */
-sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
-                                         const char *sql,
-                                         const struct sqlpool_params *params,
-                                         uint64_t *rows_affected);
-
-/*
- Begins a transaction. `isolation` is one of `SQLPOOL_ISOLATION_*`;
- `flags` combines `SQLPOOL_TX_*`. On SQLite every transaction is
- serializable; a read-write one starts with `BEGIN IMMEDIATE` so
- concurrent writers wait on the busy timeout instead of failing later.
- Errors: `SQLPOOL_TRANSACTION_STATE` (SQLite: one is already open),
- `SQLPOOL_INVALID_ARGUMENT`, and those of `sqlpool_conn_execute`.
- */
-sqlpool_status sqlpool_conn_begin(struct sqlpool_conn *conn, uint32_t isolation, uint32_t flags);
-
-/*
- Commits the open transaction. Errors: `SQLPOOL_TRANSACTION_STATE` when
- a statement had failed inside the transaction (PostgreSQL then rolls the
- whole transaction back; SQLSTATE 25P02) and, on SQLite, when none is
- open (PostgreSQL only warns about that and returns `SQLPOOL_OK`); and
- those of `sqlpool_conn_execute`.
- */
-sqlpool_status sqlpool_conn_commit(struct sqlpool_conn *conn);
-
-/*
- Rolls the open transaction back. Errors: as `sqlpool_conn_commit`.
- */
-sqlpool_status sqlpool_conn_rollback(struct sqlpool_conn *conn);
-
-/*
- Creates a savepoint (`name`: letters, digits, `_`). Errors:
- `SQLPOOL_INVALID_ARGUMENT` for a bad name, and those of
- `sqlpool_conn_execute`.
- */
-sqlpool_status sqlpool_conn_savepoint(struct sqlpool_conn *conn, const char *name);
-
-/*
- Releases (keeps the work of) a savepoint. Errors: as
- `sqlpool_conn_savepoint`.
- */
-sqlpool_status sqlpool_conn_release_savepoint(struct sqlpool_conn *conn, const char *name);
-
-/*
- Rolls back to a savepoint, which stays defined; this also recovers a
- failed PostgreSQL transaction. Errors: as `sqlpool_conn_savepoint`.
- */
-sqlpool_status sqlpool_conn_rollback_to_savepoint(struct sqlpool_conn *conn, const char *name);
-
-/*
- Creates an empty parameter list. On success `*out` is owned by the
- caller; free it with `sqlpool_params_free`. Errors:
- `SQLPOOL_INVALID_ARGUMENT` if `out` is NULL.
- */
-sqlpool_status sqlpool_params_new(struct sqlpool_params **out);
-
-/*
- Frees a parameter list. NULL is accepted and ignored; freeing twice
- returns `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_params_free(struct sqlpool_params *params);
-
-/*
- Ends the current parameter set: values added afterwards form the next
- set, for `sqlpool_conn_execute_many`. A list with more than one set is
- refused by the single-statement calls. Errors: `SQLPOOL_INVALID_ARGUMENT`,
- `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_params_next_set(struct sqlpool_params *params);
-
-/*
- Empties a parameter list (all its sets) so it can be filled again.
- */
-sqlpool_status sqlpool_params_clear(struct sqlpool_params *params);
-
-/*
- Appends NULL. `name`: NULL for positional, else the parameter's name.
- Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_INVALID_UTF8` (name),
- `SQLPOOL_PARAMETER_ERROR` (empty name), `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_params_add_null(struct sqlpool_params *params, const char *name);
-
-/*
- Appends a boolean (nonzero = true). `name` as `sqlpool_params_add_null`.
- */
-sqlpool_status sqlpool_params_add_bool(struct sqlpool_params *params,
-                                       const char *name,
-                                       int32_t value);
-
-/*
- Appends a 64-bit integer. It binds to PostgreSQL int2/int4/int8 (range
- checked), numeric, float, and to timestamps as microseconds since
- 1970-01-01 UTC. `name` as `sqlpool_params_add_null`.
- */
-sqlpool_status sqlpool_params_add_int64(struct sqlpool_params *params,
-                                        const char *name,
-                                        int64_t value);
-
-/*
- Appends a 64-bit float (never narrowed unless the column is float4).
- `name` as `sqlpool_params_add_null`.
- */
-sqlpool_status sqlpool_params_add_double(struct sqlpool_params *params,
-                                         const char *name,
-                                         double value);
-
-/*
- Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated).
- Text also binds to numeric, uuid, date/time, interval, json, inet and
- array (JSON array text) parameters. Errors: `SQLPOOL_INVALID_UTF8`,
- `SQLPOOL_INVALID_ARGUMENT` (NULL `value` with nonzero `len`), and as
- `sqlpool_params_add_null`.
- */
-sqlpool_status sqlpool_params_add_text(struct sqlpool_params *params,
-                                       const char *name,
-                                       const char *value,
-                                       uintptr_t len);
-
-/*
- Appends `len` bytes of binary data (copied). Errors: as
- `sqlpool_params_add_text`, without the UTF-8 check.
- */
-sqlpool_status sqlpool_params_add_blob(struct sqlpool_params *params,
-                                       const char *name,
-                                       const uint8_t *value,
-                                       uintptr_t len);
-
-/*
- Fills `*out` with column `column` as arrays, for reading a result in a
- few calls instead of one per cell (bindings use this). The arrays are
- built on first request and kept with the result. Errors:
- `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
- */
-sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
-                                          uintptr_t column,
-                                          struct sqlpool_column_data *out);
-
-/*
- Row count, column count and every column's name and declared type in
- one call, for bindings that pay per call (ctypes). Thread-safe like
- every result getter. Errors: as `sqlpool_result_row_count`.
- */
-sqlpool_status sqlpool_result_describe(const struct sqlpool_result *result,
-                                       struct sqlpool_result_info *out);
-
-/*
- Frees a result; pointers obtained from it become invalid. NULL is
- accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_result_free(struct sqlpool_result *result);
-
-/*
- Number of rows. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
- */
-sqlpool_status sqlpool_result_row_count(const struct sqlpool_result *result, uintptr_t *out);
-
-/*
- Number of columns. Errors: as `sqlpool_result_row_count`.
- */
-sqlpool_status sqlpool_result_column_count(const struct sqlpool_result *result, uintptr_t *out);
-
-/*
- A column's name: `*ptr` points at `*len` bytes of UTF-8, NOT
- NUL-terminated, valid until `sqlpool_result_free`. `len` may be NULL.
- Duplicate names are kept, in column order. Errors:
- `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
- */
-sqlpool_status sqlpool_result_column_name(const struct sqlpool_result *result,
-                                          uintptr_t column,
-                                          const char **ptr,
-                                          uintptr_t *len);
-
-/*
- A column's declared type as the database names it (`int4`,
- `timestamptz`, `text[]`; SQLite: the declared type, "" for expressions).
- Pointer and lifetime as `sqlpool_result_column_name`.
- */
-sqlpool_status sqlpool_result_column_decltype(const struct sqlpool_result *result,
-                                              uintptr_t column,
-                                              const char **ptr,
-                                              uintptr_t *len);
-
-/*
- Index of the first (leftmost) column named `name`. Errors:
- `SQLPOOL_OUT_OF_RANGE` when there is none, and as
- `sqlpool_result_row_count`.
- */
-sqlpool_status sqlpool_result_column_index(const struct sqlpool_result *result,
-                                           const char *name,
-                                           uintptr_t *out);
-
-/*
- The kind (`SQLPOOL_KIND_*`) of cell (`row`, `column`). Errors:
- `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
- */
-sqlpool_status sqlpool_result_kind(const struct sqlpool_result *result,
-                                   uintptr_t row,
-                                   uintptr_t column,
-                                   uint32_t *out);
-
-/*
- `*out` = 1 when the cell is NULL, else 0. Errors: as
- `sqlpool_result_kind`.
- */
-sqlpool_status sqlpool_result_is_null(const struct sqlpool_result *result,
-                                      uintptr_t row,
-                                      uintptr_t column,
-                                      int32_t *out);
-
-/*
- A cell as int64 (int64 or bool cells). Errors: `SQLPOOL_NULL_VALUE`,
- `SQLPOOL_TYPE_MISMATCH`, and as `sqlpool_result_kind`.
- */
-sqlpool_status sqlpool_result_get_int64(const struct sqlpool_result *result,
-                                        uintptr_t row,
-                                        uintptr_t column,
-                                        int64_t *out);
-
-/*
- A cell as double (double cells, and int64 cells exactly representable).
- Errors: as `sqlpool_result_get_int64`.
- */
-sqlpool_status sqlpool_result_get_double(const struct sqlpool_result *result,
-                                         uintptr_t row,
-                                         uintptr_t column,
-                                         double *out);
-
-/*
- A cell as bool, 1 or 0 (bool cells, and int64 cells holding 0 or 1).
- Errors: as `sqlpool_result_get_int64`.
- */
-sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
-                                       int32_t *out);
-
-/*
- A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated
- (print it with `printf("%.*s", (int)len, ptr)`), valid until
- `sqlpool_result_free`; for empty text `*len` is 0 and `*ptr` is non-NULL.
- Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
- */
-sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
-                                       const char **ptr,
-                                       uintptr_t *len);
-
-/*
- A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
- bytes valid until `sqlpool_result_free` (`*ptr` may be non-NULL with
- `*len` 0). Errors: as `sqlpool_result_get_int64`.
- */
-sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
-                                       const uint8_t **ptr,
-                                       uintptr_t *len);
-
-/*
- Sends the library's log lines to `callback` at `min_level` and more
- severe; NULL `callback` restores the default (stderr when the
- `SQLPOOL_LOG` environment variable is set, else nothing).
-
- The callback may run on any thread: the caller's, a connection thread
- or a pool's maintenance thread, and on several at once; it is never
- called with a pool lock held, so it may call back into the library.
- `user_data` must stay valid until the logger is replaced: when this
- function returns, no other thread is inside the previous callback any
- more, so the previous `user_data` may be freed then. Secrets never
- appear in messages. Errors: `SQLPOOL_INVALID_ARGUMENT` (bad level).
- */
-sqlpool_status sqlpool_set_logger(sqlpool_log_callback callback,
-                                  uint32_t min_level,
-                                  void *user_data);
-
-/*
- Turns statement logging (target `sqlpool::sql`, level INFO: each
- statement with its duration and rows) on or off; parameter values are
- logged only when `with_values` is nonzero, otherwise redacted. Also on
- when the environment has `SQLPOOL_SQL_LOG=1`.
- */
-sqlpool_status sqlpool_set_sql_logging(int32_t enabled, int32_t with_values);
 
 /*
  Creates a completion queue. On success `*out` owns it; free it with
@@ -1344,6 +738,612 @@ sqlpool_status sqlpool_cancel(uint64_t op_id);
  `SQLPOOL_MISUSE`. Thread-safe.
  */
 sqlpool_status sqlpool_set_async_threads(uint32_t n);
+
+/*
+ Gives a connection back to its pool. An open or failed transaction is
+ rolled back first; a broken connection is discarded and replaced. The
+ handle is invalid afterwards: using or releasing it again returns
+ `SQLPOOL_MISUSE`. NULL is accepted and ignored. Errors: `SQLPOOL_BUSY`
+ while another thread is inside a call on it.
+ */
+sqlpool_status sqlpool_conn_release(struct sqlpool_conn *conn);
+
+/*
+ Bounds each later statement on this borrowed connection until it is
+ released (PostgreSQL; SQLite ignores it): `timeout_ms` > 0 that many
+ milliseconds, 0 no bound, < 0 back to the pool's `query_timeout`. A
+ statement past its bound returns `SQLPOOL_QUERY_TIMEOUT` (see
+ `sqlpool_options_set_query_timeout_ms`). Errors: `SQLPOOL_BUSY`,
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_conn_set_query_timeout(struct sqlpool_conn *conn, int64_t timeout_ms);
+
+/*
+ Runs one statement with bound parameters and reports the rows it
+ changed. Placeholders: `$1..$n` (both databases), `?`/`?NNN` (SQLite),
+ or `:name` with named parameters (both). `params` may be NULL for none;
+ it is only read. `rows_affected` may be NULL.
+
+ Errors: `SQLPOOL_PARAMETER_ERROR` (count, names or a value the parameter
+ cannot take; nothing is sent), `SQLPOOL_DATABASE_ERROR`,
+ `SQLPOOL_CONSTRAINT_VIOLATION`, `SQLPOOL_CONNECTION_ERROR`,
+ `SQLPOOL_INVALID_UTF8`, `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_BUSY`,
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_conn_execute(struct sqlpool_conn *conn,
+                                    const char *sql,
+                                    const struct sqlpool_params *params,
+                                    uint64_t *rows_affected);
+
+/*
+ Runs one query with bound parameters (as `sqlpool_conn_execute`) and
+ reads all its rows. On success `*out` owns the result; free it with
+ `sqlpool_result_free`. Errors: as `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
+                                  const char *sql,
+                                  const struct sqlpool_params *params,
+                                  struct sqlpool_result **out);
+
+/*
+ Runs a script of one or more statements separated by `;`, without
+ parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char *sql);
+
+/*
+ Runs one statement once per parameter list (executemany), all in one
+ transaction: the connection's open transaction if there is one,
+ otherwise its own, committed at the end. All or nothing: on error
+ nothing of the batch remains. `param_sets` is an array of `count`
+ parameter lists (each only read). `*rows_affected` (if not NULL) gets the
+ total. Errors: as `sqlpool_conn_execute`; a parameter error names the
+ failing set.
+ */
+sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
+                                          const char *sql,
+                                          const struct sqlpool_params *const *param_sets,
+                                          uintptr_t count,
+                                          uint64_t *rows_affected);
+
+/*
+ Runs one statement once per parameter set of `params`: each
+ `sqlpool_params_next_set` ends one set (possibly empty, for a statement
+ without parameters), and values after the last one form a final set; an
+ empty list (or NULL) runs nothing. This is executemany without a
+ parameter list per set: the cheapest way to batch from C and bindings.
+ Transaction and all-or-nothing behaviour as `sqlpool_conn_execute_batch`.
+ `params` is only read. `*rows_affected` (if not NULL) gets the total.
+ Errors: as `sqlpool_conn_execute_batch`.
+ */
+sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
+                                         const char *sql,
+                                         const struct sqlpool_params *params,
+                                         uint64_t *rows_affected);
+
+/*
+ Begins a transaction. `isolation` is one of `SQLPOOL_ISOLATION_*`;
+ `flags` combines `SQLPOOL_TX_*`. On SQLite every transaction is
+ serializable; a read-write one starts with `BEGIN IMMEDIATE` so
+ concurrent writers wait on the busy timeout instead of failing later.
+ Errors: `SQLPOOL_TRANSACTION_STATE` (SQLite: one is already open),
+ `SQLPOOL_INVALID_ARGUMENT`, and those of `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_conn_begin(struct sqlpool_conn *conn, uint32_t isolation, uint32_t flags);
+
+/*
+ Commits the open transaction. Errors: `SQLPOOL_TRANSACTION_STATE` when
+ a statement had failed inside the transaction (PostgreSQL then rolls the
+ whole transaction back; SQLSTATE 25P02) and, on SQLite, when none is
+ open (PostgreSQL only warns about that and returns `SQLPOOL_OK`); and
+ those of `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_conn_commit(struct sqlpool_conn *conn);
+
+/*
+ Rolls the open transaction back. Errors: as `sqlpool_conn_commit`.
+ */
+sqlpool_status sqlpool_conn_rollback(struct sqlpool_conn *conn);
+
+/*
+ Creates a savepoint (`name`: letters, digits, `_`). Errors:
+ `SQLPOOL_INVALID_ARGUMENT` for a bad name, and those of
+ `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_conn_savepoint(struct sqlpool_conn *conn, const char *name);
+
+/*
+ Releases (keeps the work of) a savepoint. Errors: as
+ `sqlpool_conn_savepoint`.
+ */
+sqlpool_status sqlpool_conn_release_savepoint(struct sqlpool_conn *conn, const char *name);
+
+/*
+ Rolls back to a savepoint, which stays defined; this also recovers a
+ failed PostgreSQL transaction. Errors: as `sqlpool_conn_savepoint`.
+ */
+sqlpool_status sqlpool_conn_rollback_to_savepoint(struct sqlpool_conn *conn, const char *name);
+
+/*
+ Sends the library's log lines to `callback` at `min_level` and more
+ severe; NULL `callback` restores the default (stderr when the
+ `SQLPOOL_LOG` environment variable is set, else nothing).
+
+ The callback may run on any thread: the caller's, a connection thread
+ or a pool's maintenance thread, and on several at once; it is never
+ called with a pool lock held, so it may call back into the library.
+ `user_data` must stay valid until the logger is replaced: when this
+ function returns, no other thread is inside the previous callback any
+ more, so the previous `user_data` may be freed then. Secrets never
+ appear in messages. Errors: `SQLPOOL_INVALID_ARGUMENT` (bad level).
+ */
+sqlpool_status sqlpool_set_logger(sqlpool_log_callback callback,
+                                  uint32_t min_level,
+                                  void *user_data);
+
+/*
+ Turns statement logging (target `sqlpool::sql`, level INFO: each
+ statement with its duration and rows) on or off; parameter values are
+ logged only when `with_values` is nonzero, otherwise redacted. Also on
+ when the environment has `SQLPOOL_SQL_LOG=1`.
+ */
+sqlpool_status sqlpool_set_sql_logging(int32_t enabled, int32_t with_values);
+
+/*
+ Creates an options object with every option unset (defaults apply).
+
+ On success `*out` owns a new object; free it with `sqlpool_options_free`.
+ Errors: `SQLPOOL_INVALID_ARGUMENT` if `out` is NULL.
+ */
+sqlpool_status sqlpool_options_new(struct sqlpool_options **out);
+
+/*
+ Frees an options object. NULL is accepted and ignored. Freeing it twice
+ returns `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_options_free(struct sqlpool_options *options);
+
+/*
+ Sets any option by name, from text, exactly as in a URI query:
+ `min_size`, `max_size`, `max_waiting`, `acquire_timeout`,
+ `connect_timeout`, `idle_timeout`, `max_lifetime`, `check_interval`
+ (durations: `30`, `1.5`, `500ms`, `30s`, `2m`), `recycling`
+ (`fast`/`verified`/`clean`), `lazy`, `leak_threshold`,
+ `statement_cache_size`, `busy_timeout`, `journal_mode`, `pragma.NAME`
+ (SQLite), `user`, `password`, `host`, `port`, `dbname`,
+ `application_name` (PostgreSQL). Options set here win over the URI's.
+
+ Errors: `SQLPOOL_INVALID_OPTION` (unknown key or bad value; the message
+ names the option), `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_INVALID_UTF8`,
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_options_set(struct sqlpool_options *options,
+                                   const char *key,
+                                   const char *value);
+
+/*
+ Maximum number of connections (default 10, at least 1). Errors as
+ `sqlpool_options_set`.
+ */
+sqlpool_status sqlpool_options_set_max_size(struct sqlpool_options *options, uint32_t max_size);
+
+/*
+ Connections opened at start and kept open (default 1).
+ */
+sqlpool_status sqlpool_options_set_min_size(struct sqlpool_options *options, uint32_t min_size);
+
+/*
+ Most callers that may wait for a connection at once; past it acquire
+ fails at once with `SQLPOOL_POOL_EXHAUSTED`. 0 (default) = no limit.
+ */
+sqlpool_status sqlpool_options_set_max_waiting(struct sqlpool_options *options,
+                                               uint32_t max_waiting);
+
+/*
+ How long acquire waits by default, in milliseconds (default 30000).
+ */
+sqlpool_status sqlpool_options_set_acquire_timeout_ms(struct sqlpool_options *options,
+                                                      uint64_t timeout_ms);
+
+/*
+ How long opening one connection may take, in milliseconds (default
+ 10000; PostgreSQL): TCP connect, TLS, start-up and authentication, per
+ host tried.
+ */
+sqlpool_status sqlpool_options_set_connect_timeout_ms(struct sqlpool_options *options,
+                                                      uint64_t timeout_ms);
+
+/*
+ A client-side bound on each PostgreSQL statement, in milliseconds
+ (default 0 = none; URI option `query_timeout`). At the deadline the
+ library asks the server to cancel the statement and the call returns
+ `SQLPOOL_QUERY_TIMEOUT`; if the server does not end it within half a
+ second, the connection is closed instead. Also bounds the rollback at
+ release. Per connection: `sqlpool_conn_set_query_timeout`.
+ */
+sqlpool_status sqlpool_options_set_query_timeout_ms(struct sqlpool_options *options,
+                                                    uint64_t timeout_ms);
+
+/*
+ Idle connections above `min_size` close after this many milliseconds
+ (default 600000; 0 = never).
+ */
+sqlpool_status sqlpool_options_set_idle_timeout_ms(struct sqlpool_options *options,
+                                                   uint64_t timeout_ms);
+
+/*
+ Connections are replaced after this many milliseconds, minus up to 2.5%
+ at random per connection (default 1800000; 0 = never).
+ */
+sqlpool_status sqlpool_options_set_max_lifetime_ms(struct sqlpool_options *options,
+                                                   uint64_t lifetime_ms);
+
+/*
+ Idle connections are verified this often and dead ones replaced, in
+ milliseconds (default 30000; 0 = never).
+ */
+sqlpool_status sqlpool_options_set_check_interval_ms(struct sqlpool_options *options,
+                                                     uint64_t interval_ms);
+
+/*
+ What checkout does: `SQLPOOL_RECYCLE_FAST` (0, nothing),
+ `SQLPOOL_RECYCLE_VERIFIED` (1, default: a cheap round trip),
+ `SQLPOOL_RECYCLE_CLEAN` (2, PostgreSQL `DISCARD ALL`). Errors:
+ `SQLPOOL_INVALID_OPTION` for another number.
+ */
+sqlpool_status sqlpool_options_set_recycling(struct sqlpool_options *options, uint32_t method);
+
+/*
+ Nonzero: `sqlpool_pool_open` does not connect first, so it succeeds while
+ the database is unreachable. Zero (default): it fails fast.
+ */
+sqlpool_status sqlpool_options_set_lazy(struct sqlpool_options *options, int32_t lazy);
+
+/*
+ A connection held longer than this many milliseconds is reported once
+ as a possible leak (log target `sqlpool::pool`, and the stats' leak
+ count). 0 (default) = off.
+ */
+sqlpool_status sqlpool_options_set_leak_threshold_ms(struct sqlpool_options *options,
+                                                     uint64_t threshold_ms);
+
+/*
+ Prepared statements cached per connection (default 128; 0 = off, for
+ PgBouncer in transaction mode).
+ */
+sqlpool_status sqlpool_options_set_statement_cache_size(struct sqlpool_options *options,
+                                                        uint32_t size);
+
+/*
+ PostgreSQL user name (psqlpy's `username`); overrides the URI's.
+ */
+sqlpool_status sqlpool_options_set_user(struct sqlpool_options *options, const char *user);
+
+/*
+ PostgreSQL password; overrides the URI's. Never logged or shown.
+ */
+sqlpool_status sqlpool_options_set_password(struct sqlpool_options *options, const char *password);
+
+/*
+ PostgreSQL host name, address or socket directory; overrides the URI's.
+ */
+sqlpool_status sqlpool_options_set_host(struct sqlpool_options *options, const char *host);
+
+/*
+ PostgreSQL database name (psqlpy's `db_name`); overrides the URI's.
+ */
+sqlpool_status sqlpool_options_set_dbname(struct sqlpool_options *options, const char *dbname);
+
+/*
+ PostgreSQL port; overrides the URI's. Errors: `SQLPOOL_INVALID_OPTION`
+ for 0.
+ */
+sqlpool_status sqlpool_options_set_port(struct sqlpool_options *options, uint16_t port);
+
+/*
+ Creates an empty parameter list. On success `*out` is owned by the
+ caller; free it with `sqlpool_params_free`. Errors:
+ `SQLPOOL_INVALID_ARGUMENT` if `out` is NULL.
+ */
+sqlpool_status sqlpool_params_new(struct sqlpool_params **out);
+
+/*
+ Frees a parameter list. NULL is accepted and ignored; freeing twice
+ returns `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_params_free(struct sqlpool_params *params);
+
+/*
+ Ends the current parameter set: values added afterwards form the next
+ set, for `sqlpool_conn_execute_many`. A list with more than one set is
+ refused by the single-statement calls. Errors: `SQLPOOL_INVALID_ARGUMENT`,
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_params_next_set(struct sqlpool_params *params);
+
+/*
+ Empties a parameter list (all its sets) so it can be filled again.
+ */
+sqlpool_status sqlpool_params_clear(struct sqlpool_params *params);
+
+/*
+ Appends NULL. `name`: NULL for positional, else the parameter's name.
+ Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_INVALID_UTF8` (name),
+ `SQLPOOL_PARAMETER_ERROR` (empty name), `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_params_add_null(struct sqlpool_params *params, const char *name);
+
+/*
+ Appends a boolean (nonzero = true). `name` as `sqlpool_params_add_null`.
+ */
+sqlpool_status sqlpool_params_add_bool(struct sqlpool_params *params,
+                                       const char *name,
+                                       int32_t value);
+
+/*
+ Appends a 64-bit integer. It binds to PostgreSQL int2/int4/int8 (range
+ checked), numeric, float, and to timestamps as microseconds since
+ 1970-01-01 UTC. `name` as `sqlpool_params_add_null`.
+ */
+sqlpool_status sqlpool_params_add_int64(struct sqlpool_params *params,
+                                        const char *name,
+                                        int64_t value);
+
+/*
+ Appends a 64-bit float (never narrowed unless the column is float4).
+ `name` as `sqlpool_params_add_null`.
+ */
+sqlpool_status sqlpool_params_add_double(struct sqlpool_params *params,
+                                         const char *name,
+                                         double value);
+
+/*
+ Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated).
+ Text also binds to numeric, uuid, date/time, interval, json, inet and
+ array (JSON array text) parameters. Errors: `SQLPOOL_INVALID_UTF8`,
+ `SQLPOOL_INVALID_ARGUMENT` (NULL `value` with nonzero `len`), and as
+ `sqlpool_params_add_null`.
+ */
+sqlpool_status sqlpool_params_add_text(struct sqlpool_params *params,
+                                       const char *name,
+                                       const char *value,
+                                       uintptr_t len);
+
+/*
+ Appends `len` bytes of binary data (copied). Errors: as
+ `sqlpool_params_add_text`, without the UTF-8 check.
+ */
+sqlpool_status sqlpool_params_add_blob(struct sqlpool_params *params,
+                                       const char *name,
+                                       const uint8_t *value,
+                                       uintptr_t len);
+
+/*
+ Opens a pool.
+
+ `uri`: `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:`,
+ `file:PATH?mode=ro`, `postgresql://user:pass@host:port/db?...` or
+ `postgres://...`; pool options may follow as query parameters
+ (`?min_size=5&max_size=30&acquire_timeout=60s`). `uri` may be NULL when
+ `options` sets PostgreSQL's host/user/dbname separately. `options` may
+ be NULL (defaults); it is only read, the caller still frees it.
+
+ Unless the `lazy` option is set, one connection is opened before this
+ returns, so an unreachable database or bad credentials fail here.
+
+ On success `*out` owns the pool; close it with `sqlpool_pool_close`.
+ Errors: `SQLPOOL_INVALID_URI`, `SQLPOOL_INVALID_OPTION`,
+ `SQLPOOL_CONNECTION_ERROR`, `SQLPOOL_AUTH_ERROR`,
+ `SQLPOOL_DATABASE_ERROR`, `SQLPOOL_INVALID_ARGUMENT`,
+ `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale options).
+ */
+sqlpool_status sqlpool_pool_open(const char *uri,
+                                 const struct sqlpool_options *options,
+                                 struct sqlpool_pool **out);
+
+/*
+ Closes a pool: no acquire succeeds afterwards, callers waiting in acquire
+ wake with `SQLPOOL_POOL_CLOSED`, idle connections close now, connections
+ still borrowed close when released. The handle is invalid afterwards
+ (another close returns `SQLPOOL_MISUSE`). NULL is accepted and ignored.
+ */
+sqlpool_status sqlpool_pool_close(struct sqlpool_pool *pool);
+
+/*
+ Borrows a connection, waiting at most `timeout_ms` milliseconds (a
+ negative value: the pool's acquire timeout; 0: do not wait).
+
+ On success `*out` is a connection the caller must give back with
+ `sqlpool_conn_release`. Errors: `SQLPOOL_POOL_TIMEOUT` (the message
+ carries the last connection error, if any), `SQLPOOL_POOL_CLOSED`,
+ `SQLPOOL_POOL_EXHAUSTED` (`max_waiting`); the connection error itself
+ (`SQLPOOL_AUTH_ERROR`, `SQLPOOL_DATABASE_ERROR` for an unknown database,
+ `SQLPOOL_UNSUPPORTED` for `sslmode=require`) when retrying cannot help;
+ `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
+ */
+sqlpool_status sqlpool_pool_acquire(struct sqlpool_pool *pool,
+                                    int64_t timeout_ms,
+                                    struct sqlpool_conn **out);
+
+/*
+ Acquires a connection, runs one statement and releases it (psqlpy's
+ `pool.execute`). `params` may be NULL. On success `*rows_affected`
+ (if not NULL) is set. Errors: those of `sqlpool_pool_acquire` and
+ `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_pool_execute(struct sqlpool_pool *pool,
+                                    const char *sql,
+                                    const struct sqlpool_params *params,
+                                    uint64_t *rows_affected);
+
+/*
+ Acquires a connection, runs one query and releases it. On success
+ `*out` owns the result; free it with `sqlpool_result_free`. Errors: those
+ of `sqlpool_pool_acquire` and `sqlpool_conn_query`.
+ */
+sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
+                                  const char *sql,
+                                  const struct sqlpool_params *params,
+                                  struct sqlpool_result **out);
+
+/*
+ Fills `*out` with the pool's statistics. Pass `size` =
+ `sizeof(sqlpool_stats)`: the library writes min(`size`, its own struct
+ size) bytes, so a program built against an older (smaller) header keeps
+ working with a newer library. Thread-safe.
+ Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
+                                  struct sqlpool_stats *out,
+                                  uintptr_t size);
+
+/*
+ Changes the pool's sizes at run time. Surplus idle connections close at
+ once, surplus borrowed ones when released. Errors:
+ `SQLPOOL_INVALID_OPTION` (max 0 or min > max), `SQLPOOL_POOL_CLOSED`,
+ `SQLPOOL_MISUSE`. Thread-safe.
+ */
+sqlpool_status sqlpool_pool_resize(struct sqlpool_pool *pool, uint32_t min_size, uint32_t max_size);
+
+/*
+ Replaces every connection without failing callers (after a failover or a
+ password change): idle ones close now, borrowed ones when released; new
+ ones are opened as needed. Thread-safe. Errors: `SQLPOOL_POOL_CLOSED`,
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_pool_drain(struct sqlpool_pool *pool);
+
+/*
+ Fills `*out` with column `column` as arrays, for reading a result in a
+ few calls instead of one per cell (bindings use this). The arrays are
+ built on first request and kept with the result. Errors:
+ `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
+ */
+sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
+                                          uintptr_t column,
+                                          struct sqlpool_column_data *out);
+
+/*
+ Row count, column count and every column's name and declared type in
+ one call, for bindings that pay per call (ctypes). Thread-safe like
+ every result getter. Errors: as `sqlpool_result_row_count`.
+ */
+sqlpool_status sqlpool_result_describe(const struct sqlpool_result *result,
+                                       struct sqlpool_result_info *out);
+
+/*
+ Frees a result; pointers obtained from it become invalid. NULL is
+ accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_result_free(struct sqlpool_result *result);
+
+/*
+ Number of rows. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_result_row_count(const struct sqlpool_result *result, uintptr_t *out);
+
+/*
+ Number of columns. Errors: as `sqlpool_result_row_count`.
+ */
+sqlpool_status sqlpool_result_column_count(const struct sqlpool_result *result, uintptr_t *out);
+
+/*
+ A column's name: `*ptr` points at `*len` bytes of UTF-8, NOT
+ NUL-terminated, valid until `sqlpool_result_free`. `len` may be NULL.
+ Duplicate names are kept, in column order. Errors:
+ `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
+ */
+sqlpool_status sqlpool_result_column_name(const struct sqlpool_result *result,
+                                          uintptr_t column,
+                                          const char **ptr,
+                                          uintptr_t *len);
+
+/*
+ A column's declared type as the database names it (`int4`,
+ `timestamptz`, `text[]`; SQLite: the declared type, "" for expressions).
+ Pointer and lifetime as `sqlpool_result_column_name`.
+ */
+sqlpool_status sqlpool_result_column_decltype(const struct sqlpool_result *result,
+                                              uintptr_t column,
+                                              const char **ptr,
+                                              uintptr_t *len);
+
+/*
+ Index of the first (leftmost) column named `name`. Errors:
+ `SQLPOOL_OUT_OF_RANGE` when there is none, and as
+ `sqlpool_result_row_count`.
+ */
+sqlpool_status sqlpool_result_column_index(const struct sqlpool_result *result,
+                                           const char *name,
+                                           uintptr_t *out);
+
+/*
+ The kind (`SQLPOOL_KIND_*`) of cell (`row`, `column`). Errors:
+ `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
+ */
+sqlpool_status sqlpool_result_kind(const struct sqlpool_result *result,
+                                   uintptr_t row,
+                                   uintptr_t column,
+                                   uint32_t *out);
+
+/*
+ `*out` = 1 when the cell is NULL, else 0. Errors: as
+ `sqlpool_result_kind`.
+ */
+sqlpool_status sqlpool_result_is_null(const struct sqlpool_result *result,
+                                      uintptr_t row,
+                                      uintptr_t column,
+                                      int32_t *out);
+
+/*
+ A cell as int64 (int64 or bool cells). Errors: `SQLPOOL_NULL_VALUE`,
+ `SQLPOOL_TYPE_MISMATCH`, and as `sqlpool_result_kind`.
+ */
+sqlpool_status sqlpool_result_get_int64(const struct sqlpool_result *result,
+                                        uintptr_t row,
+                                        uintptr_t column,
+                                        int64_t *out);
+
+/*
+ A cell as double (double cells, and int64 cells exactly representable).
+ Errors: as `sqlpool_result_get_int64`.
+ */
+sqlpool_status sqlpool_result_get_double(const struct sqlpool_result *result,
+                                         uintptr_t row,
+                                         uintptr_t column,
+                                         double *out);
+
+/*
+ A cell as bool, 1 or 0 (bool cells, and int64 cells holding 0 or 1).
+ Errors: as `sqlpool_result_get_int64`.
+ */
+sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
+                                       uintptr_t row,
+                                       uintptr_t column,
+                                       int32_t *out);
+
+/*
+ A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated
+ (print it with `printf("%.*s", (int)len, ptr)`), valid until
+ `sqlpool_result_free`; for empty text `*len` is 0 and `*ptr` is non-NULL.
+ Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
+ */
+sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
+                                       uintptr_t row,
+                                       uintptr_t column,
+                                       const char **ptr,
+                                       uintptr_t *len);
+
+/*
+ A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
+ bytes valid until `sqlpool_result_free` (`*ptr` may be non-NULL with
+ `*len` 0). Errors: as `sqlpool_result_get_int64`.
+ */
+sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
+                                       uintptr_t row,
+                                       uintptr_t column,
+                                       const uint8_t **ptr,
+                                       uintptr_t *len);
 
 #ifdef __cplusplus
 }  // extern "C"

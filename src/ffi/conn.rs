@@ -1,0 +1,330 @@
+//! `sqlpool_conn`: a borrowed connection; statements and transactions.
+
+use std::ffi::c_char;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{
+    boundary, handle, out_arg, param_sets_of, put, sqlpool_params, sqlpool_result, sqlpool_status,
+    store_result, str_arg, with_params,
+};
+use crate::backend::Checkout;
+use crate::backend::{SavepointAction, TxOptions};
+use crate::error::{Error, Result, Status};
+use crate::handles::{HandleKind, HandleTable};
+use crate::value::Params;
+
+/// A connection borrowed from a pool.
+///
+/// Thread-safety: may move between threads, one call at a time (a second
+/// concurrent call returns `SQLPOOL_BUSY`). Given back, exactly once, with
+/// `sqlpool_conn_release`. It stays usable after its pool is closed, and
+/// closes when released.
+pub struct sqlpool_conn {
+    _private: [u8; 0],
+}
+
+pub(crate) static CONNS: HandleTable<ConnSlot> = HandleTable::new(HandleKind::Conn);
+
+/// A borrowed connection's table entry: one call at a time.
+pub(crate) struct ConnSlot {
+    pub(crate) checkout: Mutex<Checkout>,
+}
+
+/// Runs `f` on a borrowed connection; refuses a concurrent second call.
+pub(crate) fn with_conn<R>(
+    conn: *mut sqlpool_conn,
+    f: impl FnOnce(&mut Checkout) -> Result<R>,
+) -> Result<R> {
+    let slot = CONNS.get(handle(conn, "conn")?)?;
+    let mut guard = slot.checkout.try_lock().map_err(|e| match e {
+        std::sync::TryLockError::WouldBlock => Error::new(
+            Status::Busy,
+            "the connection is in use by another thread (one call at a time)",
+        ),
+        std::sync::TryLockError::Poisoned(_) => {
+            Error::misuse("the connection was poisoned by an earlier panic; release it")
+        }
+    })?;
+    if guard.is_lent() {
+        return Err(Error::new(
+            Status::Busy,
+            "an asynchronous operation is running on this connection (one at a time)",
+        ));
+    }
+    f(&mut guard)
+}
+
+// ---------------------------------------------------------------------------
+// Connection
+
+/// Gives a connection back to its pool. An open or failed transaction is
+/// rolled back first; a broken connection is discarded and replaced. The
+/// handle is invalid afterwards: using or releasing it again returns
+/// `SQLPOOL_MISUSE`. NULL is accepted and ignored. Errors: `SQLPOOL_BUSY`
+/// while another thread is inside a call on it.
+#[no_mangle]
+pub extern "C" fn sqlpool_conn_release(conn: *mut sqlpool_conn) -> sqlpool_status {
+    boundary(|| {
+        if conn.is_null() {
+            return Ok(());
+        }
+        let h = conn as usize;
+        let slot = CONNS.get(h)?;
+        // Refuse while another thread is inside a call on it, or an
+        // asynchronous operation runs on it.
+        let lent = slot
+            .checkout
+            .try_lock()
+            .map_err(|_| {
+                Error::new(
+                    Status::Busy,
+                    "the connection is in use by another thread; release it after that call returns",
+                )
+            })?
+            .is_lent();
+        if lent {
+            return Err(Error::new(
+                Status::Busy,
+                "an asynchronous operation is running on this connection; release it after its completion",
+            ));
+        }
+        drop(slot);
+        // Dropping the last reference returns the connection to the pool.
+        drop(CONNS.remove(h)?);
+        Ok(())
+    })
+}
+
+/// Bounds each later statement on this borrowed connection until it is
+/// released (PostgreSQL; SQLite ignores it): `timeout_ms` > 0 that many
+/// milliseconds, 0 no bound, < 0 back to the pool's `query_timeout`. A
+/// statement past its bound returns `SQLPOOL_QUERY_TIMEOUT` (see
+/// `sqlpool_options_set_query_timeout_ms`). Errors: `SQLPOOL_BUSY`,
+/// `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub extern "C" fn sqlpool_conn_set_query_timeout(
+    conn: *mut sqlpool_conn,
+    timeout_ms: i64,
+) -> sqlpool_status {
+    boundary(|| {
+        let timeout = match timeout_ms {
+            t if t < 0 => None,
+            t => Some(Duration::from_millis(t as u64)),
+        };
+        with_conn(conn, |c| {
+            c.conn().set_query_timeout(timeout);
+            Ok(())
+        })
+    })
+}
+
+/// Runs one statement with bound parameters and reports the rows it
+/// changed. Placeholders: `$1..$n` (both databases), `?`/`?NNN` (SQLite),
+/// or `:name` with named parameters (both). `params` may be NULL for none;
+/// it is only read. `rows_affected` may be NULL.
+///
+/// Errors: `SQLPOOL_PARAMETER_ERROR` (count, names or a value the parameter
+/// cannot take; nothing is sent), `SQLPOOL_DATABASE_ERROR`,
+/// `SQLPOOL_CONSTRAINT_VIOLATION`, `SQLPOOL_CONNECTION_ERROR`,
+/// `SQLPOOL_INVALID_UTF8`, `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_BUSY`,
+/// `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const sqlpool_params,
+    rows_affected: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        let n = with_params(params, |p| with_conn(conn, |c| c.conn().execute(sql, p)))?;
+        if !rows_affected.is_null() {
+            unsafe { put(rows_affected, n) };
+        }
+        Ok(())
+    })
+}
+
+/// Runs one query with bound parameters (as `sqlpool_conn_execute`) and
+/// reads all its rows. On success `*out` owns the result; free it with
+/// `sqlpool_result_free`. Errors: as `sqlpool_conn_execute`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_query(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const sqlpool_params,
+    out: *mut *mut sqlpool_result,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        let result = with_params(params, |p| with_conn(conn, |c| c.conn().query(sql, p)))?;
+        store_result(result, out)
+    })
+}
+
+/// Runs a script of one or more statements separated by `;`, without
+/// parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_script(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        with_conn(conn, |c| c.conn().execute_script(sql))
+    })
+}
+
+/// Runs one statement once per parameter list (executemany), all in one
+/// transaction: the connection's open transaction if there is one,
+/// otherwise its own, committed at the end. All or nothing: on error
+/// nothing of the batch remains. `param_sets` is an array of `count`
+/// parameter lists (each only read). `*rows_affected` (if not NULL) gets the
+/// total. Errors: as `sqlpool_conn_execute`; a parameter error names the
+/// failing set.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_batch(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    param_sets: *const *const sqlpool_params,
+    count: usize,
+    rows_affected: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        let sets = unsafe { param_sets_of(param_sets, count) }?;
+        let refs: Vec<&Params> = sets.iter().collect();
+        let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
+        if !rows_affected.is_null() {
+            unsafe { put(rows_affected, n) };
+        }
+        Ok(())
+    })
+}
+
+/// Runs one statement once per parameter set of `params`: each
+/// `sqlpool_params_next_set` ends one set (possibly empty, for a statement
+/// without parameters), and values after the last one form a final set; an
+/// empty list (or NULL) runs nothing. This is executemany without a
+/// parameter list per set: the cheapest way to batch from C and bindings.
+/// Transaction and all-or-nothing behaviour as `sqlpool_conn_execute_batch`.
+/// `params` is only read. `*rows_affected` (if not NULL) gets the total.
+/// Errors: as `sqlpool_conn_execute_batch`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_many(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const sqlpool_params,
+    rows_affected: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        let sets = with_params(params, |p| Ok(p.sets()))?;
+        let refs: Vec<&Params> = sets.iter().collect();
+        let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
+        if !rows_affected.is_null() {
+            unsafe { put(rows_affected, n) };
+        }
+        Ok(())
+    })
+}
+
+/// Transaction flag for `sqlpool_conn_begin`: read-only.
+pub const SQLPOOL_TX_READ_ONLY: u32 = 1;
+/// Transaction flag for `sqlpool_conn_begin`: deferrable (PostgreSQL,
+/// with serializable read-only).
+pub const SQLPOOL_TX_DEFERRABLE: u32 = 2;
+
+/// Isolation levels for `sqlpool_conn_begin`.
+pub const SQLPOOL_ISOLATION_DEFAULT: u32 = 0;
+pub const SQLPOOL_ISOLATION_READ_UNCOMMITTED: u32 = 1;
+pub const SQLPOOL_ISOLATION_READ_COMMITTED: u32 = 2;
+pub const SQLPOOL_ISOLATION_REPEATABLE_READ: u32 = 3;
+pub const SQLPOOL_ISOLATION_SERIALIZABLE: u32 = 4;
+
+/// Begins a transaction. `isolation` is one of `SQLPOOL_ISOLATION_*`;
+/// `flags` combines `SQLPOOL_TX_*`. On SQLite every transaction is
+/// serializable; a read-write one starts with `BEGIN IMMEDIATE` so
+/// concurrent writers wait on the busy timeout instead of failing later.
+/// Errors: `SQLPOOL_TRANSACTION_STATE` (SQLite: one is already open),
+/// `SQLPOOL_INVALID_ARGUMENT`, and those of `sqlpool_conn_execute`.
+#[no_mangle]
+pub extern "C" fn sqlpool_conn_begin(
+    conn: *mut sqlpool_conn,
+    isolation: u32,
+    flags: u32,
+) -> sqlpool_status {
+    boundary(|| {
+        if flags & !(SQLPOOL_TX_READ_ONLY | SQLPOOL_TX_DEFERRABLE) != 0 {
+            return Err(Error::invalid_argument(format!(
+                "unknown transaction flags {flags:#x}"
+            )));
+        }
+        let opts = TxOptions {
+            isolation,
+            read_only: flags & SQLPOOL_TX_READ_ONLY != 0,
+            deferrable: flags & SQLPOOL_TX_DEFERRABLE != 0,
+        };
+        with_conn(conn, |c| c.conn().begin(opts))
+    })
+}
+
+/// Commits the open transaction. Errors: `SQLPOOL_TRANSACTION_STATE` when
+/// a statement had failed inside the transaction (PostgreSQL then rolls the
+/// whole transaction back; SQLSTATE 25P02) and, on SQLite, when none is
+/// open (PostgreSQL only warns about that and returns `SQLPOOL_OK`); and
+/// those of `sqlpool_conn_execute`.
+#[no_mangle]
+pub extern "C" fn sqlpool_conn_commit(conn: *mut sqlpool_conn) -> sqlpool_status {
+    boundary(|| with_conn(conn, |c| c.conn().commit()))
+}
+
+/// Rolls the open transaction back. Errors: as `sqlpool_conn_commit`.
+#[no_mangle]
+pub extern "C" fn sqlpool_conn_rollback(conn: *mut sqlpool_conn) -> sqlpool_status {
+    boundary(|| with_conn(conn, |c| c.conn().rollback()))
+}
+
+fn savepoint(
+    conn: *mut sqlpool_conn,
+    name: *const c_char,
+    action: SavepointAction,
+) -> sqlpool_status {
+    boundary(|| {
+        let name = unsafe { str_arg(name, "name") }?;
+        with_conn(conn, |c| c.conn().savepoint(name, action))
+    })
+}
+
+/// Creates a savepoint (`name`: letters, digits, `_`). Errors:
+/// `SQLPOOL_INVALID_ARGUMENT` for a bad name, and those of
+/// `sqlpool_conn_execute`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_savepoint(
+    conn: *mut sqlpool_conn,
+    name: *const c_char,
+) -> sqlpool_status {
+    savepoint(conn, name, SavepointAction::Create)
+}
+
+/// Releases (keeps the work of) a savepoint. Errors: as
+/// `sqlpool_conn_savepoint`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_release_savepoint(
+    conn: *mut sqlpool_conn,
+    name: *const c_char,
+) -> sqlpool_status {
+    savepoint(conn, name, SavepointAction::Release)
+}
+
+/// Rolls back to a savepoint, which stays defined; this also recovers a
+/// failed PostgreSQL transaction. Errors: as `sqlpool_conn_savepoint`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_rollback_to_savepoint(
+    conn: *mut sqlpool_conn,
+    name: *const c_char,
+) -> sqlpool_status {
+    savepoint(conn, name, SavepointAction::RollbackTo)
+}

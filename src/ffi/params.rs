@@ -1,0 +1,223 @@
+//! `sqlpool_params`: statement parameters, positional or named.
+
+use std::ffi::c_char;
+use std::sync::{Arc, Mutex};
+
+use super::{boundary, bytes_arg, handle, lock_ok, opt_str_arg, out_arg, put, sqlpool_status};
+use crate::error::{Error, Result, Status};
+use crate::handles::{HandleKind, HandleTable};
+use crate::value::{Params, Value};
+
+/// Statement parameters, positional or named.
+///
+/// Thread-safety: may move between threads, one call at a time. The caller
+/// owns it and frees it with `sqlpool_params_free`; statement functions
+/// only read it, so one list can be reused for many calls.
+pub struct sqlpool_params {
+    _private: [u8; 0],
+}
+
+pub(crate) static PARAMS: HandleTable<Mutex<Params>> = HandleTable::new(HandleKind::Params);
+
+pub(crate) fn params_of(params: *const sqlpool_params) -> Result<Params> {
+    if params.is_null() {
+        return Ok(Params::new());
+    }
+    PARAMS.with(params as usize, |p| Ok(lock_ok(p).clone()))
+}
+
+/// Copies an array of `count` parameter lists (a batch's sets).
+pub(crate) unsafe fn param_sets_of(
+    param_sets: *const *const sqlpool_params,
+    count: usize,
+) -> Result<Vec<Params>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if param_sets.is_null() {
+        return Err(Error::invalid_argument(
+            "param_sets is NULL but count is not 0",
+        ));
+    }
+    // SAFETY: non-NULL and the caller passes `count` elements.
+    let handles = unsafe { std::slice::from_raw_parts(param_sets, count) };
+    handles
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if p.is_null() {
+                return Err(Error::invalid_argument(format!("param_sets[{i}] is NULL")));
+            }
+            params_of(*p)
+        })
+        .collect()
+}
+
+/// Runs `f` with the caller's parameters read in place (no copy); the list's
+/// own lock is held for the call, the handle table's is not.
+pub(crate) fn with_params<R>(
+    params: *const sqlpool_params,
+    f: impl FnOnce(&Params) -> Result<R>,
+) -> Result<R> {
+    if params.is_null() {
+        return f(&Params::new());
+    }
+    let list = PARAMS.get(params as usize)?;
+    let guard = lock_ok(&list);
+    f(&guard)
+}
+
+// ---------------------------------------------------------------------------
+// Parameters
+
+/// Creates an empty parameter list. On success `*out` is owned by the
+/// caller; free it with `sqlpool_params_free`. Errors:
+/// `SQLPOOL_INVALID_ARGUMENT` if `out` is NULL.
+#[no_mangle]
+pub extern "C" fn sqlpool_params_new(out: *mut *mut sqlpool_params) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let h = PARAMS.insert(Arc::new(Mutex::new(Params::new())))?;
+        unsafe { put(out, h as *mut sqlpool_params) };
+        Ok(())
+    })
+}
+
+/// Frees a parameter list. NULL is accepted and ignored; freeing twice
+/// returns `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub extern "C" fn sqlpool_params_free(params: *mut sqlpool_params) -> sqlpool_status {
+    boundary(|| {
+        if params.is_null() {
+            return Ok(());
+        }
+        PARAMS.remove(params as usize).map(drop)
+    })
+}
+
+/// Ends the current parameter set: values added afterwards form the next
+/// set, for `sqlpool_conn_execute_many`. A list with more than one set is
+/// refused by the single-statement calls. Errors: `SQLPOOL_INVALID_ARGUMENT`,
+/// `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub extern "C" fn sqlpool_params_next_set(params: *mut sqlpool_params) -> sqlpool_status {
+    boundary(|| {
+        PARAMS.with(handle(params, "params")?, |p| {
+            lock_ok(p).next_set();
+            Ok(())
+        })
+    })
+}
+
+/// Empties a parameter list (all its sets) so it can be filled again.
+#[no_mangle]
+pub extern "C" fn sqlpool_params_clear(params: *mut sqlpool_params) -> sqlpool_status {
+    boundary(|| {
+        PARAMS.with(handle(params, "params")?, |p| {
+            lock_ok(p).clear();
+            Ok(())
+        })
+    })
+}
+
+/// Appends one value: positional when `name` is NULL, named (`:name` in the
+/// SQL; the leading `:` is optional here) otherwise. All values of one list
+/// are positional or all named.
+fn add_param(
+    params: *mut sqlpool_params,
+    name: *const c_char,
+    value: impl FnOnce() -> Result<Value>,
+) -> sqlpool_status {
+    boundary(|| {
+        let name = unsafe { opt_str_arg(name, "name") }?;
+        let value = value()?;
+        PARAMS.with(handle(params, "params")?, |p| lock_ok(p).push(name, value))
+    })
+}
+
+/// Appends NULL. `name`: NULL for positional, else the parameter's name.
+/// Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_INVALID_UTF8` (name),
+/// `SQLPOOL_PARAMETER_ERROR` (empty name), `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_params_add_null(
+    params: *mut sqlpool_params,
+    name: *const c_char,
+) -> sqlpool_status {
+    add_param(params, name, || Ok(Value::Null))
+}
+
+/// Appends a boolean (nonzero = true). `name` as `sqlpool_params_add_null`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_params_add_bool(
+    params: *mut sqlpool_params,
+    name: *const c_char,
+    value: i32,
+) -> sqlpool_status {
+    add_param(params, name, || Ok(Value::Bool(value != 0)))
+}
+
+/// Appends a 64-bit integer. It binds to PostgreSQL int2/int4/int8 (range
+/// checked), numeric, float, and to timestamps as microseconds since
+/// 1970-01-01 UTC. `name` as `sqlpool_params_add_null`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_params_add_int64(
+    params: *mut sqlpool_params,
+    name: *const c_char,
+    value: i64,
+) -> sqlpool_status {
+    add_param(params, name, || Ok(Value::Int64(value)))
+}
+
+/// Appends a 64-bit float (never narrowed unless the column is float4).
+/// `name` as `sqlpool_params_add_null`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_params_add_double(
+    params: *mut sqlpool_params,
+    name: *const c_char,
+    value: f64,
+) -> sqlpool_status {
+    add_param(params, name, || Ok(Value::Double(value)))
+}
+
+/// Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated).
+/// Text also binds to numeric, uuid, date/time, interval, json, inet and
+/// array (JSON array text) parameters. Errors: `SQLPOOL_INVALID_UTF8`,
+/// `SQLPOOL_INVALID_ARGUMENT` (NULL `value` with nonzero `len`), and as
+/// `sqlpool_params_add_null`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_params_add_text(
+    params: *mut sqlpool_params,
+    name: *const c_char,
+    value: *const c_char,
+    len: usize,
+) -> sqlpool_status {
+    add_param(params, name, || {
+        let bytes = unsafe { bytes_arg(value.cast(), len, "value") }?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Error::new(
+                Status::InvalidUtf8,
+                format!(
+                    "text value is not valid UTF-8 (at byte {})",
+                    e.valid_up_to()
+                ),
+            )
+        })?;
+        Ok(Value::Text(text.to_owned()))
+    })
+}
+
+/// Appends `len` bytes of binary data (copied). Errors: as
+/// `sqlpool_params_add_text`, without the UTF-8 check.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_params_add_blob(
+    params: *mut sqlpool_params,
+    name: *const c_char,
+    value: *const u8,
+    len: usize,
+) -> sqlpool_status {
+    add_param(params, name, || {
+        Ok(Value::Blob(
+            unsafe { bytes_arg(value, len, "value") }?.to_vec(),
+        ))
+    })
+}

@@ -1,0 +1,388 @@
+//! `sqlpool_result`: the rows of a query, read into memory; cell getters.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use super::{boundary, handle, out_arg, put, sqlpool_status, str_arg};
+use crate::error::Result;
+use crate::handles::{HandleKind, HandleTable};
+use crate::result::ResultSet;
+use crate::value::Value;
+
+/// The rows of a query, fully read into memory.
+///
+/// Thread-safety: immutable; any thread may read it, also at once. The
+/// caller owns it and frees it with `sqlpool_result_free`. Pointers from
+/// its getters stay valid until then.
+pub struct sqlpool_result {
+    _private: [u8; 0],
+}
+
+pub(crate) static RESULTS: HandleTable<ResultSet> = HandleTable::new(HandleKind::Result);
+
+pub(crate) fn store_result(result: ResultSet, out: *mut *mut sqlpool_result) -> Result<()> {
+    let h = RESULTS.insert(Arc::new(result))?;
+    unsafe { put(out, h as *mut sqlpool_result) };
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Results
+
+/// Value kinds of result cells, from `sqlpool_result_kind`.
+pub const SQLPOOL_KIND_NULL: u32 = 0;
+pub const SQLPOOL_KIND_BOOL: u32 = 1;
+pub const SQLPOOL_KIND_INT64: u32 = 2;
+pub const SQLPOOL_KIND_DOUBLE: u32 = 3;
+/// Text, also for numeric (exact decimal), dates and times (ISO 8601),
+/// intervals (ISO 8601 durations), uuid, json, inet and arrays (JSON); the
+/// column's declared type tells which.
+pub const SQLPOOL_KIND_TEXT: u32 = 4;
+pub const SQLPOOL_KIND_BLOB: u32 = 5;
+
+fn with_result<R>(
+    result: *const sqlpool_result,
+    f: impl FnOnce(&ResultSet) -> Result<R>,
+) -> Result<R> {
+    RESULTS.with(handle(result, "result")?, f)
+}
+
+/// Kind reported by `sqlpool_result_column_data` when a column's non-NULL
+/// cells are of different kinds (possible on SQLite); read such a column
+/// cell by cell.
+pub const SQLPOOL_KIND_MIXED: u32 = 6;
+
+/// A whole result column as arrays, from `sqlpool_result_column_data`.
+/// Every pointer is owned by the result and valid until
+/// `sqlpool_result_free`; arrays not used by `kind` are NULL.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sqlpool_column_data {
+    /// `SQLPOOL_KIND_*` of every non-NULL cell; `SQLPOOL_KIND_NULL` when all
+    /// cells are NULL; `SQLPOOL_KIND_MIXED` when kinds differ.
+    pub kind: u32,
+    pub _reserved: u32,
+    /// Number of rows = length of `nulls`, `ints`, `doubles`.
+    pub rows: usize,
+    /// One byte per row: 1 = NULL.
+    pub nulls: *const u8,
+    /// INT64 and BOOL columns: one value per row (0 where NULL).
+    pub ints: *const i64,
+    /// DOUBLE columns: one value per row (0 where NULL).
+    pub doubles: *const f64,
+    /// TEXT and BLOB columns: `rows + 1` offsets; row r is
+    /// `bytes[offsets[r] .. offsets[r + 1]]` (empty where NULL).
+    pub offsets: *const u64,
+    pub bytes: *const u8,
+}
+
+/// Fills `*out` with column `column` as arrays, for reading a result in a
+/// few calls instead of one per cell (bindings use this). The arrays are
+/// built on first request and kept with the result. Errors:
+/// `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_column_data(
+    result: *const sqlpool_result,
+    column: usize,
+    out: *mut sqlpool_column_data,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        with_result(result, |r| {
+            let d = r.column_data(column)?;
+            let ptr_or_null =
+                |len: usize, p: *const u8| if len == 0 { std::ptr::null() } else { p };
+            let data = sqlpool_column_data {
+                kind: d.kind.map_or(SQLPOOL_KIND_MIXED, |k| k as u32),
+                _reserved: 0,
+                rows: r.row_count(),
+                nulls: ptr_or_null(d.nulls.len(), d.nulls.as_ptr()),
+                ints: ptr_or_null(d.ints.len(), d.ints.as_ptr().cast()).cast(),
+                doubles: ptr_or_null(d.doubles.len(), d.doubles.as_ptr().cast()).cast(),
+                offsets: ptr_or_null(d.offsets.len(), d.offsets.as_ptr().cast()).cast(),
+                bytes: if d.offsets.is_empty() {
+                    std::ptr::null()
+                } else {
+                    d.bytes.as_ptr()
+                },
+            };
+            unsafe { put(out, data) };
+            Ok(())
+        })
+    })
+}
+
+/// The shape of a result in one call, from `sqlpool_result_describe`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sqlpool_result_info {
+    pub rows: usize,
+    pub columns: usize,
+    /// For each column in order: its name, a NUL byte, its declared type
+    /// (as `sqlpool_result_column_decltype`), a NUL byte. `names_len` bytes,
+    /// owned by the result and valid until `sqlpool_result_free`.
+    pub names: *const c_char,
+    pub names_len: usize,
+}
+
+/// Row count, column count and every column's name and declared type in
+/// one call, for bindings that pay per call (ctypes). Thread-safe like
+/// every result getter. Errors: as `sqlpool_result_row_count`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_describe(
+    result: *const sqlpool_result,
+    out: *mut sqlpool_result_info,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        with_result(result, |r| {
+            let names = r.description();
+            let info = sqlpool_result_info {
+                rows: r.row_count(),
+                columns: r.column_count(),
+                names: names.as_ptr().cast(),
+                names_len: names.len(),
+            };
+            unsafe { put(out, info) };
+            Ok(())
+        })
+    })
+}
+
+/// Frees a result; pointers obtained from it become invalid. NULL is
+/// accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_free(result: *mut sqlpool_result) -> sqlpool_status {
+    boundary(|| {
+        if result.is_null() {
+            return Ok(());
+        }
+        RESULTS.remove(result as usize).map(drop)
+    })
+}
+
+/// Number of rows. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_row_count(
+    result: *const sqlpool_result,
+    out: *mut usize,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let n = with_result(result, |r| Ok(r.row_count()))?;
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
+/// Number of columns. Errors: as `sqlpool_result_row_count`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_column_count(
+    result: *const sqlpool_result,
+    out: *mut usize,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let n = with_result(result, |r| Ok(r.column_count()))?;
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
+fn put_str(s: &str, ptr: *mut *const c_char, len: *mut usize) {
+    unsafe {
+        put(ptr, s.as_ptr().cast());
+        if !len.is_null() {
+            put(len, s.len());
+        }
+    }
+}
+
+/// A column's name: `*ptr` points at `*len` bytes of UTF-8, NOT
+/// NUL-terminated, valid until `sqlpool_result_free`. `len` may be NULL.
+/// Duplicate names are kept, in column order. Errors:
+/// `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_column_name(
+    result: *const sqlpool_result,
+    column: usize,
+    ptr: *mut *const c_char,
+    len: *mut usize,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(ptr, "ptr")?;
+        with_result(result, |r| {
+            put_str(&r.column(column)?.name, ptr, len);
+            Ok(())
+        })
+    })
+}
+
+/// A column's declared type as the database names it (`int4`,
+/// `timestamptz`, `text[]`; SQLite: the declared type, "" for expressions).
+/// Pointer and lifetime as `sqlpool_result_column_name`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_column_decltype(
+    result: *const sqlpool_result,
+    column: usize,
+    ptr: *mut *const c_char,
+    len: *mut usize,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(ptr, "ptr")?;
+        with_result(result, |r| {
+            put_str(&r.column(column)?.decl_type, ptr, len);
+            Ok(())
+        })
+    })
+}
+
+/// Index of the first (leftmost) column named `name`. Errors:
+/// `SQLPOOL_OUT_OF_RANGE` when there is none, and as
+/// `sqlpool_result_row_count`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_result_column_index(
+    result: *const sqlpool_result,
+    name: *const c_char,
+    out: *mut usize,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let name = unsafe { str_arg(name, "name") }?;
+        let i = with_result(result, |r| r.column_index(name))?;
+        unsafe { put(out, i) };
+        Ok(())
+    })
+}
+
+/// The kind (`SQLPOOL_KIND_*`) of cell (`row`, `column`). Errors:
+/// `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_kind(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    out: *mut u32,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let k = with_result(result, |r| Ok(r.cell(row, column)?.kind() as u32))?;
+        unsafe { put(out, k) };
+        Ok(())
+    })
+}
+
+/// `*out` = 1 when the cell is NULL, else 0. Errors: as
+/// `sqlpool_result_kind`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_is_null(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    out: *mut i32,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let null = with_result(result, |r| Ok(matches!(r.cell(row, column)?, Value::Null)))?;
+        unsafe { put(out, i32::from(null)) };
+        Ok(())
+    })
+}
+
+/// A cell as int64 (int64 or bool cells). Errors: `SQLPOOL_NULL_VALUE`,
+/// `SQLPOOL_TYPE_MISMATCH`, and as `sqlpool_result_kind`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_get_int64(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    out: *mut i64,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let v = with_result(result, |r| r.int64(row, column))?;
+        unsafe { put(out, v) };
+        Ok(())
+    })
+}
+
+/// A cell as double (double cells, and int64 cells exactly representable).
+/// Errors: as `sqlpool_result_get_int64`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_get_double(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    out: *mut f64,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let v = with_result(result, |r| r.double(row, column))?;
+        unsafe { put(out, v) };
+        Ok(())
+    })
+}
+
+/// A cell as bool, 1 or 0 (bool cells, and int64 cells holding 0 or 1).
+/// Errors: as `sqlpool_result_get_int64`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_get_bool(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    out: *mut i32,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(out, "out")?;
+        let v = with_result(result, |r| r.bool(row, column))?;
+        unsafe { put(out, i32::from(v)) };
+        Ok(())
+    })
+}
+
+/// A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated
+/// (print it with `printf("%.*s", (int)len, ptr)`), valid until
+/// `sqlpool_result_free`; for empty text `*len` is 0 and `*ptr` is non-NULL.
+/// Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_get_text(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    ptr: *mut *const c_char,
+    len: *mut usize,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(ptr, "ptr")?;
+        out_arg(len, "len")?;
+        with_result(result, |r| {
+            put_str(r.text(row, column)?, ptr, len);
+            Ok(())
+        })
+    })
+}
+
+/// A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
+/// bytes valid until `sqlpool_result_free` (`*ptr` may be non-NULL with
+/// `*len` 0). Errors: as `sqlpool_result_get_int64`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_get_blob(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    ptr: *mut *const u8,
+    len: *mut usize,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(ptr, "ptr")?;
+        out_arg(len, "len")?;
+        with_result(result, |r| {
+            let b = r.blob(row, column)?;
+            unsafe {
+                put(ptr, b.as_ptr());
+                put(len, b.len());
+            }
+            Ok(())
+        })
+    })
+}
