@@ -297,8 +297,8 @@ typedef struct sqlpool_params sqlpool_params;
  Created by `sqlpool_pool_open`; closed (exactly once) by
  `sqlpool_pool_close`. Functions: `sqlpool_pool_open`,
  `sqlpool_pool_acquire`, `sqlpool_pool_execute`, `sqlpool_pool_query`,
- `sqlpool_pool_stats`, `sqlpool_pool_resize`, `sqlpool_pool_drain`,
- `sqlpool_pool_close`.
+ `sqlpool_pool_stats`, `sqlpool_pool_host_stats`, `sqlpool_pool_resize`,
+ `sqlpool_pool_drain`, `sqlpool_pool_close`.
  */
 typedef struct sqlpool_pool sqlpool_pool;
 
@@ -1196,6 +1196,26 @@ sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
 sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
                                   struct sqlpool_stats *out,
                                   uintptr_t size);
+
+/*
+ Writes the pool's connections per server as JSON into `buf`: an array,
+ one object per host the pool has connected to (in order of first use),
+ `[{"host": "10.0.0.1:5432", "open": 3, "opened": 12}, ...]` — `open`:
+ connections on it now, `opened`: connections made to it since the pool
+ started. A multi-host PostgreSQL target shows where its connections went
+ (after a failover, to the new primary); SQLite pools write `[]`.
+
+ `buf` receives the text and a terminating NUL; `*written` the text's
+ length without the NUL. Pass `buf` = NULL and `len` = 0 to learn the
+ length only (success, nothing else written). Errors:
+ `SQLPOOL_BUFFER_TOO_SMALL` (`len` is not more than the length; nothing
+ written — ask for the length and try again, it may have grown),
+ `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
+ */
+sqlpool_status sqlpool_pool_host_stats(struct sqlpool_pool *pool,
+                                       char *buf,
+                                       uintptr_t len,
+                                       uintptr_t *written);
 
 /*
  Changes the pool's sizes at run time. Surplus idle connections close at

@@ -439,6 +439,17 @@ impl SessionAttrs {
             _ => return None,
         })
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionAttrs::Any => "any",
+            SessionAttrs::ReadWrite => "read-write",
+            SessionAttrs::ReadOnly => "read-only",
+            SessionAttrs::Primary => "primary",
+            SessionAttrs::Standby => "standby",
+            SessionAttrs::PreferStandby => "prefer-standby",
+        }
+    }
 }
 
 /// TCP keepalive settings (libpq's `keepalives*`); on by default, with the

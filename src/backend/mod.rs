@@ -2,13 +2,14 @@
 //! makes them. Backends differ only in how they talk to their database; the
 //! pool, parameters, results and transaction bookkeeping are shared here.
 
+pub mod hosts;
 pub mod pgtypes;
 pub mod postgres;
 pub mod sqlite;
 
 use std::time::{Duration, Instant};
 
-use crate::config::{Recycling, SessionReset, Settings, Target};
+use crate::config::{Recycling, SessionAttrs, SessionReset, Settings, Target};
 use crate::error::{Error, Result, Status};
 use crate::pool::Manage;
 use crate::result::ResultSet;
@@ -47,6 +48,11 @@ pub struct Conn {
     suspect: bool,
     pub created: Instant,
     pub id: u64,
+    /// The server refused a write as read-only (SQLSTATE 25006): a pool
+    /// that wants a read-write server or a primary discards it (failover).
+    read_only_refused: bool,
+    /// Counts the connection on its host (PostgreSQL) while it lives.
+    host: Option<hosts::HostTicket>,
 }
 
 /// A connection the server answered on within this window skips the
@@ -79,6 +85,10 @@ impl Conn {
                     self.suspect = true;
                 } else if e.sqlstate.is_some() {
                     self.answered_at = Instant::now();
+                }
+                // A write refused as read-only: the server is (now) a standby.
+                if e.sqlstate.as_deref() == Some("25006") {
+                    self.read_only_refused = true;
                 }
             }
         }
@@ -596,11 +606,58 @@ pub fn open_pool(target: Target, settings: Settings) -> Result<Pool> {
 pub struct Manager {
     target: Target,
     settings: Settings,
+    hosts: hosts::Hosts,
 }
 
 impl Manager {
     pub fn new(target: Target, settings: Settings) -> Manager {
-        Manager { target, settings }
+        Manager {
+            target,
+            settings,
+            hosts: hosts::Hosts::default(),
+        }
+    }
+
+    /// Connections per host (PostgreSQL; empty for SQLite).
+    pub fn host_stats(&self) -> Vec<hosts::HostStats> {
+        self.hosts.stats()
+    }
+
+    /// Whether a PostgreSQL connection is still on the kind of server
+    /// `target_session_attrs` asks for, without a round trip: after a
+    /// failover a server may have been promoted (no longer a standby) or
+    /// turned read-only (a refused write, or what the server reported).
+    fn still_fits(&self, conn: &Conn) -> bool {
+        let (Target::Postgres(target), Db::Postgres(c)) = (&self.target, &conn.db) else {
+            return true;
+        };
+        let wanted = target.target_session_attrs;
+        if conn.read_only_refused
+            && matches!(wanted, SessionAttrs::ReadWrite | SessionAttrs::Primary)
+        {
+            return false;
+        }
+        c.still_fits(wanted) != Some(false)
+    }
+
+    fn fits_or_broken(&self, conn: &mut Conn) -> Result<()> {
+        if self.still_fits(conn) {
+            return Ok(());
+        }
+        conn.broken = true;
+        Err(self.wrong_server())
+    }
+
+    fn wrong_server(&self) -> Error {
+        let wanted = match &self.target {
+            Target::Postgres(t) => t.target_session_attrs.name(),
+            Target::Sqlite(_) => "any",
+        };
+        Error::new(
+            Status::ConnectionError,
+            format!("the server no longer fits target_session_attrs={wanted} (failover?)"),
+        )
+        .with_sqlstate("08000")
     }
 
     pub fn target(&self) -> &Target {
@@ -621,7 +678,12 @@ impl Manager {
             suspect: false,
             created: Instant::now(),
             id,
+            read_only_refused: false,
+            host: None,
         };
+        if let Db::Postgres(c) = &conn.db {
+            conn.host = Some(self.hosts.opened(c.endpoint().host_label()));
+        }
         self.run_init_sql(&mut conn)?;
         Ok(conn)
     }
@@ -682,11 +744,13 @@ impl Manage for Manager {
 
     fn check(&self, conn: &mut Conn, deadline: Option<Instant>) -> Result<()> {
         let deadline = deadline.map(|d| d.max(Instant::now() + CHECK_FLOOR));
+        self.fits_or_broken(conn)?;
         match self.settings.recycling {
             Recycling::Fast => Ok(()),
             Recycling::Verified if !conn.needs_verification() => {
                 if conn.looks_alive() {
-                    Ok(())
+                    // (What the look read may say the server changed role.)
+                    self.fits_or_broken(conn)
                 } else {
                     conn.broken = true;
                     Err(Error::new(
@@ -696,7 +760,10 @@ impl Manage for Manager {
                     .with_sqlstate("08006"))
                 }
             }
-            Recycling::Verified => conn.ping(deadline),
+            Recycling::Verified => {
+                conn.ping(deadline)?;
+                self.fits_or_broken(conn)
+            }
             Recycling::Clean => match conn.db {
                 Db::Postgres(_) => {
                     conn.discard_all(deadline)?;
@@ -716,10 +783,21 @@ impl Manage for Manager {
     }
 
     fn health_check(&self, conn: &mut Conn, deadline: Option<Instant>) -> Result<()> {
-        conn.ping(deadline)
+        conn.ping(deadline)?;
+        // (The ping's answer brings what the server reports changed.)
+        self.fits_or_broken(conn)
     }
 
     fn recycle(&self, conn: &mut Conn) -> bool {
+        if !self.still_fits(conn) {
+            crate::log::emit(
+                crate::log::Level::Info,
+                "sqlpool::pool",
+                &format!("connection #{}: {}", conn.id, self.wrong_server()),
+            );
+            conn.broken = true;
+            return false;
+        }
         if !conn.reset_for_reuse() {
             return false;
         }
@@ -741,6 +819,14 @@ impl Manage for Manager {
 
     fn describe(&self) -> String {
         self.target.display_name()
+    }
+
+    fn max_backoff(&self) -> Duration {
+        match &self.target {
+            // Another host may take over at any moment: look again soon.
+            Target::Postgres(t) if t.host_count() > 1 => Duration::from_millis(500),
+            _ => Duration::from_secs(10),
+        }
     }
 }
 

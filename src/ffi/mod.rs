@@ -102,7 +102,7 @@ fn boundary_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }
 
-fn null_arg(name: &str) -> Error {
+pub(crate) fn null_arg(name: &str) -> Error {
     Error::invalid_argument(format!("{name} is NULL"))
 }
 

@@ -5,13 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{
-    boundary, handle, lock_ok, opt_str_arg, out_arg, put, sqlpool_conn, sqlpool_options,
+    boundary, handle, null_arg, lock_ok, opt_str_arg, out_arg, put, sqlpool_conn, sqlpool_options,
     sqlpool_params, sqlpool_result, sqlpool_status, store_result, str_arg, with_params, ConnSlot,
     CONNS, OPTIONS,
 };
 use crate::backend::Pool;
 use crate::config::{self, PoolOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
 use crate::pool::Stats;
 
@@ -23,8 +23,8 @@ use crate::pool::Stats;
 /// Created by `sqlpool_pool_open`; closed (exactly once) by
 /// `sqlpool_pool_close`. Functions: `sqlpool_pool_open`,
 /// `sqlpool_pool_acquire`, `sqlpool_pool_execute`, `sqlpool_pool_query`,
-/// `sqlpool_pool_stats`, `sqlpool_pool_resize`, `sqlpool_pool_drain`,
-/// `sqlpool_pool_close`.
+/// `sqlpool_pool_stats`, `sqlpool_pool_host_stats`, `sqlpool_pool_resize`,
+/// `sqlpool_pool_drain`, `sqlpool_pool_close`.
 pub struct sqlpool_pool {
     _private: [u8; 0],
 }
@@ -196,6 +196,62 @@ pub extern "C" fn sqlpool_pool_stats(
                 n,
             )
         };
+        Ok(())
+    })
+}
+
+/// Writes the pool's connections per server as JSON into `buf`: an array,
+/// one object per host the pool has connected to (in order of first use),
+/// `[{"host": "10.0.0.1:5432", "open": 3, "opened": 12}, ...]` — `open`:
+/// connections on it now, `opened`: connections made to it since the pool
+/// started. A multi-host PostgreSQL target shows where its connections went
+/// (after a failover, to the new primary); SQLite pools write `[]`.
+///
+/// `buf` receives the text and a terminating NUL; `*written` the text's
+/// length without the NUL. Pass `buf` = NULL and `len` = 0 to learn the
+/// length only (success, nothing else written). Errors:
+/// `SQLPOOL_BUFFER_TOO_SMALL` (`len` is not more than the length; nothing
+/// written — ask for the length and try again, it may have grown),
+/// `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn sqlpool_pool_host_stats(
+    pool: *mut sqlpool_pool,
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+) -> sqlpool_status {
+    boundary(|| {
+        out_arg(written, "written")?;
+        let hosts = POOLS.get(handle(pool, "pool")?)?.manager().host_stats();
+        let list: Vec<serde_json::Value> = hosts
+            .iter()
+            .map(|h| serde_json::json!({"host": h.host, "open": h.open, "opened": h.opened}))
+            .collect();
+        let text = serde_json::Value::Array(list).to_string();
+        if buf.is_null() {
+            if len != 0 {
+                return Err(null_arg("buf"));
+            }
+            // SAFETY: checked non-NULL above.
+            unsafe { put(written, text.len()) };
+            return Ok(());
+        }
+        if len <= text.len() {
+            return Err(Error::new(
+                Status::BufferTooSmall,
+                format!(
+                    "the host statistics take {} bytes and a NUL; the buffer has {len}",
+                    text.len()
+                ),
+            ));
+        }
+        // SAFETY: `buf` is non-NULL and the caller provides `len` bytes,
+        // more than the text; `written` was checked non-NULL.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+            buf.add(text.len()).write(0);
+            put(written, text.len());
+        }
         Ok(())
     })
 }

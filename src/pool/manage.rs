@@ -5,7 +5,7 @@
 //! implements it for SQLite and PostgreSQL; the engine's unit tests
 //! implement it with a fake that fails, stalls and breaks on demand.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 
@@ -42,4 +42,12 @@ pub trait Manage: Send + Sync + 'static {
 
     /// What the pool connects to, for logs (no password). Must not block.
     fn describe(&self) -> String;
+
+    /// The longest pause between connection attempts while they fail (the
+    /// pause doubles from 100 ms up to this). A target that can fail over
+    /// to another host keeps it short, so waiters are served soon after a
+    /// new primary accepts. Must not block.
+    fn max_backoff(&self) -> Duration {
+        Duration::from_secs(10)
+    }
 }

@@ -144,7 +144,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 impl<M: Manage> Pool<M> {
     /// Opens a pool. Unless `settings.lazy`, one connection is made first so
@@ -676,7 +675,7 @@ impl<M: Manage> Shared<M> {
                 }
             }
             Err(e) => {
-                let next = (st.backoff * 2).min(MAX_BACKOFF);
+                let next = (st.backoff * 2).min(self.manager.max_backoff().max(MIN_BACKOFF));
                 st.next_attempt = Instant::now() + st.backoff;
                 st.backoff = next;
                 st.last_error = Some(e.clone());

@@ -361,6 +361,111 @@ impl PgServer {
         self.start();
     }
 
+    // ---------------------------------------------------------------------
+    // Replication
+
+    /// A streaming standby of the private cluster `primary`: a new private
+    /// cluster made with `pg_basebackup -R -X stream` (over the primary's
+    /// unix socket, which the default `pg_hba.conf` trusts for replication),
+    /// started on a free 127.0.0.1 port, returned once it streams from the
+    /// primary. Dropped like any private cluster (stopped, directory
+    /// removed). `primary` must use the default `wal_level=replica`.
+    ///
+    /// Returns `None` when it cannot be made, unless `CI` is `"true"`, in
+    /// which case it panics.
+    pub fn standby_of(primary: &PgServer) -> Option<PgServer> {
+        match PgServer::new_standby(primary) {
+            Ok(server) => Some(server),
+            Err(why) => unavailable(&why),
+        }
+    }
+
+    fn new_standby(primary: &PgServer) -> Result<PgServer, String> {
+        let p = primary.private_cluster("standby_of");
+        let cluster = Cluster::create_empty()?;
+        cluster.make_owned_dir(&cluster.sock)?;
+        let out = cluster
+            .pg_command("pg_basebackup")
+            .arg("-D")
+            .arg(&cluster.data)
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-h"])
+            .arg(&p.sock)
+            .args(["-p", &p.port().to_string(), "-U", USER])
+            .output()
+            .map_err(|e| format!("could not run pg_basebackup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("pg_basebackup failed: {}", output_text(&out)));
+        }
+        cluster.start_on_free_port()?;
+        let server = PgServer {
+            host: HOST.to_string(),
+            port: cluster.port(),
+            user: USER.to_string(),
+            password: PASSWORD.to_string(),
+            dbname: DBNAME.to_string(),
+            query: String::new(),
+            kind: Kind::Cluster {
+                cluster,
+                private: true,
+            },
+        };
+        server.wait_streaming(Duration::from_secs(30))?;
+        Ok(server)
+    }
+
+    /// Waits until this standby's WAL receiver streams from its primary.
+    pub fn wait_streaming(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status =
+                self.psql("SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), '')");
+            if status == "streaming" {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the standby is not streaming (status {status:?})"));
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the server is in recovery (a standby).
+    pub fn in_recovery(&self) -> bool {
+        self.psql("SELECT pg_catalog.pg_is_in_recovery()") == "t"
+    }
+
+    /// Promotes a standby (`pg_ctl promote -w`): returns once it accepts
+    /// writes.
+    pub fn promote(&self) {
+        let c = self.private_cluster("promote");
+        let out = c.pg_ctl(&["-w", "-t", "60", "promote"]);
+        if !out.status.success() {
+            panic!("pg_ctl promote failed: {}", c.describe_failure(&out));
+        }
+    }
+
+    /// Stops a private cluster the hard way (`pg_ctl stop -m immediate`):
+    /// no checkpoint, clients see their connections drop — a crashed
+    /// primary, for failover tests. A no-op when it is not running.
+    pub fn stop_immediate(&self) {
+        let c = self.private_cluster("stop_immediate");
+        let Some(pid) = c.postmaster_pid() else {
+            return;
+        };
+        let out = c.pg_ctl(&["-m", "immediate", "-w", "-t", "60", "stop"]);
+        if !out.status.success() {
+            panic!("pg_ctl stop failed: {}", c.describe_failure(&out));
+        }
+        wait_gone(&[pid], Duration::from_secs(10));
+    }
+
+    /// Whether the postmaster of a throwaway cluster runs.
+    pub fn is_running(&self) -> bool {
+        self.private_cluster("is_running")
+            .postmaster_pid()
+            .is_some()
+    }
+
     fn private_cluster(&self, what: &str) -> &Cluster {
         match &self.kind {
             Kind::Cluster {
@@ -418,6 +523,14 @@ struct OsUser {
 
 impl Cluster {
     fn create() -> Result<Cluster, String> {
+        let cluster = Cluster::create_empty()?;
+        cluster.init()?;
+        Ok(cluster)
+    }
+
+    /// A cluster with its directory and watchdog but no data directory yet
+    /// (`init` or a base backup makes it).
+    fn create_empty() -> Result<Cluster, String> {
         become_subreaper();
         let bindir = find_bindir()?;
         let as_user = if unsafe { libc::geteuid() } == 0 {
@@ -441,7 +554,6 @@ impl Cluster {
         };
         // From here on, dropping `cluster` (also on error) cleans up.
         cluster.spawn_watchdog()?;
-        cluster.init()?;
         Ok(cluster)
     }
 
@@ -476,6 +588,19 @@ impl Cluster {
             return Err(format!("initdb failed: {}", output_text(&out)));
         }
 
+        self.start_on_free_port()?;
+
+        let out = self
+            .psql("postgres", &format!("CREATE DATABASE {DBNAME}"))
+            .map_err(|e| format!("could not run psql: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("CREATE DATABASE failed: {}", output_text(&out)));
+        }
+        Ok(())
+    }
+
+    /// Starts the server on a newly picked free port (a few attempts).
+    fn start_on_free_port(&self) -> Result<(), String> {
         let mut errors = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
@@ -492,13 +617,6 @@ impl Cluster {
                 "could not start PostgreSQL in {START_ATTEMPTS} attempts: {}",
                 errors.join("; ")
             ));
-        }
-
-        let out = self
-            .psql("postgres", &format!("CREATE DATABASE {DBNAME}"))
-            .map_err(|e| format!("could not run psql: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("CREATE DATABASE failed: {}", output_text(&out)));
         }
         Ok(())
     }

@@ -37,6 +37,57 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The server as the host list names it (`host:port`, or the socket
+    /// path): the key of the pool's per-host counts.
+    pub fn host_label(&self) -> String {
+        match self {
+            Endpoint::Tcp { addr, host } if host.contains(':') => {
+                format!("[{host}]:{}", addr.port())
+            }
+            Endpoint::Tcp { addr, host } => format!("{host}:{}", addr.port()),
+            Endpoint::Unix(path) => path.display().to_string(),
+        }
+    }
+}
+
+impl super::PgConn {
+    /// The server this connection is on.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.cancel.endpoint
+    }
+
+    /// Whether the server still fits `wanted`, from what it last reported
+    /// (PostgreSQL 14+ reports `in_hot_standby` and
+    /// `default_transaction_read_only` whenever they change, e.g. on
+    /// promotion or a reload): no round trip. `None` when the server does
+    /// not report them.
+    pub fn still_fits(&self, wanted: SessionAttrs) -> Option<bool> {
+        let reported = |name: &str| self.driver.parameter(name).map(|v| v == "on");
+        let in_recovery = reported("in_hot_standby")?;
+        let read_only = reported("default_transaction_read_only").unwrap_or(false) || in_recovery;
+        Some(fits(wanted, read_only, in_recovery))
+    }
+}
+
+/// libpq's rule for `target_session_attrs`.
+fn fits(wanted: SessionAttrs, read_only: bool, in_recovery: bool) -> bool {
+    match wanted {
+        SessionAttrs::Any | SessionAttrs::PreferStandby => true,
+        SessionAttrs::ReadWrite => !read_only,
+        SessionAttrs::ReadOnly => read_only,
+        SessionAttrs::Primary => !in_recovery,
+        SessionAttrs::Standby => in_recovery,
+    }
+}
+
+impl PgTarget {
+    /// How many hosts the target lists (more than one: it can fail over).
+    pub fn host_count(&self) -> usize {
+        host_list(self).len()
+    }
+}
+
 /// A started connection, before the engine wraps it.
 pub struct Opened {
     pub client: tokio_postgres::Client,
@@ -392,14 +443,8 @@ async fn session_fits(opened: &mut Opened, wanted: SessionAttrs) -> Result<()> {
             (ro, rec)
         }
     };
-    let fits = match wanted {
-        SessionAttrs::Any => true,
-        SessionAttrs::ReadWrite => !read_only,
-        SessionAttrs::ReadOnly => read_only,
-        SessionAttrs::Primary => !in_recovery,
-        SessionAttrs::Standby | SessionAttrs::PreferStandby => in_recovery,
-    };
-    if fits {
+    // (prefer-standby's first pass asks for `Standby`, its second for `Any`.)
+    if fits(wanted, read_only, in_recovery) {
         return Ok(());
     }
     let what = match wanted {
