@@ -2,6 +2,7 @@
 //! makes them. Backends differ only in how they talk to their database; the
 //! pool, parameters, results and transaction bookkeeping are shared here.
 
+pub mod bulk;
 pub mod pgtypes;
 pub mod postgres;
 pub mod sqlite;
@@ -41,6 +42,9 @@ pub struct Conn {
     /// A statement changed the session (see `sqltext::changes_session`):
     /// reset it at release.
     session_dirty: bool,
+    /// A statement may have run LISTEN: unlisten at release (see
+    /// `bulk::Conn::end_listening`).
+    listening: bool,
     pub created: Instant,
     pub id: u64,
 }
@@ -403,6 +407,9 @@ impl Conn {
     /// Notes whether `sql` changes the session beyond the transaction, so
     /// the release resets it (the `session_reset` option).
     fn note_session(&mut self, sql: &str) {
+        if !self.listening && sql.to_ascii_uppercase().contains("LISTEN") {
+            self.listening = matches!(self.db, Db::Postgres(_));
+        }
         if self.session_dirty {
             return;
         }
@@ -576,6 +583,7 @@ impl Manager {
             broken: false,
             read_only_tx: false,
             session_dirty: false,
+            listening: false,
             created: Instant::now(),
             id,
         };
@@ -669,6 +677,7 @@ impl Manage for Manager {
             }
         }
         self.reset_session(conn)
+            && conn.end_listening(self.settings.session_reset != SessionReset::Off)
     }
 
     fn is_broken(&self, conn: &Conn) -> bool {
