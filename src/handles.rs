@@ -29,6 +29,9 @@ pub enum HandleKind {
     Result = 4,
     Params = 5,
     Queue = 6,
+    Stream = 7,
+    Copy = 8,
+    Notification = 9,
 }
 
 /// Bumped in the child after every `fork()`.
@@ -49,7 +52,11 @@ impl HandleKind {
     fn owns_process_resources(self) -> bool {
         matches!(
             self,
-            HandleKind::Pool | HandleKind::Conn | HandleKind::Queue
+            HandleKind::Pool
+                | HandleKind::Conn
+                | HandleKind::Queue
+                | HandleKind::Stream
+                | HandleKind::Copy
         )
     }
 
@@ -61,6 +68,9 @@ impl HandleKind {
             4 => HandleKind::Result,
             5 => HandleKind::Params,
             6 => HandleKind::Queue,
+            7 => HandleKind::Stream,
+            8 => HandleKind::Copy,
+            9 => HandleKind::Notification,
             _ => return None,
         })
     }
@@ -73,6 +83,9 @@ impl HandleKind {
             HandleKind::Result => "result",
             HandleKind::Params => "parameter list",
             HandleKind::Queue => "completion queue",
+            HandleKind::Stream => "stream",
+            HandleKind::Copy => "COPY",
+            HandleKind::Notification => "notification",
         }
     }
 

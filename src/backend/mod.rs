@@ -2,6 +2,7 @@
 //! makes them. Backends differ only in how they talk to their database; the
 //! pool, parameters, results and transaction bookkeeping are shared here.
 
+pub mod bulk;
 pub mod hosts;
 pub mod pgtypes;
 pub mod postgres;
@@ -46,6 +47,9 @@ pub struct Conn {
     answered_at: Instant,
     /// A statement was cancelled or timed out since: check it properly.
     suspect: bool,
+    /// A statement may have run LISTEN: unlisten at release (see
+    /// `bulk::Conn::end_listening`).
+    listening: bool,
     pub created: Instant,
     pub id: u64,
     /// The server refused a write as read-only (SQLSTATE 25006): a pool
@@ -437,6 +441,9 @@ impl Conn {
     /// Notes whether `sql` changes the session beyond the transaction, so
     /// the release resets it (the `session_reset` option).
     fn note_session(&mut self, sql: &str) {
+        if !self.listening && sql.to_ascii_uppercase().contains("LISTEN") {
+            self.listening = matches!(self.db, Db::Postgres(_));
+        }
         if self.session_dirty {
             return;
         }
@@ -676,6 +683,7 @@ impl Manager {
             session_dirty: false,
             answered_at: Instant::now(),
             suspect: false,
+            listening: false,
             created: Instant::now(),
             id,
             read_only_refused: false,
@@ -807,6 +815,7 @@ impl Manage for Manager {
             }
         }
         self.reset_session(conn)
+            && conn.end_listening(self.settings.session_reset != SessionReset::Off)
     }
 
     fn is_broken(&self, conn: &Conn) -> bool {

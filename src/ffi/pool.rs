@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{
-    boundary, handle, null_arg, lock_ok, opt_str_arg, out_arg, put, sqlpool_conn, sqlpool_options,
+    boundary, handle, lock_ok, null_arg, opt_str_arg, out_arg, put, sqlpool_conn, sqlpool_options,
     sqlpool_params, sqlpool_result, sqlpool_status, store_result, str_arg, with_params, ConnSlot,
     CONNS, OPTIONS,
 };

@@ -14,7 +14,10 @@
 //! ([`net::Tap`]) reads ReadyForQuery's status and COMMIT's tag.
 
 mod connect;
+pub mod copy;
 pub mod net;
+pub mod notify;
+pub mod stream;
 mod tls;
 
 use std::collections::{HashMap, VecDeque};

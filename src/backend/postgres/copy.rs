@@ -1,0 +1,204 @@
+//! `COPY … FROM STDIN` and `COPY … TO STDOUT`: bytes in and out as the
+//! server speaks them (text, CSV or binary format, whatever the statement
+//! says).
+//!
+//! COPY IN: the caller's chunks go into tokio-postgres' `CopyInSink`
+//! (CopyData messages of about 4 KiB), then `finish` ends it (CopyDone) and
+//! the server answers with the row count, or with the error of a bad row
+//! (its SQLSTATE kept). Giving up sends CopyFail: the server rolls the
+//! COPY back and the connection stays usable.
+//!
+//! COPY OUT: the server's CopyData messages are read one at a time while
+//! the caller pulls (the channel from the connection holds one batch, so
+//! memory stays bounded); giving up early cancels or drains as a stream
+//! does.
+
+use std::pin::Pin;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+
+use super::{statement, PgConn};
+use crate::error::Result;
+
+pub struct PgCopyIn {
+    sink: Pin<Box<tokio_postgres::CopyInSink<Bytes>>>,
+}
+
+pub struct PgCopyOut {
+    stream: Pin<Box<tokio_postgres::CopyOutStream>>,
+    done: bool,
+    in_transaction: bool,
+}
+
+impl PgCopyOut {
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+impl PgConn {
+    /// Starts `COPY … FROM STDIN` (`sql` as the server takes it, no
+    /// parameters).
+    pub async fn copy_in_start(&mut self, sql: &str) -> Result<PgCopyIn> {
+        let timeout = self.query_timeout();
+        let r = {
+            let Self {
+                client,
+                driver,
+                cancel,
+                interrupt,
+                ..
+            } = self;
+            statement(
+                driver,
+                cancel,
+                interrupt.as_deref(),
+                timeout,
+                client.copy_in::<str, Bytes>(sql),
+            )
+            .await
+        };
+        match r {
+            Ok(sink) => Ok(PgCopyIn {
+                sink: Box::pin(sink),
+            }),
+            Err(e) => {
+                self.settle_after_error().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends `data` (any split of the COPY data: rows may span calls).
+    pub async fn copy_in_write(&mut self, copy: &mut PgCopyIn, data: &[u8]) -> Result<()> {
+        let bytes = Bytes::copy_from_slice(data);
+        let r = self.driver.drive(copy.sink.as_mut().feed(bytes)).await;
+        r.map_err(|e| self.driver.map(e))
+    }
+
+    /// Ends the COPY: the rows copied, or the server's error (a bad row).
+    pub async fn copy_in_finish(&mut self, mut copy: PgCopyIn) -> Result<u64> {
+        let timeout = self.query_timeout();
+        let r = {
+            let Self {
+                driver,
+                cancel,
+                interrupt,
+                ..
+            } = self;
+            statement(
+                driver,
+                cancel,
+                interrupt.as_deref(),
+                timeout,
+                copy.sink.as_mut().finish(),
+            )
+            .await
+        };
+        drop(copy);
+        self.settle_after_error().await;
+        r
+    }
+
+    /// Gives the COPY up: CopyFail, the server rolls it back.
+    pub async fn copy_in_abort(&mut self, copy: PgCopyIn) -> Result<()> {
+        drop(copy);
+        let bound = Instant::now() + self.housekeeping;
+        if !self.driver.settle(Some(bound)).await || self.is_closed() {
+            self.driver
+                .close("an aborted COPY did not end in time; the connection was closed");
+            return Err(crate::error::Error::new(
+                crate::error::Status::ConnectionError,
+                "an aborted COPY did not end in time; the connection was closed",
+            )
+            .with_sqlstate("08006"));
+        }
+        Ok(())
+    }
+
+    /// Starts `COPY … TO STDOUT`.
+    pub async fn copy_out_start(&mut self, sql: &str) -> Result<PgCopyOut> {
+        let in_transaction = self.transaction_status() != b'I';
+        let timeout = self.query_timeout();
+        let r = {
+            let Self {
+                client,
+                driver,
+                cancel,
+                interrupt,
+                ..
+            } = self;
+            statement(
+                driver,
+                cancel,
+                interrupt.as_deref(),
+                timeout,
+                client.copy_out::<str>(sql),
+            )
+            .await
+        };
+        match r {
+            Ok(stream) => Ok(PgCopyOut {
+                stream: Box::pin(stream),
+                done: false,
+                in_transaction,
+            }),
+            Err(e) => {
+                self.settle_after_error().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The next CopyData message's bytes; `None` at the end (the COPY is
+    /// then done and the connection free).
+    pub async fn copy_out_next(&mut self, copy: &mut PgCopyOut) -> Result<Option<Bytes>> {
+        if copy.done {
+            return Ok(None);
+        }
+        let timeout = self.query_timeout();
+        let r = {
+            let Self {
+                driver,
+                cancel,
+                interrupt,
+                ..
+            } = self;
+            let stream = &mut copy.stream;
+            let work = async {
+                match stream.next().await {
+                    Some(Ok(b)) => Ok(Some(b)),
+                    Some(Err(e)) => Err(e),
+                    None => Ok(None),
+                }
+            };
+            statement(driver, cancel, interrupt.as_deref(), timeout, work).await
+        };
+        match r {
+            Ok(Some(b)) => Ok(Some(b)),
+            Ok(None) => {
+                copy.done = true;
+                self.settle_after_error().await;
+                Ok(None)
+            }
+            Err(e) => {
+                copy.done = true;
+                self.settle_after_error().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives a COPY OUT up before its end: cancelled or drained, as a
+    /// stream.
+    pub async fn copy_out_abandon(&mut self, copy: PgCopyOut) -> Result<()> {
+        if copy.done {
+            return Ok(());
+        }
+        let in_transaction = copy.in_transaction;
+        drop(copy);
+        self.abandon_statement(in_transaction).await
+    }
+}
