@@ -580,8 +580,26 @@ pub struct SqliteTarget {
     pub private_memory: bool,
 }
 
-/// Parses a URI into the database target and the pool options it carries.
+/// Parses a URI (or a libpq conninfo string, `host=a,b port=5432
+/// dbname=app`) into the database target and the pool options it carries.
 pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
+    if let Some(pairs) = conninfo_pairs(uri)? {
+        // As a URI with every setting a query parameter.
+        let mut options = PoolOptions::default();
+        let mut passthrough = Vec::new();
+        for (key, value) in pairs {
+            if is_host_list_key(&key) || !options.set_from_str(&key, &value)? {
+                passthrough.push((key, value));
+            }
+        }
+        let bad = |why: &str| {
+            Error::new(
+                Status::InvalidUri,
+                format!("invalid connection string: {why}"),
+            )
+        };
+        return parse_postgres("postgresql://", passthrough, options, &bad);
+    }
     let bad = |why: &str| {
         Error::new(
             Status::InvalidUri,
@@ -598,37 +616,15 @@ pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode(k).map_err(|_| bad("a query parameter is not valid UTF-8"))?;
         let value = decode(v).map_err(|_| bad("a query parameter is not valid UTF-8"))?;
-        if !options.set_from_str(&key, &value)? {
+        // A PostgreSQL URI's host lists are the target's, not pool options.
+        let postgres = base.to_ascii_lowercase().starts_with("postgres");
+        if (postgres && is_host_list_key(&key)) || !options.set_from_str(&key, &value)? {
             passthrough.push((key, value));
         }
     }
     let lower = base.to_ascii_lowercase();
     if lower.starts_with("postgresql:") || lower.starts_with("postgres:") {
-        let bad_value = |key: &str, value: &str, expected: &str| {
-            Error::new(
-                Status::InvalidOption,
-                format!("invalid value {value:?} for option {key}: expected {expected}"),
-            )
-        };
-        let mut target = PgTarget::take_own_params(&mut passthrough, bad_value)?;
-        // Hand the database's own parameters to the postgres crate's parser,
-        // which handles percent-encoding, socket directories and host lists.
-        let mut pg_uri = base.to_owned();
-        if !passthrough.is_empty() {
-            pg_uri.push('?');
-            let encoded: Vec<String> = passthrough
-                .iter()
-                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-                .collect();
-            pg_uri.push_str(&encoded.join("&"));
-        }
-        target.config = pg_uri
-            .parse()
-            .map_err(|e: tokio_postgres::Error| bad(&redact_secrets(&e.to_string())))?;
-        if options.connect_timeout.is_none() {
-            options.connect_timeout = target.config.get_connect_timeout().copied();
-        }
-        return Ok((Target::Postgres(Box::new(target)), options));
+        return parse_postgres(base, passthrough, options, &bad);
     }
     let path = if let Some(rest) = base.strip_prefix("sqlite://") {
         rest
@@ -706,6 +702,234 @@ pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
     ))
 }
 
+/// A PostgreSQL target from a URI's scheme and authority (`base`) and its
+/// parameters (query or conninfo, pool options already taken out).
+fn parse_postgres(
+    base: &str,
+    mut passthrough: Vec<(String, String)>,
+    mut options: PoolOptions,
+    bad: &dyn Fn(&str) -> Error,
+) -> Result<(Target, PoolOptions)> {
+    let bad_value = |key: &str, value: &str, expected: &str| {
+        Error::new(
+            Status::InvalidOption,
+            format!("invalid value {value:?} for option {key}: expected {expected}"),
+        )
+    };
+    let mut target = PgTarget::take_own_params(&mut passthrough, bad_value)?;
+    // libpq's host lists: `host`, `hostaddr` and `port` parameters (each a
+    // comma-separated list) replace what the authority says.
+    let lists = HostLists::take(&mut passthrough)?;
+    // Hand the database's own parameters to the postgres crate's parser,
+    // which handles percent-encoding, socket directories and the
+    // authority's host list.
+    let mut pg_uri = base.to_owned();
+    if !passthrough.is_empty() {
+        pg_uri.push('?');
+        let encoded: Vec<String> = passthrough
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        pg_uri.push_str(&encoded.join("&"));
+    }
+    let config: tokio_postgres::Config = pg_uri
+        .parse()
+        .map_err(|e: tokio_postgres::Error| bad(&redact_secrets(&e.to_string())))?;
+    target.config = lists.apply(&config)?;
+    if options.connect_timeout.is_none() {
+        options.connect_timeout = target.config.get_connect_timeout().copied();
+    }
+    Ok((Target::Postgres(Box::new(target)), options))
+}
+
+fn is_host_list_key(key: &str) -> bool {
+    matches!(key, "host" | "hostaddr" | "port")
+}
+
+/// The `host`, `hostaddr` and `port` parameters (libpq: comma-separated
+/// lists; a `port` list has one entry for all hosts or one per host, an
+/// empty entry meaning 5432; a `hostaddr` list one per host).
+#[derive(Default)]
+struct HostLists {
+    hosts: Option<Vec<String>>,
+    addrs: Option<Vec<std::net::IpAddr>>,
+    ports: Option<Vec<u16>>,
+}
+
+impl HostLists {
+    fn take(params: &mut Vec<(String, String)>) -> Result<HostLists> {
+        let mut take = |key: &str| {
+            let found = params.iter().rposition(|(k, _)| k == key);
+            let value = found.map(|i| params[i].1.clone());
+            params.retain(|(k, _)| k != key);
+            value
+        };
+        let split =
+            |v: &str| -> Vec<String> { v.split(',').map(|p| p.trim().to_owned()).collect() };
+        let bad = |key: &str, entry: &str, expected: &str| {
+            Error::new(
+                Status::InvalidOption,
+                format!("invalid entry {entry:?} in option {key}: expected {expected}"),
+            )
+        };
+        let hosts = take("host").map(|v| split(&v));
+        let addrs = take("hostaddr")
+            .map(|v| {
+                split(&v)
+                    .iter()
+                    .map(|a| a.parse().map_err(|_| bad("hostaddr", a, "an IP address")))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let ports = take("port")
+            .map(|v| {
+                split(&v)
+                    .iter()
+                    .map(|p| match p.as_str() {
+                        "" => Ok(5432),
+                        p => p
+                            .parse::<u16>()
+                            .ok()
+                            .filter(|&n| n != 0)
+                            .ok_or_else(|| bad("port", p, "a port number 1..65535")),
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        Ok(HostLists {
+            hosts,
+            addrs,
+            ports,
+        })
+    }
+
+    /// `config` with these lists in place of its own; checks the lists
+    /// match (as libpq does).
+    fn apply(&self, config: &tokio_postgres::Config) -> Result<tokio_postgres::Config> {
+        use tokio_postgres::config::Host;
+        let hosts: Vec<Host> = match &self.hosts {
+            Some(list) => list.iter().map(|h| host_entry(h)).collect(),
+            None => config.get_hosts().to_vec(),
+        };
+        let addrs = self
+            .addrs
+            .clone()
+            .unwrap_or_else(|| config.get_hostaddrs().to_vec());
+        let mut ports = self
+            .ports
+            .clone()
+            .unwrap_or_else(|| config.get_ports().to_vec());
+        let count = hosts.len().max(addrs.len());
+        if !hosts.is_empty() && !addrs.is_empty() && hosts.len() != addrs.len() {
+            return Err(Error::new(
+                Status::InvalidOption,
+                format!(
+                    "{} hostaddr entries do not match {} hosts",
+                    addrs.len(),
+                    hosts.len()
+                ),
+            ));
+        }
+        if ports.len() > 1 && ports.len() != count.max(1) {
+            return Err(Error::new(
+                Status::InvalidOption,
+                format!(
+                    "{} ports do not match {} hosts (give one port for all, or one per host)",
+                    ports.len(),
+                    count.max(1)
+                ),
+            ));
+        }
+        if ports.is_empty() && count > 0 {
+            ports.push(5432);
+        }
+        Ok(rebuild(config, &hosts, &addrs, &ports))
+    }
+}
+
+/// One entry of a `host` list: a socket directory if it starts with `/`,
+/// `localhost` if empty.
+fn host_entry(h: &str) -> tokio_postgres::config::Host {
+    use tokio_postgres::config::Host;
+    match h {
+        "" => Host::Tcp("localhost".to_owned()),
+        h if h.starts_with('/') => Host::Unix(h.into()),
+        h => Host::Tcp(h.to_owned()),
+    }
+}
+
+/// Splits a libpq conninfo string (`key=value key='quoted \' value'`) into
+/// pairs; `None` when `text` is not one (a URI or a path).
+fn conninfo_pairs(text: &str) -> Result<Option<Vec<(String, String)>>> {
+    let trimmed = text.trim_start();
+    let key_len = trimmed
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(trimmed.len());
+    if key_len == 0 || !trimmed[key_len..].trim_start().starts_with('=') {
+        return Ok(None);
+    }
+    let bad = |why: &str| {
+        Error::new(
+            Status::InvalidUri,
+            format!("invalid connection string: {why}"),
+        )
+    };
+    let mut pairs = Vec::new();
+    let mut chars = trimmed.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(bad(&format!("missing \"=\" after {key:?}")));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\'') => break,
+                    Some('\\') => value.extend(chars.next()),
+                    Some(c) => value.push(c),
+                    // (No value in the message: it may be a password.)
+                    None => return Err(bad(&format!("unterminated quoted value for {key:?}"))),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    value.extend(chars.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
+    }
+    Ok(Some(pairs))
+}
+
 /// Applies the psqlpy-style separate connection parameters to a PostgreSQL
 /// target; they are an error for SQLite.
 pub fn apply_connection_options(target: &mut Target, options: &PoolOptions) -> Result<()> {
@@ -757,6 +981,31 @@ fn with_hosts(
     host: Option<&str>,
     port: Option<u16>,
 ) -> tokio_postgres::Config {
+    let (hosts, addrs) = match host {
+        Some(list) => (
+            list.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(host_entry)
+                .collect(),
+            Vec::new(),
+        ),
+        None => (config.get_hosts().to_vec(), config.get_hostaddrs().to_vec()),
+    };
+    let ports = match port {
+        Some(p) => vec![p],
+        None => config.get_ports().to_vec(),
+    };
+    rebuild(config, &hosts, &addrs, &ports)
+}
+
+/// A copy of `config` with these hosts, host addresses and ports.
+fn rebuild(
+    config: &tokio_postgres::Config,
+    hosts: &[tokio_postgres::config::Host],
+    addrs: &[std::net::IpAddr],
+    ports: &[u16],
+) -> tokio_postgres::Config {
     use tokio_postgres::config::Host;
     let mut out = tokio_postgres::Config::new();
     if let Some(v) = config.get_user() {
@@ -778,33 +1027,17 @@ fn with_hosts(
         out.connect_timeout(*v);
     }
     out.channel_binding(config.get_channel_binding());
-    match host {
-        Some(list) => {
-            for h in list.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-                out.host(h);
-            }
-        }
-        None => {
-            for h in config.get_hosts() {
-                match h {
-                    Host::Tcp(name) => out.host(name),
-                    Host::Unix(path) => out.host_path(path),
-                };
-            }
-            for a in config.get_hostaddrs() {
-                out.hostaddr(*a);
-            }
-        }
+    for h in hosts {
+        match h {
+            Host::Tcp(name) => out.host(name),
+            Host::Unix(path) => out.host_path(path),
+        };
     }
-    match port {
-        Some(p) => {
-            out.port(p);
-        }
-        None => {
-            for p in config.get_ports() {
-                out.port(*p);
-            }
-        }
+    for a in addrs {
+        out.hostaddr(*a);
+    }
+    for p in ports {
+        out.port(*p);
     }
     out
 }
@@ -895,6 +1128,130 @@ mod tests {
             c.get_hosts()[0],
             tokio_postgres::config::Host::Unix(_)
         ));
+    }
+
+    fn pg(uri: &str) -> PgTarget {
+        match parse_uri(uri)
+            .unwrap_or_else(|e| panic!("{uri}: {}", e.message))
+            .0
+        {
+            Target::Postgres(t) => *t,
+            Target::Sqlite(_) => panic!("expected postgres"),
+        }
+    }
+
+    /// (host, port) pairs as the connector will try them.
+    fn endpoints(t: &PgTarget) -> Vec<(String, u16)> {
+        use tokio_postgres::config::Host;
+        let c = &t.config;
+        let ports = c.get_ports();
+        let n = c.get_hosts().len().max(c.get_hostaddrs().len());
+        (0..n)
+            .map(|i| {
+                let host = match c.get_hosts().get(i) {
+                    Some(Host::Tcp(h)) => h.clone(),
+                    Some(Host::Unix(p)) => p.display().to_string(),
+                    None => c.get_hostaddrs()[i].to_string(),
+                };
+                let port = if ports.len() == 1 { ports[0] } else { ports[i] };
+                (host, port)
+            })
+            .collect()
+    }
+
+    fn hp(list: &[(&str, u16)]) -> Vec<(String, u16)> {
+        list.iter().map(|(h, p)| (h.to_string(), *p)).collect()
+    }
+
+    #[test]
+    fn libpq_multi_host_grammar() {
+        // Host lists in the authority, ports per host or defaulted.
+        let t = pg("postgresql://u@a:5433,b/db");
+        assert_eq!(endpoints(&t), hp(&[("a", 5433), ("b", 5432)]));
+        let t = pg("postgresql://u@[::1]:6000,b:6001/db");
+        assert_eq!(endpoints(&t), hp(&[("::1", 6000), ("b", 6001)]));
+        // host= and port= query parameters: one port for all or one each.
+        let t = pg("postgresql:///db?host=a,b&port=5433,5434");
+        assert_eq!(endpoints(&t), hp(&[("a", 5433), ("b", 5434)]));
+        let t = pg("postgresql:///db?host=a,b,c&port=6000");
+        assert_eq!(endpoints(&t), hp(&[("a", 6000), ("b", 6000), ("c", 6000)]));
+        let t = pg("postgresql:///db?host=a,b&port=,5434");
+        assert_eq!(endpoints(&t), hp(&[("a", 5432), ("b", 5434)]));
+        let t = pg("postgresql:///db?host=a,b");
+        assert_eq!(endpoints(&t), hp(&[("a", 5432), ("b", 5432)]));
+        // The query's lists replace the authority's.
+        let t = pg("postgresql://u@x:1/db?host=a,b");
+        assert_eq!(endpoints(&t), hp(&[("a", 1), ("b", 1)]));
+        let t = pg("postgresql://u@a,b/db?port=7000,7001");
+        assert_eq!(endpoints(&t), hp(&[("a", 7000), ("b", 7001)]));
+        // hostaddr: one address per host, or addresses alone.
+        let t = pg("postgresql:///db?host=db1,db2&hostaddr=10.0.0.1,10.0.0.2&port=5433");
+        assert_eq!(endpoints(&t), hp(&[("db1", 5433), ("db2", 5433)]));
+        assert_eq!(t.config.get_hostaddrs().len(), 2);
+        let t = pg("postgresql:///db?hostaddr=10.0.0.1,10.0.0.2");
+        assert_eq!(endpoints(&t), hp(&[("10.0.0.1", 5432), ("10.0.0.2", 5432)]));
+        // Socket directories in a list.
+        let t = pg("postgresql:///db?host=%2Ftmp,b&port=5433");
+        assert_eq!(endpoints(&t), hp(&[("/tmp", 5433), ("b", 5433)]));
+        // Mismatched lists are errors naming the option, as in libpq.
+        for bad in [
+            "postgresql:///db?host=a,b,c&port=1,2",
+            "postgresql://u@a,b,c/db?port=1,2",
+            "postgresql:///db?host=a,b&hostaddr=10.0.0.1",
+            "postgresql:///db?host=a&port=http",
+            "postgresql:///db?hostaddr=not-an-ip",
+        ] {
+            let e = parse_uri(bad).unwrap_err();
+            assert_eq!(e.status, Status::InvalidOption, "{bad}: {}", e.message);
+        }
+        // Every target_session_attrs value of libpq, and load balancing.
+        for (v, want) in [
+            ("any", SessionAttrs::Any),
+            ("read-write", SessionAttrs::ReadWrite),
+            ("read-only", SessionAttrs::ReadOnly),
+            ("primary", SessionAttrs::Primary),
+            ("standby", SessionAttrs::Standby),
+            ("prefer-standby", SessionAttrs::PreferStandby),
+        ] {
+            let t = pg(&format!("postgresql://a,b/db?target_session_attrs={v}"));
+            assert_eq!(t.target_session_attrs, want);
+            assert_eq!(want.name(), v);
+        }
+        assert!(pg("postgresql://a,b/db?load_balance_hosts=random").load_balance_hosts);
+        assert!(!pg("postgresql://a,b/db?load_balance_hosts=disable").load_balance_hosts);
+        assert!(parse_uri("postgresql://a/db?target_session_attrs=master").is_err());
+    }
+
+    #[test]
+    fn libpq_conninfo_strings() {
+        let (t, o) = parse_uri(
+            "host=a,b port=5433,5434 dbname=app user=me password='it\\'s a \\\\ secret' \
+             target_session_attrs=read-write load_balance_hosts=random max_size=7",
+        )
+        .map(|(mut t, o)| {
+            // (user, password, dbname are pool-level settings applied at open.)
+            apply_connection_options(&mut t, &o).unwrap();
+            match t {
+                Target::Postgres(t) => (*t, o),
+                Target::Sqlite(_) => panic!(),
+            }
+        })
+        .unwrap();
+        assert_eq!(endpoints(&t), hp(&[("a", 5433), ("b", 5434)]));
+        assert_eq!(t.config.get_dbname(), Some("app"));
+        assert_eq!(t.config.get_user(), Some("me"));
+        assert_eq!(t.config.get_password(), Some(&b"it's a \\ secret"[..]));
+        assert_eq!(t.target_session_attrs, SessionAttrs::ReadWrite);
+        assert!(t.load_balance_hosts);
+        assert_eq!(o.max_size, Some(7));
+        let t = pg("  host = /tmp  dbname=x ");
+        assert_eq!(endpoints(&t), hp(&[("/tmp", 5432)]));
+        // A broken one fails without echoing a value (it may be a password).
+        let e = parse_uri("host=a password='secret").unwrap_err();
+        assert!(!e.message.contains("secret"), "{}", e.message);
+        assert_eq!(e.status, Status::InvalidUri);
+        // Not conninfo: unchanged errors.
+        assert!(parse_uri("nothing here").is_err());
     }
 
     #[test]

@@ -269,6 +269,30 @@ fn session_attrs_pick_the_server_libpq_would() {
         assert_eq!(lands_on(&order, "standby"), Ok(s));
         assert_eq!(lands_on(&order, "prefer-standby"), Ok(s));
     }
+    // libpq's other spellings of a host list: host= and port= lists in the
+    // query, and a conninfo string.
+    let attrs_of = |url: &str| {
+        let pool = open(url);
+        let conn = acquire(pool);
+        let port = server_port(conn);
+        release(conn);
+        close(pool);
+        port
+    };
+    assert_eq!(
+        attrs_of(&format!(
+            "postgresql://sqlpool:sqlpool_pw@/sqlpool_test?host=127.0.0.1,127.0.0.1\
+             &port={s},{p}&target_session_attrs=primary"
+        )),
+        p
+    );
+    assert_eq!(
+        attrs_of(&format!(
+            "host=127.0.0.1,127.0.0.1 port={p},{s} user=sqlpool password='sqlpool_pw' \
+             dbname=sqlpool_test target_session_attrs=standby"
+        )),
+        s
+    );
     // Alone, each server fits only its kind; prefer-standby takes the
     // primary when there is no standby.
     assert_eq!(lands_on(&[&primary], "prefer-standby"), Ok(p));

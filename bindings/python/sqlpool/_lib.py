@@ -261,6 +261,7 @@ _PROTOTYPES = {
     "sqlpool_pool_execute": (status_t, [_P, c_char_p, _P, POINTER(c_uint64)]),
     "sqlpool_pool_query": (status_t, [_P, c_char_p, _P, _OUT]),
     "sqlpool_pool_stats": (status_t, [_P, POINTER(PoolStats), c_size_t]),
+    "sqlpool_pool_host_stats": (status_t, [_P, c_void_p, c_size_t, POINTER(c_size_t)]),
     "sqlpool_pool_resize": (status_t, [_P, c_uint32, c_uint32]),
     "sqlpool_pool_drain": (status_t, [_P]),
     # connection

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from ctypes import byref, c_uint64, c_void_p, sizeof
+from ctypes import byref, c_size_t, c_uint64, c_void_p, create_string_buffer, sizeof
 from types import TracebackType
 from typing import Any, Dict, Iterable, List, Optional, Type, Union
 
 from . import _convert
 from ._convert import Params, build_param_sets, build_params, free_params
+from ._lib import BUFFER_TOO_SMALL as _BUFFER_TOO_SMALL
 from ._lib import PoolStats, lib
 from ._managed import Managed
 from ._options import Duration, IsolationLevel, Recycling, build_options, isolation_value, is_postgres_uri, to_ms
@@ -209,6 +211,24 @@ class _PoolBase(Managed):
         check(lib.sqlpool_pool_stats(self._handle(), byref(s), sizeof(PoolStats)))
         names = (f[0] for f in PoolStats._fields_)
         return {name: getattr(s, name) for name in names if not name.startswith("_")}
+
+    def host_stats(self) -> List[Dict[str, Any]]:
+        """Connections per server (``sqlpool_pool_host_stats``): one dict per
+        host the pool has connected to, in order of first use, with ``host``
+        (``"host:port"`` as the host list names it, or a socket path),
+        ``open`` (connections on it now) and ``opened`` (made since the pool
+        started). Shows where a multi-host pool's connections are, e.g. on
+        the new primary after a failover. SQLite pools return ``[]``."""
+        handle = self._handle()
+        needed = c_size_t(0)
+        while True:
+            check(lib.sqlpool_pool_host_stats(handle, None, 0, byref(needed)))
+            buf = create_string_buffer(needed.value + 256)
+            written = c_size_t(0)
+            status = lib.sqlpool_pool_host_stats(handle, buf, len(buf), byref(written))
+            if status != _BUFFER_TOO_SMALL:  # (it grew meanwhile: ask again)
+                check(status)
+                return json.loads(buf.raw[: written.value].decode("utf-8"))
 
     def resize(self, min_size: int, max_size: int) -> None:
         """Changes the pool's sizes at run time."""
