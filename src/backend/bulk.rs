@@ -197,10 +197,11 @@ impl Conn {
         let Db::Postgres(c) = &mut self.db else {
             return true;
         };
-        if listened && !session_was_reset {
-            if super::block(c.housekeeping("UNLISTEN *", None)).is_err() {
-                return false;
-            }
+        if listened
+            && !session_was_reset
+            && super::block(c.housekeeping("UNLISTEN *", None)).is_err()
+        {
+            return false;
         }
         c.discard_notifications();
         true

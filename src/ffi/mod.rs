@@ -28,8 +28,14 @@ use crate::result::ResultSet;
 use crate::value::{Params, Value};
 
 mod async_api;
+mod copy;
 pub(crate) mod fork;
+mod notify;
+mod stream;
 pub use async_api::*;
+pub use copy::*;
+pub use notify::*;
+pub use stream::*;
 
 /// Status code returned by every fallible function; `SQLPOOL_OK` (0) is
 /// success. See `sqlpool_status_name` and `sqlpool_last_error_message`.
@@ -282,7 +288,7 @@ fn with_conn<R>(conn: *mut sqlpool_conn, f: impl FnOnce(&mut Checkout) -> Result
     if guard.is_lent() {
         return Err(Error::new(
             Status::Busy,
-            "an asynchronous operation is running on this connection (one at a time)",
+            "an asynchronous operation, an open stream or a COPY is using this connection (one at a time)",
         ));
     }
     f(&mut guard)
