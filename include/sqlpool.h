@@ -132,6 +132,12 @@
 #define SQLPOOL_OP_BATCH 4
 
 /*
+ Operation kind in `sqlpool_completion.kind` of
+ `sqlpool_conn_next_notification_async`.
+ */
+#define SQLPOOL_OP_NOTIFY 5
+
+/*
  Status code returned by every fallible `sqlpool_*` function.
 
  The numbers are part of the ABI: they are explicit and never reused.
@@ -1527,6 +1533,31 @@ sqlpool_status sqlpool_notification_get(const struct sqlpool_notification *notif
  returns `SQLPOOL_MISUSE`.
  */
 sqlpool_status sqlpool_notification_free(struct sqlpool_notification *notification);
+
+/*
+ Starts waiting for the oldest notification, as
+ `sqlpool_conn_next_notification` but without blocking: an event loop
+ watching the completion queue's descriptor (or a callback) is woken by
+ the notification itself, and the wait costs no thread (PostgreSQL
+ connections wait as tasks of the library's runtime). Completion kind
+ `SQLPOOL_OP_NOTIFY`: on `SQLPOOL_OK` its `handle` is a
+ `sqlpool_notification *` the receiver must free with
+ `sqlpool_notification_free`, or NULL when `timeout_ms` passed first
+ (negative: no bound; cancel the wait with `sqlpool_cancel`, the
+ completion then has `SQLPOOL_CANCELLED`). After one arrives, take the
+ others already received with `sqlpool_conn_next_notification(conn, 0,
+ ...)` before starting the next wait. Other statuses:
+ `SQLPOOL_CONNECTION_ERROR` (the connection was lost while listening),
+ `SQLPOOL_UNSUPPORTED` (SQLite). The connection is busy until the
+ completion; `queue`, `callback`, `user_data`, `op_id` and the busy rules
+ as `sqlpool_conn_execute_async`.
+ */
+sqlpool_status sqlpool_conn_next_notification_async(struct sqlpool_conn *conn,
+                                                    int64_t timeout_ms,
+                                                    struct sqlpool_queue *queue,
+                                                    sqlpool_completion_callback callback,
+                                                    void *user_data,
+                                                    uint64_t *op_id);
 
 /*
  Runs a query whose rows are read in chunks with `sqlpool_stream_next`

@@ -599,3 +599,80 @@ fn subscriptions_never_reach_the_next_borrower() {
         close(pool);
     }
 }
+
+#[test]
+fn a_notification_wakes_the_completion_queue() {
+    let pg = shared_or_skip!("a_notification_wakes_the_completion_queue");
+    let pool = open_pg(pg, "");
+    let listener = acquire(pool);
+    let sender = acquire(pool);
+    exec(listener, "LISTEN queued", &[]).unwrap();
+    let mut queue = ptr::null_mut();
+    ok(unsafe { sqlpool_queue_new(&mut queue) });
+    let mut fd = -1;
+    ok(unsafe { sqlpool_queue_fd(queue, &mut fd) });
+    let pop = |timeout_ms: i32| -> Option<sqlpool_completion> {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if unsafe { libc::poll(&mut p, 1, timeout_ms) } != 1 {
+            return None;
+        }
+        let mut c = std::mem::MaybeUninit::<sqlpool_completion>::uninit();
+        ok(unsafe { sqlpool_queue_pop(queue, c.as_mut_ptr()) });
+        Some(unsafe { c.assume_init() })
+    };
+    // A wait that times out completes with a NULL handle.
+    ok(unsafe {
+        sqlpool_conn_next_notification_async(
+            listener,
+            100,
+            queue,
+            None,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    });
+    let c = pop(5000).expect("a completion");
+    assert_eq!((c.kind, c.status), (SQLPOOL_OP_NOTIFY, Status::Ok));
+    assert!(c.handle.is_null());
+    // The connection is busy while the wait runs; a notification wakes it.
+    ok(unsafe {
+        sqlpool_conn_next_notification_async(
+            listener,
+            -1,
+            queue,
+            None,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    });
+    busy(exec(listener, "SELECT 1", &[]));
+    assert!(pop(200).is_none(), "nothing before the NOTIFY");
+    exec(sender, "NOTIFY queued, 'wake'", &[]).unwrap();
+    let c = pop(5000).expect("woken by the notification");
+    assert_eq!(c.status, Status::Ok);
+    assert!(!c.handle.is_null());
+    let mut info = std::mem::MaybeUninit::<sqlpool_notification_info>::uninit();
+    ok(sqlpool_notification_get(c.handle.cast(), info.as_mut_ptr()));
+    let info = unsafe { info.assume_init() };
+    let payload =
+        unsafe { std::slice::from_raw_parts(info.payload.cast::<u8>(), info.payload_len) };
+    assert_eq!(payload, b"wake");
+    ok(sqlpool_notification_free(c.handle.cast()));
+    // Cancelled waits complete with SQLPOOL_CANCELLED and free the connection.
+    let mut op = 0u64;
+    ok(unsafe {
+        sqlpool_conn_next_notification_async(listener, -1, queue, None, ptr::null_mut(), &mut op)
+    });
+    ok(sqlpool_cancel(op));
+    let c = pop(5000).expect("the cancelled wait's completion");
+    assert_eq!(c.status, Status::Cancelled);
+    assert_eq!(scalar(listener, "SELECT 1"), V::I(1));
+    ok(sqlpool_queue_free(queue));
+    release(sender);
+    release(listener);
+    close(pool);
+}

@@ -1,11 +1,15 @@
 //! LISTEN/NOTIFY from C: `sqlpool_conn_next_notification` (blocking, with
 //! a timeout) and the `sqlpool_notification_*` getters.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{boundary, handle, out_arg, put, sqlpool_conn, sqlpool_status, with_conn};
+use super::async_api::{start_conn_op, Work};
+use super::{
+    boundary, handle, out_arg, put, sqlpool_completion_callback, sqlpool_conn, sqlpool_queue,
+    sqlpool_status, with_conn,
+};
 use crate::backend::postgres::block;
 use crate::backend::postgres::notify::Notification;
 use crate::error::{Result, Status};
@@ -133,5 +137,40 @@ pub extern "C" fn sqlpool_notification_free(
             return Ok(());
         }
         NOTIFICATIONS.remove(notification as usize).map(drop)
+    })
+}
+
+/// Operation kind in `sqlpool_completion.kind` of
+/// `sqlpool_conn_next_notification_async`.
+pub const SQLPOOL_OP_NOTIFY: u32 = 5;
+
+/// Starts waiting for the oldest notification, as
+/// `sqlpool_conn_next_notification` but without blocking: an event loop
+/// watching the completion queue's descriptor (or a callback) is woken by
+/// the notification itself, and the wait costs no thread (PostgreSQL
+/// connections wait as tasks of the library's runtime). Completion kind
+/// `SQLPOOL_OP_NOTIFY`: on `SQLPOOL_OK` its `handle` is a
+/// `sqlpool_notification *` the receiver must free with
+/// `sqlpool_notification_free`, or NULL when `timeout_ms` passed first
+/// (negative: no bound; cancel the wait with `sqlpool_cancel`, the
+/// completion then has `SQLPOOL_CANCELLED`). After one arrives, take the
+/// others already received with `sqlpool_conn_next_notification(conn, 0,
+/// ...)` before starting the next wait. Other statuses:
+/// `SQLPOOL_CONNECTION_ERROR` (the connection was lost while listening),
+/// `SQLPOOL_UNSUPPORTED` (SQLite). The connection is busy until the
+/// completion; `queue`, `callback`, `user_data`, `op_id` and the busy rules
+/// as `sqlpool_conn_execute_async`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_next_notification_async(
+    conn: *mut sqlpool_conn,
+    timeout_ms: i64,
+    queue: *mut sqlpool_queue,
+    callback: sqlpool_completion_callback,
+    user_data: *mut c_void,
+    op_id: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let wait = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        start_conn_op(conn, queue, callback, user_data, op_id, Work::Notify(wait))
     })
 }

@@ -69,7 +69,13 @@ _PROTOTYPES = {
     "sqlpool_conn_next_notification": (c_uint32, [_P, c_int64, _OUT]),
     "sqlpool_notification_get": (c_uint32, [_P, POINTER(NotificationInfo)]),
     "sqlpool_notification_free": (c_uint32, [_P]),
+    # The callback argument is always passed as NULL from Python.
+    "sqlpool_conn_next_notification_async": (
+        c_uint32,
+        [_P, c_int64, _P, c_void_p, c_void_p, POINTER(c_uint64)],
+    ),
 }
+COMPLETION_NOTIFY = 5
 HAS_BULK: bool = _lib._declare(_PROTOTYPES, required=False)
 
 
@@ -399,3 +405,68 @@ def notifies(
             yield n
         elif deadline is not None and time.monotonic() >= deadline:
             return
+
+
+# ---------------------------------------------------------------------------
+# asyncio: COPY (the library calls run in the loop's default executor)
+
+
+class AsyncCopy:
+    """:class:`Copy` for asyncio (``async with conn.copy(sql) as cp``):
+    ``await cp.write(...)``, ``await cp.write_row(...)``, ``async for data in
+    cp``, ``await cp.read()``. Rows are buffered in Python; the library calls
+    run in the loop's default executor."""
+
+    def __init__(self, copy: Copy) -> None:
+        self._copy = copy
+
+    @property
+    def rowcount(self) -> int:
+        return self._copy.rowcount
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def write(self, data: Union[bytes, bytearray, memoryview, str]) -> None:
+        c = self._copy
+        c._need_in()
+        c._buffer += data.encode("utf-8") if isinstance(data, str) else data
+        if len(c._buffer) >= _FLUSH_AT:
+            await self._call(c._flush)
+
+    async def write_row(self, row: Sequence[Any]) -> None:
+        c = self._copy
+        c._need_in()
+        c._buffer += ("\t".join(map(_escape, row)) + "\n").encode("utf-8")
+        if len(c._buffer) >= _FLUSH_AT:
+            await self._call(c._flush)
+
+    async def finish(self) -> int:
+        return await self._call(self._copy.finish)  # type: ignore[no-any-return]
+
+    async def read(self) -> bytes:
+        return await self._call(self._copy.read)  # type: ignore[no-any-return]
+
+    def __aiter__(self) -> "AsyncCopy":
+        return self
+
+    async def __anext__(self) -> bytes:
+        data = await self.read()
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+    async def close(self) -> None:
+        await self._call(self._copy.close)
+
+    async def __aenter__(self) -> "AsyncCopy":
+        return self
+
+    async def __aexit__(self, exc_type: Any, *exc_info: Any) -> None:
+        try:
+            if exc_type is None and self._copy._copy_in and not self._copy._finished:
+                await self.finish()
+        finally:
+            await self.close()
