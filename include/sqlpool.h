@@ -96,6 +96,12 @@
 #define SQLPOOL_LOG_TRACE 5
 
 /*
+ Operation kind in `sqlpool_completion.kind` of
+ `sqlpool_conn_next_notification_async`.
+ */
+#define SQLPOOL_OP_NOTIFY 5
+
+/*
  Recycling methods for `sqlpool_options_set_recycling`.
  */
 #define SQLPOOL_RECYCLE_FAST 0
@@ -271,6 +277,51 @@ typedef uint32_t SQLPOOL;
 typedef struct sqlpool_conn sqlpool_conn;
 
 /*
+ A running `COPY … FROM STDIN` (written with `sqlpool_copy_write`, ended
+ with `sqlpool_copy_finish`) or `COPY … TO STDOUT` (read with
+ `sqlpool_copy_read`). The data is the server's COPY format, passed
+ through as bytes: text, CSV or binary, as the statement says.
+
+ A COPY holds its connection as a stream does: until it is finished
+ (`sqlpool_copy_finish`, `sqlpool_copy_read` returning `SQLPOOL_EMPTY`,
+ or an error) or freed, calls on the connection return `SQLPOOL_BUSY`.
+ Freeing an unfinished COPY IN aborts it (the server rolls the COPY
+ back); an unfinished COPY OUT is cancelled or drained as a stream. An
+ error in the middle (a bad row, a lost server) finishes the COPY with
+ the server's SQLSTATE and leaves the connection usable, or broken
+ (discarded at release).
+
+ PostgreSQL only: on SQLite `sqlpool_conn_copy_in`/`_out` return
+ `SQLPOOL_UNSUPPORTED`.
+
+ Thread-safety: may move between threads, one call at a time (else
+ `SQLPOOL_BUSY`). The caller owns it and frees it with
+ `sqlpool_copy_free`, also after it finished. Functions:
+ `sqlpool_conn_copy_in`, `sqlpool_conn_copy_out`, `sqlpool_copy_write`,
+ `sqlpool_copy_finish`, `sqlpool_copy_read`, `sqlpool_copy_free`.
+ */
+typedef struct sqlpool_copy sqlpool_copy;
+
+/*
+ One notification received on a connection that ran `LISTEN channel`:
+ the sending server process's pid, the channel and the payload.
+
+ Notifications arrive on the connection whatever it is doing; they wait
+ in the connection, oldest first, until taken with
+ `sqlpool_conn_next_notification`. At release the connection stops
+ listening (the session reset's `DISCARD ALL`, or `UNLISTEN *` with
+ `session_reset=off`) and its untaken notifications are dropped: the next
+ borrower never gets the previous one's subscriptions or notifications.
+ To keep listening, keep the connection.
+
+ Thread-safety: immutable, any thread. The caller owns it and frees it
+ with `sqlpool_notification_free`. Functions:
+ `sqlpool_conn_next_notification`, `sqlpool_notification_get`,
+ `sqlpool_notification_free`.
+ */
+typedef struct sqlpool_notification sqlpool_notification;
+
+/*
  Pool options: an opaque builder, so new options never change the ABI.
 
  Thread-safety: may be used from any thread; set options from one thread
@@ -326,6 +377,26 @@ typedef struct sqlpool_queue sqlpool_queue;
  its getters stay valid until then.
  */
 typedef struct sqlpool_result sqlpool_result;
+
+/*
+ A query whose rows are read in chunks while the rest is still arriving,
+ with bounded memory (PostgreSQL: the server waits while the caller does
+ not read; SQLite: read whole, handed out in chunks).
+
+ The stream holds its connection: until it is finished (`sqlpool_stream_next`
+ returned `SQLPOOL_EMPTY` or an error) or freed, every call on the
+ connection returns `SQLPOOL_BUSY` and `sqlpool_conn_release` refuses.
+ Freeing a stream early leaves the connection clean: outside a
+ transaction the statement is cancelled, inside one the rest is read and
+ dropped (the transaction survives); a server that does not end it in
+ time loses the connection (discarded at release).
+
+ Thread-safety: may move between threads, one call at a time (else
+ `SQLPOOL_BUSY`). The caller owns it and frees it with
+ `sqlpool_stream_free`, also after it finished. Functions:
+ `sqlpool_conn_query_stream`, `sqlpool_stream_next`, `sqlpool_stream_free`.
+ */
+typedef struct sqlpool_stream sqlpool_stream;
 
 /*
  Status code returned by every fallible function; `SQLPOOL_OK` (0) is
@@ -399,6 +470,23 @@ typedef void (*sqlpool_log_callback)(void *user_data,
                                      uint32_t level,
                                      const char *target,
                                      const char *message);
+
+/*
+ A notification's fields, from `sqlpool_notification_get`. The strings
+ are UTF-8, NOT NUL-terminated, owned by the notification and valid until
+ `sqlpool_notification_free`.
+ */
+typedef struct sqlpool_notification_info {
+  /*
+   The pid of the server process that sent it (`pg_backend_pid()`).
+   */
+  int32_t pid;
+  uint32_t _reserved;
+  const char *channel;
+  uintptr_t channel_len;
+  const char *payload;
+  uintptr_t payload_len;
+} sqlpool_notification_info;
 
 /*
  Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
@@ -865,6 +953,74 @@ sqlpool_status sqlpool_conn_release_savepoint(struct sqlpool_conn *conn, const c
 sqlpool_status sqlpool_conn_rollback_to_savepoint(struct sqlpool_conn *conn, const char *name);
 
 /*
+ Starts `COPY … FROM STDIN` (`sql`, e.g. `COPY t (a, b) FROM STDIN
+ (FORMAT csv)`; no parameters). On success `*out` owns the COPY; write
+ with `sqlpool_copy_write`, end with `sqlpool_copy_finish`, free with
+ `sqlpool_copy_free`. The connection is busy until then (see
+ `sqlpool_copy`). Errors: `SQLPOOL_UNSUPPORTED` (SQLite), the server's
+ (`SQLPOOL_DATABASE_ERROR` for a statement that is not a COPY FROM
+ STDIN, ...), `SQLPOOL_BUSY`, `SQLPOOL_INVALID_ARGUMENT`,
+ `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_conn_copy_in(struct sqlpool_conn *conn,
+                                    const char *sql,
+                                    struct sqlpool_copy **out);
+
+/*
+ Starts `COPY … TO STDOUT` (`sql`, e.g. `COPY (SELECT ...) TO STDOUT
+ (FORMAT binary)`). On success `*out` owns the COPY; read it with
+ `sqlpool_copy_read`, free it with `sqlpool_copy_free`. Errors: as
+ `sqlpool_conn_copy_in`.
+ */
+sqlpool_status sqlpool_conn_copy_out(struct sqlpool_conn *conn,
+                                     const char *sql,
+                                     struct sqlpool_copy **out);
+
+/*
+ Sends `len` bytes of COPY data (any split: a row may span calls; the
+ library batches small writes into messages of about 4 KiB). A bad row
+ is usually reported by `sqlpool_copy_finish` (the server checks as it
+ goes). Errors: `SQLPOOL_CONNECTION_ERROR` (the COPY then finished),
+ `SQLPOOL_MISUSE` (a COPY OUT, a finished or freed COPY), `SQLPOOL_BUSY`,
+ `SQLPOOL_INVALID_ARGUMENT` (NULL `data` with nonzero `len`).
+ */
+sqlpool_status sqlpool_copy_write(struct sqlpool_copy *copy, const uint8_t *data, uintptr_t len);
+
+/*
+ Ends a COPY FROM STDIN: the server commits the rows (inside the
+ connection's transaction, if one is open) and `*rows` (if not NULL) gets
+ their count. The connection is free again afterwards, also on failure.
+ Errors: the server's for a bad row (`SQLPOOL_DATABASE_ERROR` with its
+ SQLSTATE, e.g. 22P02; nothing of the COPY remains),
+ `SQLPOOL_CONNECTION_ERROR`, `SQLPOOL_MISUSE` (COPY OUT, finished or
+ freed), `SQLPOOL_BUSY`.
+ */
+sqlpool_status sqlpool_copy_finish(struct sqlpool_copy *copy, uint64_t *rows);
+
+/*
+ Reads COPY TO STDOUT data into `buf` (`cap` bytes): `SQLPOOL_OK` with
+ `*written` (1..`cap`) bytes, or `SQLPOOL_EMPTY` when the data is over
+ (`*written` untouched, the last error unchanged; the connection is free
+ again). Fills the buffer from as many server messages as fit (text and
+ CSV rows may be split across calls), waiting while they arrive. Errors:
+ the server's (which also finish the COPY), `SQLPOOL_INVALID_ARGUMENT`
+ (NULL `buf` or `written`, `cap` 0), `SQLPOOL_MISUSE` (a COPY IN, a
+ freed COPY), `SQLPOOL_BUSY`.
+ */
+sqlpool_status sqlpool_copy_read(struct sqlpool_copy *copy,
+                                 uint8_t *buf,
+                                 uintptr_t cap,
+                                 uintptr_t *written);
+
+/*
+ Frees a COPY; an unfinished one is given up first (see `sqlpool_copy`)
+ and its connection is free again when this returns. NULL is accepted
+ and ignored; freeing twice returns `SQLPOOL_MISUSE`. Errors:
+ `SQLPOOL_BUSY` while another thread is in a call on it (nothing freed).
+ */
+sqlpool_status sqlpool_copy_free(struct sqlpool_copy *copy);
+
+/*
  Sends the library's log lines to `callback` at `min_level` and more
  severe; NULL `callback` restores the default (stderr when the
  `SQLPOOL_LOG` environment variable is set, else nothing).
@@ -888,6 +1044,64 @@ sqlpool_status sqlpool_set_logger(sqlpool_log_callback callback,
  when the environment has `SQLPOOL_SQL_LOG=1`.
  */
 sqlpool_status sqlpool_set_sql_logging(int32_t enabled, int32_t with_values);
+
+/*
+ Takes the oldest notification for this connection's `LISTEN`s, waiting
+ up to `timeout_ms` milliseconds for one (0: only what has arrived
+ already; negative: no bound). Run `LISTEN channel` first with
+ `sqlpool_conn_execute`.
+
+ `SQLPOOL_OK` with `*out` owning a notification (free it with
+ `sqlpool_notification_free`), or `SQLPOOL_EMPTY` when none came in time
+ (`*out` untouched, the last error unchanged). A connection lost while
+ listening (server shut down, backend terminated) is
+ `SQLPOOL_CONNECTION_ERROR` — notifications sent meanwhile are lost, and
+ this says so rather than waiting on. Errors: `SQLPOOL_UNSUPPORTED`
+ (SQLite), `SQLPOOL_CONNECTION_ERROR`, `SQLPOOL_BUSY`,
+ `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_conn_next_notification(struct sqlpool_conn *conn,
+                                              int64_t timeout_ms,
+                                              struct sqlpool_notification **out);
+
+/*
+ Fills `*out` with the notification's pid, channel and payload (pointers
+ valid until `sqlpool_notification_free`). Errors:
+ `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_notification_get(const struct sqlpool_notification *notification,
+                                        struct sqlpool_notification_info *out);
+
+/*
+ Frees a notification. NULL is accepted and ignored; freeing twice
+ returns `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_notification_free(struct sqlpool_notification *notification);
+
+/*
+ Starts waiting for the oldest notification, as
+ `sqlpool_conn_next_notification` but without blocking: an event loop
+ watching the completion queue's descriptor (or a callback) is woken by
+ the notification itself, and the wait costs no thread (PostgreSQL
+ connections wait as tasks of the library's runtime). Completion kind
+ `SQLPOOL_OP_NOTIFY`: on `SQLPOOL_OK` its `handle` is a
+ `sqlpool_notification *` the receiver must free with
+ `sqlpool_notification_free`, or NULL when `timeout_ms` passed first
+ (negative: no bound; cancel the wait with `sqlpool_cancel`, the
+ completion then has `SQLPOOL_CANCELLED`). After one arrives, take the
+ others already received with `sqlpool_conn_next_notification(conn, 0,
+ ...)` before starting the next wait. Other statuses:
+ `SQLPOOL_CONNECTION_ERROR` (the connection was lost while listening),
+ `SQLPOOL_UNSUPPORTED` (SQLite). The connection is busy until the
+ completion; `queue`, `callback`, `user_data`, `op_id` and the busy rules
+ as `sqlpool_conn_execute_async`.
+ */
+sqlpool_status sqlpool_conn_next_notification_async(struct sqlpool_conn *conn,
+                                                    int64_t timeout_ms,
+                                                    struct sqlpool_queue *queue,
+                                                    sqlpool_completion_callback callback,
+                                                    void *user_data,
+                                                    uint64_t *op_id);
 
 /*
  Creates an options object with every option unset (defaults apply).
@@ -1364,6 +1578,52 @@ sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
                                        uintptr_t column,
                                        const uint8_t **ptr,
                                        uintptr_t *len);
+
+/*
+ Runs a query whose rows are read in chunks with `sqlpool_stream_next`
+ (psycopg's `cursor.stream()`, libpq's chunked rows). Placeholders and
+ `params` as `sqlpool_conn_query` (`params` may be NULL; only read, and
+ not needed after this returns).
+
+ On success `*out` owns a stream; free it with `sqlpool_stream_free`.
+ From now until the stream finishes or is freed the connection is busy
+ (see `sqlpool_stream`). Errors: as `sqlpool_conn_query` (then no stream
+ exists and the connection is free); `SQLPOOL_BUSY` when the connection
+ is in use.
+ */
+sqlpool_status sqlpool_conn_query_stream(struct sqlpool_conn *conn,
+                                         const char *sql,
+                                         const struct sqlpool_params *params,
+                                         struct sqlpool_stream **out);
+
+/*
+ Reads the next chunk of at most `max_rows` rows (at least 1) into a new
+ result: `SQLPOOL_OK` with `*out` owning a result of 1..`max_rows` rows
+ (free it with `sqlpool_result_free`; results of a stream are independent
+ of it and of each other), or `SQLPOOL_EMPTY` when no rows remain (`*out`
+ untouched, the last error unchanged). Blocks while the rows arrive,
+ bounded by the query timeout per chunk.
+
+ The stream finishes (and its connection is free again) when this
+ returns `SQLPOOL_EMPTY` or an error — possibly already on the call that
+ returns the last rows. Errors: the statement's (`SQLPOOL_DATABASE_ERROR`,
+ `SQLPOOL_QUERY_TIMEOUT`, `SQLPOOL_CONNECTION_ERROR`, ...), which also
+ finish it; `SQLPOOL_INVALID_ARGUMENT` (`max_rows` 0, NULL `out`),
+ `SQLPOOL_BUSY` (another thread is in a call on it), `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_stream_next(struct sqlpool_stream *stream,
+                                   uintptr_t max_rows,
+                                   struct sqlpool_result **out);
+
+/*
+ Frees a stream. One not yet finished is given up first (see
+ `sqlpool_stream`; this may wait for the server, bounded), and its
+ connection is free again when this returns. Results read from it stay
+ valid. NULL is accepted and ignored; freeing twice returns
+ `SQLPOOL_MISUSE`. Errors: `SQLPOOL_BUSY` while another thread is in a
+ call on it (nothing freed).
+ */
+sqlpool_status sqlpool_stream_free(struct sqlpool_stream *stream);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -373,6 +373,8 @@ pub enum OpKind {
     Execute = 2,
     Query = 3,
     Batch = 4,
+    /// Waiting for a LISTEN notification (`crate::backend::bulk`).
+    Notify = 5,
 }
 
 /// What a successful operation produced.
@@ -386,6 +388,8 @@ pub enum Output {
     Result(ResultSet),
     /// Rows affected (execute, batch).
     Rows(u64),
+    /// A notification, or none before the wait's deadline.
+    Notification(Option<crate::backend::postgres::notify::Notification>),
 }
 
 /// The end of one operation. Owns what the operation produced: dropping it

@@ -281,6 +281,8 @@ fn to_c(completion: Completion, user_data: usize) -> (sqlpool_completion, Option
             .map(|h| (h, 0)),
         Output::Result(result) => RESULTS.insert(Arc::new(result)).map(|h| (h, 0)),
         Output::Rows(n) => Ok((0, n)),
+        Output::Notification(Some(n)) => super::notify::store_notification(n).map(|h| (h, 0)),
+        Output::Notification(None) => Ok((0, 0)),
     });
     match registered {
         Ok((h, rows)) => {
@@ -365,8 +367,10 @@ impl Drop for InFlight {
 }
 
 /// What an operation on a borrowed connection does (its inputs copied).
-enum Work {
+pub(super) enum Work {
     Execute(String, Params),
+    /// Waits for a notification, at most this long (`None`: no bound).
+    Notify(Option<Duration>),
     Query(String, Params),
     Batch(String, Vec<Params>),
 }
@@ -377,6 +381,7 @@ impl Work {
             Work::Execute(..) => OpKind::Execute,
             Work::Query(..) => OpKind::Query,
             Work::Batch(..) => OpKind::Batch,
+            Work::Notify(..) => OpKind::Notify,
         }
     }
 
@@ -387,6 +392,12 @@ impl Work {
             Work::Batch(sql, sets) => {
                 let refs: Vec<&Params> = sets.iter().collect();
                 c.execute_many_async(sql, &refs).await.map(Output::Rows)
+            }
+            Work::Notify(wait) => {
+                let deadline = wait.map(|w| std::time::Instant::now() + w);
+                c.next_notification_async(deadline)
+                    .await
+                    .map(Output::Notification)
             }
         }
     }
@@ -411,7 +422,7 @@ impl Drop for Lent {
 /// Starts `work` on the connection: a PostgreSQL connection is lent to a
 /// task of the runtime (its I/O is asynchronous: no thread is handed the
 /// operation); SQLite's synchronous work runs on a blocking thread.
-fn start_conn_op(
+pub(super) fn start_conn_op(
     conn: *mut sqlpool_conn,
     queue: *mut sqlpool_queue,
     callback: sqlpool_completion_callback,

@@ -49,7 +49,7 @@ pub(crate) fn with_conn<R>(
     if guard.is_lent() {
         return Err(Error::new(
             Status::Busy,
-            "an asynchronous operation is running on this connection (one at a time)",
+            "an asynchronous operation, an open stream or a COPY is using this connection (one at a time)",
         ));
     }
     f(&mut guard)

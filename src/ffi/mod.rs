@@ -20,19 +20,25 @@ use crate::error::{panic_message, Error, Result, Status};
 
 mod async_api;
 mod conn;
+mod copy;
 pub(crate) mod fork;
 mod log;
+mod notify;
 mod options;
 mod params;
 mod pool;
 mod result;
+mod stream;
 pub use async_api::*;
 pub use conn::*;
+pub use copy::*;
 pub use log::*;
+pub use notify::*;
 pub use options::*;
 pub use params::*;
 pub use pool::*;
 pub use result::*;
+pub use stream::*;
 // The handle tables and helpers the other modules (async_api) reach through
 // `super::`.
 pub(crate) use conn::{with_conn, ConnSlot, CONNS};

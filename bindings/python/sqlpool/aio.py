@@ -151,6 +151,21 @@ class _LoopQueue:
                     fut.cancel()
             finally:
                 lib.sqlpool_result_free(handle)
+        elif kind == _bulk_completion_notify():
+            from . import bulk
+
+            if wanted:
+                try:
+                    value = bulk.read_notification(handle) if handle else None
+                except Exception as e:  # noqa: BLE001
+                    fut.set_exception(e)  # type: ignore[union-attr]
+                else:
+                    fut.set_result(value)  # type: ignore[union-attr]
+            else:
+                if handle:
+                    lib.sqlpool_notification_free(handle)
+                if fut is not None and not fut.done():
+                    fut.cancel()
         else:  # EXECUTE, BATCH
             if wanted:
                 fut.set_result(rows_affected)  # type: ignore[union-attr]
@@ -211,6 +226,10 @@ async def _await_op(op_id: int, op: _Op) -> Any:
 
 def _nothing() -> None:
     pass
+
+
+def _bulk_completion_notify() -> int:
+    return 5  # SQLPOOL_OP_NOTIFY (bulk.COMPLETION_NOTIFY)
 
 
 class AsyncPool(_PoolBase):
@@ -478,6 +497,79 @@ class AsyncConnection(Managed):
 
     executemany = execute_many
 
+    # -- bulk data (bulk.py) -------------------------------------------------
+
+    async def stream(self, sql: str, params: Params = None, *, chunk_size: int = 1000) -> Any:
+        """``async for row in conn.stream(sql)``: the rows of one query read
+        ``chunk_size`` at a time with bounded memory (each chunk is read in
+        the loop's default executor). The connection is busy until the rows
+        are over or the generator is closed (which gives the query up)."""
+        from . import bulk
+
+        if chunk_size < 1:
+            raise NotSupportedError("chunk_size must be at least 1")
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            await self._wait_idle()
+            h = self._handle()
+            ptr = await loop.run_in_executor(None, bulk.open_stream, h, sql, params)
+        try:
+            while True:
+                rows = await loop.run_in_executor(None, bulk.next_chunk, ptr, chunk_size, self._postgres)
+                if rows is None:
+                    return
+                for row in rows:
+                    yield row
+        finally:
+            try:
+                await loop.run_in_executor(None, lib.sqlpool_stream_free, ptr)
+            except RuntimeError:  # the loop is closing
+                lib.sqlpool_stream_free(ptr)
+
+    def copy(self, sql: str) -> "_CopyContext":
+        """``async with conn.copy(sql) as cp`` (or ``cp = await
+        conn.copy(sql)``): a :class:`sqlpool.bulk.AsyncCopy`."""
+        return _CopyContext(self, sql)
+
+    async def _open_copy(self, sql: str) -> Any:
+        from . import bulk
+
+        async with self._lock:
+            await self._wait_idle()
+            h = self._handle()
+            loop = asyncio.get_running_loop()
+            c = await loop.run_in_executor(None, bulk.open_copy, h, sql)
+        return bulk.AsyncCopy(c)
+
+    async def notifies(self, timeout: Optional[float] = None, stop_after: Optional[int] = None) -> Any:
+        """``async for n in conn.notifies(timeout=…, stop_after=…)``:
+        :class:`sqlpool.bulk.Notify` as they arrive. Waiting costs no thread:
+        the library's completion queue wakes the loop when one comes."""
+        import time
+
+        from . import bulk
+
+        deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
+        taken = 0
+        while stop_after is None or taken < stop_after:
+            n = bulk.take_notification(self._handle(), 0)  # those already received
+            if n is None:
+                if deadline is None:
+                    ms = -1
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    ms = int(left * 1000) + 1
+                n = await self._run(
+                    lambda h, q, out: lib.sqlpool_conn_next_notification_async(h, ms, q, None, None, out),
+                    bulk.COMPLETION_NOTIFY, None, _nothing,
+                )
+                if n is None:
+                    return
+            taken += 1
+            yield n
+
     async def _blocking(self, fn: Callable[..., int], *args: Any) -> None:
         """Runs a blocking C call on this connection in the default executor."""
         async with self._lock:
@@ -528,6 +620,26 @@ class AsyncConnection(Managed):
     def __repr__(self) -> str:
         state = "released" if self._ptr is None else "open"
         return f"<{type(self).__name__} {state}>"
+
+
+class _CopyContext:
+    """What :meth:`AsyncConnection.copy` returns: awaitable, or an async
+    context manager."""
+
+    def __init__(self, conn: AsyncConnection, sql: str) -> None:
+        self._conn = conn
+        self._sql = sql
+        self._copy: Any = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._conn._open_copy(self._sql).__await__()
+
+    async def __aenter__(self) -> Any:
+        self._copy = await self._conn._open_copy(self._sql)
+        return self._copy
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._copy.__aexit__(*exc_info)
 
 
 class AsyncTransaction:

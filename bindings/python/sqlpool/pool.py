@@ -7,7 +7,7 @@ import logging
 import threading
 from ctypes import byref, c_size_t, c_uint64, c_void_p, create_string_buffer, sizeof
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Optional, Type, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Type, Union
 
 from . import _convert
 from ._convert import Params, build_param_sets, build_params, free_params
@@ -453,6 +453,35 @@ class Connection(Managed):
     def execute_script(self, sql: str) -> None:
         """Runs a script of statements separated by ``;`` (no parameters)."""
         check(lib.sqlpool_conn_execute_script(self._handle(), encode_sql(sql)))
+
+    # -- bulk data (bulk.py) -------------------------------------------------
+
+    def stream(self, sql: str, params: Params = None, *, chunk_size: int = 1000) -> Iterator[Row]:
+        """Yields the rows of one query, read ``chunk_size`` at a time with
+        bounded memory (psycopg 3's ``cursor.stream()``). The connection is
+        busy until the rows are over or the generator is closed (leaving the
+        ``for`` loop early gives the query up and leaves the connection clean)."""
+        from . import bulk
+
+        return bulk.stream_rows(self._handle(), sql, params, chunk_size, self._postgres)
+
+    def copy(self, sql: str) -> Any:
+        """Starts ``COPY … FROM STDIN`` or ``COPY … TO STDOUT`` (PostgreSQL);
+        use it as ``with conn.copy(sql) as cp:`` (psycopg 3's shape). See
+        :class:`sqlpool.bulk.Copy`."""
+        from . import bulk
+
+        return bulk.open_copy(self._handle(), sql)
+
+    def notifies(self, timeout: Optional[float] = None, stop_after: Optional[int] = None) -> Iterator[Any]:
+        """Yields :class:`sqlpool.bulk.Notify` (channel, payload, pid) for this
+        connection's ``LISTEN``s as they arrive, for at most ``timeout``
+        seconds or ``stop_after`` notifications (psycopg 3's
+        ``conn.notifies()``). A connection lost meanwhile raises
+        OperationalError. At release the connection stops listening."""
+        from . import bulk
+
+        return bulk.notifies(self._handle, timeout, stop_after)
 
     # -- transactions ------------------------------------------------------
 

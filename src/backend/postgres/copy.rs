@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 
 use super::{statement, PgConn};
-use crate::error::Result;
+use crate::error::{Error, Result, Status};
 
 pub struct PgCopyIn {
     sink: Pin<Box<tokio_postgres::CopyInSink<Bytes>>>,
@@ -38,11 +38,73 @@ impl PgCopyOut {
     }
 }
 
+/// Refuses, before anything is sent, a statement that is not a COPY in the
+/// wanted direction: tokio-postgres would leave the protocol out of step
+/// (an answer it did not expect, a Sync too many).
+fn check_copy(sql: &str, want: &str) -> Result<()> {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| c == ';' || c == '(' || c == ')')
+                .to_ascii_uppercase()
+        })
+        .collect();
+    let is_copy = crate::backend::leading_keyword(sql) == "COPY";
+    let (a, b) = want.split_once(' ').expect("two words");
+    let direction = words.windows(2).any(|w| w[0] == a && w[1] == b);
+    if is_copy && direction {
+        return Ok(());
+    }
+    Err(Error::invalid_argument(format!(
+        "not a COPY … {want} statement (the other direction, or another statement, has its own call)"
+    ))
+    .with_sqlstate("42601"))
+}
+
+/// A COPY that failed to start without a word from the server (an answer
+/// tokio-postgres did not expect) may have left the protocol out of step:
+/// the connection is closed rather than trusted.
+fn distrust(conn: &mut PgConn, e: &Error) {
+    if e.sqlstate.is_none() && e.status != Status::InvalidArgument {
+        conn.driver
+            .close("a COPY ended outside the protocol; the connection was closed");
+    }
+}
+
 impl PgConn {
     /// Starts `COPY … FROM STDIN` (`sql` as the server takes it, no
     /// parameters).
     pub async fn copy_in_start(&mut self, sql: &str) -> Result<PgCopyIn> {
+        check_copy(sql, "FROM STDIN")?;
         let timeout = self.query_timeout();
+        // Prepared first, so a statement the server cannot parse fails
+        // cleanly; a COPY refused when it runs (a missing table) leaves
+        // tokio-postgres a ReadyForQuery out of step (its CopyFail's), so
+        // the connection is closed then — the error keeps its SQLSTATE.
+        let prepared = {
+            let Self {
+                client,
+                driver,
+                cancel,
+                interrupt,
+                ..
+            } = self;
+            statement(
+                driver,
+                cancel,
+                interrupt.as_deref(),
+                timeout,
+                client.prepare(sql),
+            )
+            .await
+        };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.settle_after_error().await;
+                return Err(e);
+            }
+        };
         let r = {
             let Self {
                 client,
@@ -56,7 +118,7 @@ impl PgConn {
                 cancel,
                 interrupt.as_deref(),
                 timeout,
-                client.copy_in::<str, Bytes>(sql),
+                client.copy_in::<_, Bytes>(&prepared),
             )
             .await
         };
@@ -64,8 +126,13 @@ impl PgConn {
             Ok(sink) => Ok(PgCopyIn {
                 sink: Box::pin(sink),
             }),
-            Err(e) => {
-                self.settle_after_error().await;
+            Err(mut e) => {
+                self.driver.close(
+                    "the server refused a COPY FROM STDIN as it started; the connection was closed",
+                );
+                e.message.push_str(
+                    " (the connection was closed: a COPY FROM STDIN refused as it starts leaves the protocol out of step)",
+                );
                 Err(e)
             }
         }
@@ -120,6 +187,7 @@ impl PgConn {
 
     /// Starts `COPY … TO STDOUT`.
     pub async fn copy_out_start(&mut self, sql: &str) -> Result<PgCopyOut> {
+        check_copy(sql, "TO STDOUT")?;
         let in_transaction = self.transaction_status() != b'I';
         let timeout = self.query_timeout();
         let r = {
@@ -146,6 +214,7 @@ impl PgConn {
                 in_transaction,
             }),
             Err(e) => {
+                distrust(self, &e);
                 self.settle_after_error().await;
                 Err(e)
             }

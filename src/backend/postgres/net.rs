@@ -643,6 +643,12 @@ impl<S> Tapped<S> {
                     }
                     tap.ready_seen.fetch_add(1, Ordering::AcqRel);
                 }
+                // CopyInResponse: the server ignores Sync messages while in
+                // copy-in mode, so the Sync that followed the COPY's Execute
+                // gets no ReadyForQuery of its own (CopyDone/CopyFail's does).
+                b'G' => {
+                    tap.ready_seen.fetch_add(1, Ordering::AcqRel);
+                }
                 b'C' => {
                     let tag = body.strip_suffix(&[0]).unwrap_or(body);
                     let mut last = tap.last_tag.lock().unwrap_or_else(|p| p.into_inner());

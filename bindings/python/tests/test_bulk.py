@@ -1,0 +1,179 @@
+"""Issue 13 from Python: conn.stream(), conn.copy(), conn.notifies() (sync
+and asyncio), psycopg 3's shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import pytest
+
+import sqlpool
+from sqlpool.bulk import Notify
+
+
+def _pool(uri: str) -> sqlpool.Pool:
+    return sqlpool.Pool(uri, min_size=1, max_size=4, conn_timeout=10)
+
+
+# -- streaming -----------------------------------------------------------------
+
+
+def test_stream_yields_every_row_in_chunks(uri: str, is_pg: bool) -> None:
+    with _pool(uri) as pool, pool.connection() as conn:
+        if is_pg:
+            sql = "SELECT g AS n, 'r' || g AS label FROM generate_series(1, 10000) g"
+        else:
+            sql = ("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 10000) "
+                   "SELECT n, 'r' || n AS label FROM c")
+        count = 0
+        for row in conn.stream(sql, chunk_size=333):
+            count += 1
+            assert row.n == count and row["label"] == f"r{count}"
+        assert count == 10000
+        assert conn.query("SELECT 1 AS x")[0].x == 1
+
+
+def test_a_stream_holds_the_connection_until_closed(uri: str) -> None:
+    with _pool(uri) as pool, pool.connection() as conn:
+        sql = "SELECT 1 AS a UNION ALL SELECT 2 UNION ALL SELECT 3"
+        rows = conn.stream(sql, chunk_size=1)
+        assert next(rows).a == 1
+        with pytest.raises(sqlpool.Error):
+            conn.execute("SELECT 1")
+        rows.close()  # given up: the connection is free again
+        assert conn.query("SELECT 5 AS x")[0].x == 5
+
+
+def test_breaking_out_of_a_stream_leaves_a_clean_connection(pg_uri: str) -> None:
+    with _pool(pg_uri) as pool, pool.connection() as conn:
+        t = time.monotonic()
+        for row in conn.stream("SELECT g FROM generate_series(1, 50000000) g", chunk_size=100):
+            if row[0] == 150:
+                break
+        assert conn.query("SELECT 2 AS x")[0].x == 2
+        assert time.monotonic() - t < 10
+        with pytest.raises(sqlpool.DatabaseError) as e:
+            for _ in conn.stream("SELECT 1 / (g - 3000) FROM generate_series(1, 5000) g", chunk_size=500):
+                pass
+        assert e.value.sqlstate == "22012"
+        assert conn.query("SELECT 3 AS x")[0].x == 3
+
+
+# -- COPY ------------------------------------------------------------------------
+
+
+def test_copy_in_with_write_row_and_out(pg_uri: str) -> None:
+    table = "t_" + uuid.uuid4().hex[:12]
+    with _pool(pg_uri) as pool, pool.connection() as conn:
+        conn.execute(f"CREATE TEMP TABLE {table} (id int, name text, data bytea, flag bool)")
+        with conn.copy(f"COPY {table} (id, name, data, flag) FROM STDIN") as cp:
+            for i in range(20000):
+                cp.write_row((i, None if i % 7 == 0 else f"n\t{i}\\x", b"\x00\xff", i % 2 == 0))
+        assert cp.rowcount == 20000
+        row = conn.query(f"SELECT name, data, flag FROM {table} WHERE id = 1")[0]
+        assert row.name == "n\t1\\x" and bytes(row.data) == b"\x00\xff" and row.flag is False
+        assert conn.query(f"SELECT count(*) AS c FROM {table} WHERE name IS NULL")[0].c == 2858
+        with conn.copy(f"COPY (SELECT id, name FROM {table} ORDER BY id LIMIT 8) TO STDOUT") as cp:
+            rows = list(cp.rows())
+        assert rows[0] == ("0", None) and rows[1] == ("1", "n\t1\\x")
+        with conn.copy(f"COPY (SELECT id FROM {table} ORDER BY id) TO STDOUT (FORMAT csv)") as cp:
+            data = b"".join(cp)
+        assert data.count(b"\n") == 20000
+        # write() takes raw data too.
+        with conn.copy(f"COPY {table} (id, name) FROM STDIN (FORMAT csv)") as cp:
+            cp.write("100001,a\n100002,")
+            cp.write(b"b\n")
+        assert cp.rowcount == 2
+
+
+def test_a_bad_row_raises_the_servers_error_and_keeps_the_connection(pg_uri: str) -> None:
+    with _pool(pg_uri) as pool, pool.connection() as conn:
+        conn.execute("CREATE TEMP TABLE bad_rows (id int)")
+        with pytest.raises(sqlpool.DatabaseError) as e:
+            with conn.copy("COPY bad_rows FROM STDIN") as cp:
+                cp.write_row((1,))
+                cp.write_row(("x",))
+        assert e.value.sqlstate == "22P02"
+        # An exception inside the block gives the COPY up.
+        with pytest.raises(KeyError):
+            with conn.copy("COPY bad_rows FROM STDIN") as cp:
+                cp.write_row((1,))
+                raise KeyError("stop")
+        assert conn.query("SELECT count(*) AS c FROM bad_rows")[0].c == 0
+
+
+def test_copy_on_sqlite_is_not_supported(sqlite_uri: str) -> None:
+    with _pool(sqlite_uri) as pool, pool.connection() as conn:
+        with pytest.raises(sqlpool.NotSupportedError):
+            conn.copy("COPY t FROM STDIN")
+        with pytest.raises(sqlpool.NotSupportedError):
+            list(conn.notifies(timeout=0))
+
+
+# -- LISTEN/NOTIFY ---------------------------------------------------------------
+
+
+def test_notifies_in_order_with_timeout(pg_uri: str) -> None:
+    with _pool(pg_uri) as pool, pool.connection() as listener, pool.connection() as sender:
+        listener.execute("LISTEN py_bulk")
+        t = time.monotonic()
+        assert list(listener.notifies(timeout=0.2)) == []
+        assert time.monotonic() - t >= 0.15
+        pid = sender.query("SELECT pg_backend_pid() AS p")[0].p
+        sender.execute("SELECT pg_notify('py_bulk', g::text) FROM generate_series(1, 3000) g")
+        got = list(listener.notifies(timeout=10, stop_after=3000))
+        assert [n.payload for n in got] == [str(i) for i in range(1, 3001)]
+        assert got[0] == Notify("py_bulk", "1", pid)
+
+
+def test_notifies_from_another_thread_wake_the_listener(pg_uri: str) -> None:
+    with _pool(pg_uri) as pool, pool.connection() as listener:
+        listener.execute("LISTEN py_wake")
+
+        def send() -> None:
+            time.sleep(0.3)
+            pool.execute("NOTIFY py_wake, 'hello'")
+
+        threading.Thread(target=send).start()
+        t = time.monotonic()
+        got = next(iter(listener.notifies(timeout=10)))
+        assert got.payload == "hello" and time.monotonic() - t < 5
+
+
+# -- asyncio -----------------------------------------------------------------------
+
+
+def test_async_stream_copy_and_notifies(pg_uri: str) -> None:
+    async def main() -> None:
+        async with sqlpool.AsyncPool(pg_uri, min_size=1, max_size=3) as pool:
+            async with pool.connection() as conn:
+                n = 0
+                async for row in conn.stream("SELECT g FROM generate_series(1, 5000) g", chunk_size=700):
+                    n += 1
+                    assert row[0] == n
+                assert n == 5000
+                await conn.execute("CREATE TEMP TABLE ac (id int, name text)")
+                async with conn.copy("COPY ac FROM STDIN") as cp:
+                    for i in range(1000):
+                        await cp.write_row((i, f"x{i}"))
+                assert cp.rowcount == 1000
+                async with conn.copy("COPY ac TO STDOUT") as cp:
+                    data = b"".join([chunk async for chunk in cp])
+                assert data.count(b"\n") == 1000
+                await conn.execute("LISTEN py_async")
+
+                async def send() -> None:
+                    await asyncio.sleep(0.2)
+                    await pool.execute("SELECT pg_notify('py_async', g::text) FROM generate_series(1, 50) g")
+
+                task = asyncio.ensure_future(send())
+                got = []
+                async for note in conn.notifies(timeout=10, stop_after=50):
+                    got.append(note.payload)
+                await task
+                assert got == [str(i) for i in range(1, 51)]
+
+    asyncio.run(main())
