@@ -84,7 +84,7 @@ fn open_pool(uri: Option<&str>, explicit: &PoolOptions) -> Result<Pool> {
         ));
     }
     options.overlay(explicit);
-    config::apply_connection_options(&mut target, &options)?;
+    config::apply_connection_options(&mut target, &mut options)?;
     crate::backend::open_pool(target, options.settings()?)
 }
 
