@@ -48,6 +48,14 @@
 #define SQLPOOL_VERSION_PATCH 0
 
 /*
+ The largest text or blob value the library accepts, in bytes (1 GiB:
+ PostgreSQL's limit for one field; SQLite's default `SQLITE_MAX_LENGTH`
+ is just below it). A longer value is refused with
+ `SQLPOOL_INVALID_ARGUMENT` before its pointer is read.
+ */
+#define SQLPOOL_MAX_VALUE_SIZE (1 << 30)
+
+/*
  Operation kinds in `sqlpool_completion.kind`.
  */
 #define SQLPOOL_OP_ACQUIRE 1
@@ -482,7 +490,7 @@ typedef struct sqlpool_column_data {
   /*
    Number of rows = length of `nulls`, `ints`, `doubles`.
    */
-  uintptr_t rows;
+  size_t rows;
   /*
    One byte per row: 1 = NULL.
    */
@@ -507,15 +515,15 @@ typedef struct sqlpool_column_data {
  The shape of a result in one call, from `sqlpool_result_describe`.
  */
 typedef struct sqlpool_result_info {
-  uintptr_t rows;
-  uintptr_t columns;
+  size_t rows;
+  size_t columns;
   /*
    For each column in order: its name, a NUL byte, its declared type
    (as `sqlpool_result_column_decltype`), a NUL byte. `names_len` bytes,
    owned by the result and valid until `sqlpool_result_free`.
    */
   const char *names;
-  uintptr_t names_len;
+  size_t names_len;
 } sqlpool_result_info;
 
 #ifdef __cplusplus
@@ -527,6 +535,15 @@ extern "C" {
  Thread-safe.
  */
 const char *sqlpool_version(void);
+
+/*
+ How many handles are live in this process: pools not closed, options,
+ parameter lists, results and queues not freed, connections not released
+ (also those delivered by completions). A program that gives everything
+ back sees 0 (check it at exit: handles live in a table, so a forgotten
+ one is not a leak a memory checker can see). Thread-safe; never fails.
+ */
+size_t sqlpool_live_handles(void);
 
 /*
  The symbolic name of a status code ("SQLPOOL_POOL_TIMEOUT"), or
@@ -708,7 +725,7 @@ sqlpool_status sqlpool_conn_query_async(struct sqlpool_conn *conn,
 sqlpool_status sqlpool_conn_execute_batch_async(struct sqlpool_conn *conn,
                                                 const char *sql,
                                                 const struct sqlpool_params *const *param_sets,
-                                                uintptr_t count,
+                                                size_t count,
                                                 struct sqlpool_queue *queue,
                                                 sqlpool_completion_callback callback,
                                                 void *user_data,
@@ -803,7 +820,7 @@ sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char
 sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
                                           const char *sql,
                                           const struct sqlpool_params *const *param_sets,
-                                          uintptr_t count,
+                                          size_t count,
                                           uint64_t *rows_affected);
 
 /*
@@ -1098,7 +1115,9 @@ sqlpool_status sqlpool_params_add_double(struct sqlpool_params *params,
                                          double value);
 
 /*
- Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated).
+ Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated;
+ at most `SQLPOOL_MAX_VALUE_SIZE` bytes: a larger `len` is refused with
+ `SQLPOOL_INVALID_ARGUMENT` before `value` is read).
  Text also binds to numeric, uuid, date/time, interval, json, inet and
  array (JSON array text) parameters. Errors: `SQLPOOL_INVALID_UTF8`,
  `SQLPOOL_INVALID_ARGUMENT` (NULL `value` with nonzero `len`), and as
@@ -1107,16 +1126,17 @@ sqlpool_status sqlpool_params_add_double(struct sqlpool_params *params,
 sqlpool_status sqlpool_params_add_text(struct sqlpool_params *params,
                                        const char *name,
                                        const char *value,
-                                       uintptr_t len);
+                                       size_t len);
 
 /*
- Appends `len` bytes of binary data (copied). Errors: as
+ Appends `len` bytes of binary data (copied; at most
+ `SQLPOOL_MAX_VALUE_SIZE` bytes, as `sqlpool_params_add_text`). Errors: as
  `sqlpool_params_add_text`, without the UTF-8 check.
  */
 sqlpool_status sqlpool_params_add_blob(struct sqlpool_params *params,
                                        const char *name,
                                        const uint8_t *value,
-                                       uintptr_t len);
+                                       size_t len);
 
 /*
  Opens a pool.
@@ -1195,7 +1215,7 @@ sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
  */
 sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
                                   struct sqlpool_stats *out,
-                                  uintptr_t size);
+                                  size_t size);
 
 /*
  Changes the pool's sizes at run time. Surplus idle connections close at
@@ -1220,7 +1240,7 @@ sqlpool_status sqlpool_pool_drain(struct sqlpool_pool *pool);
  `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
  */
 sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
-                                          uintptr_t column,
+                                          size_t column,
                                           struct sqlpool_column_data *out);
 
 /*
@@ -1240,12 +1260,12 @@ sqlpool_status sqlpool_result_free(struct sqlpool_result *result);
 /*
  Number of rows. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
  */
-sqlpool_status sqlpool_result_row_count(const struct sqlpool_result *result, uintptr_t *out);
+sqlpool_status sqlpool_result_row_count(const struct sqlpool_result *result, size_t *out);
 
 /*
  Number of columns. Errors: as `sqlpool_result_row_count`.
  */
-sqlpool_status sqlpool_result_column_count(const struct sqlpool_result *result, uintptr_t *out);
+sqlpool_status sqlpool_result_column_count(const struct sqlpool_result *result, size_t *out);
 
 /*
  A column's name: `*ptr` points at `*len` bytes of UTF-8, NOT
@@ -1254,9 +1274,9 @@ sqlpool_status sqlpool_result_column_count(const struct sqlpool_result *result, 
  `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
  */
 sqlpool_status sqlpool_result_column_name(const struct sqlpool_result *result,
-                                          uintptr_t column,
+                                          size_t column,
                                           const char **ptr,
-                                          uintptr_t *len);
+                                          size_t *len);
 
 /*
  A column's declared type as the database names it (`int4`,
@@ -1264,9 +1284,9 @@ sqlpool_status sqlpool_result_column_name(const struct sqlpool_result *result,
  Pointer and lifetime as `sqlpool_result_column_name`.
  */
 sqlpool_status sqlpool_result_column_decltype(const struct sqlpool_result *result,
-                                              uintptr_t column,
+                                              size_t column,
                                               const char **ptr,
-                                              uintptr_t *len);
+                                              size_t *len);
 
 /*
  Index of the first (leftmost) column named `name`. Errors:
@@ -1275,15 +1295,15 @@ sqlpool_status sqlpool_result_column_decltype(const struct sqlpool_result *resul
  */
 sqlpool_status sqlpool_result_column_index(const struct sqlpool_result *result,
                                            const char *name,
-                                           uintptr_t *out);
+                                           size_t *out);
 
 /*
  The kind (`SQLPOOL_KIND_*`) of cell (`row`, `column`). Errors:
  `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
  */
 sqlpool_status sqlpool_result_kind(const struct sqlpool_result *result,
-                                   uintptr_t row,
-                                   uintptr_t column,
+                                   size_t row,
+                                   size_t column,
                                    uint32_t *out);
 
 /*
@@ -1291,8 +1311,8 @@ sqlpool_status sqlpool_result_kind(const struct sqlpool_result *result,
  `sqlpool_result_kind`.
  */
 sqlpool_status sqlpool_result_is_null(const struct sqlpool_result *result,
-                                      uintptr_t row,
-                                      uintptr_t column,
+                                      size_t row,
+                                      size_t column,
                                       int32_t *out);
 
 /*
@@ -1300,8 +1320,8 @@ sqlpool_status sqlpool_result_is_null(const struct sqlpool_result *result,
  `SQLPOOL_TYPE_MISMATCH`, and as `sqlpool_result_kind`.
  */
 sqlpool_status sqlpool_result_get_int64(const struct sqlpool_result *result,
-                                        uintptr_t row,
-                                        uintptr_t column,
+                                        size_t row,
+                                        size_t column,
                                         int64_t *out);
 
 /*
@@ -1309,8 +1329,8 @@ sqlpool_status sqlpool_result_get_int64(const struct sqlpool_result *result,
  Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_double(const struct sqlpool_result *result,
-                                         uintptr_t row,
-                                         uintptr_t column,
+                                         size_t row,
+                                         size_t column,
                                          double *out);
 
 /*
@@ -1318,8 +1338,8 @@ sqlpool_status sqlpool_result_get_double(const struct sqlpool_result *result,
  Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
+                                       size_t row,
+                                       size_t column,
                                        int32_t *out);
 
 /*
@@ -1329,10 +1349,10 @@ sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
  Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
+                                       size_t row,
+                                       size_t column,
                                        const char **ptr,
-                                       uintptr_t *len);
+                                       size_t *len);
 
 /*
  A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
@@ -1340,10 +1360,10 @@ sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
  `*len` 0). Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
+                                       size_t row,
+                                       size_t column,
                                        const uint8_t **ptr,
-                                       uintptr_t *len);
+                                       size_t *len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -39,7 +39,13 @@ pub(crate) unsafe fn param_sets_of(
             "param_sets is NULL but count is not 0",
         ));
     }
-    // SAFETY: non-NULL and the caller passes `count` elements.
+    if count > isize::MAX as usize / std::mem::size_of::<*const sqlpool_params>() {
+        return Err(Error::invalid_argument(format!(
+            "count {count} is larger than any array of parameter lists can be"
+        )));
+    }
+    // SAFETY: non-NULL, a length an array can have, and the caller passes
+    // `count` elements.
     let handles = unsafe { std::slice::from_raw_parts(param_sets, count) };
     handles
         .iter()
@@ -179,7 +185,9 @@ pub unsafe extern "C" fn sqlpool_params_add_double(
     add_param(params, name, || Ok(Value::Double(value)))
 }
 
-/// Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated).
+/// Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated;
+/// at most `SQLPOOL_MAX_VALUE_SIZE` bytes: a larger `len` is refused with
+/// `SQLPOOL_INVALID_ARGUMENT` before `value` is read).
 /// Text also binds to numeric, uuid, date/time, interval, json, inet and
 /// array (JSON array text) parameters. Errors: `SQLPOOL_INVALID_UTF8`,
 /// `SQLPOOL_INVALID_ARGUMENT` (NULL `value` with nonzero `len`), and as
@@ -206,7 +214,8 @@ pub unsafe extern "C" fn sqlpool_params_add_text(
     })
 }
 
-/// Appends `len` bytes of binary data (copied). Errors: as
+/// Appends `len` bytes of binary data (copied; at most
+/// `SQLPOOL_MAX_VALUE_SIZE` bytes, as `sqlpool_params_add_text`). Errors: as
 /// `sqlpool_params_add_text`, without the UTF-8 check.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_params_add_blob(
