@@ -275,6 +275,14 @@ typedef uint32_t SQLPOOL;
  concurrent call returns `SQLPOOL_BUSY`). Given back, exactly once, with
  `sqlpool_conn_release`. It stays usable after its pool is closed, and
  closes when released.
+
+ Functions: `sqlpool_pool_acquire`, `sqlpool_conn_release`,
+ `sqlpool_conn_set_query_timeout`, `sqlpool_conn_execute`,
+ `sqlpool_conn_query`, `sqlpool_conn_execute_script`,
+ `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
+ `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
+ `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
+ `sqlpool_conn_rollback_to_savepoint`.
  */
 typedef struct sqlpool_conn sqlpool_conn;
 
@@ -284,6 +292,20 @@ typedef struct sqlpool_conn sqlpool_conn;
  Thread-safety: may be used from any thread; set options from one thread
  at a time. The caller owns it and frees it with `sqlpool_options_free`;
  `sqlpool_pool_open` copies what it needs and does not take it over.
+
+ Functions: `sqlpool_options_new`, `sqlpool_options_free`,
+ `sqlpool_options_set`, `sqlpool_options_set_max_size`,
+ `sqlpool_options_set_min_size`, `sqlpool_options_set_max_waiting`,
+ `sqlpool_options_set_acquire_timeout_ms`,
+ `sqlpool_options_set_connect_timeout_ms`,
+ `sqlpool_options_set_query_timeout_ms`,
+ `sqlpool_options_set_idle_timeout_ms`,
+ `sqlpool_options_set_max_lifetime_ms`,
+ `sqlpool_options_set_check_interval_ms`, `sqlpool_options_set_recycling`,
+ `sqlpool_options_set_lazy`, `sqlpool_options_set_leak_threshold_ms`,
+ `sqlpool_options_set_statement_cache_size`, `sqlpool_options_set_user`,
+ `sqlpool_options_set_password`, `sqlpool_options_set_host`,
+ `sqlpool_options_set_dbname`, `sqlpool_options_set_port`.
  */
 typedef struct sqlpool_options sqlpool_options;
 
@@ -293,6 +315,12 @@ typedef struct sqlpool_options sqlpool_options;
  Thread-safety: may move between threads, one call at a time. The caller
  owns it and frees it with `sqlpool_params_free`; statement functions
  only read it, so one list can be reused for many calls.
+
+ Functions: `sqlpool_params_new`, `sqlpool_params_free`,
+ `sqlpool_params_next_set`, `sqlpool_params_clear`,
+ `sqlpool_params_add_null`, `sqlpool_params_add_bool`,
+ `sqlpool_params_add_int64`, `sqlpool_params_add_double`,
+ `sqlpool_params_add_text`, `sqlpool_params_add_blob`.
  */
 typedef struct sqlpool_params sqlpool_params;
 
@@ -332,6 +360,16 @@ typedef struct sqlpool_queue sqlpool_queue;
  Thread-safety: immutable; any thread may read it, also at once. The
  caller owns it and frees it with `sqlpool_result_free`. Pointers from
  its getters stay valid until then.
+
+ Functions: `sqlpool_result_column_data`, `sqlpool_result_describe`,
+ `sqlpool_result_free`, `sqlpool_result_row_count`,
+ `sqlpool_result_column_count`, `sqlpool_result_column_name`,
+ `sqlpool_result_column_decltype`, `sqlpool_result_column_index`,
+ `sqlpool_result_kind`, `sqlpool_result_is_null`,
+ `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
+ `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
+ `sqlpool_result_get_blob`, `sqlpool_conn_query`, `sqlpool_pool_query`
+ (create it).
  */
 typedef struct sqlpool_result sqlpool_result;
 
@@ -762,6 +800,9 @@ sqlpool_status sqlpool_set_async_threads(uint32_t n);
  handle is invalid afterwards: using or releasing it again returns
  `SQLPOOL_MISUSE`. NULL is accepted and ignored. Errors: `SQLPOOL_BUSY`
  while another thread is inside a call on it.
+
+ Blocks while an open transaction is rolled back: bounded by
+ `query_timeout` when set (PostgreSQL).
  */
 sqlpool_status sqlpool_conn_release(struct sqlpool_conn *conn);
 
@@ -786,6 +827,11 @@ sqlpool_status sqlpool_conn_set_query_timeout(struct sqlpool_conn *conn, int64_t
  `SQLPOOL_CONSTRAINT_VIOLATION`, `SQLPOOL_CONNECTION_ERROR`,
  `SQLPOOL_INVALID_UTF8`, `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_BUSY`,
  `SQLPOOL_MISUSE`.
+
+ Blocks until the database answers: bounded by `query_timeout` /
+ `sqlpool_conn_set_query_timeout` on PostgreSQL (none by default), by
+ `busy_timeout` for SQLite locks; `sqlpool_cancel` or a dead connection
+ also end it.
  */
 sqlpool_status sqlpool_conn_execute(struct sqlpool_conn *conn,
                                     const char *sql,
@@ -796,6 +842,8 @@ sqlpool_status sqlpool_conn_execute(struct sqlpool_conn *conn,
  Runs one query with bound parameters (as `sqlpool_conn_execute`) and
  reads all its rows. On success `*out` owns the result; free it with
  `sqlpool_result_free`. Errors: as `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
                                   const char *sql,
@@ -805,6 +853,8 @@ sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
 /*
  Runs a script of one or more statements separated by `;`, without
  parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute`, per statement.
  */
 sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char *sql);
 
@@ -816,6 +866,8 @@ sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char
  parameter lists (each only read). `*rows_affected` (if not NULL) gets the
  total. Errors: as `sqlpool_conn_execute`; a parameter error names the
  failing set.
+
+ Blocks as `sqlpool_conn_execute`, per statement of the batch.
  */
 sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
                                           const char *sql,
@@ -832,6 +884,8 @@ sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
  Transaction and all-or-nothing behaviour as `sqlpool_conn_execute_batch`.
  `params` is only read. `*rows_affected` (if not NULL) gets the total.
  Errors: as `sqlpool_conn_execute_batch`.
+
+ Blocks as `sqlpool_conn_execute_batch`.
  */
 sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
                                          const char *sql,
@@ -845,6 +899,9 @@ sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
  concurrent writers wait on the busy timeout instead of failing later.
  Errors: `SQLPOOL_TRANSACTION_STATE` (SQLite: one is already open),
  `SQLPOOL_INVALID_ARGUMENT`, and those of `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute` (SQLite `BEGIN IMMEDIATE` waits up to
+ `busy_timeout` for the write lock).
  */
 sqlpool_status sqlpool_conn_begin(struct sqlpool_conn *conn, uint32_t isolation, uint32_t flags);
 
@@ -854,11 +911,15 @@ sqlpool_status sqlpool_conn_begin(struct sqlpool_conn *conn, uint32_t isolation,
  whole transaction back; SQLSTATE 25P02) and, on SQLite, when none is
  open (PostgreSQL only warns about that and returns `SQLPOOL_OK`); and
  those of `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_commit(struct sqlpool_conn *conn);
 
 /*
  Rolls the open transaction back. Errors: as `sqlpool_conn_commit`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_rollback(struct sqlpool_conn *conn);
 
@@ -866,18 +927,24 @@ sqlpool_status sqlpool_conn_rollback(struct sqlpool_conn *conn);
  Creates a savepoint (`name`: letters, digits, `_`). Errors:
  `SQLPOOL_INVALID_ARGUMENT` for a bad name, and those of
  `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_savepoint(struct sqlpool_conn *conn, const char *name);
 
 /*
  Releases (keeps the work of) a savepoint. Errors: as
  `sqlpool_conn_savepoint`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_release_savepoint(struct sqlpool_conn *conn, const char *name);
 
 /*
  Rolls back to a savepoint, which stays defined; this also recovers a
  failed PostgreSQL transaction. Errors: as `sqlpool_conn_savepoint`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_rollback_to_savepoint(struct sqlpool_conn *conn, const char *name);
 
@@ -1156,6 +1223,9 @@ sqlpool_status sqlpool_params_add_blob(struct sqlpool_params *params,
  `SQLPOOL_CONNECTION_ERROR`, `SQLPOOL_AUTH_ERROR`,
  `SQLPOOL_DATABASE_ERROR`, `SQLPOOL_INVALID_ARGUMENT`,
  `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale options).
+
+ Blocks (unless `lazy`) while the first connection opens: bounded by
+ `connect_timeout` per host tried (default 10 s).
  */
 sqlpool_status sqlpool_pool_open(const char *uri,
                                  const struct sqlpool_options *options,
@@ -1180,6 +1250,9 @@ sqlpool_status sqlpool_pool_close(struct sqlpool_pool *pool);
  (`SQLPOOL_AUTH_ERROR`, `SQLPOOL_DATABASE_ERROR` for an unknown database,
  `SQLPOOL_UNSUPPORTED` for `sslmode=require`) when retrying cannot help;
  `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
+
+ Blocks until a connection is free or opened: bounded by `timeout_ms` (or
+ the pool's `acquire_timeout`, default 30 s).
  */
 sqlpool_status sqlpool_pool_acquire(struct sqlpool_pool *pool,
                                     int64_t timeout_ms,
@@ -1190,6 +1263,10 @@ sqlpool_status sqlpool_pool_acquire(struct sqlpool_pool *pool,
  `pool.execute`). `params` may be NULL. On success `*rows_affected`
  (if not NULL) is set. Errors: those of `sqlpool_pool_acquire` and
  `sqlpool_conn_execute`.
+
+ Blocks: the acquire (bounded by `acquire_timeout`) and the statement
+ (bounded by `query_timeout` on PostgreSQL when set; SQLite: `busy_timeout`
+ for locks).
  */
 sqlpool_status sqlpool_pool_execute(struct sqlpool_pool *pool,
                                     const char *sql,
@@ -1200,6 +1277,8 @@ sqlpool_status sqlpool_pool_execute(struct sqlpool_pool *pool,
  Acquires a connection, runs one query and releases it. On success
  `*out` owns the result; free it with `sqlpool_result_free`. Errors: those
  of `sqlpool_pool_acquire` and `sqlpool_conn_query`.
+
+ Blocks as `sqlpool_pool_execute`.
  */
 sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
                                   const char *sql,

@@ -7,9 +7,6 @@
 
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
-// Every pointer is checked (NULL, length) before use and the contract is in
-// each doc comment; marking the functions `unsafe` changes nothing for C.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
@@ -214,18 +211,42 @@ unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-/// Writes an out-parameter (only on success, per our conventions).
-unsafe fn put<T>(out: *mut T, value: T) {
-    // SAFETY: checked non-NULL by the caller via `out_arg` first.
-    unsafe { out.write(value) }
+/// An out-parameter, checked (non-NULL) once by `out_arg` or
+/// `Out::optional`; the only place that writes through a caller's pointer.
+/// Written only on success, per our conventions.
+pub(crate) struct Out<T>(std::ptr::NonNull<T>);
+
+impl<T> Out<T> {
+    /// A pointer the caller may pass as NULL ("not wanted").
+    pub(crate) fn optional(ptr: *mut T) -> Option<Out<T>> {
+        std::ptr::NonNull::new(ptr).map(Out)
+    }
+
+    pub(crate) fn put(self, value: T) {
+        // SAFETY: non-NULL (checked when made); the C contract of every
+        // exported function is that an out-parameter points at a writable,
+        // aligned `T`.
+        unsafe { self.0.as_ptr().write(value) }
+    }
+
+    /// Writes the first `n` bytes of `value` (at most its size): a struct
+    /// given with its size, so an older, smaller caller struct still fits.
+    pub(crate) fn put_prefix(self, value: &T, n: usize) {
+        let n = n.min(std::mem::size_of::<T>());
+        // SAFETY: non-NULL; the caller provides `n` writable bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (value as *const T).cast::<u8>(),
+                self.0.as_ptr().cast::<u8>(),
+                n,
+            )
+        }
+    }
 }
 
-fn out_arg<T>(out: *mut T, name: &str) -> Result<()> {
-    if out.is_null() {
-        Err(null_arg(name))
-    } else {
-        Ok(())
-    }
+/// Checks a required out-parameter: NULL is `SQLPOOL_INVALID_ARGUMENT`.
+pub(crate) fn out_arg<T>(out: *mut T, name: &str) -> Result<Out<T>> {
+    Out::optional(out).ok_or_else(|| null_arg(name))
 }
 
 fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 
-use super::{boundary, bytes_arg, handle, lock_ok, opt_str_arg, out_arg, put, sqlpool_status};
+use super::{boundary, bytes_arg, handle, lock_ok, opt_str_arg, out_arg, sqlpool_status};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
 use crate::value::{Params, Value};
@@ -13,6 +13,12 @@ use crate::value::{Params, Value};
 /// Thread-safety: may move between threads, one call at a time. The caller
 /// owns it and frees it with `sqlpool_params_free`; statement functions
 /// only read it, so one list can be reused for many calls.
+///
+/// Functions: `sqlpool_params_new`, `sqlpool_params_free`,
+/// `sqlpool_params_next_set`, `sqlpool_params_clear`,
+/// `sqlpool_params_add_null`, `sqlpool_params_add_bool`,
+/// `sqlpool_params_add_int64`, `sqlpool_params_add_double`,
+/// `sqlpool_params_add_text`, `sqlpool_params_add_blob`.
 pub struct sqlpool_params {
     _private: [u8; 0],
 }
@@ -82,9 +88,9 @@ pub(crate) fn with_params<R>(
 #[no_mangle]
 pub extern "C" fn sqlpool_params_new(out: *mut *mut sqlpool_params) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let h = PARAMS.insert(Arc::new(Mutex::new(Params::new())))?;
-        unsafe { put(out, h as *mut sqlpool_params) };
+        out.put(h as *mut sqlpool_params);
         Ok(())
     })
 }
