@@ -1,6 +1,8 @@
 # sqlpool — build, demo, test, install, bench.
 #   make demo    builds the library and runs the C quickstart on an SQLite file
-#   make test    runs every test (Rust, C, Python, benchmark smoke)
+#   make test    runs every test (Rust, C, Python, sqlpool's benchmark program
+#                at tiny sizes); compiles the crate once, installs nothing
+#   make bench   sqlpool against its peers (installs them; see mk/bench.mk)
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -34,8 +36,10 @@ test-rust:
 test-c: release
 	scripts/with-pg $(MAKE) -C bindings/c test
 
+# The unit tests only; the wheel and sdist tests (zig, fresh venvs, two more
+# builds of the crate) are `make test-python-dist`, run by .ci/run.
 test-python: release
-	scripts/with-pg $(MAKE) -C bindings/python test
+	scripts/with-pg $(MAKE) -C bindings/python test-unit
 
 -include mk/*.mk
 

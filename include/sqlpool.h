@@ -48,6 +48,14 @@
 #define SQLPOOL_VERSION_PATCH 0
 
 /*
+ The largest text or blob value the library accepts, in bytes (1 GiB:
+ PostgreSQL's limit for one field; SQLite's default `SQLITE_MAX_LENGTH`
+ is just below it). A longer value is refused with
+ `SQLPOOL_INVALID_ARGUMENT` before its pointer is read.
+ */
+#define SQLPOOL_MAX_VALUE_SIZE (1 << 30)
+
+/*
  Operation kinds in `sqlpool_completion.kind`.
  */
 #define SQLPOOL_OP_ACQUIRE 1
@@ -273,6 +281,14 @@ typedef uint32_t SQLPOOL;
  concurrent call returns `SQLPOOL_BUSY`). Given back, exactly once, with
  `sqlpool_conn_release`. It stays usable after its pool is closed, and
  closes when released.
+
+ Functions: `sqlpool_pool_acquire`, `sqlpool_conn_release`,
+ `sqlpool_conn_set_query_timeout`, `sqlpool_conn_execute`,
+ `sqlpool_conn_query`, `sqlpool_conn_execute_script`,
+ `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
+ `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
+ `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
+ `sqlpool_conn_rollback_to_savepoint`.
  */
 typedef struct sqlpool_conn sqlpool_conn;
 
@@ -327,6 +343,20 @@ typedef struct sqlpool_notification sqlpool_notification;
  Thread-safety: may be used from any thread; set options from one thread
  at a time. The caller owns it and frees it with `sqlpool_options_free`;
  `sqlpool_pool_open` copies what it needs and does not take it over.
+
+ Functions: `sqlpool_options_new`, `sqlpool_options_free`,
+ `sqlpool_options_set`, `sqlpool_options_set_max_size`,
+ `sqlpool_options_set_min_size`, `sqlpool_options_set_max_waiting`,
+ `sqlpool_options_set_acquire_timeout_ms`,
+ `sqlpool_options_set_connect_timeout_ms`,
+ `sqlpool_options_set_query_timeout_ms`,
+ `sqlpool_options_set_idle_timeout_ms`,
+ `sqlpool_options_set_max_lifetime_ms`,
+ `sqlpool_options_set_check_interval_ms`, `sqlpool_options_set_recycling`,
+ `sqlpool_options_set_lazy`, `sqlpool_options_set_leak_threshold_ms`,
+ `sqlpool_options_set_statement_cache_size`, `sqlpool_options_set_user`,
+ `sqlpool_options_set_password`, `sqlpool_options_set_host`,
+ `sqlpool_options_set_dbname`, `sqlpool_options_set_port`.
  */
 typedef struct sqlpool_options sqlpool_options;
 
@@ -336,6 +366,12 @@ typedef struct sqlpool_options sqlpool_options;
  Thread-safety: may move between threads, one call at a time. The caller
  owns it and frees it with `sqlpool_params_free`; statement functions
  only read it, so one list can be reused for many calls.
+
+ Functions: `sqlpool_params_new`, `sqlpool_params_free`,
+ `sqlpool_params_next_set`, `sqlpool_params_clear`,
+ `sqlpool_params_add_null`, `sqlpool_params_add_bool`,
+ `sqlpool_params_add_int64`, `sqlpool_params_add_double`,
+ `sqlpool_params_add_text`, `sqlpool_params_add_blob`.
  */
 typedef struct sqlpool_params sqlpool_params;
 
@@ -375,6 +411,16 @@ typedef struct sqlpool_queue sqlpool_queue;
  Thread-safety: immutable; any thread may read it, also at once. The
  caller owns it and frees it with `sqlpool_result_free`. Pointers from
  its getters stay valid until then.
+
+ Functions: `sqlpool_result_column_data`, `sqlpool_result_describe`,
+ `sqlpool_result_free`, `sqlpool_result_row_count`,
+ `sqlpool_result_column_count`, `sqlpool_result_column_name`,
+ `sqlpool_result_column_decltype`, `sqlpool_result_column_index`,
+ `sqlpool_result_kind`, `sqlpool_result_is_null`,
+ `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
+ `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
+ `sqlpool_result_get_blob`, `sqlpool_conn_query`, `sqlpool_pool_query`
+ (create it).
  */
 typedef struct sqlpool_result sqlpool_result;
 
@@ -483,9 +529,9 @@ typedef struct sqlpool_notification_info {
   int32_t pid;
   uint32_t _reserved;
   const char *channel;
-  uintptr_t channel_len;
+  size_t channel_len;
   const char *payload;
-  uintptr_t payload_len;
+  size_t payload_len;
 } sqlpool_notification_info;
 
 /*
@@ -570,7 +616,7 @@ typedef struct sqlpool_column_data {
   /*
    Number of rows = length of `nulls`, `ints`, `doubles`.
    */
-  uintptr_t rows;
+  size_t rows;
   /*
    One byte per row: 1 = NULL.
    */
@@ -595,15 +641,15 @@ typedef struct sqlpool_column_data {
  The shape of a result in one call, from `sqlpool_result_describe`.
  */
 typedef struct sqlpool_result_info {
-  uintptr_t rows;
-  uintptr_t columns;
+  size_t rows;
+  size_t columns;
   /*
    For each column in order: its name, a NUL byte, its declared type
    (as `sqlpool_result_column_decltype`), a NUL byte. `names_len` bytes,
    owned by the result and valid until `sqlpool_result_free`.
    */
   const char *names;
-  uintptr_t names_len;
+  size_t names_len;
 } sqlpool_result_info;
 
 #ifdef __cplusplus
@@ -615,6 +661,15 @@ extern "C" {
  Thread-safe.
  */
 const char *sqlpool_version(void);
+
+/*
+ How many handles are live in this process: pools not closed, options,
+ parameter lists, results and queues not freed, connections not released
+ (also those delivered by completions). A program that gives everything
+ back sees 0 (check it at exit: handles live in a table, so a forgotten
+ one is not a leak a memory checker can see). Thread-safe; never fails.
+ */
+size_t sqlpool_live_handles(void);
 
 /*
  The symbolic name of a status code ("SQLPOOL_POOL_TIMEOUT"), or
@@ -796,7 +851,7 @@ sqlpool_status sqlpool_conn_query_async(struct sqlpool_conn *conn,
 sqlpool_status sqlpool_conn_execute_batch_async(struct sqlpool_conn *conn,
                                                 const char *sql,
                                                 const struct sqlpool_params *const *param_sets,
-                                                uintptr_t count,
+                                                size_t count,
                                                 struct sqlpool_queue *queue,
                                                 sqlpool_completion_callback callback,
                                                 void *user_data,
@@ -833,6 +888,9 @@ sqlpool_status sqlpool_set_async_threads(uint32_t n);
  handle is invalid afterwards: using or releasing it again returns
  `SQLPOOL_MISUSE`. NULL is accepted and ignored. Errors: `SQLPOOL_BUSY`
  while another thread is inside a call on it.
+
+ Blocks while an open transaction is rolled back: bounded by
+ `query_timeout` when set (PostgreSQL).
  */
 sqlpool_status sqlpool_conn_release(struct sqlpool_conn *conn);
 
@@ -857,6 +915,11 @@ sqlpool_status sqlpool_conn_set_query_timeout(struct sqlpool_conn *conn, int64_t
  `SQLPOOL_CONSTRAINT_VIOLATION`, `SQLPOOL_CONNECTION_ERROR`,
  `SQLPOOL_INVALID_UTF8`, `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_BUSY`,
  `SQLPOOL_MISUSE`.
+
+ Blocks until the database answers: bounded by `query_timeout` /
+ `sqlpool_conn_set_query_timeout` on PostgreSQL (none by default), by
+ `busy_timeout` for SQLite locks; `sqlpool_cancel` or a dead connection
+ also end it.
  */
 sqlpool_status sqlpool_conn_execute(struct sqlpool_conn *conn,
                                     const char *sql,
@@ -867,6 +930,8 @@ sqlpool_status sqlpool_conn_execute(struct sqlpool_conn *conn,
  Runs one query with bound parameters (as `sqlpool_conn_execute`) and
  reads all its rows. On success `*out` owns the result; free it with
  `sqlpool_result_free`. Errors: as `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
                                   const char *sql,
@@ -876,6 +941,8 @@ sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
 /*
  Runs a script of one or more statements separated by `;`, without
  parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute`, per statement.
  */
 sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char *sql);
 
@@ -887,11 +954,13 @@ sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char
  parameter lists (each only read). `*rows_affected` (if not NULL) gets the
  total. Errors: as `sqlpool_conn_execute`; a parameter error names the
  failing set.
+
+ Blocks as `sqlpool_conn_execute`, per statement of the batch.
  */
 sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
                                           const char *sql,
                                           const struct sqlpool_params *const *param_sets,
-                                          uintptr_t count,
+                                          size_t count,
                                           uint64_t *rows_affected);
 
 /*
@@ -903,6 +972,8 @@ sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
  Transaction and all-or-nothing behaviour as `sqlpool_conn_execute_batch`.
  `params` is only read. `*rows_affected` (if not NULL) gets the total.
  Errors: as `sqlpool_conn_execute_batch`.
+
+ Blocks as `sqlpool_conn_execute_batch`.
  */
 sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
                                          const char *sql,
@@ -916,6 +987,9 @@ sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
  concurrent writers wait on the busy timeout instead of failing later.
  Errors: `SQLPOOL_TRANSACTION_STATE` (SQLite: one is already open),
  `SQLPOOL_INVALID_ARGUMENT`, and those of `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute` (SQLite `BEGIN IMMEDIATE` waits up to
+ `busy_timeout` for the write lock).
  */
 sqlpool_status sqlpool_conn_begin(struct sqlpool_conn *conn, uint32_t isolation, uint32_t flags);
 
@@ -925,11 +999,15 @@ sqlpool_status sqlpool_conn_begin(struct sqlpool_conn *conn, uint32_t isolation,
  whole transaction back; SQLSTATE 25P02) and, on SQLite, when none is
  open (PostgreSQL only warns about that and returns `SQLPOOL_OK`); and
  those of `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_commit(struct sqlpool_conn *conn);
 
 /*
  Rolls the open transaction back. Errors: as `sqlpool_conn_commit`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_rollback(struct sqlpool_conn *conn);
 
@@ -937,18 +1015,24 @@ sqlpool_status sqlpool_conn_rollback(struct sqlpool_conn *conn);
  Creates a savepoint (`name`: letters, digits, `_`). Errors:
  `SQLPOOL_INVALID_ARGUMENT` for a bad name, and those of
  `sqlpool_conn_execute`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_savepoint(struct sqlpool_conn *conn, const char *name);
 
 /*
  Releases (keeps the work of) a savepoint. Errors: as
  `sqlpool_conn_savepoint`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_release_savepoint(struct sqlpool_conn *conn, const char *name);
 
 /*
  Rolls back to a savepoint, which stays defined; this also recovers a
  failed PostgreSQL transaction. Errors: as `sqlpool_conn_savepoint`.
+
+ Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_rollback_to_savepoint(struct sqlpool_conn *conn, const char *name);
 
@@ -984,7 +1068,7 @@ sqlpool_status sqlpool_conn_copy_out(struct sqlpool_conn *conn,
  `SQLPOOL_MISUSE` (a COPY OUT, a finished or freed COPY), `SQLPOOL_BUSY`,
  `SQLPOOL_INVALID_ARGUMENT` (NULL `data` with nonzero `len`).
  */
-sqlpool_status sqlpool_copy_write(struct sqlpool_copy *copy, const uint8_t *data, uintptr_t len);
+sqlpool_status sqlpool_copy_write(struct sqlpool_copy *copy, const uint8_t *data, size_t len);
 
 /*
  Ends a COPY FROM STDIN: the server commits the rows (inside the
@@ -1009,8 +1093,8 @@ sqlpool_status sqlpool_copy_finish(struct sqlpool_copy *copy, uint64_t *rows);
  */
 sqlpool_status sqlpool_copy_read(struct sqlpool_copy *copy,
                                  uint8_t *buf,
-                                 uintptr_t cap,
-                                 uintptr_t *written);
+                                 size_t cap,
+                                 size_t *written);
 
 /*
  Frees a COPY; an unfinished one is given up first (see `sqlpool_copy`)
@@ -1312,7 +1396,9 @@ sqlpool_status sqlpool_params_add_double(struct sqlpool_params *params,
                                          double value);
 
 /*
- Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated).
+ Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated;
+ at most `SQLPOOL_MAX_VALUE_SIZE` bytes: a larger `len` is refused with
+ `SQLPOOL_INVALID_ARGUMENT` before `value` is read).
  Text also binds to numeric, uuid, date/time, interval, json, inet and
  array (JSON array text) parameters. Errors: `SQLPOOL_INVALID_UTF8`,
  `SQLPOOL_INVALID_ARGUMENT` (NULL `value` with nonzero `len`), and as
@@ -1321,16 +1407,17 @@ sqlpool_status sqlpool_params_add_double(struct sqlpool_params *params,
 sqlpool_status sqlpool_params_add_text(struct sqlpool_params *params,
                                        const char *name,
                                        const char *value,
-                                       uintptr_t len);
+                                       size_t len);
 
 /*
- Appends `len` bytes of binary data (copied). Errors: as
+ Appends `len` bytes of binary data (copied; at most
+ `SQLPOOL_MAX_VALUE_SIZE` bytes, as `sqlpool_params_add_text`). Errors: as
  `sqlpool_params_add_text`, without the UTF-8 check.
  */
 sqlpool_status sqlpool_params_add_blob(struct sqlpool_params *params,
                                        const char *name,
                                        const uint8_t *value,
-                                       uintptr_t len);
+                                       size_t len);
 
 /*
  Opens a pool.
@@ -1350,6 +1437,9 @@ sqlpool_status sqlpool_params_add_blob(struct sqlpool_params *params,
  `SQLPOOL_CONNECTION_ERROR`, `SQLPOOL_AUTH_ERROR`,
  `SQLPOOL_DATABASE_ERROR`, `SQLPOOL_INVALID_ARGUMENT`,
  `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale options).
+
+ Blocks (unless `lazy`) while the first connection opens: bounded by
+ `connect_timeout` per host tried (default 10 s).
  */
 sqlpool_status sqlpool_pool_open(const char *uri,
                                  const struct sqlpool_options *options,
@@ -1374,6 +1464,9 @@ sqlpool_status sqlpool_pool_close(struct sqlpool_pool *pool);
  (`SQLPOOL_AUTH_ERROR`, `SQLPOOL_DATABASE_ERROR` for an unknown database,
  `SQLPOOL_UNSUPPORTED` for `sslmode=require`) when retrying cannot help;
  `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
+
+ Blocks until a connection is free or opened: bounded by `timeout_ms` (or
+ the pool's `acquire_timeout`, default 30 s).
  */
 sqlpool_status sqlpool_pool_acquire(struct sqlpool_pool *pool,
                                     int64_t timeout_ms,
@@ -1384,6 +1477,10 @@ sqlpool_status sqlpool_pool_acquire(struct sqlpool_pool *pool,
  `pool.execute`). `params` may be NULL. On success `*rows_affected`
  (if not NULL) is set. Errors: those of `sqlpool_pool_acquire` and
  `sqlpool_conn_execute`.
+
+ Blocks: the acquire (bounded by `acquire_timeout`) and the statement
+ (bounded by `query_timeout` on PostgreSQL when set; SQLite: `busy_timeout`
+ for locks).
  */
 sqlpool_status sqlpool_pool_execute(struct sqlpool_pool *pool,
                                     const char *sql,
@@ -1394,6 +1491,8 @@ sqlpool_status sqlpool_pool_execute(struct sqlpool_pool *pool,
  Acquires a connection, runs one query and releases it. On success
  `*out` owns the result; free it with `sqlpool_result_free`. Errors: those
  of `sqlpool_pool_acquire` and `sqlpool_conn_query`.
+
+ Blocks as `sqlpool_pool_execute`.
  */
 sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
                                   const char *sql,
@@ -1409,7 +1508,7 @@ sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
  */
 sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
                                   struct sqlpool_stats *out,
-                                  uintptr_t size);
+                                  size_t size);
 
 /*
  Writes the pool's connections per server as JSON into `buf`: an array,
@@ -1428,8 +1527,8 @@ sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
  */
 sqlpool_status sqlpool_pool_host_stats(struct sqlpool_pool *pool,
                                        char *buf,
-                                       uintptr_t len,
-                                       uintptr_t *written);
+                                       size_t len,
+                                       size_t *written);
 
 /*
  Changes the pool's sizes at run time. Surplus idle connections close at
@@ -1454,7 +1553,7 @@ sqlpool_status sqlpool_pool_drain(struct sqlpool_pool *pool);
  `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
  */
 sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
-                                          uintptr_t column,
+                                          size_t column,
                                           struct sqlpool_column_data *out);
 
 /*
@@ -1474,12 +1573,12 @@ sqlpool_status sqlpool_result_free(struct sqlpool_result *result);
 /*
  Number of rows. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
  */
-sqlpool_status sqlpool_result_row_count(const struct sqlpool_result *result, uintptr_t *out);
+sqlpool_status sqlpool_result_row_count(const struct sqlpool_result *result, size_t *out);
 
 /*
  Number of columns. Errors: as `sqlpool_result_row_count`.
  */
-sqlpool_status sqlpool_result_column_count(const struct sqlpool_result *result, uintptr_t *out);
+sqlpool_status sqlpool_result_column_count(const struct sqlpool_result *result, size_t *out);
 
 /*
  A column's name: `*ptr` points at `*len` bytes of UTF-8, NOT
@@ -1488,9 +1587,9 @@ sqlpool_status sqlpool_result_column_count(const struct sqlpool_result *result, 
  `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
  */
 sqlpool_status sqlpool_result_column_name(const struct sqlpool_result *result,
-                                          uintptr_t column,
+                                          size_t column,
                                           const char **ptr,
-                                          uintptr_t *len);
+                                          size_t *len);
 
 /*
  A column's declared type as the database names it (`int4`,
@@ -1498,9 +1597,9 @@ sqlpool_status sqlpool_result_column_name(const struct sqlpool_result *result,
  Pointer and lifetime as `sqlpool_result_column_name`.
  */
 sqlpool_status sqlpool_result_column_decltype(const struct sqlpool_result *result,
-                                              uintptr_t column,
+                                              size_t column,
                                               const char **ptr,
-                                              uintptr_t *len);
+                                              size_t *len);
 
 /*
  Index of the first (leftmost) column named `name`. Errors:
@@ -1509,15 +1608,15 @@ sqlpool_status sqlpool_result_column_decltype(const struct sqlpool_result *resul
  */
 sqlpool_status sqlpool_result_column_index(const struct sqlpool_result *result,
                                            const char *name,
-                                           uintptr_t *out);
+                                           size_t *out);
 
 /*
  The kind (`SQLPOOL_KIND_*`) of cell (`row`, `column`). Errors:
  `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
  */
 sqlpool_status sqlpool_result_kind(const struct sqlpool_result *result,
-                                   uintptr_t row,
-                                   uintptr_t column,
+                                   size_t row,
+                                   size_t column,
                                    uint32_t *out);
 
 /*
@@ -1525,8 +1624,8 @@ sqlpool_status sqlpool_result_kind(const struct sqlpool_result *result,
  `sqlpool_result_kind`.
  */
 sqlpool_status sqlpool_result_is_null(const struct sqlpool_result *result,
-                                      uintptr_t row,
-                                      uintptr_t column,
+                                      size_t row,
+                                      size_t column,
                                       int32_t *out);
 
 /*
@@ -1534,8 +1633,8 @@ sqlpool_status sqlpool_result_is_null(const struct sqlpool_result *result,
  `SQLPOOL_TYPE_MISMATCH`, and as `sqlpool_result_kind`.
  */
 sqlpool_status sqlpool_result_get_int64(const struct sqlpool_result *result,
-                                        uintptr_t row,
-                                        uintptr_t column,
+                                        size_t row,
+                                        size_t column,
                                         int64_t *out);
 
 /*
@@ -1543,8 +1642,8 @@ sqlpool_status sqlpool_result_get_int64(const struct sqlpool_result *result,
  Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_double(const struct sqlpool_result *result,
-                                         uintptr_t row,
-                                         uintptr_t column,
+                                         size_t row,
+                                         size_t column,
                                          double *out);
 
 /*
@@ -1552,8 +1651,8 @@ sqlpool_status sqlpool_result_get_double(const struct sqlpool_result *result,
  Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
+                                       size_t row,
+                                       size_t column,
                                        int32_t *out);
 
 /*
@@ -1563,10 +1662,10 @@ sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
  Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
+                                       size_t row,
+                                       size_t column,
                                        const char **ptr,
-                                       uintptr_t *len);
+                                       size_t *len);
 
 /*
  A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
@@ -1574,10 +1673,10 @@ sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
  `*len` 0). Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
-                                       uintptr_t row,
-                                       uintptr_t column,
+                                       size_t row,
+                                       size_t column,
                                        const uint8_t **ptr,
-                                       uintptr_t *len);
+                                       size_t *len);
 
 /*
  Runs a query whose rows are read in chunks with `sqlpool_stream_next`
@@ -1612,7 +1711,7 @@ sqlpool_status sqlpool_conn_query_stream(struct sqlpool_conn *conn,
  `SQLPOOL_BUSY` (another thread is in a call on it), `SQLPOOL_MISUSE`.
  */
 sqlpool_status sqlpool_stream_next(struct sqlpool_stream *stream,
-                                   uintptr_t max_rows,
+                                   size_t max_rows,
                                    struct sqlpool_result **out);
 
 /*

@@ -5,8 +5,10 @@
 #                      writes docs/benchmarks.md and docs/benchmarks.png, the
 #                      raw numbers to target/bench/results.json (about 15
 #                      minutes; `bench/run.py --replot` redraws from them)
-#   make bench-smoke   every scenario at a tiny size (seconds; part of
-#                      `make test`); writes target/bench/smoke/
+#   make bench-smoke   sqlpool's own benchmark program, every scenario at a
+#                      tiny size (seconds; part of `make test`; installs nothing)
+#   make bench-peers-smoke  every scenario and peer at a tiny size; writes
+#                      target/bench/smoke/
 #   make bench-build   only builds what the benchmarks run
 #   make bench-clean   removes the bench programs and bench/.venv
 #
@@ -38,12 +40,33 @@ BENCH_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror
 BENCH_ARGS ?=
 BENCH_C_COMMON := $(BENCH_ROOT)/bench/c/bench_common.h
 
-.PHONY: bench bench-smoke bench-build bench-deps bench-venv bench-r2d2 bench-clean
+.PHONY: bench bench-smoke bench-peers-smoke bench-build bench-deps bench-venv bench-r2d2 bench-clean
 
 bench: bench-build
 	$(BENCH_VENV_PY) $(BENCH_ROOT)/bench/run.py $(BENCH_ARGS)
 
-bench-smoke: bench-build
+# The smoke run of `make test`: sqlpool's own benchmark program, every
+# scenario at a tiny size, on SQLite and on a throwaway PostgreSQL cluster
+# (scripts/with-pg). No peers, no virtualenv, no apt-get, no
+# /dev/cpu_dma_latency: those are `make bench` (and `make bench-peers-smoke`,
+# the former smoke run of every peer).
+BENCH_SMOKE_DIR = $(BENCH_TARGET)/bench/smoke-sqlpool
+bench-smoke: release $(BENCH_BIN)/bench_sqlpool
+	@rm -rf $(BENCH_SMOKE_DIR) && mkdir -p $(BENCH_SMOKE_DIR)
+	cd $(BENCH_ROOT) && scripts/with-pg sh -ec '\
+	  b=$(BENCH_BIN)/bench_sqlpool; lite=sqlite:$(BENCH_SMOKE_DIR)/bench.db; pg="$$SQLPOOL_TEST_PG_URL"; \
+	  run() { echo "bench-smoke: $$1 $$3 $$4 $$5 $$6"; "$$b" "$$@" >/dev/null; }; \
+	  run setup-sqlite "$$lite" 200; \
+	  for t in 1 2; do run acquire "$$lite" $$t 200 fast; run acquire "$$lite" $$t 200 verified; done; \
+	  run point "$$lite" 200 200; run insert "$$lite" 200; run insert-batch "$$lite" 200; \
+	  if [ -n "$$pg" ]; then \
+	    run setup-pg "$$pg" 500; run info "$$pg"; \
+	    for t in 1 2; do run acquire "$$pg" $$t 200 fast; run acquire "$$pg" $$t 50 verified; done; \
+	    run select1 "$$pg" 100; run fetch "$$pg"; run fetch-columns "$$pg"; run insert "$$pg" 100; run insert-batch "$$pg" 100; \
+	  fi'
+	@echo "bench-smoke: sqlpool's benchmark program ran every scenario"
+
+bench-peers-smoke: bench-build
 	$(BENCH_VENV_PY) $(BENCH_ROOT)/bench/run.py --smoke $(BENCH_ARGS)
 
 bench-build: release bench-deps bench-venv bench-r2d2 $(BENCH_BIN)/bench_sqlpool $(BENCH_BIN)/bench_floor

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 
-use crate::error::{redact_secrets, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 
 /// What a pool does with a connection when it is checked out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -580,51 +580,47 @@ pub struct SqliteTarget {
     pub private_memory: bool,
 }
 
-/// Parses a URI (or a libpq conninfo string, `host=a,b port=5432
-/// dbname=app`) into the database target and the pool options it carries.
+/// Parses a URI into the database target and the pool options it carries.
+///
+/// PostgreSQL targets come as a `postgresql://` (or `postgres://`) URI or
+/// as a libpq key=value conninfo string (`host=db1 dbname=app user=me`);
+/// pool options may appear in either. Errors name the key and value at
+/// fault, but never a password: messages are built from the parsed parts,
+/// never by echoing (or pattern-redacting) the input.
 pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
-    if let Some(pairs) = conninfo_pairs(uri)? {
-        // As a URI with every setting a query parameter.
-        let mut options = PoolOptions::default();
-        let mut passthrough = Vec::new();
-        for (key, value) in pairs {
-            if is_host_list_key(&key) || !options.set_from_str(&key, &value)? {
-                passthrough.push((key, value));
-            }
-        }
-        let bad = |why: &str| {
-            Error::new(
-                Status::InvalidUri,
-                format!("invalid connection string: {why}"),
-            )
-        };
-        return parse_postgres("postgresql://", passthrough, options, &bad);
+    let lower = uri.trim_start().to_ascii_lowercase();
+    if lower.starts_with("postgresql:") || lower.starts_with("postgres:") {
+        return parse_postgres(uri_params(uri.trim())?);
     }
-    let bad = |why: &str| {
-        Error::new(
-            Status::InvalidUri,
-            format!("invalid connection URI {:?}: {why}", redact_secrets(uri)),
-        )
-    };
+    if looks_like_conninfo(uri) {
+        return parse_postgres(conninfo_params(uri)?);
+    }
     let (base, query) = match uri.find('?') {
         Some(q) => (&uri[..q], &uri[q + 1..]),
         None => (uri, ""),
+    };
+    // SQLite URIs carry no secret in their path; the query is never shown.
+    let bad = |why: &str| {
+        Error::new(
+            Status::InvalidUri,
+            format!("invalid connection URI {base:?}: {why}"),
+        )
     };
     let mut options = PoolOptions::default();
     let mut passthrough: Vec<(String, String)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode(k).map_err(|_| bad("a query parameter is not valid UTF-8"))?;
-        let value = decode(v).map_err(|_| bad("a query parameter is not valid UTF-8"))?;
-        // A PostgreSQL URI's host lists are the target's, not pool options.
-        let postgres = base.to_ascii_lowercase().starts_with("postgres");
-        if (postgres && is_host_list_key(&key)) || !options.set_from_str(&key, &value)? {
+        let key = decode_strict(k).map_err(|why| bad(&format!("query key {k:?}: {why}")))?;
+        let value = decode_strict(v).map_err(|why| {
+            if is_secret_key(&key) {
+                bad(&format!("the value of {key}: {why}"))
+            } else {
+                bad(&format!("the value {v:?} of {key}: {why}"))
+            }
+        })?;
+        if !options.set_from_str(&key, &value)? {
             passthrough.push((key, value));
         }
-    }
-    let lower = base.to_ascii_lowercase();
-    if lower.starts_with("postgresql:") || lower.starts_with("postgres:") {
-        return parse_postgres(base, passthrough, options, &bad);
     }
     let path = if let Some(rest) = base.strip_prefix("sqlite://") {
         rest
@@ -641,7 +637,7 @@ pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
             "unknown scheme (expected sqlite:, file:, postgresql: or postgres:)",
         ));
     };
-    let path = decode(path).map_err(|_| bad("the path is not valid UTF-8"))?;
+    let path = decode_strict(path).map_err(|why| bad(&format!("the path: {why}")))?;
     if path.is_empty() {
         return Err(bad(
             "the SQLite path is empty (use sqlite::memory: for an in-memory database)",
@@ -665,6 +661,12 @@ pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
             }
             "cache" => shared_cache = v == "shared",
             "immutable" | "vfs" | "nolock" | "psow" | "modeof" => {}
+            _ if is_postgres_key(k) => {
+                return Err(Error::new(
+                    Status::InvalidOption,
+                    format!("option {k} applies to PostgreSQL only, not to an SQLite URI"),
+                ))
+            }
             _ => {
                 return Err(Error::new(
                     Status::InvalidOption,
@@ -702,151 +704,6 @@ pub fn parse_uri(uri: &str) -> Result<(Target, PoolOptions)> {
     ))
 }
 
-/// A PostgreSQL target from a URI's scheme and authority (`base`) and its
-/// parameters (query or conninfo, pool options already taken out).
-fn parse_postgres(
-    base: &str,
-    mut passthrough: Vec<(String, String)>,
-    mut options: PoolOptions,
-    bad: &dyn Fn(&str) -> Error,
-) -> Result<(Target, PoolOptions)> {
-    let bad_value = |key: &str, value: &str, expected: &str| {
-        Error::new(
-            Status::InvalidOption,
-            format!("invalid value {value:?} for option {key}: expected {expected}"),
-        )
-    };
-    let mut target = PgTarget::take_own_params(&mut passthrough, bad_value)?;
-    // libpq's host lists: `host`, `hostaddr` and `port` parameters (each a
-    // comma-separated list) replace what the authority says.
-    let lists = HostLists::take(&mut passthrough)?;
-    // Hand the database's own parameters to the postgres crate's parser,
-    // which handles percent-encoding, socket directories and the
-    // authority's host list.
-    let mut pg_uri = base.to_owned();
-    if !passthrough.is_empty() {
-        pg_uri.push('?');
-        let encoded: Vec<String> = passthrough
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        pg_uri.push_str(&encoded.join("&"));
-    }
-    let config: tokio_postgres::Config = pg_uri
-        .parse()
-        .map_err(|e: tokio_postgres::Error| bad(&redact_secrets(&e.to_string())))?;
-    target.config = lists.apply(&config)?;
-    if options.connect_timeout.is_none() {
-        options.connect_timeout = target.config.get_connect_timeout().copied();
-    }
-    Ok((Target::Postgres(Box::new(target)), options))
-}
-
-fn is_host_list_key(key: &str) -> bool {
-    matches!(key, "host" | "hostaddr" | "port")
-}
-
-/// The `host`, `hostaddr` and `port` parameters (libpq: comma-separated
-/// lists; a `port` list has one entry for all hosts or one per host, an
-/// empty entry meaning 5432; a `hostaddr` list one per host).
-#[derive(Default)]
-struct HostLists {
-    hosts: Option<Vec<String>>,
-    addrs: Option<Vec<std::net::IpAddr>>,
-    ports: Option<Vec<u16>>,
-}
-
-impl HostLists {
-    fn take(params: &mut Vec<(String, String)>) -> Result<HostLists> {
-        let mut take = |key: &str| {
-            let found = params.iter().rposition(|(k, _)| k == key);
-            let value = found.map(|i| params[i].1.clone());
-            params.retain(|(k, _)| k != key);
-            value
-        };
-        let split =
-            |v: &str| -> Vec<String> { v.split(',').map(|p| p.trim().to_owned()).collect() };
-        let bad = |key: &str, entry: &str, expected: &str| {
-            Error::new(
-                Status::InvalidOption,
-                format!("invalid entry {entry:?} in option {key}: expected {expected}"),
-            )
-        };
-        let hosts = take("host").map(|v| split(&v));
-        let addrs = take("hostaddr")
-            .map(|v| {
-                split(&v)
-                    .iter()
-                    .map(|a| a.parse().map_err(|_| bad("hostaddr", a, "an IP address")))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
-        let ports = take("port")
-            .map(|v| {
-                split(&v)
-                    .iter()
-                    .map(|p| match p.as_str() {
-                        "" => Ok(5432),
-                        p => p
-                            .parse::<u16>()
-                            .ok()
-                            .filter(|&n| n != 0)
-                            .ok_or_else(|| bad("port", p, "a port number 1..65535")),
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
-        Ok(HostLists {
-            hosts,
-            addrs,
-            ports,
-        })
-    }
-
-    /// `config` with these lists in place of its own; checks the lists
-    /// match (as libpq does).
-    fn apply(&self, config: &tokio_postgres::Config) -> Result<tokio_postgres::Config> {
-        use tokio_postgres::config::Host;
-        let hosts: Vec<Host> = match &self.hosts {
-            Some(list) => list.iter().map(|h| host_entry(h)).collect(),
-            None => config.get_hosts().to_vec(),
-        };
-        let addrs = self
-            .addrs
-            .clone()
-            .unwrap_or_else(|| config.get_hostaddrs().to_vec());
-        let mut ports = self
-            .ports
-            .clone()
-            .unwrap_or_else(|| config.get_ports().to_vec());
-        let count = hosts.len().max(addrs.len());
-        if !hosts.is_empty() && !addrs.is_empty() && hosts.len() != addrs.len() {
-            return Err(Error::new(
-                Status::InvalidOption,
-                format!(
-                    "{} hostaddr entries do not match {} hosts",
-                    addrs.len(),
-                    hosts.len()
-                ),
-            ));
-        }
-        if ports.len() > 1 && ports.len() != count.max(1) {
-            return Err(Error::new(
-                Status::InvalidOption,
-                format!(
-                    "{} ports do not match {} hosts (give one port for all, or one per host)",
-                    ports.len(),
-                    count.max(1)
-                ),
-            ));
-        }
-        if ports.is_empty() && count > 0 {
-            ports.push(5432);
-        }
-        Ok(rebuild(config, &hosts, &addrs, &ports))
-    }
-}
-
 /// One entry of a `host` list: a socket directory if it starts with `/`,
 /// `localhost` if empty.
 fn host_entry(h: &str) -> tokio_postgres::config::Host {
@@ -858,81 +715,11 @@ fn host_entry(h: &str) -> tokio_postgres::config::Host {
     }
 }
 
-/// Splits a libpq conninfo string (`key=value key='quoted \' value'`) into
-/// pairs; `None` when `text` is not one (a URI or a path).
-fn conninfo_pairs(text: &str) -> Result<Option<Vec<(String, String)>>> {
-    let trimmed = text.trim_start();
-    let key_len = trimmed
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(trimmed.len());
-    if key_len == 0 || !trimmed[key_len..].trim_start().starts_with('=') {
-        return Ok(None);
-    }
-    let bad = |why: &str| {
-        Error::new(
-            Status::InvalidUri,
-            format!("invalid connection string: {why}"),
-        )
-    };
-    let mut pairs = Vec::new();
-    let mut chars = trimmed.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return Err(bad(&format!("missing \"=\" after {key:?}")));
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('\'') => break,
-                    Some('\\') => value.extend(chars.next()),
-                    Some(c) => value.push(c),
-                    // (No value in the message: it may be a password.)
-                    None => return Err(bad(&format!("unterminated quoted value for {key:?}"))),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                chars.next();
-                if c == '\\' {
-                    value.extend(chars.next());
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        pairs.push((key, value));
-    }
-    Ok(Some(pairs))
-}
-
 /// Applies the psqlpy-style separate connection parameters to a PostgreSQL
 /// target; they are an error for SQLite.
-pub fn apply_connection_options(target: &mut Target, options: &PoolOptions) -> Result<()> {
+/// Then, for PostgreSQL, libpq's environment variables fill what is still
+/// unset. SQLite-only options are refused on PostgreSQL and vice versa.
+pub fn apply_connection_options(target: &mut Target, options: &mut PoolOptions) -> Result<()> {
     let any = options.user.is_some()
         || options.password.is_some()
         || options.host.is_some()
@@ -941,6 +728,17 @@ pub fn apply_connection_options(target: &mut Target, options: &PoolOptions) -> R
         || options.application_name.is_some();
     match target {
         Target::Postgres(target) => {
+            let sqlite_only = [
+                ("busy_timeout", options.busy_timeout.is_some()),
+                ("journal_mode", options.journal_mode.is_some()),
+                ("pragma.*", !options.sqlite_pragmas.is_empty()),
+            ];
+            if let Some((name, _)) = sqlite_only.iter().find(|(_, set)| *set) {
+                return Err(Error::new(
+                    Status::InvalidOption,
+                    format!("option {name} applies to SQLite only, not to PostgreSQL"),
+                ));
+            }
             let config = &mut target.config;
             if let Some(v) = &options.user {
                 config.user(v);
@@ -958,10 +756,11 @@ pub fn apply_connection_options(target: &mut Target, options: &PoolOptions) -> R
             if let Some(v) = &options.application_name {
                 config.application_name(v);
             }
+            apply_environment(config, options)?;
             if let Some(t) = options.connect_timeout {
                 config.connect_timeout(t);
             }
-            if config.get_hosts().is_empty() {
+            if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
                 config.host("localhost");
             }
             Ok(())
@@ -1042,8 +841,574 @@ fn rebuild(
     out
 }
 
-fn decode(s: &str) -> std::result::Result<String, std::str::Utf8Error> {
-    percent_decode_str(s).decode_utf8().map(|c| c.into_owned())
+/// Keys whose values are secrets: never shown in a message.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("passwd") || k == "pass" || k == "sslpassword"
+}
+
+/// Connection parameters of PostgreSQL (ours and the postgres crate's):
+/// refused on SQLite with a message that says so.
+fn is_postgres_key(key: &str) -> bool {
+    PG_OWN_KEYS.contains(&key) || PG_DRIVER_KEYS.contains(&key)
+}
+
+/// Taken out by `PgTarget::take_own_params`.
+const PG_OWN_KEYS: &[&str] = &[
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "target_session_attrs",
+    "load_balance_hosts",
+];
+
+/// Handed to the postgres crate (the authority's parts and these).
+const PG_DRIVER_KEYS: &[&str] = &["options", "hostaddr", "channel_binding"];
+
+/// Parameters of an SQLite `file:` URI: refused on PostgreSQL.
+const SQLITE_URI_KEYS: &[&str] = &[
+    "mode",
+    "cache",
+    "immutable",
+    "vfs",
+    "nolock",
+    "psow",
+    "modeof",
+];
+
+/// A PostgreSQL target as parsed, before it is applied: the authority's
+/// parts (URI) and every other key=value, in order.
+struct PgParams {
+    user: Option<String>,
+    password: Option<String>,
+    /// Comma-separated, as written (host names, socket directories).
+    hosts: Vec<String>,
+    ports: Vec<String>,
+    dbname: Option<String>,
+    rest: Vec<(String, String)>,
+    /// For messages: the URI with its password replaced by `***`, built
+    /// from the parsed parts.
+    display: String,
+}
+
+/// Percent-decoding that refuses what is not `%XX` and what is not UTF-8.
+fn decode_strict(s: &str) -> std::result::Result<String, String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let ok =
+                b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
+            if !ok {
+                return Err("invalid percent-encoding (expected %XX)".into());
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| "not valid UTF-8".into())
+}
+
+/// `postgresql://[user[:password]@][host[:port][,...]][/dbname][?k=v&...]`.
+/// The user info ends at the last `@` before the query, so a password may
+/// hold a raw `/` or `@` (percent-encode `?`, `#` and `%`).
+fn uri_params(uri: &str) -> Result<PgParams> {
+    let scheme_end = uri.find("://").ok_or_else(|| {
+        Error::new(
+            Status::InvalidUri,
+            "invalid connection URI: expected postgresql://[user[:password]@][host][:port][/dbname][?option=value...]",
+        )
+    })?;
+    let scheme = &uri[..scheme_end];
+    let rest = &uri[scheme_end + 3..];
+    let (main, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], &rest[q + 1..]),
+        None => (rest, ""),
+    };
+    let (userinfo, hostpart) = match main.rfind('@') {
+        Some(at) => (Some(&main[..at]), &main[at + 1..]),
+        None => (None, main),
+    };
+    let (user_raw, password_raw) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((user, pw)) => (Some(user), Some(pw)),
+            None => (Some(u), None),
+        },
+        None => (None, None),
+    };
+    let (hostspec, db_raw) = match hostpart.find('/') {
+        Some(slash) => (&hostpart[..slash], Some(&hostpart[slash + 1..])),
+        None => (hostpart, None),
+    };
+    let display = format!(
+        "{scheme}://{}{}{}{hostspec}{}",
+        user_raw.unwrap_or(""),
+        if password_raw.is_some() { ":***" } else { "" },
+        if userinfo.is_some() { "@" } else { "" },
+        db_raw.map(|d| format!("/{d}")).unwrap_or_default(),
+    );
+    let bad = |why: String| {
+        Error::new(
+            Status::InvalidUri,
+            format!("invalid connection URI {display:?}: {why}"),
+        )
+    };
+    let user = user_raw
+        .filter(|u| !u.is_empty())
+        .map(|u| decode_strict(u).map_err(|why| bad(format!("the user name {u:?}: {why}"))))
+        .transpose()?;
+    let password = password_raw
+        .map(|p| decode_strict(p).map_err(|why| bad(format!("the password: {why}"))))
+        .transpose()?;
+    let dbname = db_raw
+        .filter(|d| !d.is_empty())
+        .map(|d| decode_strict(d).map_err(|why| bad(format!("the database name {d:?}: {why}"))))
+        .transpose()?;
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    if !hostspec.is_empty() {
+        for part in hostspec.split(',') {
+            let (host, port) = if let Some(inner) = part.strip_prefix('[') {
+                // [IPv6]:port
+                let close = inner
+                    .find(']')
+                    .ok_or_else(|| bad(format!("unclosed '[' in host {part:?}")))?;
+                let after = &inner[close + 1..];
+                let port = match after.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None if after.is_empty() => None,
+                    None => return Err(bad(format!("unexpected {after:?} after host {part:?}"))),
+                };
+                (&inner[..close], port)
+            } else {
+                match part.rsplit_once(':') {
+                    Some((h, p)) => (h, Some(p)),
+                    None => (part, None),
+                }
+            };
+            let host =
+                decode_strict(host).map_err(|why| bad(format!("the host {host:?}: {why}")))?;
+            hosts.push(host);
+            if let Some(p) = port {
+                check_port(p)
+                    .map_err(|why| bad(format!("invalid value {p:?} for option port: {why}")))?;
+                ports.push(p.to_owned());
+            } else {
+                ports.push(String::new());
+            }
+        }
+        if ports.iter().all(String::is_empty) {
+            ports.clear();
+        }
+    }
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode_strict(k).map_err(|why| bad(format!("the option name {k:?}: {why}")))?;
+        let value = decode_strict(v).map_err(|why| {
+            if is_secret_key(&key) {
+                bad(format!("the value of option {key}: {why}"))
+            } else {
+                bad(format!("the value {v:?} of option {key}: {why}"))
+            }
+        })?;
+        rest.push((key, value));
+    }
+    Ok(PgParams {
+        user,
+        password,
+        hosts,
+        ports,
+        dbname,
+        rest,
+        display,
+    })
+}
+
+fn check_port(p: &str) -> std::result::Result<u16, &'static str> {
+    match p.trim().parse::<u64>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        Ok(_) => Err("out of range (expected a port number from 1 to 65535)"),
+        Err(_) => Err("expected a port number from 1 to 65535"),
+    }
+}
+
+/// A libpq key=value connection string, `host=db1 port=5432 dbname=app`?
+fn looks_like_conninfo(s: &str) -> bool {
+    let t = s.trim_start();
+    let key_len = t
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.')
+        .count();
+    key_len > 0 && t[key_len..].trim_start().starts_with('=')
+}
+
+/// Parses a libpq conninfo string: `key = value` pairs separated by
+/// whitespace; a value may be single-quoted; `\` escapes the next character.
+fn conninfo_params(s: &str) -> Result<PgParams> {
+    let bad = |why: String| {
+        Error::new(
+            Status::InvalidUri,
+            format!("invalid connection string: {why}"),
+        )
+    };
+    let mut rest = Vec::new();
+    let mut it = s.chars().peekable();
+    loop {
+        while it.peek().is_some_and(|c| c.is_whitespace()) {
+            it.next();
+        }
+        if it.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = it.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            it.next();
+        }
+        while it.peek().is_some_and(|c| c.is_whitespace()) {
+            it.next();
+        }
+        if it.next() != Some('=') {
+            return Err(bad(format!("missing \"=\" after {key:?}")));
+        }
+        while it.peek().is_some_and(|c| c.is_whitespace()) {
+            it.next();
+        }
+        let mut value = String::new();
+        if it.peek() == Some(&'\'') {
+            it.next();
+            loop {
+                match it.next() {
+                    None => return Err(bad(format!("unterminated quoted value of {key}"))),
+                    Some('\'') => break,
+                    Some('\\') => value.extend(it.next()),
+                    Some(c) => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = it.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                it.next();
+                if c == '\\' {
+                    value.extend(it.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        rest.push((key, value));
+    }
+    Ok(PgParams {
+        user: None,
+        password: None,
+        hosts: Vec::new(),
+        ports: Vec::new(),
+        dbname: None,
+        rest,
+        display: "connection string".into(),
+    })
+}
+
+/// Quotes a value for the postgres crate's key=value parser.
+fn conninfo_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn parse_postgres(mut p: PgParams) -> Result<(Target, PoolOptions)> {
+    let mut options = PoolOptions::default();
+    let mut passthrough: Vec<(String, String)> = Vec::new();
+    for (key, value) in &p.rest {
+        // `host` and `port` lists replace the address part's (libpq).
+        match key.as_str() {
+            "host" => {
+                p.hosts = value.split(',').map(|h| h.trim().to_owned()).collect();
+                continue;
+            }
+            "port" => {
+                for port in value.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                    check_port(port).map_err(|why| {
+                        Error::new(
+                            Status::InvalidOption,
+                            format!("invalid value {port:?} for option port: {why}"),
+                        )
+                    })?;
+                }
+                p.ports = value.split(',').map(|x| x.trim().to_owned()).collect();
+                continue;
+            }
+            _ => {}
+        }
+        if !options.set_from_str(key, value)? {
+            passthrough.push((key.clone(), value.clone()));
+        }
+    }
+    if p.ports.len() > 1 && p.ports.len() != p.hosts.len().max(1) {
+        return Err(Error::new(
+            Status::InvalidOption,
+            format!(
+                "{} ports for {} hosts: give one port for all hosts or one per host",
+                p.ports.len(),
+                p.hosts.len().max(1)
+            ),
+        ));
+    }
+    let bad_value = |key: &str, value: &str, expected: &str| {
+        Error::new(
+            Status::InvalidOption,
+            format!("invalid value {value:?} for option {key}: expected {expected}"),
+        )
+    };
+    let mut target = PgTarget::take_own_params(&mut passthrough, bad_value)?;
+    let mut conninfo = Vec::new();
+    for (key, value) in &passthrough {
+        let k = key.as_str();
+        if SQLITE_URI_KEYS.contains(&k) {
+            return Err(Error::new(
+                Status::InvalidOption,
+                format!("option {k} applies to SQLite only, not to a PostgreSQL URI"),
+            ));
+        }
+        match k {
+            "options" => {}
+            "hostaddr" => {
+                for a in value.split(',') {
+                    a.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                        bad_value(k, value, "a comma-separated list of IP addresses")
+                    })?;
+                }
+            }
+            "channel_binding" => {
+                if !matches!(value.as_str(), "disable" | "prefer" | "require") {
+                    return Err(bad_value(k, value, "disable, prefer or require"));
+                }
+            }
+            _ => {
+                return Err(Error::new(
+                    Status::InvalidOption,
+                    format!(
+                        "unknown option {k:?} in PostgreSQL connection parameters ({})",
+                        p.display
+                    ),
+                ))
+            }
+        }
+        conninfo.push(format!("{k}={}", conninfo_quote(value)));
+    }
+    if let Some(v) = &p.user {
+        conninfo.push(format!("user={}", conninfo_quote(v)));
+    }
+    if let Some(v) = &p.password {
+        conninfo.push(format!("password={}", conninfo_quote(v)));
+    }
+    if let Some(v) = &p.dbname {
+        conninfo.push(format!("dbname={}", conninfo_quote(v)));
+    }
+    if !p.hosts.is_empty() {
+        conninfo.push(format!("host={}", conninfo_quote(&p.hosts.join(","))));
+    }
+    if !p.ports.is_empty() {
+        let ports: Vec<&str> = p
+            .ports
+            .iter()
+            .map(|s| if s.is_empty() { "5432" } else { s.as_str() })
+            .collect();
+        conninfo.push(format!("port={}", ports.join(",")));
+    }
+    target.config = conninfo.join(" ").parse().map_err(|_| {
+        // Checked above; the crate's message could name a value, so only
+        // the (redacted) display form is shown.
+        Error::new(
+            Status::InvalidUri,
+            format!("invalid PostgreSQL connection parameters ({})", p.display),
+        )
+    })?;
+    Ok((Target::Postgres(Box::new(target)), options))
+}
+
+/// libpq's environment variables, for what the URI and the options leave
+/// unset (see the README for the order).
+fn apply_environment(config: &mut tokio_postgres::Config, options: &mut PoolOptions) -> Result<()> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let bad = |name: &str, value: &str, expected: &str| {
+        Error::new(
+            Status::InvalidOption,
+            format!("invalid value {value:?} for environment variable {name}: expected {expected}"),
+        )
+    };
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        if let Some(v) = env("PGHOST") {
+            for h in v.split(',') {
+                config.host(h.trim());
+            }
+        }
+    }
+    if config.get_hostaddrs().is_empty() {
+        if let Some(v) = env("PGHOSTADDR") {
+            for a in v.split(',') {
+                let addr = a
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("PGHOSTADDR", &v, "IP addresses"))?;
+                config.hostaddr(addr);
+            }
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(v) = env("PGPORT") {
+            for p in v.split(',') {
+                let port = check_port(p).map_err(|why| bad("PGPORT", &v, why))?;
+                config.port(port);
+            }
+        }
+    }
+    if config.get_user().is_none() {
+        if let Some(v) = env("PGUSER").or_else(os_user) {
+            config.user(&v);
+        }
+    }
+    if config.get_dbname().is_none() {
+        if let Some(v) = env("PGDATABASE") {
+            config.dbname(&v);
+        }
+    }
+    if config.get_application_name().is_none() {
+        if let Some(v) = env("PGAPPNAME") {
+            config.application_name(&v);
+        }
+    }
+    if options.connect_timeout.is_none() {
+        if let Some(v) = env("PGCONNECT_TIMEOUT") {
+            let secs = v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| bad("PGCONNECT_TIMEOUT", &v, "a whole number of seconds"))?;
+            if secs > 0 {
+                options.connect_timeout = Some(Duration::from_secs(secs.max(2)));
+            }
+        }
+    }
+    if config.get_password().is_none() {
+        if let Some(v) = env("PGPASSWORD") {
+            config.password(v);
+        } else if let Some(v) = password_from_file(config) {
+            config.password(v);
+        }
+    }
+    Ok(())
+}
+
+/// The login name of the process's user (libpq's default user).
+fn os_user() -> Option<String> {
+    if let Some(u) = std::env::var("USER").ok().filter(|v| !v.is_empty()) {
+        return Some(u);
+    }
+    // SAFETY: getpwuid returns NULL or a pointer to a static passwd entry,
+    // read at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_str()
+            .ok()
+            .map(str::to_owned)
+    }
+}
+
+/// The password file: `PGPASSFILE`, else `~/.pgpass`.
+fn password_file_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("PGPASSFILE").filter(|v| !v.is_empty()) {
+        return Some(p.into());
+    }
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| std::path::Path::new(&h).join(".pgpass"))
+}
+
+/// libpq's password file lookup: `host:port:dbname:user:password` lines,
+/// `*` matching anything, `\` escaping `:` and `\`; the first match wins.
+/// Like libpq, a file with any group or world permission is ignored (with a
+/// warning). Matched against the first host (a socket directory counts as
+/// `localhost`).
+fn password_from_file(config: &tokio_postgres::Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = password_file_path()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        crate::log::emit(
+            crate::log::Level::Warn,
+            "sqlpool::pool",
+            &format!(
+                "password file {:?} has group or world access; permissions should be u=rw (0600) or less: ignored",
+                path.display().to_string()
+            ),
+        );
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_owned(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = config.get_user().unwrap_or("").to_owned();
+    let dbname = config.get_dbname().unwrap_or(&user).to_owned();
+    pgpass_lookup(&text, [&host, &port, &dbname, &user])
+}
+
+pub(crate) fn pgpass_lookup(text: &str, want: [&str; 4]) -> Option<String> {
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::with_capacity(5);
+        let mut cur = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => cur.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        fields.push(cur);
+        if fields.len() != 5 {
+            continue;
+        }
+        if fields[..4]
+            .iter()
+            .zip(want)
+            .all(|(f, w)| f == "*" || f == w)
+        {
+            return Some(fields.pop().unwrap_or_default());
+        }
+    }
+    None
 }
 
 fn encode(s: &str) -> String {
@@ -1228,9 +1593,9 @@ mod tests {
             "host=a,b port=5433,5434 dbname=app user=me password='it\\'s a \\\\ secret' \
              target_session_attrs=read-write load_balance_hosts=random max_size=7",
         )
-        .map(|(mut t, o)| {
+        .map(|(mut t, mut o)| {
             // (user, password, dbname are pool-level settings applied at open.)
-            apply_connection_options(&mut t, &o).unwrap();
+            apply_connection_options(&mut t, &mut o).unwrap();
             match t {
                 Target::Postgres(t) => (*t, o),
                 Target::Sqlite(_) => panic!(),

@@ -34,6 +34,14 @@ pub enum HandleKind {
     Notification = 9,
 }
 
+/// Handles of every table not yet removed (`sqlpool_live_handles`).
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many handles (of every kind) are live in this process.
+pub fn live_handles() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 /// Bumped in the child after every `fork()`.
 static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
 
@@ -169,6 +177,7 @@ impl<T> HandleTable<T> {
         let slot = &mut slots.entries[index];
         slot.value = Some(value);
         slot.epoch = fork_epoch();
+        LIVE.fetch_add(1, Ordering::Relaxed);
         Ok(self.encode(index, slot.generation))
     }
 
@@ -269,6 +278,7 @@ impl<T> HandleTable<T> {
         };
         let inherited = self.is_inherited(slots.entries[index].epoch);
         slots.free.push(index);
+        LIVE.fetch_sub(1, Ordering::Relaxed);
         drop(slots);
         let value = value.expect("checked above");
         if inherited {

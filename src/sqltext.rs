@@ -755,6 +755,82 @@ fn push_number(out: &mut String, mut n: usize) {
 }
 
 /// Byte that may start an identifier (non-ASCII bytes count as letters).
+/// For the statement log: the string literal after each `PASSWORD` keyword
+/// (`CREATE ROLE … PASSWORD '…'`, `ALTER USER … ENCRYPTED PASSWORD E'…'`,
+/// `$$…$$`, `OPTIONS (password '…')`) replaced by `'***'`. Literals, quoted
+/// identifiers and comments are found by the same lexer rules as
+/// placeholders, so a `PASSWORD` inside a literal or comment is left alone.
+pub fn mask_password_literals(sql: &str) -> std::borrow::Cow<'_, str> {
+    let b = sql.as_bytes();
+    if !sql.to_ascii_lowercase().contains("password") {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    let mut after_password = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        // The span of a literal starting at `i`, if one does.
+        let literal_end = match c {
+            b'\'' => Some(skip_quoted(b, i + 1, b'\'')),
+            b'E' | b'e' if next == Some(b'\'') => Some(skip_escape_string(b, i + 2)),
+            b'U' | b'u' if next == Some(b'&') && b.get(i + 2) == Some(&b'\'') => {
+                Some(skip_quoted(b, i + 3, b'\''))
+            }
+            b'$' => {
+                let tag_end = if next == Some(b'$') {
+                    Some(i + 2)
+                } else if next.is_some_and(is_ident_start) {
+                    let e = scan(b, i + 1, |c| {
+                        c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
+                    });
+                    (b.get(e) == Some(&b'$')).then_some(e + 1)
+                } else {
+                    None
+                };
+                tag_end.map(|t| skip_dollar_body(sql, i, t))
+            }
+            _ => None,
+        };
+        if let Some(end) = literal_end {
+            if after_password {
+                out.push_str(&sql[copied..i]);
+                out.push_str("'***'");
+                copied = end;
+            }
+            after_password = false;
+            i = end;
+            continue;
+        }
+        i = match c {
+            b'"' | b'`' => {
+                after_password = false;
+                skip_quoted(b, i + 1, c)
+            }
+            b'-' if next == Some(b'-') => skip_line_comment(b, i + 2, true),
+            b'/' if next == Some(b'*') => skip_block_comment(b, i + 2, true),
+            c if is_ident_start(c) => {
+                let end = scan(b, i + 1, is_ident_char);
+                after_password = b[i..end].eq_ignore_ascii_case(b"password");
+                end
+            }
+            c if c.is_ascii_whitespace() => i + 1,
+            b'=' => i + 1,
+            _ => {
+                after_password = false;
+                i + 1
+            }
+        };
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
 fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
 }

@@ -389,6 +389,10 @@ fn sqlite_operations_queue_and_callback() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_operations_queue_and_callback() {
     let _g = shared_lock();
     let Some(pg) = PgServer::shared() else { return };
@@ -499,6 +503,10 @@ fn sqlite_acquire_timeout_cancel_close() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_acquire_timeout_cancel_close() {
     let _g = shared_lock();
     let Some(pg) = PgServer::shared() else { return };
@@ -568,6 +576,10 @@ fn sqlite_cancel_running_query() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_cancel_running_query() {
     let _g = shared_lock();
     let Some(pg) = PgServer::shared() else { return };

@@ -21,7 +21,7 @@ fn databases() -> Vec<(&'static str, String, Option<tempfile::TempDir>)> {
             None,
         ),
     ];
-    if let Some(pg) = PgServer::shared() {
+    if let Some(pg) = (!cfg!(sqlpool_no_pg)).then(PgServer::shared).flatten() {
         dbs.push(("postgresql", pg.url(), None));
     }
     dbs
@@ -184,6 +184,10 @@ fn sqlite_uri_forms() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_uri_forms_and_separate_parameters() {
     let Some(pg) = PgServer::shared() else { return };
     // postgres:// scheme, percent-encoded password, connect_timeout.
@@ -232,6 +236,10 @@ fn postgres_uri_forms_and_separate_parameters() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn wrong_password_is_a_clear_auth_error_without_the_secret() {
     let Some(pg) = PgServer::shared() else { return };
     let secret = "Wr0ngSecret!";

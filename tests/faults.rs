@@ -22,6 +22,10 @@ fn backends(pg: &PgServer, tag: &str) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn terminating_every_pooled_connection_is_survived() {
     let Some(pg) = PgServer::private() else {
         return;
@@ -59,6 +63,10 @@ fn terminating_every_pooled_connection_is_survived() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn a_stopped_server_fails_acquire_in_time_and_the_pool_recovers() {
     let Some(pg) = PgServer::private() else {
         return;
@@ -106,6 +114,10 @@ fn a_stopped_server_fails_acquire_in_time_and_the_pool_recovers() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn a_killed_server_is_survived_too() {
     let Some(pg) = PgServer::private() else {
         return;
@@ -131,6 +143,10 @@ fn a_killed_server_is_survived_too() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn releasing_inside_a_failed_transaction_then_acquiring_works() {
     let Some(pg) = PgServer::private() else {
         return;
@@ -223,6 +239,10 @@ fn seed_sync_stress_on_sqlite() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn seed_sync_stress_on_postgresql() {
     let Some(pg) = PgServer::private() else {
         return;

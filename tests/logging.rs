@@ -45,6 +45,10 @@ fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<(u32, String, String)>) {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn pool_events_and_sql_are_logged_with_values_redacted() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut uris = vec!["sqlite::memory:".to_owned()];
@@ -95,6 +99,10 @@ fn pool_events_and_sql_are_logged_with_values_redacted() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn passwords_appear_in_no_log_line() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(pg) = PgServer::shared() else { return };
@@ -135,6 +143,10 @@ fn passwords_appear_in_no_log_line() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn last_error_json_has_detail_hint_and_position() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(pg) = PgServer::shared() else { return };

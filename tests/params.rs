@@ -85,7 +85,7 @@ fn dbs() -> Dbs {
         ),
         ("sqlite memory", Db::open("sqlite::memory:")),
     ];
-    match PgServer::shared() {
+    match (!cfg!(sqlpool_no_pg)).then(PgServer::shared).flatten() {
         Some(server) => list.push(("postgresql", Db::open(&server.url()))),
         None => eprintln!(
             "PostgreSQL part skipped: no server (set SQLPOOL_TEST_PG_URL or install PostgreSQL)"
@@ -727,6 +727,10 @@ fn pg_batch_after_a_script_is_still_all_or_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn pg_statement_cache_off() {
     let Some(server) = PgServer::shared() else {
         eprintln!("skipped: no PostgreSQL server");

@@ -138,6 +138,10 @@ fn start_bouncer(binary: &Path, pg: &PgServer) -> Bouncer {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn transaction_mode_pgbouncer_with_the_cache_off() {
     let Some(binary) = pgbouncer() else { return };
     let Some(pg) = PgServer::private() else {

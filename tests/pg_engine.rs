@@ -517,18 +517,30 @@ fn wait_completion(queue: *mut sqlpool_queue, limit: Duration) -> Completion {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn frozen_server_query_on_held_connection_times_out_and_releases() {
     let pg = private_or_skip!("frozen_server_query_on_held_connection_times_out_and_releases");
     held_query_is_bounded(&pg.url(), &FreezeOutage(&pg, Mutex::new(None)));
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn frozen_server_checkout_check_respects_acquire_deadline() {
     let pg = private_or_skip!("frozen_server_checkout_check_respects_acquire_deadline");
     checkout_check_is_bounded(&pg.url(), &FreezeOutage(&pg, Mutex::new(None)));
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn frozen_server_eager_open_respects_connect_timeout() {
     let pg = private_or_skip!("frozen_server_eager_open_respects_connect_timeout");
     eager_open_is_bounded(&pg.url(), &FreezeOutage(&pg, Mutex::new(None)));
@@ -541,6 +553,10 @@ fn frozen_server_eager_open_respects_connect_timeout() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn stalled_proxy_query_on_held_connection_times_out_and_releases() {
     let pg = shared_or_skip!("stalled_proxy_query_on_held_connection_times_out_and_releases");
     let proxy = Proxy::start(upstream(pg));
@@ -549,6 +565,10 @@ fn stalled_proxy_query_on_held_connection_times_out_and_releases() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn stalled_proxy_checkout_check_respects_acquire_deadline() {
     let pg = shared_or_skip!("stalled_proxy_checkout_check_respects_acquire_deadline");
     let proxy = Proxy::start(upstream(pg));
@@ -557,6 +577,10 @@ fn stalled_proxy_checkout_check_respects_acquire_deadline() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn stalled_proxy_eager_open_respects_connect_timeout() {
     let pg = shared_or_skip!("stalled_proxy_eager_open_respects_connect_timeout");
     let proxy = Proxy::start(upstream(pg));
@@ -572,6 +596,10 @@ fn stalled_proxy_eager_open_respects_connect_timeout() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn slow_statement_on_healthy_server_times_out_and_connection_survives() {
     let pg = shared_or_skip!("slow_statement_on_healthy_server_times_out_and_connection_survives");
     let pool = open(&with_opts(
@@ -625,6 +653,10 @@ fn slow_statement_on_healthy_server_times_out_and_connection_survives() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn per_connection_query_timeout_overrides_the_pool() {
     let pg = shared_or_skip!("per_connection_query_timeout_overrides_the_pool");
     // Pool bound 300 ms; min=max=1 so every borrower gets the same
@@ -865,6 +897,10 @@ fn server_errors_fail_the_transaction(opts: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn client_side_errors_in_a_transaction_commit_everything() {
     if PgServer::shared().is_none() {
         return skipped("client_side_errors_in_a_transaction_commit_everything");
@@ -873,6 +909,10 @@ fn client_side_errors_in_a_transaction_commit_everything() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn client_side_errors_in_a_transaction_commit_everything_without_cache() {
     if PgServer::shared().is_none() {
         return skipped("client_side_errors_in_a_transaction_commit_everything_without_cache");
@@ -881,6 +921,10 @@ fn client_side_errors_in_a_transaction_commit_everything_without_cache() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn server_error_in_a_transaction_rolls_it_back() {
     if PgServer::shared().is_none() {
         return skipped("server_error_in_a_transaction_rolls_it_back");
@@ -889,6 +933,10 @@ fn server_error_in_a_transaction_rolls_it_back() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn server_error_in_a_transaction_rolls_it_back_without_cache() {
     if PgServer::shared().is_none() {
         return skipped("server_error_in_a_transaction_rolls_it_back_without_cache");
@@ -954,6 +1002,10 @@ fn is_cancel(f: &Failure) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn a_cancel_never_reaches_another_statement() {
     let pg = shared_or_skip!("a_cancel_never_reaches_another_statement");
     const ROUNDS: usize = 300;
@@ -1227,16 +1279,28 @@ fn cache_survives_user_reset(test: &str, reset: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn cache_survives_deallocate_all() {
     cache_survives_user_reset("cache_survives_deallocate_all", "DEALLOCATE ALL");
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn cache_survives_discard_all() {
     cache_survives_user_reset("cache_survives_discard_all", "DISCARD ALL");
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn cache_repairs_itself_when_the_server_forgets_behind_its_back() {
     let Some(f) = cache_fixture() else {
         return skipped("cache_repairs_itself_when_the_server_forgets_behind_its_back");
@@ -1265,6 +1329,10 @@ fn cache_repairs_itself_when_the_server_forgets_behind_its_back() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn cache_error_inside_a_transaction_is_repaired_after_rollback() {
     let Some(f) = cache_fixture() else {
         return skipped("cache_error_inside_a_transaction_is_repaired_after_rollback");
@@ -1308,6 +1376,10 @@ fn cache_error_inside_a_transaction_is_repaired_after_rollback() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn cache_repairs_batches_after_a_hidden_deallocate() {
     let Some(f) = cache_fixture() else {
         return skipped("cache_repairs_batches_after_a_hidden_deallocate");
@@ -1346,6 +1418,10 @@ fn cache_repairs_batches_after_a_hidden_deallocate() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn cache_survives_a_changed_result_type() {
     let pg = shared_or_skip!("cache_survives_a_changed_result_type");
     let pool = open(&with_opts(&pg.url(), "min_size=1&max_size=1"));
@@ -1534,6 +1610,10 @@ fn typed_parameters(opts: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn untyped_parameters_keep_their_type() {
     if PgServer::shared().is_none() {
         return skipped("untyped_parameters_keep_their_type");
@@ -1543,6 +1623,10 @@ fn untyped_parameters_keep_their_type() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn untyped_parameters_keep_their_type_without_cache() {
     if PgServer::shared().is_none() {
         return skipped("untyped_parameters_keep_their_type_without_cache");
@@ -1554,6 +1638,10 @@ fn untyped_parameters_keep_their_type_without_cache() {
 /// The same inside a transaction, on SQL the connection has not seen yet:
 /// the type of a result must not depend on whether a transaction is open.
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn untyped_parameters_keep_their_type_inside_a_transaction() {
     let pg = shared_or_skip!("untyped_parameters_keep_their_type_inside_a_transaction");
     let mut bad = Vec::new();

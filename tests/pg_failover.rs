@@ -394,20 +394,10 @@ fn load_balancing_spreads_connections_over_two_standbys() {
 fn host_stats(pool: *mut sqlpool::ffi::sqlpool_pool) -> Vec<(String, u64, u64)> {
     use sqlpool::ffi::sqlpool_pool_host_stats;
     let mut len = 0usize;
-    ok(sqlpool_pool_host_stats(
-        pool,
-        std::ptr::null_mut(),
-        0,
-        &mut len,
-    ));
+    ok(unsafe { sqlpool_pool_host_stats(pool, std::ptr::null_mut(), 0, &mut len) });
     let mut buf = vec![0u8; len + 256];
     let mut written = 0usize;
-    ok(sqlpool_pool_host_stats(
-        pool,
-        buf.as_mut_ptr().cast(),
-        buf.len(),
-        &mut written,
-    ));
+    ok(unsafe { sqlpool_pool_host_stats(pool, buf.as_mut_ptr().cast(), buf.len(), &mut written) });
     assert_eq!(buf[written], 0);
     let json: serde_json::Value = serde_json::from_slice(&buf[..written]).unwrap();
     json.as_array()

@@ -110,6 +110,10 @@ fn uses_tls(uri: &str) -> Result<bool, Failure> {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn tls_modes_certificates_and_channel_binding() {
     let Some(pg) = PgServer::private() else {
         eprintln!("skipped: no PostgreSQL");

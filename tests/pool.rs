@@ -35,6 +35,10 @@ fn backends(pg: &PgServer, tag: &str) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn min_size_is_opened_at_start_and_fixed_size_pools_work() {
     let (_d, uri) = sqlite_file();
     let pool = open(&format!("{uri}?min_size=3&max_size=3"));
@@ -50,7 +54,7 @@ fn min_size_is_opened_at_start_and_fixed_size_pools_work() {
     assert_eq!(stats(pool).total, 3);
     close(pool);
 
-    if let Some(pg) = PgServer::shared() {
+    if let Some(pg) = (!cfg!(sqlpool_no_pg)).then(PgServer::shared).flatten() {
         let pool = open(&tagged(pg, "minsize", "min_size=4&max_size=6"));
         wait_until("4 backends", Duration::from_secs(10), || {
             backends(pg, "minsize") == 4
@@ -63,6 +67,10 @@ fn min_size_is_opened_at_start_and_fixed_size_pools_work() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn the_pool_grows_at_once_to_what_waiters_need() {
     let Some(pg) = PgServer::shared() else { return };
     let pool = Send(open(&tagged(
@@ -159,6 +167,10 @@ fn idle_connections_above_min_close_and_lifetimes_expire() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn recycling_methods() {
     let Some(pg) = PgServer::shared() else { return };
     // (With the default session_reset=auto no SET survives a release; see
@@ -309,7 +321,7 @@ fn sqlite_defaults_make_a_pool_work() {
 fn transaction_matrix() -> Vec<(String, Option<tempfile::TempDir>)> {
     let (d, uri) = sqlite_file();
     let mut v = vec![(format!("{uri}?max_size=1"), Some(d))];
-    if let Some(pg) = PgServer::shared() {
+    if let Some(pg) = (!cfg!(sqlpool_no_pg)).then(PgServer::shared).flatten() {
         v.push((format!("{}?max_size=1", pg.url()), None));
     }
     v
@@ -419,6 +431,10 @@ fn releasing_rolls_back_open_and_failed_transactions() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn broken_connections_are_discarded_and_replaced() {
     let Some(pg) = PgServer::shared() else { return };
     let pool = open(&tagged(pg, "broken", "max_size=2&recycling=fast"));
@@ -441,6 +457,10 @@ fn broken_connections_are_discarded_and_replaced() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn health_check_replaces_dead_idle_connections() {
     let Some(pg) = PgServer::shared() else { return };
     let pool = open(&tagged(
@@ -468,6 +488,10 @@ fn health_check_replaces_dead_idle_connections() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn stats_resize_drain_and_close() {
     let Some(pg) = PgServer::shared() else { return };
     let pool = Send(open(&tagged(pg, "lifecycle", "min_size=2&max_size=4")));
@@ -521,6 +545,10 @@ fn stats_resize_drain_and_close() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn commit_of_a_failed_transaction_is_not_success_and_sqlite_read_only_is_enforced() {
     if let Some(pg) = PgServer::shared() {
         let pool = open(&format!("{}?max_size=1", pg.url()));

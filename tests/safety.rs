@@ -336,6 +336,10 @@ fn the_pool_is_shared_by_many_threads() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn passwords_never_appear_in_errors() {
     let Some(pg) = PgServer::shared() else { return };
     let secret = "s3cr3t-Pa55";

@@ -181,6 +181,10 @@ const PG_CASES: &[Case] = &[
 ];
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_session_changes_do_not_reach_the_next_borrower() {
     let Some(pg) = PgServer::shared() else { return };
     for recycling in ["verified", "fast"] {
@@ -209,6 +213,10 @@ fn postgres_session_changes_do_not_reach_the_next_borrower() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_unchanged_sessions_cost_no_reset_and_off_leaks() {
     let Some(pg) = PgServer::shared() else { return };
     let pool = one_conn(&pg.url(), "");
@@ -245,6 +253,10 @@ fn postgres_unchanged_sessions_cost_no_reset_and_off_leaks() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_init_sql_is_what_a_reset_restores() {
     let Some(pg) = PgServer::shared() else { return };
     let pool = one_conn(&pg.url(), "&init_sql=SET%20statement_timeout%20%3D%204321");

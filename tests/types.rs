@@ -114,6 +114,10 @@ const NESTED_JSON: &str =
     r#"{"a": [1, 2.5, {"b": null, "c": [true, false]}], "s": "ünï \"q\" 🎉", "n": -1e-7, "e": {}}"#;
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn pg_bool() {
     let Some(db) = pg() else { return };
     round_trip(

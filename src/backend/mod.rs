@@ -550,7 +550,7 @@ fn log_statement(
         "sqlpool::sql",
         &format!(
             "conn #{conn_id} {ms:.3} ms, {result}: {}{values}",
-            sql.trim()
+            crate::sqltext::mask_password_literals(sql.trim())
         ),
     );
 }

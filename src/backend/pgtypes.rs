@@ -172,15 +172,22 @@ fn encode(value: &Value, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull,
                 Value::Bool(b) => i64::from(*b),
                 Value::Double(d) if d.fract() == 0.0 && d.abs() < 9.2e18 => *d as i64,
                 Value::Double(d) if d.is_finite() && d.fract() == 0.0 => {
-                    return fail("out of range")
+                    return fail(&format!("out of range for {}", ty.name()))
                 }
-                Value::Text(s) => s
-                    .trim()
-                    .parse()
-                    .map_err(|_| bind_err(value, ty, "not an integer"))?,
+                Value::Text(s) => s.trim().parse().map_err(|_| {
+                    // An integer too big for 64 bits is out of range, not
+                    // "not an integer" (Python's 2**70 arrives as text).
+                    let t = s.trim();
+                    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+                    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                        bind_err(value, ty, &format!("out of range for {}", ty.name()))
+                    } else {
+                        bind_err(value, ty, "not an integer")
+                    }
+                })?,
                 _ => return fail(""),
             };
-            let range_err = || bind_err(value, ty, "out of range");
+            let range_err = || bind_err(value, ty, &format!("out of range for {}", ty.name()));
             match *ty {
                 Type::INT2 => out.put_i16(i16::try_from(n).map_err(|_| range_err())?),
                 Type::INT4 => out.put_i32(i32::try_from(n).map_err(|_| range_err())?),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use once_cell::sync::Lazy;
 
 use super::{
-    boundary, handle, lock_ok, param_sets_of, params_of, put, set_last_error, sqlpool_conn,
-    sqlpool_params, sqlpool_pool, sqlpool_status, str_arg, with_conn, ConnSlot, CONNS, POOLS,
+    boundary, handle, lock_ok, param_sets_of, params_of, set_last_error, sqlpool_conn,
+    sqlpool_params, sqlpool_pool, sqlpool_status, str_arg, with_conn, ConnSlot, Out, CONNS, POOLS,
     RESULTS,
 };
 use crate::asyncops::{self, Completion, Op, OpKind, Output, Sink};
@@ -337,8 +337,8 @@ fn bind(target: Target, op: &Op, user_data: *mut c_void, op_id: *mut u64) -> Res
             unsafe { cb(user_data as *mut c_void, &raw) };
         }),
     };
-    if !op_id.is_null() {
-        unsafe { put(op_id, op.id()) };
+    if let Some(out) = Out::optional(op_id) {
+        out.put(op.id());
     }
     Ok(sink)
 }
@@ -496,7 +496,7 @@ pub(super) fn start_conn_op(
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_queue_new(out: *mut *mut sqlpool_queue) -> sqlpool_status {
     boundary(|| {
-        super::out_arg(out, "out")?;
+        let out = super::out_arg(out, "out")?;
         let queue = Queue {
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
@@ -507,7 +507,7 @@ pub unsafe extern "C" fn sqlpool_queue_new(out: *mut *mut sqlpool_queue) -> sqlp
             }),
         };
         let h = QUEUES.insert(Arc::new(queue))?;
-        unsafe { put(out, h as *mut sqlpool_queue) };
+        out.put(h as *mut sqlpool_queue);
         Ok(())
     })
 }
@@ -524,11 +524,11 @@ pub unsafe extern "C" fn sqlpool_queue_fd(
     fd: *mut c_int,
 ) -> sqlpool_status {
     boundary(|| {
-        super::out_arg(fd, "fd")?;
+        let fd = super::out_arg(fd, "fd")?;
         let read = QUEUES.with(handle(queue, "queue")?, |q| {
             Ok(lock_ok(&q.state).notifier.read)
         })?;
-        unsafe { put(fd, read) };
+        fd.put(read);
         Ok(())
     })
 }
@@ -550,7 +550,7 @@ pub unsafe extern "C" fn sqlpool_queue_pop(
 ) -> sqlpool_status {
     let mut empty = false;
     let status = boundary(|| {
-        super::out_arg(out, "out")?;
+        let out = super::out_arg(out, "out")?;
         let item = QUEUES.with(handle(queue, "queue")?, |q| Ok(q.pop()))?;
         let Some(item) = item else {
             empty = true;
@@ -560,7 +560,7 @@ pub unsafe extern "C" fn sqlpool_queue_pop(
         if let Some(e) = error {
             set_last_error(e);
         }
-        unsafe { put(out, raw) };
+        out.put(raw);
         Ok(())
     });
     if status == Status::Ok && empty {

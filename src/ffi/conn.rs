@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{
-    boundary, handle, out_arg, param_sets_of, put, sqlpool_params, sqlpool_result, sqlpool_status,
-    store_result, str_arg, with_params,
+    boundary, handle, out_arg, param_sets_of, sqlpool_params, sqlpool_result, sqlpool_status,
+    store_result, str_arg, with_params, Out,
 };
 use crate::backend::Checkout;
 use crate::backend::{SavepointAction, TxOptions};
@@ -20,6 +20,14 @@ use crate::value::Params;
 /// concurrent call returns `SQLPOOL_BUSY`). Given back, exactly once, with
 /// `sqlpool_conn_release`. It stays usable after its pool is closed, and
 /// closes when released.
+///
+/// Functions: `sqlpool_pool_acquire`, `sqlpool_conn_release`,
+/// `sqlpool_conn_set_query_timeout`, `sqlpool_conn_execute`,
+/// `sqlpool_conn_query`, `sqlpool_conn_execute_script`,
+/// `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
+/// `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
+/// `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
+/// `sqlpool_conn_rollback_to_savepoint`.
 pub struct sqlpool_conn {
     _private: [u8; 0],
 }
@@ -63,6 +71,9 @@ pub(crate) fn with_conn<R>(
 /// handle is invalid afterwards: using or releasing it again returns
 /// `SQLPOOL_MISUSE`. NULL is accepted and ignored. Errors: `SQLPOOL_BUSY`
 /// while another thread is inside a call on it.
+///
+/// Blocks while an open transaction is rolled back: bounded by
+/// `query_timeout` when set (PostgreSQL).
 #[no_mangle]
 pub extern "C" fn sqlpool_conn_release(conn: *mut sqlpool_conn) -> sqlpool_status {
     boundary(|| {
@@ -129,6 +140,11 @@ pub extern "C" fn sqlpool_conn_set_query_timeout(
 /// `SQLPOOL_CONSTRAINT_VIOLATION`, `SQLPOOL_CONNECTION_ERROR`,
 /// `SQLPOOL_INVALID_UTF8`, `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_BUSY`,
 /// `SQLPOOL_MISUSE`.
+///
+/// Blocks until the database answers: bounded by `query_timeout` /
+/// `sqlpool_conn_set_query_timeout` on PostgreSQL (none by default), by
+/// `busy_timeout` for SQLite locks; `sqlpool_cancel` or a dead connection
+/// also end it.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_execute(
     conn: *mut sqlpool_conn,
@@ -139,8 +155,8 @@ pub unsafe extern "C" fn sqlpool_conn_execute(
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
         let n = with_params(params, |p| with_conn(conn, |c| c.conn().execute(sql, p)))?;
-        if !rows_affected.is_null() {
-            unsafe { put(rows_affected, n) };
+        if let Some(out) = Out::optional(rows_affected) {
+            out.put(n);
         }
         Ok(())
     })
@@ -149,6 +165,8 @@ pub unsafe extern "C" fn sqlpool_conn_execute(
 /// Runs one query with bound parameters (as `sqlpool_conn_execute`) and
 /// reads all its rows. On success `*out` owns the result; free it with
 /// `sqlpool_result_free`. Errors: as `sqlpool_conn_execute`.
+///
+/// Blocks as `sqlpool_conn_execute`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_query(
     conn: *mut sqlpool_conn,
@@ -157,7 +175,7 @@ pub unsafe extern "C" fn sqlpool_conn_query(
     out: *mut *mut sqlpool_result,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let sql = unsafe { str_arg(sql, "sql") }?;
         let result = with_params(params, |p| with_conn(conn, |c| c.conn().query(sql, p)))?;
         store_result(result, out)
@@ -166,6 +184,8 @@ pub unsafe extern "C" fn sqlpool_conn_query(
 
 /// Runs a script of one or more statements separated by `;`, without
 /// parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
+///
+/// Blocks as `sqlpool_conn_execute`, per statement.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_execute_script(
     conn: *mut sqlpool_conn,
@@ -184,6 +204,8 @@ pub unsafe extern "C" fn sqlpool_conn_execute_script(
 /// parameter lists (each only read). `*rows_affected` (if not NULL) gets the
 /// total. Errors: as `sqlpool_conn_execute`; a parameter error names the
 /// failing set.
+///
+/// Blocks as `sqlpool_conn_execute`, per statement of the batch.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_execute_batch(
     conn: *mut sqlpool_conn,
@@ -197,8 +219,8 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch(
         let sets = unsafe { param_sets_of(param_sets, count) }?;
         let refs: Vec<&Params> = sets.iter().collect();
         let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
-        if !rows_affected.is_null() {
-            unsafe { put(rows_affected, n) };
+        if let Some(out) = Out::optional(rows_affected) {
+            out.put(n);
         }
         Ok(())
     })
@@ -212,6 +234,8 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch(
 /// Transaction and all-or-nothing behaviour as `sqlpool_conn_execute_batch`.
 /// `params` is only read. `*rows_affected` (if not NULL) gets the total.
 /// Errors: as `sqlpool_conn_execute_batch`.
+///
+/// Blocks as `sqlpool_conn_execute_batch`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_execute_many(
     conn: *mut sqlpool_conn,
@@ -224,8 +248,8 @@ pub unsafe extern "C" fn sqlpool_conn_execute_many(
         let sets = with_params(params, |p| Ok(p.sets()))?;
         let refs: Vec<&Params> = sets.iter().collect();
         let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
-        if !rows_affected.is_null() {
-            unsafe { put(rows_affected, n) };
+        if let Some(out) = Out::optional(rows_affected) {
+            out.put(n);
         }
         Ok(())
     })
@@ -250,6 +274,9 @@ pub const SQLPOOL_ISOLATION_SERIALIZABLE: u32 = 4;
 /// concurrent writers wait on the busy timeout instead of failing later.
 /// Errors: `SQLPOOL_TRANSACTION_STATE` (SQLite: one is already open),
 /// `SQLPOOL_INVALID_ARGUMENT`, and those of `sqlpool_conn_execute`.
+///
+/// Blocks as `sqlpool_conn_execute` (SQLite `BEGIN IMMEDIATE` waits up to
+/// `busy_timeout` for the write lock).
 #[no_mangle]
 pub extern "C" fn sqlpool_conn_begin(
     conn: *mut sqlpool_conn,
@@ -276,12 +303,16 @@ pub extern "C" fn sqlpool_conn_begin(
 /// whole transaction back; SQLSTATE 25P02) and, on SQLite, when none is
 /// open (PostgreSQL only warns about that and returns `SQLPOOL_OK`); and
 /// those of `sqlpool_conn_execute`.
+///
+/// Blocks as `sqlpool_conn_execute`.
 #[no_mangle]
 pub extern "C" fn sqlpool_conn_commit(conn: *mut sqlpool_conn) -> sqlpool_status {
     boundary(|| with_conn(conn, |c| c.conn().commit()))
 }
 
 /// Rolls the open transaction back. Errors: as `sqlpool_conn_commit`.
+///
+/// Blocks as `sqlpool_conn_execute`.
 #[no_mangle]
 pub extern "C" fn sqlpool_conn_rollback(conn: *mut sqlpool_conn) -> sqlpool_status {
     boundary(|| with_conn(conn, |c| c.conn().rollback()))
@@ -301,6 +332,8 @@ fn savepoint(
 /// Creates a savepoint (`name`: letters, digits, `_`). Errors:
 /// `SQLPOOL_INVALID_ARGUMENT` for a bad name, and those of
 /// `sqlpool_conn_execute`.
+///
+/// Blocks as `sqlpool_conn_execute`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_savepoint(
     conn: *mut sqlpool_conn,
@@ -311,6 +344,8 @@ pub unsafe extern "C" fn sqlpool_conn_savepoint(
 
 /// Releases (keeps the work of) a savepoint. Errors: as
 /// `sqlpool_conn_savepoint`.
+///
+/// Blocks as `sqlpool_conn_execute`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_release_savepoint(
     conn: *mut sqlpool_conn,
@@ -321,6 +356,8 @@ pub unsafe extern "C" fn sqlpool_conn_release_savepoint(
 
 /// Rolls back to a savepoint, which stays defined; this also recovers a
 /// failed PostgreSQL transaction. Errors: as `sqlpool_conn_savepoint`.
+///
+/// Blocks as `sqlpool_conn_execute`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_rollback_to_savepoint(
     conn: *mut sqlpool_conn,

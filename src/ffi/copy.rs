@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::stream::{try_lock, Held};
-use super::{boundary, bytes_arg, handle, out_arg, put, sqlpool_conn, sqlpool_status, str_arg};
+use super::{boundary, bytes_arg, handle, out_arg, sqlpool_conn, sqlpool_status, str_arg, Out};
 use crate::backend::postgres::block;
 use crate::backend::postgres::copy::{PgCopyIn, PgCopyOut};
 use crate::error::{Error, Result, Status};
@@ -60,7 +60,7 @@ fn start(
     out: *mut *mut sqlpool_copy,
     copy_in: bool,
 ) -> Result<()> {
-    out_arg(out, "out")?;
+    let out = out_arg(out, "out")?;
     let sql = unsafe { str_arg(sql, "sql") }?;
     let mut held = Held::take(conn)?;
     let state = if copy_in {
@@ -76,7 +76,7 @@ fn start(
     let h = COPIES.insert(Arc::new(CopySlot {
         state: Mutex::new(state),
     }))?;
-    unsafe { put(out, h as *mut sqlpool_copy) };
+    out.put(h as *mut sqlpool_copy);
     Ok(())
 }
 
@@ -174,8 +174,8 @@ pub extern "C" fn sqlpool_copy_finish(copy: *mut sqlpool_copy, rows: *mut u64) -
         };
         let n = block(held.conn().copy_in_finish_async(sink))?;
         drop(held);
-        if !rows.is_null() {
-            unsafe { put(rows, n) };
+        if let Some(rows) = Out::optional(rows) {
+            rows.put(n);
         }
         Ok(())
     })
@@ -199,7 +199,7 @@ pub unsafe extern "C" fn sqlpool_copy_read(
     let mut empty = false;
     let status = boundary(|| {
         out_arg(buf, "buf")?;
-        out_arg(written, "written")?;
+        let written = out_arg(written, "written")?;
         if cap == 0 {
             return Err(Error::invalid_argument("cap is 0"));
         }
@@ -242,7 +242,7 @@ pub unsafe extern "C" fn sqlpool_copy_read(
             empty = true;
             return Ok(());
         }
-        unsafe { put(written, n) };
+        written.put(n);
         Ok(())
     });
     if status == Status::Ok && empty {

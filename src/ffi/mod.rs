@@ -7,9 +7,6 @@
 
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
-// Every pointer is checked (NULL, length) before use and the contract is in
-// each doc comment; marking the functions `unsafe` changes nothing for C.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
@@ -86,10 +83,61 @@ pub(crate) fn set_last_error(error: Error) -> sqlpool_status {
     status
 }
 
+thread_local! {
+    /// How many exported functions this thread is inside (a callback may
+    /// call the library again).
+    static IN_BOUNDARY: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Installs, once, a panic hook that keeps the library quiet: a panic
+/// inside an exported function (it becomes `SQLPOOL_PANIC` and the last
+/// error) or on one of the library's own threads (`sqlpool-*`; it is
+/// logged through the library's logger instead) prints nothing to the
+/// host's stderr. Every other panic goes to the hook that was installed
+/// before, so the host's own panics print as they always did.
+fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_BOUNDARY.with(|d| d.get()) > 0 {
+                return;
+            }
+            let library_thread = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("sqlpool-"));
+            if library_thread {
+                let what = panic_message(info.payload());
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                crate::log::emit(
+                    crate::log::Level::Error,
+                    "sqlpool::pool",
+                    &format!("internal panic on a library thread{at}: {what}"),
+                );
+                return;
+            }
+            previous(info)
+        }));
+    });
+}
+
+/// Runs `f` inside the panic boundary: panics are caught, and the panic
+/// hook stays silent.
+fn catch<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    install_quiet_panic_hook();
+    IN_BOUNDARY.with(|d| d.set(d.get() + 1));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    IN_BOUNDARY.with(|d| d.set(d.get() - 1));
+    r
+}
+
 /// Runs an exported function's body: errors become a status and the last
 /// error; a panic becomes `SQLPOOL_PANIC` instead of unwinding into C.
 fn boundary(body: impl FnOnce() -> Result<()>) -> sqlpool_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catch(body) {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(e)) => set_last_error(e),
         Err(payload) => set_last_error(Error::new(
@@ -105,7 +153,7 @@ fn boundary(body: impl FnOnce() -> Result<()>) -> sqlpool_status {
 /// The boundary for the few functions that return a value instead of a
 /// status: a panic yields `fallback`.
 fn boundary_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+    catch(body).unwrap_or(fallback)
 }
 
 pub(crate) fn null_arg(name: &str) -> Error {
@@ -141,7 +189,21 @@ unsafe fn opt_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a s
     }
 }
 
+/// The largest text or blob value the library accepts, in bytes (1 GiB:
+/// PostgreSQL's limit for one field; SQLite's default `SQLITE_MAX_LENGTH`
+/// is just below it). A longer value is refused with
+/// `SQLPOOL_INVALID_ARGUMENT` before its pointer is read.
+pub const SQLPOOL_MAX_VALUE_SIZE: usize = 1 << 30;
+
+/// `len` bytes at `ptr`, for a value: a length above
+/// `SQLPOOL_MAX_VALUE_SIZE` (which also rules out any above `isize::MAX`)
+/// is refused before the pointer is touched.
 unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
+    if len > SQLPOOL_MAX_VALUE_SIZE {
+        return Err(Error::invalid_argument(format!(
+            "{name}: length {len} exceeds the maximum value size ({SQLPOOL_MAX_VALUE_SIZE} bytes, SQLPOOL_MAX_VALUE_SIZE)"
+        )));
+    }
     if len == 0 {
         return Ok(&[]);
     }
@@ -155,18 +217,42 @@ unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-/// Writes an out-parameter (only on success, per our conventions).
-unsafe fn put<T>(out: *mut T, value: T) {
-    // SAFETY: checked non-NULL by the caller via `out_arg` first.
-    unsafe { out.write(value) }
+/// An out-parameter, checked (non-NULL) once by `out_arg` or
+/// `Out::optional`; the only place that writes through a caller's pointer.
+/// Written only on success, per our conventions.
+pub(crate) struct Out<T>(std::ptr::NonNull<T>);
+
+impl<T> Out<T> {
+    /// A pointer the caller may pass as NULL ("not wanted").
+    pub(crate) fn optional(ptr: *mut T) -> Option<Out<T>> {
+        std::ptr::NonNull::new(ptr).map(Out)
+    }
+
+    pub(crate) fn put(self, value: T) {
+        // SAFETY: non-NULL (checked when made); the C contract of every
+        // exported function is that an out-parameter points at a writable,
+        // aligned `T`.
+        unsafe { self.0.as_ptr().write(value) }
+    }
+
+    /// Writes the first `n` bytes of `value` (at most its size): a struct
+    /// given with its size, so an older, smaller caller struct still fits.
+    pub(crate) fn put_prefix(self, value: &T, n: usize) {
+        let n = n.min(std::mem::size_of::<T>());
+        // SAFETY: non-NULL; the caller provides `n` writable bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (value as *const T).cast::<u8>(),
+                self.0.as_ptr().cast::<u8>(),
+                n,
+            )
+        }
+    }
 }
 
-fn out_arg<T>(out: *mut T, name: &str) -> Result<()> {
-    if out.is_null() {
-        Err(null_arg(name))
-    } else {
-        Ok(())
-    }
+/// Checks a required out-parameter: NULL is `SQLPOOL_INVALID_ARGUMENT`.
+pub(crate) fn out_arg<T>(out: *mut T, name: &str) -> Result<Out<T>> {
+    Out::optional(out).ok_or_else(|| null_arg(name))
 }
 
 fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -183,6 +269,16 @@ pub extern "C" fn sqlpool_version() -> *const c_char {
     boundary_value(std::ptr::null(), || {
         concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
     })
+}
+
+/// How many handles are live in this process: pools not closed, options,
+/// parameter lists, results and queues not freed, connections not released
+/// (also those delivered by completions). A program that gives everything
+/// back sees 0 (check it at exit: handles live in a table, so a forgotten
+/// one is not a leak a memory checker can see). Thread-safe; never fails.
+#[no_mangle]
+pub extern "C" fn sqlpool_live_handles() -> usize {
+    boundary_value(0, crate::handles::live_handles)
 }
 
 /// The symbolic name of a status code ("SQLPOOL_POOL_TIMEOUT"), or
@@ -300,4 +396,43 @@ pub extern "C" fn sqlpool_last_error_json() -> *const c_char {
                 .map_or(c"{}".as_ptr(), |e| e.json.as_ptr())
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic inside an exported function prints nothing to stderr (it
+    /// becomes `SQLPOOL_PANIC`); a panic of the host's own code still
+    /// prints through the hook that was there before. Runs itself again in
+    /// a child process to see that process's stderr.
+    #[test]
+    fn panics_inside_the_boundary_print_nothing() {
+        if std::env::var_os("SQLPOOL_PANIC_CHILD").is_some() {
+            let status = boundary(|| panic!("boom-inside-the-library"));
+            assert_eq!(status, Status::Panic);
+            let message = LAST_ERROR.with(|e| e.borrow().as_ref().unwrap().error.message.clone());
+            assert!(message.contains("boom-inside-the-library"), "{message}");
+            let host = std::thread::spawn(|| panic!("host-panic-still-printed"));
+            assert!(host.join().is_err());
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "ffi::tests::panics_inside_the_boundary_print_nothing",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("SQLPOOL_PANIC_CHILD", "1")
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(!stderr.contains("boom-inside"), "printed: {stderr}");
+        assert!(!stdout.contains("boom-inside"), "printed: {stdout}");
+        assert!(stderr.contains("host-panic-still-printed"), "{stderr}");
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::async_api::{start_conn_op, Work};
 use super::{
-    boundary, handle, out_arg, put, sqlpool_completion_callback, sqlpool_conn, sqlpool_queue,
+    boundary, handle, out_arg, sqlpool_completion_callback, sqlpool_conn, sqlpool_queue,
     sqlpool_status, with_conn,
 };
 use crate::backend::postgres::block;
@@ -83,7 +83,7 @@ pub extern "C" fn sqlpool_conn_next_notification(
 ) -> sqlpool_status {
     let mut empty = false;
     let status = boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let deadline = deadline_of(timeout_ms);
         let n = with_conn(conn, |c| block(c.conn().next_notification_async(deadline)))?;
         let Some(n) = n else {
@@ -91,7 +91,7 @@ pub extern "C" fn sqlpool_conn_next_notification(
             return Ok(());
         };
         let h = store_notification(n)?;
-        unsafe { put(out, h as *mut sqlpool_notification) };
+        out.put(h as *mut sqlpool_notification);
         Ok(())
     });
     if status == Status::Ok && empty {
@@ -110,7 +110,7 @@ pub extern "C" fn sqlpool_notification_get(
     out: *mut sqlpool_notification_info,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         NOTIFICATIONS.with(handle(notification, "notification")?, |n| {
             let info = sqlpool_notification_info {
                 pid: n.pid,
@@ -120,7 +120,7 @@ pub extern "C" fn sqlpool_notification_get(
                 payload: n.payload.as_ptr().cast(),
                 payload_len: n.payload.len(),
             };
-            unsafe { put(out, info) };
+            out.put(info);
             Ok(())
         })
     })

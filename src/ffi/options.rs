@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{boundary, handle, lock_ok, out_arg, put, sqlpool_status, str_arg};
+use super::{boundary, handle, lock_ok, out_arg, sqlpool_status, str_arg};
 use crate::config::{self, PoolOptions, Recycling};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
@@ -14,6 +14,20 @@ use crate::handles::{HandleKind, HandleTable};
 /// Thread-safety: may be used from any thread; set options from one thread
 /// at a time. The caller owns it and frees it with `sqlpool_options_free`;
 /// `sqlpool_pool_open` copies what it needs and does not take it over.
+///
+/// Functions: `sqlpool_options_new`, `sqlpool_options_free`,
+/// `sqlpool_options_set`, `sqlpool_options_set_max_size`,
+/// `sqlpool_options_set_min_size`, `sqlpool_options_set_max_waiting`,
+/// `sqlpool_options_set_acquire_timeout_ms`,
+/// `sqlpool_options_set_connect_timeout_ms`,
+/// `sqlpool_options_set_query_timeout_ms`,
+/// `sqlpool_options_set_idle_timeout_ms`,
+/// `sqlpool_options_set_max_lifetime_ms`,
+/// `sqlpool_options_set_check_interval_ms`, `sqlpool_options_set_recycling`,
+/// `sqlpool_options_set_lazy`, `sqlpool_options_set_leak_threshold_ms`,
+/// `sqlpool_options_set_statement_cache_size`, `sqlpool_options_set_user`,
+/// `sqlpool_options_set_password`, `sqlpool_options_set_host`,
+/// `sqlpool_options_set_dbname`, `sqlpool_options_set_port`.
 pub struct sqlpool_options {
     _private: [u8; 0],
 }
@@ -30,9 +44,9 @@ pub(crate) static OPTIONS: HandleTable<Mutex<PoolOptions>> = HandleTable::new(Ha
 #[no_mangle]
 pub extern "C" fn sqlpool_options_new(out: *mut *mut sqlpool_options) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let h = OPTIONS.insert(Arc::new(Mutex::new(PoolOptions::default())))?;
-        unsafe { put(out, h as *mut sqlpool_options) };
+        out.put(h as *mut sqlpool_options);
         Ok(())
     })
 }

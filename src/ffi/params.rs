@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 
-use super::{boundary, bytes_arg, handle, lock_ok, opt_str_arg, out_arg, put, sqlpool_status};
+use super::{boundary, bytes_arg, handle, lock_ok, opt_str_arg, out_arg, sqlpool_status};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
 use crate::value::{Params, Value};
@@ -13,6 +13,12 @@ use crate::value::{Params, Value};
 /// Thread-safety: may move between threads, one call at a time. The caller
 /// owns it and frees it with `sqlpool_params_free`; statement functions
 /// only read it, so one list can be reused for many calls.
+///
+/// Functions: `sqlpool_params_new`, `sqlpool_params_free`,
+/// `sqlpool_params_next_set`, `sqlpool_params_clear`,
+/// `sqlpool_params_add_null`, `sqlpool_params_add_bool`,
+/// `sqlpool_params_add_int64`, `sqlpool_params_add_double`,
+/// `sqlpool_params_add_text`, `sqlpool_params_add_blob`.
 pub struct sqlpool_params {
     _private: [u8; 0],
 }
@@ -39,7 +45,13 @@ pub(crate) unsafe fn param_sets_of(
             "param_sets is NULL but count is not 0",
         ));
     }
-    // SAFETY: non-NULL and the caller passes `count` elements.
+    if count > isize::MAX as usize / std::mem::size_of::<*const sqlpool_params>() {
+        return Err(Error::invalid_argument(format!(
+            "count {count} is larger than any array of parameter lists can be"
+        )));
+    }
+    // SAFETY: non-NULL, a length an array can have, and the caller passes
+    // `count` elements.
     let handles = unsafe { std::slice::from_raw_parts(param_sets, count) };
     handles
         .iter()
@@ -76,9 +88,9 @@ pub(crate) fn with_params<R>(
 #[no_mangle]
 pub extern "C" fn sqlpool_params_new(out: *mut *mut sqlpool_params) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let h = PARAMS.insert(Arc::new(Mutex::new(Params::new())))?;
-        unsafe { put(out, h as *mut sqlpool_params) };
+        out.put(h as *mut sqlpool_params);
         Ok(())
     })
 }
@@ -179,7 +191,9 @@ pub unsafe extern "C" fn sqlpool_params_add_double(
     add_param(params, name, || Ok(Value::Double(value)))
 }
 
-/// Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated).
+/// Appends UTF-8 text of `len` bytes (copied; need not be NUL-terminated;
+/// at most `SQLPOOL_MAX_VALUE_SIZE` bytes: a larger `len` is refused with
+/// `SQLPOOL_INVALID_ARGUMENT` before `value` is read).
 /// Text also binds to numeric, uuid, date/time, interval, json, inet and
 /// array (JSON array text) parameters. Errors: `SQLPOOL_INVALID_UTF8`,
 /// `SQLPOOL_INVALID_ARGUMENT` (NULL `value` with nonzero `len`), and as
@@ -206,7 +220,8 @@ pub unsafe extern "C" fn sqlpool_params_add_text(
     })
 }
 
-/// Appends `len` bytes of binary data (copied). Errors: as
+/// Appends `len` bytes of binary data (copied; at most
+/// `SQLPOOL_MAX_VALUE_SIZE` bytes, as `sqlpool_params_add_text`). Errors: as
 /// `sqlpool_params_add_text`, without the UTF-8 check.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_params_add_blob(

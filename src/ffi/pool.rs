@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{
-    boundary, handle, lock_ok, null_arg, opt_str_arg, out_arg, put, sqlpool_conn, sqlpool_options,
+    boundary, handle, lock_ok, null_arg, opt_str_arg, out_arg, sqlpool_conn, sqlpool_options,
     sqlpool_params, sqlpool_result, sqlpool_status, store_result, str_arg, with_params, ConnSlot,
-    CONNS, OPTIONS,
+    Out, CONNS, OPTIONS,
 };
 use crate::backend::Pool;
 use crate::config::{self, PoolOptions};
@@ -51,6 +51,9 @@ pub(crate) static POOLS: HandleTable<Pool> = HandleTable::new(HandleKind::Pool);
 /// `SQLPOOL_CONNECTION_ERROR`, `SQLPOOL_AUTH_ERROR`,
 /// `SQLPOOL_DATABASE_ERROR`, `SQLPOOL_INVALID_ARGUMENT`,
 /// `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale options).
+///
+/// Blocks (unless `lazy`) while the first connection opens: bounded by
+/// `connect_timeout` per host tried (default 10 s).
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_pool_open(
     uri: *const c_char,
@@ -58,7 +61,7 @@ pub unsafe extern "C" fn sqlpool_pool_open(
     out: *mut *mut sqlpool_pool,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let uri = unsafe { opt_str_arg(uri, "uri") }?;
         let explicit = if options.is_null() {
             PoolOptions::default()
@@ -67,7 +70,7 @@ pub unsafe extern "C" fn sqlpool_pool_open(
         };
         let pool = open_pool(uri, &explicit)?;
         let h = POOLS.insert(Arc::new(pool))?;
-        unsafe { put(out, h as *mut sqlpool_pool) };
+        out.put(h as *mut sqlpool_pool);
         Ok(())
     })
 }
@@ -84,7 +87,7 @@ fn open_pool(uri: Option<&str>, explicit: &PoolOptions) -> Result<Pool> {
         ));
     }
     options.overlay(explicit);
-    config::apply_connection_options(&mut target, &options)?;
+    config::apply_connection_options(&mut target, &mut options)?;
     crate::backend::open_pool(target, options.settings()?)
 }
 
@@ -113,6 +116,9 @@ pub extern "C" fn sqlpool_pool_close(pool: *mut sqlpool_pool) -> sqlpool_status 
 /// (`SQLPOOL_AUTH_ERROR`, `SQLPOOL_DATABASE_ERROR` for an unknown database,
 /// `SQLPOOL_UNSUPPORTED` for `sslmode=require`) when retrying cannot help;
 /// `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
+///
+/// Blocks until a connection is free or opened: bounded by `timeout_ms` (or
+/// the pool's `acquire_timeout`, default 30 s).
 #[no_mangle]
 pub extern "C" fn sqlpool_pool_acquire(
     pool: *mut sqlpool_pool,
@@ -120,14 +126,14 @@ pub extern "C" fn sqlpool_pool_acquire(
     out: *mut *mut sqlpool_conn,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let pool = POOLS.get(handle(pool, "pool")?)?;
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
         let checkout = pool.acquire(timeout)?;
         let h = CONNS.insert(Arc::new(ConnSlot {
             checkout: Mutex::new(checkout),
         }))?;
-        unsafe { put(out, h as *mut sqlpool_conn) };
+        out.put(h as *mut sqlpool_conn);
         Ok(())
     })
 }
@@ -136,6 +142,10 @@ pub extern "C" fn sqlpool_pool_acquire(
 /// `pool.execute`). `params` may be NULL. On success `*rows_affected`
 /// (if not NULL) is set. Errors: those of `sqlpool_pool_acquire` and
 /// `sqlpool_conn_execute`.
+///
+/// Blocks: the acquire (bounded by `acquire_timeout`) and the statement
+/// (bounded by `query_timeout` on PostgreSQL when set; SQLite: `busy_timeout`
+/// for locks).
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_pool_execute(
     pool: *mut sqlpool_pool,
@@ -147,8 +157,8 @@ pub unsafe extern "C" fn sqlpool_pool_execute(
         let sql = unsafe { str_arg(sql, "sql") }?;
         let pool = POOLS.get(handle(pool, "pool")?)?;
         let n = with_params(params, |p| pool.acquire(None)?.conn().execute(sql, p))?;
-        if !rows_affected.is_null() {
-            unsafe { put(rows_affected, n) };
+        if let Some(out) = Out::optional(rows_affected) {
+            out.put(n);
         }
         Ok(())
     })
@@ -157,6 +167,8 @@ pub unsafe extern "C" fn sqlpool_pool_execute(
 /// Acquires a connection, runs one query and releases it. On success
 /// `*out` owns the result; free it with `sqlpool_result_free`. Errors: those
 /// of `sqlpool_pool_acquire` and `sqlpool_conn_query`.
+///
+/// Blocks as `sqlpool_pool_execute`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_pool_query(
     pool: *mut sqlpool_pool,
@@ -165,7 +177,7 @@ pub unsafe extern "C" fn sqlpool_pool_query(
     out: *mut *mut sqlpool_result,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let sql = unsafe { str_arg(sql, "sql") }?;
         let pool = POOLS.get(handle(pool, "pool")?)?;
         let result = with_params(params, |p| pool.acquire(None)?.conn().query(sql, p))?;
@@ -185,17 +197,9 @@ pub extern "C" fn sqlpool_pool_stats(
     size: usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let stats = POOLS.get(handle(pool, "pool")?)?.stats();
-        let n = size.min(std::mem::size_of::<Stats>());
-        // SAFETY: `out` is non-NULL and the caller provides `size` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                (&stats as *const Stats).cast::<u8>(),
-                out.cast::<u8>(),
-                n,
-            )
-        };
+        out.put_prefix(&stats, size);
         Ok(())
     })
 }
@@ -213,15 +217,18 @@ pub extern "C" fn sqlpool_pool_stats(
 /// `SQLPOOL_BUFFER_TOO_SMALL` (`len` is not more than the length; nothing
 /// written — ask for the length and try again, it may have grown),
 /// `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
+///
+/// # Safety
+/// `buf` must be NULL (with `len` 0) or point at `len` writable bytes.
 #[no_mangle]
-pub extern "C" fn sqlpool_pool_host_stats(
+pub unsafe extern "C" fn sqlpool_pool_host_stats(
     pool: *mut sqlpool_pool,
     buf: *mut c_char,
     len: usize,
     written: *mut usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(written, "written")?;
+        let written = out_arg(written, "written")?;
         let hosts = POOLS.get(handle(pool, "pool")?)?.manager().host_stats();
         let list: Vec<serde_json::Value> = hosts
             .iter()
@@ -232,8 +239,7 @@ pub extern "C" fn sqlpool_pool_host_stats(
             if len != 0 {
                 return Err(null_arg("buf"));
             }
-            // SAFETY: checked non-NULL above.
-            unsafe { put(written, text.len()) };
+            written.put(text.len());
             return Ok(());
         }
         if len <= text.len() {
@@ -246,12 +252,12 @@ pub extern "C" fn sqlpool_pool_host_stats(
             ));
         }
         // SAFETY: `buf` is non-NULL and the caller provides `len` bytes,
-        // more than the text; `written` was checked non-NULL.
+        // more than the text.
         unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
             buf.add(text.len()).write(0);
-            put(written, text.len());
         }
+        written.put(text.len());
         Ok(())
     })
 }

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use super::{boundary, handle, out_arg, put, sqlpool_status, str_arg};
+use super::{boundary, handle, out_arg, sqlpool_status, str_arg, Out};
 use crate::error::Result;
 use crate::handles::{HandleKind, HandleTable};
 use crate::result::ResultSet;
@@ -14,15 +14,25 @@ use crate::value::Value;
 /// Thread-safety: immutable; any thread may read it, also at once. The
 /// caller owns it and frees it with `sqlpool_result_free`. Pointers from
 /// its getters stay valid until then.
+///
+/// Functions: `sqlpool_result_column_data`, `sqlpool_result_describe`,
+/// `sqlpool_result_free`, `sqlpool_result_row_count`,
+/// `sqlpool_result_column_count`, `sqlpool_result_column_name`,
+/// `sqlpool_result_column_decltype`, `sqlpool_result_column_index`,
+/// `sqlpool_result_kind`, `sqlpool_result_is_null`,
+/// `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
+/// `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
+/// `sqlpool_result_get_blob`, `sqlpool_conn_query`, `sqlpool_pool_query`
+/// (create it).
 pub struct sqlpool_result {
     _private: [u8; 0],
 }
 
 pub(crate) static RESULTS: HandleTable<ResultSet> = HandleTable::new(HandleKind::Result);
 
-pub(crate) fn store_result(result: ResultSet, out: *mut *mut sqlpool_result) -> Result<()> {
+pub(crate) fn store_result(result: ResultSet, out: Out<*mut sqlpool_result>) -> Result<()> {
     let h = RESULTS.insert(Arc::new(result))?;
-    unsafe { put(out, h as *mut sqlpool_result) };
+    out.put(h as *mut sqlpool_result);
     Ok(())
 }
 
@@ -87,7 +97,7 @@ pub extern "C" fn sqlpool_result_column_data(
     out: *mut sqlpool_column_data,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         with_result(result, |r| {
             let d = r.column_data(column)?;
             let ptr_or_null =
@@ -106,7 +116,7 @@ pub extern "C" fn sqlpool_result_column_data(
                     d.bytes.as_ptr()
                 },
             };
-            unsafe { put(out, data) };
+            out.put(data);
             Ok(())
         })
     })
@@ -134,7 +144,7 @@ pub extern "C" fn sqlpool_result_describe(
     out: *mut sqlpool_result_info,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         with_result(result, |r| {
             let names = r.description();
             let info = sqlpool_result_info {
@@ -143,7 +153,7 @@ pub extern "C" fn sqlpool_result_describe(
                 names: names.as_ptr().cast(),
                 names_len: names.len(),
             };
-            unsafe { put(out, info) };
+            out.put(info);
             Ok(())
         })
     })
@@ -168,9 +178,9 @@ pub extern "C" fn sqlpool_result_row_count(
     out: *mut usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let n = with_result(result, |r| Ok(r.row_count()))?;
-        unsafe { put(out, n) };
+        out.put(n);
         Ok(())
     })
 }
@@ -182,19 +192,17 @@ pub extern "C" fn sqlpool_result_column_count(
     out: *mut usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let n = with_result(result, |r| Ok(r.column_count()))?;
-        unsafe { put(out, n) };
+        out.put(n);
         Ok(())
     })
 }
 
-fn put_str(s: &str, ptr: *mut *const c_char, len: *mut usize) {
-    unsafe {
-        put(ptr, s.as_ptr().cast());
-        if !len.is_null() {
-            put(len, s.len());
-        }
+fn put_str(s: &str, ptr: Out<*const c_char>, len: Option<Out<usize>>) {
+    ptr.put(s.as_ptr().cast());
+    if let Some(len) = len {
+        len.put(s.len());
     }
 }
 
@@ -210,9 +218,9 @@ pub extern "C" fn sqlpool_result_column_name(
     len: *mut usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(ptr, "ptr")?;
+        let ptr = out_arg(ptr, "ptr")?;
         with_result(result, |r| {
-            put_str(&r.column(column)?.name, ptr, len);
+            put_str(&r.column(column)?.name, ptr, Out::optional(len));
             Ok(())
         })
     })
@@ -229,9 +237,9 @@ pub extern "C" fn sqlpool_result_column_decltype(
     len: *mut usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(ptr, "ptr")?;
+        let ptr = out_arg(ptr, "ptr")?;
         with_result(result, |r| {
-            put_str(&r.column(column)?.decl_type, ptr, len);
+            put_str(&r.column(column)?.decl_type, ptr, Out::optional(len));
             Ok(())
         })
     })
@@ -247,10 +255,10 @@ pub unsafe extern "C" fn sqlpool_result_column_index(
     out: *mut usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let name = unsafe { str_arg(name, "name") }?;
         let i = with_result(result, |r| r.column_index(name))?;
-        unsafe { put(out, i) };
+        out.put(i);
         Ok(())
     })
 }
@@ -265,9 +273,9 @@ pub extern "C" fn sqlpool_result_kind(
     out: *mut u32,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let k = with_result(result, |r| Ok(r.cell(row, column)?.kind() as u32))?;
-        unsafe { put(out, k) };
+        out.put(k);
         Ok(())
     })
 }
@@ -282,9 +290,9 @@ pub extern "C" fn sqlpool_result_is_null(
     out: *mut i32,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let null = with_result(result, |r| Ok(matches!(r.cell(row, column)?, Value::Null)))?;
-        unsafe { put(out, i32::from(null)) };
+        out.put(i32::from(null));
         Ok(())
     })
 }
@@ -299,9 +307,9 @@ pub extern "C" fn sqlpool_result_get_int64(
     out: *mut i64,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let v = with_result(result, |r| r.int64(row, column))?;
-        unsafe { put(out, v) };
+        out.put(v);
         Ok(())
     })
 }
@@ -316,9 +324,9 @@ pub extern "C" fn sqlpool_result_get_double(
     out: *mut f64,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let v = with_result(result, |r| r.double(row, column))?;
-        unsafe { put(out, v) };
+        out.put(v);
         Ok(())
     })
 }
@@ -333,9 +341,9 @@ pub extern "C" fn sqlpool_result_get_bool(
     out: *mut i32,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let v = with_result(result, |r| r.bool(row, column))?;
-        unsafe { put(out, i32::from(v)) };
+        out.put(i32::from(v));
         Ok(())
     })
 }
@@ -353,10 +361,10 @@ pub extern "C" fn sqlpool_result_get_text(
     len: *mut usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(ptr, "ptr")?;
-        out_arg(len, "len")?;
+        let ptr = out_arg(ptr, "ptr")?;
+        let len = out_arg(len, "len")?;
         with_result(result, |r| {
-            put_str(r.text(row, column)?, ptr, len);
+            put_str(r.text(row, column)?, ptr, Some(len));
             Ok(())
         })
     })
@@ -374,14 +382,12 @@ pub extern "C" fn sqlpool_result_get_blob(
     len: *mut usize,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(ptr, "ptr")?;
-        out_arg(len, "len")?;
+        let ptr = out_arg(ptr, "ptr")?;
+        let len = out_arg(len, "len")?;
         with_result(result, |r| {
             let b = r.blob(row, column)?;
-            unsafe {
-                put(ptr, b.as_ptr());
-                put(len, b.len());
-            }
+            ptr.put(b.as_ptr());
+            len.put(b.len());
             Ok(())
         })
     })

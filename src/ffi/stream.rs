@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    boundary, handle, lock_ok, out_arg, put, sqlpool_conn, sqlpool_params, sqlpool_result,
+    boundary, handle, lock_ok, out_arg, sqlpool_conn, sqlpool_params, sqlpool_result,
     sqlpool_status, store_result, str_arg, with_params, ConnSlot, CONNS,
 };
 use crate::backend::bulk::RowStream;
@@ -124,7 +124,7 @@ pub unsafe extern "C" fn sqlpool_conn_query_stream(
     out: *mut *mut sqlpool_stream,
 ) -> sqlpool_status {
     boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let sql = unsafe { str_arg(sql, "sql") }?;
         let mut held = Held::take(conn)?;
         // On failure `held` gives the connection back as it drops.
@@ -136,7 +136,7 @@ pub unsafe extern "C" fn sqlpool_conn_query_stream(
             }),
         };
         let h = STREAMS.insert(Arc::new(slot))?;
-        unsafe { put(out, h as *mut sqlpool_stream) };
+        out.put(h as *mut sqlpool_stream);
         Ok(())
     })
 }
@@ -162,7 +162,7 @@ pub extern "C" fn sqlpool_stream_next(
 ) -> sqlpool_status {
     let mut empty = false;
     let status = boundary(|| {
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         if max_rows == 0 {
             return Err(Error::invalid_argument("max_rows is 0"));
         }

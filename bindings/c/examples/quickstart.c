@@ -287,5 +287,11 @@ cleanup:
     sqlpool_conn_release(conn);
     sqlpool_pool_close(pool);
     sqlpool_options_free(opts);
+    /* Everything was given back: no handle is still live (a forgotten one
+       would be invisible to valgrind, handles live in a table). */
+    if (sqlpool_live_handles() != 0) {
+        fprintf(stderr, "leak: %zu sqlpool handles still live at exit\n", sqlpool_live_handles());
+        return 1;
+    }
     return rc;
 }

@@ -55,6 +55,7 @@ int main()
     expect(std::strcmp(sqlpool_status_name(SQLPOOL_POOL_TIMEOUT), "SQLPOOL_POOL_TIMEOUT") == 0,
            "status name");
 
+    { // The RAII owners below give everything back at the end of this block.
     sqlpool_pool *raw = nullptr;
     expect(sqlpool_pool_open("sqlite::memory:", nullptr, &raw) == SQLPOOL_OK, "pool_open");
     Pool pool(raw);
@@ -75,7 +76,7 @@ int main()
     if (result) {
         std::int64_t answer = 0;
         const char *s = nullptr;
-        std::uintptr_t len = 0;
+        std::size_t len = 0;
         expect(sqlpool_result_get_int64(result.get(), 0, 0, &answer) == SQLPOOL_OK && answer == 42,
                "SELECT :n + 1 = 42");
         expect(sqlpool_result_get_text(result.get(), 0, 1, &s, &len) == SQLPOOL_OK &&
@@ -87,7 +88,15 @@ int main()
     expect(sqlpool_result_free(reinterpret_cast<sqlpool_result *>(pool.get())) == SQLPOOL_MISUSE,
            "wrong handle kind -> SQLPOOL_MISUSE");
 
+    }
+
     if (failures == 0)
         std::printf("cxx_header: sqlpool %s from C++17: OK\n", sqlpool_version());
+    /* Everything was given back: no handle is still live (a forgotten one
+       would be invisible to valgrind, handles live in a table). */
+    if (sqlpool_live_handles() != 0) {
+        std::fprintf(stderr, "leak: %zu sqlpool handles still live at exit\n", sqlpool_live_handles());
+        return 1;
+    }
     return failures == 0 ? 0 : 1;
 }

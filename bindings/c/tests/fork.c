@@ -134,5 +134,11 @@ int main(int argc, char **argv)
     }
     printf("fork: the child was refused every inherited handle; the parent is intact (%s)\n",
            pg ? "PostgreSQL" : "SQLite");
+    /* Everything was given back: no handle is still live (a forgotten one
+       would be invisible to valgrind, handles live in a table). */
+    if (sqlpool_live_handles() != 0) {
+        fprintf(stderr, "leak: %zu sqlpool handles still live at exit\n", sqlpool_live_handles());
+        return 1;
+    }
     return 0;
 }

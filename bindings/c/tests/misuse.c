@@ -625,5 +625,11 @@ int main(int argc, char **argv)
     }
     printf("misuse (%s): %d checks, %d failed\n", is_pg ? "PostgreSQL" : "SQLite", checks,
            failures);
+    /* Everything was given back: no handle is still live (a forgotten one
+       would be invisible to valgrind, handles live in a table). */
+    if (sqlpool_live_handles() != 0) {
+        fprintf(stderr, "leak: %zu sqlpool handles still live at exit\n", sqlpool_live_handles());
+        return 1;
+    }
     return failures ? 1 : 0;
 }

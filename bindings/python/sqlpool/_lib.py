@@ -231,6 +231,7 @@ _PROTOTYPES = {
     "sqlpool_last_error_status": (status_t, []),
     "sqlpool_last_error_native_code": (c_int64, []),
     "sqlpool_last_error_json": (c_void_p, []),
+    "sqlpool_live_handles": (c_size_t, []),
     # options
     "sqlpool_options_new": (status_t, [_OUT]),
     "sqlpool_options_free": (status_t, [_P]),

@@ -7,6 +7,8 @@ import re
 import shutil
 from pathlib import Path
 
+import ctypes
+
 import pytest
 
 import sqlpool
@@ -23,16 +25,93 @@ def test_version_matches_library_and_cargo():
     assert re.search(r'^version = "([^"]+)"', cargo, re.M).group(1) == sqlpool.__version__
 
 
-def test_every_used_function_is_declared():
-    for table in (_lib._PROTOTYPES, _lib._ASYNC_PROTOTYPES if _lib.HAS_ASYNC else {}):
-        for name, (restype, argtypes) in table.items():
-            fn = getattr(_lib.lib, name)
-            assert fn.restype is restype, name
-            assert fn.argtypes == argtypes, name
-    # No c_char_p restype anywhere (the library's strings are read with string_at).
-    import ctypes
+# C types of the header -> the ctypes type a prototype must use (scalars),
+# or "pointer" (any ctypes pointer-sized type that passes a pointer).
+_SCALARS = {
+    "uint16_t": ctypes.c_uint16, "uint32_t": ctypes.c_uint32, "int32_t": ctypes.c_int32,
+    "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "size_t": ctypes.c_size_t,
+    "int": ctypes.c_int, "double": ctypes.c_double, "sqlpool_status": ctypes.c_uint32,
+}
+_CALLBACKS = {"sqlpool_log_callback", "sqlpool_completion_callback"}
 
-    assert all(r is not ctypes.c_char_p for r, _ in _lib._PROTOTYPES.values())
+
+def _header_prototypes():
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    protos = {}
+    for m in re.finditer(r"^([A-Za-z_][\w ]*?[\s*]+)(sqlpool_\w+)\(([^)]*)\);", text, re.M):
+        ret, name, args = m.group(1).strip(), m.group(2), m.group(3).strip()
+        params = [] if args in ("", "void") else [
+            re.sub(r"\b\w+$", "", a.strip()).strip() for a in args.split(",")]
+        protos[name] = (ret, params)
+    return protos
+
+
+def _matches(c_type: str, py_type) -> bool:
+    c = " ".join(c_type.replace("*", " * ").split())
+    if "*" in c or c in _CALLBACKS:
+        if py_type is None:
+            return False
+        if py_type in (ctypes.c_void_p, ctypes.c_char_p):
+            return True
+        # POINTER(...) types and CFUNCTYPE types pass one pointer.
+        return issubclass(py_type, (ctypes._Pointer, ctypes._CFuncPtr))
+    if c == "void":
+        return py_type is None
+    want = _SCALARS.get(c.replace("const ", ""))
+    assert want is not None, f"unknown C type {c_type!r} in the header: teach this test"
+    return py_type is want or (
+        py_type is not None and ctypes.sizeof(py_type) == ctypes.sizeof(want)
+        and py_type._type_ == want._type_)
+
+
+def test_prototypes_match_the_header_in_full():
+    """Each Python prototype has the header's arity, return type and every
+    argument type (a scalar exactly; a pointer as a pointer): a signature
+    change in the C API fails here."""
+    if not HEADER.exists():
+        pytest.skip("no header in this checkout")
+    header = _header_prototypes()
+    assert len(header) > 80, "header parse found too few functions"
+    tables = dict(_lib._PROTOTYPES)
+    tables.update(_lib._ASYNC_PROTOTYPES)
+    problems = []
+    for name, (restype, argtypes) in tables.items():
+        if name not in header:
+            problems.append(f"{name}: not in the header")
+            continue
+        ret, params = header[name]
+        if not _matches(ret, restype):
+            problems.append(f"{name}: returns {ret}, Python says {restype}")
+        if len(params) != len(argtypes):
+            problems.append(f"{name}: {len(params)} parameters in C, {len(argtypes)} in Python")
+            continue
+        for i, (c, py) in enumerate(zip(params, argtypes)):
+            if not _matches(c, py):
+                problems.append(f"{name}: parameter {i} is {c} in C, {py} in Python")
+        # And what was applied to the loaded function is that table.
+        fn = getattr(_lib.lib, name, None)
+        if fn is not None:
+            assert fn.argtypes == argtypes and fn.restype is restype, name
+    assert problems == [], "\n".join(problems)
+    assert all(r is not ctypes.c_char_p for r, _ in tables.values()), "c_char_p restype leaks"
+
+
+def test_status_codes_match_the_header():
+    """The header's status enum is the one source: every SQLPOOL_* status
+    there has the same number in Python (a missing or renumbered one fails)."""
+    if not HEADER.exists():
+        pytest.skip("no header in this checkout")
+    text = HEADER.read_text()
+    body = re.search(r"enum SQLPOOL\b[^{]*\{(.*?)\}", text, re.S).group(1)
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    header = {m.group(1): int(m.group(2)) for m in re.finditer(r"SQLPOOL_(\w+) = (\d+)", body)}
+    assert len(header) >= 26
+    python = {name: getattr(_lib, name) for name in header if hasattr(_lib, name)}
+    assert python == header, {k: (header[k], python.get(k)) for k in header if python.get(k) != header[k]}
+    # And the library names each code as the header does.
+    for name, code in header.items():
+        got = ctypes.string_at(_lib.lib.sqlpool_status_name(code)).decode()
+        assert got == f"SQLPOOL_{name}", (code, got)
 
 
 def test_every_header_function_is_declared():
