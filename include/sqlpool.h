@@ -1524,6 +1524,9 @@ sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
  `SQLPOOL_BUFFER_TOO_SMALL` (`len` is not more than the length; nothing
  written — ask for the length and try again, it may have grown),
  `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
+
+ # Safety
+ `buf` must be NULL (with `len` 0) or point at `len` writable bytes.
  */
 sqlpool_status sqlpool_pool_host_stats(struct sqlpool_pool *pool,
                                        char *buf,

@@ -1158,6 +1158,18 @@ fn parse_postgres(mut p: PgParams) -> Result<(Target, PoolOptions)> {
             passthrough.push((key.clone(), value.clone()));
         }
     }
+    if let Some((_, addrs)) = passthrough.iter().find(|(k, _)| k == "hostaddr") {
+        let n = addrs.split(',').count();
+        if !p.hosts.is_empty() && n != p.hosts.len() {
+            return Err(Error::new(
+                Status::InvalidOption,
+                format!(
+                    "{n} hostaddr entries for {} hosts: give one address per host",
+                    p.hosts.len()
+                ),
+            ));
+        }
+    }
     if p.ports.len() > 1 && p.ports.len() != p.hosts.len().max(1) {
         return Err(Error::new(
             Status::InvalidOption,
@@ -1518,7 +1530,11 @@ mod tests {
                     Some(Host::Unix(p)) => p.display().to_string(),
                     None => c.get_hostaddrs()[i].to_string(),
                 };
-                let port = if ports.len() == 1 { ports[0] } else { ports[i] };
+                let port = match ports.len() {
+                    0 => 5432,
+                    1 => ports[0],
+                    _ => ports[i],
+                };
                 (host, port)
             })
             .collect()

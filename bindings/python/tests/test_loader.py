@@ -64,6 +64,16 @@ def _matches(c_type: str, py_type) -> bool:
         and py_type._type_ == want._type_)
 
 
+def _all_tables():
+    """Every prototype table of the package (the bulk module keeps its own)."""
+    import sqlpool.bulk
+
+    tables = dict(_lib._PROTOTYPES)
+    tables.update(_lib._ASYNC_PROTOTYPES)
+    tables.update(sqlpool.bulk._PROTOTYPES)
+    return tables
+
+
 def test_prototypes_match_the_header_in_full():
     """Each Python prototype has the header's arity, return type and every
     argument type (a scalar exactly; a pointer as a pointer): a signature
@@ -72,8 +82,7 @@ def test_prototypes_match_the_header_in_full():
         pytest.skip("no header in this checkout")
     header = _header_prototypes()
     assert len(header) > 80, "header parse found too few functions"
-    tables = dict(_lib._PROTOTYPES)
-    tables.update(_lib._ASYNC_PROTOTYPES)
+    tables = _all_tables()
     problems = []
     for name, (restype, argtypes) in tables.items():
         if name not in header:
@@ -117,7 +126,7 @@ def test_status_codes_match_the_header():
 def test_every_header_function_is_declared():
     if not HEADER.exists():
         pytest.skip("no header in this checkout")
-    declared = set(_lib._PROTOTYPES) | set(_lib._ASYNC_PROTOTYPES)
+    declared = set(_all_tables())
     in_header = set(re.findall(r"\b(sqlpool_[a-z0-9_]+)\(", HEADER.read_text()))
     # Functions the binding does not need.
     unused = {"sqlpool_set_async_threads"}
@@ -129,7 +138,7 @@ def test_package_sources_use_only_declared_functions():
     used = set()
     for f in Path(sqlpool.__file__).parent.glob("*.py"):
         used |= set(re.findall(r"lib\.(sqlpool_[a-z0-9_]+)", f.read_text()))
-    declared = set(_lib._PROTOTYPES) | set(_lib._ASYNC_PROTOTYPES)
+    declared = set(_all_tables())
     assert used <= declared, used - declared
 
 
