@@ -287,6 +287,20 @@ typedef uint32_t SQLPOOL;
 typedef struct sqlpool_conn sqlpool_conn;
 
 /*
+ One failure: status, SQLSTATE, message, detail, as JSON too.
+
+ Thread-safety: immutable; any thread may read it. The receiver owns it
+ and frees it with `sqlpool_error_free`; the strings its getters return
+ stay valid until then.
+
+ Functions: `sqlpool_error_status`, `sqlpool_error_message`,
+ `sqlpool_error_sqlstate`, `sqlpool_error_detail`, `sqlpool_error_json`,
+ `sqlpool_error_free`; made by the asynchronous API
+ (`sqlpool_completion.error`).
+ */
+typedef struct sqlpool_error sqlpool_error;
+
+/*
  Pool options: an opaque builder, so new options never change the ABI.
 
  Thread-safety: may be used from any thread; set options from one thread
@@ -383,7 +397,7 @@ typedef SQLPOOL sqlpool_status;
  The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
  to a `sqlpool_completion_callback`.
 
- Ownership: `handle` belongs to the receiver. For `SQLPOOL_OP_ACQUIRE` it
+ Ownership: `handle` and `error` belong to the receiver. For `SQLPOOL_OP_ACQUIRE` it
  is a `sqlpool_conn *` the receiver must give back with
  `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
  receiver must free with `sqlpool_result_free`; otherwise, and whenever
@@ -418,6 +432,13 @@ typedef struct sqlpool_completion {
    EXECUTE and BATCH: the rows changed; otherwise 0.
    */
   uint64_t rows_affected;
+  /*
+   When `status` is not `SQLPOOL_OK`: this operation's own error
+   (status, SQLSTATE, message, detail), the receiver's to read and to
+   free with `sqlpool_error_free`, whichever thread pops it and
+   whatever it does next; otherwise NULL.
+   */
+  struct sqlpool_error *error;
 } sqlpool_completion;
 
 /*
@@ -654,7 +675,9 @@ sqlpool_status sqlpool_queue_fd(struct sqlpool_queue *queue, int *fd);
  operation's own `out->status`), `SQLPOOL_EMPTY` when there was none
  (`*out` untouched, the last error unchanged). When `out->status` is not
  `SQLPOOL_OK`, the calling thread's last error is set to the operation's
- error, so `sqlpool_last_error_message` etc. describe it right after.
+ error, so `sqlpool_last_error_message` etc. describe it right after;
+ `out->error` carries the same error, owned by the caller until
+ `sqlpool_error_free`, so that no later call can lose it.
  The descriptor of `sqlpool_queue_fd` stops being readable once the queue
  is empty. `out->handle` is the caller's (see `sqlpool_completion`).
  Thread-safe. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
@@ -947,6 +970,39 @@ sqlpool_status sqlpool_conn_release_savepoint(struct sqlpool_conn *conn, const c
  Blocks as `sqlpool_conn_execute`.
  */
 sqlpool_status sqlpool_conn_rollback_to_savepoint(struct sqlpool_conn *conn, const char *name);
+
+/*
+ The error's status (`SQLPOOL_MISUSE` for NULL or a freed error).
+ */
+sqlpool_status sqlpool_error_status(const struct sqlpool_error *error);
+
+/*
+ The error's message, NUL-terminated, valid until `sqlpool_error_free`
+ ("" for NULL or a freed error). Never holds a password.
+ */
+const char *sqlpool_error_message(const struct sqlpool_error *error);
+
+/*
+ The error's SQLSTATE ("" if none). Lifetime as `sqlpool_error_message`.
+ */
+const char *sqlpool_error_sqlstate(const struct sqlpool_error *error);
+
+/*
+ The server's DETAIL line ("" if none). Lifetime as `sqlpool_error_message`.
+ */
+const char *sqlpool_error_detail(const struct sqlpool_error *error);
+
+/*
+ The error as JSON, with the keys of `sqlpool_last_error_json`. Lifetime
+ as `sqlpool_error_message`.
+ */
+const char *sqlpool_error_json(const struct sqlpool_error *error);
+
+/*
+ Frees an error. NULL is accepted and ignored; freeing twice returns
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_error_free(struct sqlpool_error *error);
 
 /*
  Sends the library's log lines to `callback` at `min_level` and more

@@ -29,6 +29,7 @@ pub enum HandleKind {
     Result = 4,
     Params = 5,
     Queue = 6,
+    Error = 7,
 }
 
 /// Handles of every table not yet removed (`sqlpool_live_handles`).
@@ -69,6 +70,7 @@ impl HandleKind {
             4 => HandleKind::Result,
             5 => HandleKind::Params,
             6 => HandleKind::Queue,
+            7 => HandleKind::Error,
             _ => return None,
         })
     }
@@ -81,6 +83,7 @@ impl HandleKind {
             HandleKind::Result => "result",
             HandleKind::Params => "parameter list",
             HandleKind::Queue => "completion queue",
+            HandleKind::Error => "error",
         }
     }
 

@@ -17,6 +17,7 @@ use crate::error::{panic_message, Error, Result, Status};
 
 mod async_api;
 mod conn;
+mod error;
 pub(crate) mod fork;
 mod log;
 mod options;
@@ -25,6 +26,7 @@ mod pool;
 mod result;
 pub use async_api::*;
 pub use conn::*;
+pub use error::*;
 pub use log::*;
 pub use options::*;
 pub use params::*;
@@ -33,6 +35,7 @@ pub use result::*;
 // The handle tables and helpers the other modules (async_api) reach through
 // `super::`.
 pub(crate) use conn::{with_conn, ConnSlot, CONNS};
+pub(crate) use error::new_error;
 pub(crate) use options::OPTIONS;
 pub(crate) use params::{param_sets_of, params_of, with_params};
 pub(crate) use pool::POOLS;
