@@ -397,7 +397,7 @@ typedef SQLPOOL sqlpool_status;
  The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
  to a `sqlpool_completion_callback`.
 
- Ownership: `handle` and `error` belong to the receiver. For `SQLPOOL_OP_ACQUIRE` it
+ Ownership: `handle` belongs to the receiver; `error` see below. For `SQLPOOL_OP_ACQUIRE` it
  is a `sqlpool_conn *` the receiver must give back with
  `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
  receiver must free with `sqlpool_result_free`; otherwise, and whenever
@@ -434,9 +434,10 @@ typedef struct sqlpool_completion {
   uint64_t rows_affected;
   /*
    When `status` is not `SQLPOOL_OK`: this operation's own error
-   (status, SQLSTATE, message, detail), the receiver's to read and to
-   free with `sqlpool_error_free`, whichever thread pops it and
-   whatever it does next; otherwise NULL.
+   (status, SQLSTATE, message, detail), whichever thread pops it and
+   whatever it does next; otherwise NULL. From `sqlpool_queue_pop` it
+   is the caller's, to free with `sqlpool_error_free`; passed to a
+   callback it is valid during the call and freed by the library.
    */
   struct sqlpool_error *error;
 } sqlpool_completion;

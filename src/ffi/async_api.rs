@@ -44,7 +44,7 @@ pub struct sqlpool_queue {
 /// The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
 /// to a `sqlpool_completion_callback`.
 ///
-/// Ownership: `handle` and `error` belong to the receiver. For `SQLPOOL_OP_ACQUIRE` it
+/// Ownership: `handle` belongs to the receiver; `error` see below. For `SQLPOOL_OP_ACQUIRE` it
 /// is a `sqlpool_conn *` the receiver must give back with
 /// `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
 /// receiver must free with `sqlpool_result_free`; otherwise, and whenever
@@ -69,9 +69,10 @@ pub struct sqlpool_completion {
     /// EXECUTE and BATCH: the rows changed; otherwise 0.
     pub rows_affected: u64,
     /// When `status` is not `SQLPOOL_OK`: this operation's own error
-    /// (status, SQLSTATE, message, detail), the receiver's to read and to
-    /// free with `sqlpool_error_free`, whichever thread pops it and
-    /// whatever it does next; otherwise NULL.
+    /// (status, SQLSTATE, message, detail), whichever thread pops it and
+    /// whatever it does next; otherwise NULL. From `sqlpool_queue_pop` it
+    /// is the caller's, to free with `sqlpool_error_free`; passed to a
+    /// callback it is valid during the call and freed by the library.
     pub error: *mut super::sqlpool_error,
 }
 
@@ -340,6 +341,12 @@ fn bind(target: Target, op: &Op, user_data: *mut c_void, op_id: *mut u64) -> Res
             // SAFETY: the host promised a callback valid until its
             // operations complete (documented on the starting functions).
             unsafe { cb(user_data as *mut c_void, &raw) };
+            // In a callback the error, like the completion, is valid only
+            // during the call: the library frees it (a second free by the
+            // callback is harmless: SQLPOOL_MISUSE).
+            if !raw.error.is_null() {
+                let _ = super::sqlpool_error_free(raw.error);
+            }
         }),
     };
     if let Some(out) = Out::optional(op_id) {
