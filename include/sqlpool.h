@@ -319,6 +319,20 @@ typedef struct sqlpool_conn sqlpool_conn;
 typedef struct sqlpool_copy sqlpool_copy;
 
 /*
+ One failure: status, SQLSTATE, message, detail, as JSON too.
+
+ Thread-safety: immutable; any thread may read it. The receiver owns it
+ and frees it with `sqlpool_error_free`; the strings its getters return
+ stay valid until then.
+
+ Functions: `sqlpool_error_status`, `sqlpool_error_message`,
+ `sqlpool_error_sqlstate`, `sqlpool_error_detail`, `sqlpool_error_json`,
+ `sqlpool_error_free`; made by the asynchronous API
+ (`sqlpool_completion.error`).
+ */
+typedef struct sqlpool_error sqlpool_error;
+
+/*
  One notification received on a connection that ran `LISTEN channel`:
  the sending server process's pid, the channel and the payload.
 
@@ -454,7 +468,7 @@ typedef SQLPOOL sqlpool_status;
  The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
  to a `sqlpool_completion_callback`.
 
- Ownership: `handle` belongs to the receiver. For `SQLPOOL_OP_ACQUIRE` it
+ Ownership: `handle` belongs to the receiver; `error` see below. For `SQLPOOL_OP_ACQUIRE` it
  is a `sqlpool_conn *` the receiver must give back with
  `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
  receiver must free with `sqlpool_result_free`; otherwise, and whenever
@@ -489,6 +503,14 @@ typedef struct sqlpool_completion {
    EXECUTE and BATCH: the rows changed; otherwise 0.
    */
   uint64_t rows_affected;
+  /*
+   When `status` is not `SQLPOOL_OK`: this operation's own error
+   (status, SQLSTATE, message, detail), whichever thread pops it and
+   whatever it does next; otherwise NULL. From `sqlpool_queue_pop` it
+   is the caller's, to free with `sqlpool_error_free`; passed to a
+   callback it is valid during the call and freed by the library.
+   */
+  struct sqlpool_error *error;
 } sqlpool_completion;
 
 /*
@@ -742,7 +764,9 @@ sqlpool_status sqlpool_queue_fd(struct sqlpool_queue *queue, int *fd);
  operation's own `out->status`), `SQLPOOL_EMPTY` when there was none
  (`*out` untouched, the last error unchanged). When `out->status` is not
  `SQLPOOL_OK`, the calling thread's last error is set to the operation's
- error, so `sqlpool_last_error_message` etc. describe it right after.
+ error, so `sqlpool_last_error_message` etc. describe it right after;
+ `out->error` carries the same error, owned by the caller until
+ `sqlpool_error_free`, so that no later call can lose it.
  The descriptor of `sqlpool_queue_fd` stops being readable once the queue
  is empty. `out->handle` is the caller's (see `sqlpool_completion`).
  Thread-safe. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.
@@ -1103,6 +1127,39 @@ sqlpool_status sqlpool_copy_read(struct sqlpool_copy *copy,
  `SQLPOOL_BUSY` while another thread is in a call on it (nothing freed).
  */
 sqlpool_status sqlpool_copy_free(struct sqlpool_copy *copy);
+
+/*
+ The error's status (`SQLPOOL_MISUSE` for NULL or a freed error).
+ */
+sqlpool_status sqlpool_error_status(const struct sqlpool_error *error);
+
+/*
+ The error's message, NUL-terminated, valid until `sqlpool_error_free`
+ ("" for NULL or a freed error). Never holds a password.
+ */
+const char *sqlpool_error_message(const struct sqlpool_error *error);
+
+/*
+ The error's SQLSTATE ("" if none). Lifetime as `sqlpool_error_message`.
+ */
+const char *sqlpool_error_sqlstate(const struct sqlpool_error *error);
+
+/*
+ The server's DETAIL line ("" if none). Lifetime as `sqlpool_error_message`.
+ */
+const char *sqlpool_error_detail(const struct sqlpool_error *error);
+
+/*
+ The error as JSON, with the keys of `sqlpool_last_error_json`. Lifetime
+ as `sqlpool_error_message`.
+ */
+const char *sqlpool_error_json(const struct sqlpool_error *error);
+
+/*
+ Frees an error. NULL is accepted and ignored; freeing twice returns
+ `SQLPOOL_MISUSE`.
+ */
+sqlpool_status sqlpool_error_free(struct sqlpool_error *error);
 
 /*
  Sends the library's log lines to `callback` at `min_level` and more

@@ -32,6 +32,7 @@ pub enum HandleKind {
     Stream = 7,
     Copy = 8,
     Notification = 9,
+    Error = 10,
 }
 
 /// Handles of every table not yet removed (`sqlpool_live_handles`).
@@ -79,6 +80,7 @@ impl HandleKind {
             7 => HandleKind::Stream,
             8 => HandleKind::Copy,
             9 => HandleKind::Notification,
+            10 => HandleKind::Error,
             _ => return None,
         })
     }
@@ -94,6 +96,7 @@ impl HandleKind {
             HandleKind::Stream => "stream",
             HandleKind::Copy => "COPY",
             HandleKind::Notification => "notification",
+            HandleKind::Error => "error",
         }
     }
 

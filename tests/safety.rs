@@ -370,6 +370,7 @@ fn every_exported_function_is_wrapped_in_the_panic_boundary() {
         "add_param(",
         "savepoint(",
         "last_error_field(",
+        "error_field(",
     ];
     let mut exported = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

@@ -44,7 +44,7 @@ pub struct sqlpool_queue {
 /// The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
 /// to a `sqlpool_completion_callback`.
 ///
-/// Ownership: `handle` belongs to the receiver. For `SQLPOOL_OP_ACQUIRE` it
+/// Ownership: `handle` belongs to the receiver; `error` see below. For `SQLPOOL_OP_ACQUIRE` it
 /// is a `sqlpool_conn *` the receiver must give back with
 /// `sqlpool_conn_release`; for `SQLPOOL_OP_QUERY` a `sqlpool_result *` the
 /// receiver must free with `sqlpool_result_free`; otherwise, and whenever
@@ -68,6 +68,12 @@ pub struct sqlpool_completion {
     pub handle: *mut c_void,
     /// EXECUTE and BATCH: the rows changed; otherwise 0.
     pub rows_affected: u64,
+    /// When `status` is not `SQLPOOL_OK`: this operation's own error
+    /// (status, SQLSTATE, message, detail), whichever thread pops it and
+    /// whatever it does next; otherwise NULL. From `sqlpool_queue_pop` it
+    /// is the caller's, to free with `sqlpool_error_free`; passed to a
+    /// callback it is valid during the call and freed by the library.
+    pub error: *mut super::sqlpool_error,
 }
 
 /// Called once per operation started with a callback: `user_data` as
@@ -272,6 +278,7 @@ fn to_c(completion: Completion, user_data: usize) -> (sqlpool_completion, Option
         kind: completion.kind as u32,
         handle: std::ptr::null_mut(),
         rows_affected: 0,
+        error: std::ptr::null_mut(),
     };
     let registered = completion.outcome.and_then(|output| match output {
         Output::Conn(checkout) => CONNS
@@ -292,6 +299,7 @@ fn to_c(completion: Completion, user_data: usize) -> (sqlpool_completion, Option
         }
         Err(e) => {
             c.status = e.status;
+            c.error = super::new_error(&e);
             (c, Some(e))
         }
     }
@@ -335,6 +343,12 @@ fn bind(target: Target, op: &Op, user_data: *mut c_void, op_id: *mut u64) -> Res
             // SAFETY: the host promised a callback valid until its
             // operations complete (documented on the starting functions).
             unsafe { cb(user_data as *mut c_void, &raw) };
+            // In a callback the error, like the completion, is valid only
+            // during the call: the library frees it (a second free by the
+            // callback is harmless: SQLPOOL_MISUSE).
+            if !raw.error.is_null() {
+                let _ = super::sqlpool_error_free(raw.error);
+            }
         }),
     };
     if let Some(out) = Out::optional(op_id) {
@@ -539,7 +553,9 @@ pub unsafe extern "C" fn sqlpool_queue_fd(
 /// operation's own `out->status`), `SQLPOOL_EMPTY` when there was none
 /// (`*out` untouched, the last error unchanged). When `out->status` is not
 /// `SQLPOOL_OK`, the calling thread's last error is set to the operation's
-/// error, so `sqlpool_last_error_message` etc. describe it right after.
+/// error, so `sqlpool_last_error_message` etc. describe it right after;
+/// `out->error` carries the same error, owned by the caller until
+/// `sqlpool_error_free`, so that no later call can lose it.
 /// The descriptor of `sqlpool_queue_fd` stops being readable once the queue
 /// is empty. `out->handle` is the caller's (see `sqlpool_completion`).
 /// Thread-safe. Errors: `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`.

@@ -18,6 +18,7 @@ use crate::error::{panic_message, Error, Result, Status};
 mod async_api;
 mod conn;
 mod copy;
+mod error;
 pub(crate) mod fork;
 mod log;
 mod notify;
@@ -29,6 +30,7 @@ mod stream;
 pub use async_api::*;
 pub use conn::*;
 pub use copy::*;
+pub use error::*;
 pub use log::*;
 pub use notify::*;
 pub use options::*;
@@ -39,6 +41,7 @@ pub use stream::*;
 // The handle tables and helpers the other modules (async_api) reach through
 // `super::`.
 pub(crate) use conn::{with_conn, ConnSlot, CONNS};
+pub(crate) use error::new_error;
 pub(crate) use options::OPTIONS;
 pub(crate) use params::{param_sets_of, params_of, with_params};
 pub(crate) use pool::POOLS;

@@ -133,11 +133,12 @@ static int on_completion(struct loop *lp, const sqlpool_completion *c)
 {
     struct request *rq = c->user_data;
     if (c->status != SQLPOOL_OK) {
-        /* sqlpool_queue_pop made the operation's error this thread's last error. */
-        char what[64];
-        snprintf(what, sizeof what, "request %" PRId64 " (operation %" PRIu64 ")", rq->id,
-                 c->op_id);
-        return failed(c->status, what);
+        /* The completion carries its own error (the caller's to free). */
+        fprintf(stderr, "error: request %" PRId64 " (operation %" PRIu64 "): %s: %s (SQLSTATE %s)\n",
+                rq->id, c->op_id, sqlpool_status_name(c->status), sqlpool_error_message(c->error),
+                sqlpool_error_sqlstate(c->error));
+        sqlpool_error_free(c->error);
+        return 1;
     }
     switch (c->kind) {
     case SQLPOOL_OP_ACQUIRE:

@@ -413,6 +413,7 @@ function Loop:run()
       self.waiting[key] = nil
       -- pop set this thread's last error to the operation's: read it now
       local err = completion.status ~= OK and last_error(completion.status) or nil
+      if completion.error ~= nil then C.sqlpool_error_free(completion.error) end
       self:_resume(co, completion.handle, tonumber(completion.rows_affected), err)
     end
   end

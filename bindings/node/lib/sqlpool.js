@@ -39,7 +39,7 @@ for (const name of ['sqlpool_pool', 'sqlpool_conn', 'sqlpool_result', 'sqlpool_p
 }
 koffi.struct('sqlpool_completion', {
   op_id: 'uint64_t', user_data: 'void *', status: 'uint32_t', kind: 'uint32_t',
-  handle: 'void *', rows_affected: 'uint64_t',
+  handle: 'void *', rows_affected: 'uint64_t', error: 'void *',
 });
 koffi.struct('sqlpool_result_info', {
   rows: 'uintptr_t', columns: 'uintptr_t', names: 'void *', names_len: 'uintptr_t',
@@ -92,6 +92,7 @@ for (const proto of [
   'uint32_t sqlpool_queue_fd(sqlpool_queue *queue, _Out_ int *fd)',
   'uint32_t sqlpool_queue_pop(sqlpool_queue *queue, _Out_ sqlpool_completion *out)',
   'uint32_t sqlpool_queue_free(sqlpool_queue *queue)',
+  'uint32_t sqlpool_error_free(void *error)',
   'uint32_t sqlpool_pool_acquire_async(sqlpool_pool *pool, int64_t timeout_ms, sqlpool_queue *queue, void *callback, void *user_data, _Out_ uint64_t *op_id)',
   'uint32_t sqlpool_conn_execute_async(sqlpool_conn *conn, const char *sql, const sqlpool_params *params, sqlpool_queue *queue, void *callback, void *user_data, _Out_ uint64_t *op_id)',
   'uint32_t sqlpool_conn_query_async(sqlpool_conn *conn, const char *sql, const sqlpool_params *params, sqlpool_queue *queue, void *callback, void *user_data, _Out_ uint64_t *op_id)',
@@ -338,6 +339,7 @@ function drainQueue() {
     const waiter = completions.pending.get(Number(c.op_id));
     completions.pending.delete(Number(c.op_id));
     // pop set this thread's last error to the operation's: read it now.
+    if (c.error) C.sqlpool_error_free(c.error); // our copy of that error
     if (c.status !== OK) waiter.reject(lastError(c.status));
     else waiter.resolve(c);
   }

@@ -169,6 +169,7 @@ class Completion(Structure):
         ("kind", c_uint32),
         ("handle", c_void_p),
         ("rows_affected", c_uint64),
+        ("error", c_void_p),
     ]
 
 
@@ -337,6 +338,12 @@ _ASYNC_PROTOTYPES = {
         [_P, c_char_p, POINTER(c_void_p), c_size_t, _P, c_void_p, c_void_p, POINTER(c_uint64)],
     ),
     "sqlpool_cancel": (status_t, [c_uint64]),
+    "sqlpool_error_status": (status_t, [_P]),
+    "sqlpool_error_message": (c_void_p, [_P]),
+    "sqlpool_error_sqlstate": (c_void_p, [_P]),
+    "sqlpool_error_detail": (c_void_p, [_P]),
+    "sqlpool_error_json": (c_void_p, [_P]),
+    "sqlpool_error_free": (status_t, [_P]),
 }
 
 

@@ -113,6 +113,10 @@ class _LoopQueue:
             status = c.status
             # The thread's last error describes a failed completion: read it now.
             error = last_error(status) if status else None
+            if c.error:
+                # The completion's own copy of that error: ours to free.
+                lib.sqlpool_error_free(c.error)
+                c.error = None
             op = self.ops.pop(c.op_id, None)
             try:
                 self._complete(op, c.kind, status, error, c.handle, c.rows_affected)
