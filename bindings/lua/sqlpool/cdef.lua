@@ -23,6 +23,7 @@ static const int SQLPOOL_LOG_WARN = 2;
 static const int SQLPOOL_LOG_INFO = 3;
 static const int SQLPOOL_LOG_DEBUG = 4;
 static const int SQLPOOL_LOG_TRACE = 5;
+static const int SQLPOOL_OP_NOTIFY = 5;
 static const int SQLPOOL_RECYCLE_FAST = 0;
 static const int SQLPOOL_RECYCLE_VERIFIED = 1;
 static const int SQLPOOL_RECYCLE_CLEAN = 2;
@@ -64,12 +65,15 @@ enum SQLPOOL
 };
 typedef uint32_t SQLPOOL;
 typedef struct sqlpool_conn sqlpool_conn;
+typedef struct sqlpool_copy sqlpool_copy;
 typedef struct sqlpool_error sqlpool_error;
+typedef struct sqlpool_notification sqlpool_notification;
 typedef struct sqlpool_options sqlpool_options;
 typedef struct sqlpool_params sqlpool_params;
 typedef struct sqlpool_pool sqlpool_pool;
 typedef struct sqlpool_queue sqlpool_queue;
 typedef struct sqlpool_result sqlpool_result;
+typedef struct sqlpool_stream sqlpool_stream;
 typedef SQLPOOL sqlpool_status;
 typedef struct sqlpool_completion {
   uint64_t op_id;
@@ -86,6 +90,14 @@ typedef void (*sqlpool_log_callback)(void *user_data,
                                      uint32_t level,
                                      const char *target,
                                      const char *message);
+typedef struct sqlpool_notification_info {
+  int32_t pid;
+  uint32_t _reserved;
+  const char *channel;
+  size_t channel_len;
+  const char *payload;
+  size_t payload_len;
+} sqlpool_notification_info;
 typedef struct sqlpool_stats {
   uint32_t total;
   uint32_t idle;
@@ -190,6 +202,19 @@ sqlpool_status sqlpool_conn_rollback(struct sqlpool_conn *conn);
 sqlpool_status sqlpool_conn_savepoint(struct sqlpool_conn *conn, const char *name);
 sqlpool_status sqlpool_conn_release_savepoint(struct sqlpool_conn *conn, const char *name);
 sqlpool_status sqlpool_conn_rollback_to_savepoint(struct sqlpool_conn *conn, const char *name);
+sqlpool_status sqlpool_conn_copy_in(struct sqlpool_conn *conn,
+                                    const char *sql,
+                                    struct sqlpool_copy **out);
+sqlpool_status sqlpool_conn_copy_out(struct sqlpool_conn *conn,
+                                     const char *sql,
+                                     struct sqlpool_copy **out);
+sqlpool_status sqlpool_copy_write(struct sqlpool_copy *copy, const uint8_t *data, size_t len);
+sqlpool_status sqlpool_copy_finish(struct sqlpool_copy *copy, uint64_t *rows);
+sqlpool_status sqlpool_copy_read(struct sqlpool_copy *copy,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *written);
+sqlpool_status sqlpool_copy_free(struct sqlpool_copy *copy);
 sqlpool_status sqlpool_error_status(const struct sqlpool_error *error);
 const char *sqlpool_error_message(const struct sqlpool_error *error);
 const char *sqlpool_error_sqlstate(const struct sqlpool_error *error);
@@ -200,6 +225,18 @@ sqlpool_status sqlpool_set_logger(sqlpool_log_callback callback,
                                   uint32_t min_level,
                                   void *user_data);
 sqlpool_status sqlpool_set_sql_logging(int32_t enabled, int32_t with_values);
+sqlpool_status sqlpool_conn_next_notification(struct sqlpool_conn *conn,
+                                              int64_t timeout_ms,
+                                              struct sqlpool_notification **out);
+sqlpool_status sqlpool_notification_get(const struct sqlpool_notification *notification,
+                                        struct sqlpool_notification_info *out);
+sqlpool_status sqlpool_notification_free(struct sqlpool_notification *notification);
+sqlpool_status sqlpool_conn_next_notification_async(struct sqlpool_conn *conn,
+                                                    int64_t timeout_ms,
+                                                    struct sqlpool_queue *queue,
+                                                    sqlpool_completion_callback callback,
+                                                    void *user_data,
+                                                    uint64_t *op_id);
 sqlpool_status sqlpool_options_new(struct sqlpool_options **out);
 sqlpool_status sqlpool_options_free(struct sqlpool_options *options);
 sqlpool_status sqlpool_options_set(struct sqlpool_options *options,
@@ -272,6 +309,10 @@ sqlpool_status sqlpool_pool_query(struct sqlpool_pool *pool,
 sqlpool_status sqlpool_pool_stats(struct sqlpool_pool *pool,
                                   struct sqlpool_stats *out,
                                   size_t size);
+sqlpool_status sqlpool_pool_host_stats(struct sqlpool_pool *pool,
+                                       char *buf,
+                                       size_t len,
+                                       size_t *written);
 sqlpool_status sqlpool_pool_resize(struct sqlpool_pool *pool, uint32_t min_size, uint32_t max_size);
 sqlpool_status sqlpool_pool_drain(struct sqlpool_pool *pool);
 sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
@@ -323,4 +364,12 @@ sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
                                        size_t column,
                                        const uint8_t **ptr,
                                        size_t *len);
+sqlpool_status sqlpool_conn_query_stream(struct sqlpool_conn *conn,
+                                         const char *sql,
+                                         const struct sqlpool_params *params,
+                                         struct sqlpool_stream **out);
+sqlpool_status sqlpool_stream_next(struct sqlpool_stream *stream,
+                                   size_t max_rows,
+                                   struct sqlpool_result **out);
+sqlpool_status sqlpool_stream_free(struct sqlpool_stream *stream);
 ]==]
