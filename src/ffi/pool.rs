@@ -114,7 +114,8 @@ pub extern "C" fn sqlpool_pool_close(pool: *mut sqlpool_pool) -> sqlpool_status 
 /// carries the last connection error, if any), `SQLPOOL_POOL_CLOSED`,
 /// `SQLPOOL_POOL_EXHAUSTED` (`max_waiting`); the connection error itself
 /// (`SQLPOOL_AUTH_ERROR`, `SQLPOOL_DATABASE_ERROR` for an unknown database,
-/// `SQLPOOL_UNSUPPORTED` for `sslmode=require`) when retrying cannot help;
+/// `SQLPOOL_INVALID_OPTION` for TLS settings that cannot work) when
+/// retrying cannot help;
 /// `SQLPOOL_INVALID_ARGUMENT`, `SQLPOOL_MISUSE`. Thread-safe.
 ///
 /// Blocks until a connection is free or opened: bounded by `timeout_ms` (or
