@@ -121,8 +121,19 @@ pub struct Stuck;
 struct Flag {
     woken: AtomicBool,
     sleeping: AtomicBool,
-    /// Created on first use; closed when the last waker goes.
-    event: std::sync::OnceLock<Option<std::os::fd::OwnedFd>>,
+    /// The thread's eventfd, shared by its drivers' flags (a waker kept
+    /// past its call keeps the descriptor open; a late wake through it is
+    /// a spurious, harmless wake-up of a later call).
+    event: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+thread_local! {
+    static THREAD_EVENT: Option<Arc<std::os::fd::OwnedFd>> = {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        // SAFETY: a new, valid descriptor that nothing else owns.
+        (fd >= 0).then(|| Arc::new(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }))
+    };
 }
 
 impl Flag {
@@ -130,24 +141,16 @@ impl Flag {
         Flag {
             woken: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
-            event: std::sync::OnceLock::new(),
+            event: THREAD_EVENT.with(Clone::clone),
         }
     }
 
     fn event_fd(&self) -> Option<RawFd> {
-        self.event
-            .get_or_init(|| {
-                // SAFETY: plain system call; the result is checked.
-                let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-                // SAFETY: a new, valid descriptor that nothing else owns.
-                (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
-            })
-            .as_ref()
-            .map(AsRawFd::as_raw_fd)
+        self.raw_event_fd()
     }
 
     fn raw_event_fd(&self) -> Option<RawFd> {
-        self.event.get()?.as_ref().map(AsRawFd::as_raw_fd)
+        self.event.as_deref().map(AsRawFd::as_raw_fd)
     }
 
     fn drain(&self) {
