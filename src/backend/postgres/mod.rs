@@ -586,7 +586,12 @@ impl PgConn {
         r
     }
 
-    pub async fn execute_script(&mut self, sql: &str) -> Result<()> {
+    /// Runs the statement `make` starts on the client through [`Self::run`]
+    /// (this connection's query timeout and interrupt).
+    async fn run_statement<'a, T, F>(&'a mut self, make: impl FnOnce(&'a Client) -> F) -> Result<T>
+    where
+        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + 'a,
+    {
         let timeout = self.query_timeout();
         let Self {
             client,
@@ -595,14 +600,11 @@ impl PgConn {
             interrupt,
             ..
         } = self;
-        Self::run(
-            driver,
-            cancel,
-            interrupt.as_deref(),
-            timeout,
-            client.batch_execute(sql),
-        )
-        .await
+        Self::run(driver, cancel, interrupt.as_deref(), timeout, make(client)).await
+    }
+
+    pub async fn execute_script(&mut self, sql: &str) -> Result<()> {
+        self.run_statement(|client| client.batch_execute(sql)).await
     }
 
     /// Forgets every cached statement (after `DISCARD ALL`, `DEALLOCATE`).
@@ -619,22 +621,9 @@ impl PgConn {
     ) -> Result<(PreparedSql, Statement, Vec<&'p Value>)> {
         if !self.cache.entries.contains_key(sql) {
             let prepared_sql = prepare_sql(sql, Dialect::Postgres)?;
-            let timeout = self.query_timeout();
-            let Self {
-                client,
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            let statement = Self::run(
-                driver,
-                cancel,
-                interrupt.as_deref(),
-                timeout,
-                client.prepare(&prepared_sql.sql),
-            )
-            .await?;
+            let statement = self
+                .run_statement(|client| client.prepare(&prepared_sql.sql))
+                .await?;
             self.cache.insert(
                 sql,
                 Prepared {
@@ -705,24 +694,9 @@ impl PgConn {
             self.execute_script(&format!("SAVEPOINT {SAVEPOINT}"))
                 .await?;
         }
-        let timeout = self.query_timeout();
-        let typed = {
-            let Self {
-                client,
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            Self::run(
-                driver,
-                cancel,
-                interrupt.as_deref(),
-                timeout,
-                client.prepare_typed(sql, types),
-            )
-            .await
-        };
+        let typed = self
+            .run_statement(|client| client.prepare_typed(sql, types))
+            .await;
         let typed = match typed {
             Ok(s) => Some(s),
             Err(e) if e.sqlstate.is_some() && !e.breaks_connection() => None,
