@@ -798,8 +798,8 @@ impl Manage for Manager {
         self.open(id)
     }
 
-    fn check(&self, conn: &mut Conn, deadline: Option<Instant>) -> Result<()> {
-        let deadline = deadline.map(|d| d.max(Instant::now() + CHECK_FLOOR));
+    fn check(&self, conn: &mut Conn, deadline: &mut dyn FnMut() -> Option<Instant>) -> Result<()> {
+        let mut deadline = || deadline().map(|d| d.max(Instant::now() + CHECK_FLOOR));
         self.fits_or_broken(conn)?;
         match self.settings.recycling {
             Recycling::Fast => Ok(()),
@@ -817,12 +817,12 @@ impl Manage for Manager {
                 }
             }
             Recycling::Verified => {
-                conn.ping(deadline)?;
+                conn.ping(deadline())?;
                 self.fits_or_broken(conn)
             }
             Recycling::Clean => match conn.db {
                 Db::Postgres(_) => {
-                    conn.discard_all(deadline)?;
+                    conn.discard_all(deadline())?;
                     self.set_up_session(conn)
                 }
                 Db::Sqlite(_) => Ok(()),
