@@ -146,13 +146,15 @@
 #define SQLPOOL_KIND_MIXED 6
 
 /*
- Status code returned by every fallible `sqlpool_*` function.
+ Status code returned by every fallible `sqlpool_*` function;
+ `SQLPOOL_OK` (0) is success. See `sqlpool_status_name` and
+ `sqlpool_last_error_message`.
 
  The numbers are part of the ABI: they are explicit and never reused.
  C callers receive them as `uint32_t`-sized enum values; the library never
  accepts this enum *from* C.
  */
-enum SQLPOOL
+enum sqlpool_status
 #ifdef __cplusplus
   : uint32_t
 #endif // __cplusplus
@@ -271,7 +273,7 @@ enum SQLPOOL
   SQLPOOL_PANIC = 99,
 };
 #ifndef __cplusplus
-typedef uint32_t SQLPOOL;
+typedef uint32_t sqlpool_status;
 #endif // __cplusplus
 
 /*
@@ -459,12 +461,6 @@ typedef struct sqlpool_result sqlpool_result;
  `sqlpool_conn_query_stream`, `sqlpool_stream_next`, `sqlpool_stream_free`.
  */
 typedef struct sqlpool_stream sqlpool_stream;
-
-/*
- Status code returned by every fallible function; `SQLPOOL_OK` (0) is
- success. See `sqlpool_status_name` and `sqlpool_last_error_message`.
- */
-typedef SQLPOOL sqlpool_status;
 
 /*
  The end of an asynchronous operation, from `sqlpool_queue_pop` or passed

@@ -34,7 +34,7 @@ static const int SQLPOOL_KIND_DOUBLE = 3;
 static const int SQLPOOL_KIND_TEXT = 4;
 static const int SQLPOOL_KIND_BLOB = 5;
 static const int SQLPOOL_KIND_MIXED = 6;
-enum SQLPOOL
+enum sqlpool_status
  {
   SQLPOOL_OK = 0,
   SQLPOOL_INVALID_ARGUMENT = 1,
@@ -63,7 +63,7 @@ enum SQLPOOL
   SQLPOOL_INTERNAL = 98,
   SQLPOOL_PANIC = 99,
 };
-typedef uint32_t SQLPOOL;
+typedef uint32_t sqlpool_status;
 typedef struct sqlpool_conn sqlpool_conn;
 typedef struct sqlpool_copy sqlpool_copy;
 typedef struct sqlpool_error sqlpool_error;
@@ -74,7 +74,6 @@ typedef struct sqlpool_pool sqlpool_pool;
 typedef struct sqlpool_queue sqlpool_queue;
 typedef struct sqlpool_result sqlpool_result;
 typedef struct sqlpool_stream sqlpool_stream;
-typedef SQLPOOL sqlpool_status;
 typedef struct sqlpool_completion {
   uint64_t op_id;
   void *user_data;

@@ -111,7 +111,7 @@ def test_status_codes_match_the_header():
     if not HEADER.exists():
         pytest.skip("no header in this checkout")
     text = HEADER.read_text()
-    body = re.search(r"enum SQLPOOL\b[^{]*\{(.*?)\}", text, re.S).group(1)
+    body = re.search(r"enum sqlpool_status\b[^{]*\{(.*?)\}", text, re.S).group(1)
     body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
     header = {m.group(1): int(m.group(2)) for m in re.finditer(r"SQLPOOL_(\w+) = (\d+)", body)}
     assert len(header) >= 26
