@@ -11,12 +11,17 @@
  *   bench_sqlpool fetch-columns URI              every cell through column_data
  *   bench_sqlpool insert URI ROWS                one execute per row, one transaction
  *   bench_sqlpool insert-batch URI ROWS          sqlpool_conn_execute_many (one list, many sets)
+ *   bench_sqlpool stream-fetch URI               bench_fetch streamed in chunks, every cell
+ *   bench_sqlpool stream URI ROWS                ROWS generated rows streamed (id, name); peak RSS
+ *   bench_sqlpool copy URI ROWS                  ROWS insert rows through COPY FROM STDIN (text)
  *
  * Timed loops are preceded by a warm-up; each prints one JSON line:
- * ns_per_op (per acquire+release, query, lookup) or ms (whole fetch/insert).
+ * ns_per_op (per acquire+release, query, lookup) or ms (whole fetch/insert),
+ * and maxrss_kb (the process's peak RSS).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,19 +240,8 @@ static int cmd_point(const char *uri, long iters, long rows) {
 
 /* ---- 3. fetch 100,000 rows ---------------------------------------------- */
 
-static int cmd_fetch(const char *uri, int columnar) {
-    sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
-    sqlpool_conn *conn = NULL;
-    CHECK(sqlpool_pool_acquire(pool, -1, &conn));
-    /* Warm-up: the statement prepared and cached, the table in shared buffers. */
-    sqlpool_result *r = NULL;
-    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL " LIMIT 10", NULL, &r));
-    sqlpool_result_free(r);
-    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL, NULL, &r));
-    sqlpool_result_free(r);
-
-    double start = bench_now_ns();
-    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL, NULL, &r));
+/* Every cell of a bench_fetch result, through the getters or column_data. */
+static uint64_t touch_fetch(sqlpool_result *r, int columnar, uintptr_t *rows_out) {
     uintptr_t rows = 0;
     uint64_t check = 0;
     CHECK(sqlpool_result_row_count(r, &rows));
@@ -277,12 +271,131 @@ static int cmd_fetch(const char *uri, int columnar) {
                      c[3].bytes[c[3].offsets[i + 1] - 1] + data_len + c[4].bytes[c[4].offsets[i]];
         }
     }
+    *rows_out += rows;
+    return check;
+}
+
+static long maxrss_kb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* `streamed`: bench_fetch read with sqlpool_conn_query_stream in chunks of
+ * 10,000 rows (column_data), else whole with sqlpool_conn_query. */
+static int cmd_fetch(const char *uri, int columnar, int streamed) {
+    sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
+    sqlpool_conn *conn = NULL;
+    CHECK(sqlpool_pool_acquire(pool, -1, &conn));
+    /* Warm-up: the statement prepared and cached, the table in shared buffers. */
+    sqlpool_result *r = NULL;
+    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL " LIMIT 10", NULL, &r));
     sqlpool_result_free(r);
+    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL, NULL, &r));
+    sqlpool_result_free(r);
+
+    double start = bench_now_ns();
+    uintptr_t rows = 0;
+    uint64_t check = 0;
+    if (!streamed) {
+        CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL, NULL, &r));
+        check = touch_fetch(r, columnar, &rows);
+        sqlpool_result_free(r);
+    } else {
+        sqlpool_stream *s = NULL;
+        sqlpool_status st;
+        CHECK(sqlpool_conn_query_stream(conn, BENCH_FETCH_SQL, NULL, &s));
+        while ((st = sqlpool_stream_next(s, 10000, &r)) == SQLPOOL_OK) {
+            check += touch_fetch(r, columnar, &rows);
+            sqlpool_result_free(r);
+        }
+        if (st != SQLPOOL_EMPTY) fail("sqlpool_stream_next");
+        sqlpool_stream_free(s);
+    }
     double elapsed = bench_now_ns() - start;
     sqlpool_conn_release(conn);
     sqlpool_pool_close(pool);
-    printf("{\"ms\": %.3f, \"rows\": %lu, \"check\": %llu}\n", elapsed / 1e6, (unsigned long)rows,
-           (unsigned long long)check);
+    printf("{\"ms\": %.3f, \"rows\": %lu, \"check\": %llu, \"maxrss_kb\": %ld}\n", elapsed / 1e6,
+           (unsigned long)rows, (unsigned long long)check, maxrss_kb());
+    return 0;
+}
+
+/* ---- 9. bulk: 2,000,000 rows streamed, COPY ---------------------------- */
+
+/* ROWS generated rows (id, 'name-' || id) streamed in chunks of 10,000;
+ * the peak RSS is the point. */
+static int cmd_stream(const char *uri, long rows) {
+    sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
+    sqlpool_conn *conn = NULL;
+    sqlpool_stream *s = NULL;
+    sqlpool_result *r = NULL;
+    sqlpool_status st;
+    char sql[256];
+    if (is_sqlite(uri))
+        snprintf(sql, sizeof sql,
+                 "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < %ld) "
+                 "SELECT g AS id, 'name-' || g AS name FROM c", rows);
+    else
+        snprintf(sql, sizeof sql, "SELECT g AS id, 'name-' || g AS name FROM generate_series(1, %ld) g", rows);
+    CHECK(sqlpool_pool_acquire(pool, -1, &conn));
+    double start = bench_now_ns();
+    uint64_t n = 0, check = 0;
+    CHECK(sqlpool_conn_query_stream(conn, sql, NULL, &s));
+    while ((st = sqlpool_stream_next(s, 10000, &r)) == SQLPOOL_OK) {
+        sqlpool_column_data id, name;
+        CHECK(sqlpool_result_column_data(r, 0, &id));
+        CHECK(sqlpool_result_column_data(r, 1, &name));
+        for (uintptr_t i = 0; i < id.rows; i++) check += (uint64_t)id.ints[i] + name.offsets[i + 1] - name.offsets[i];
+        n += id.rows;
+        sqlpool_result_free(r);
+    }
+    if (st != SQLPOOL_EMPTY) fail("sqlpool_stream_next");
+    sqlpool_stream_free(s);
+    double elapsed = bench_now_ns() - start;
+    sqlpool_conn_release(conn);
+    sqlpool_pool_close(pool);
+    if ((long)n != rows) {
+        fprintf(stderr, "streamed %llu rows, expected %ld\n", (unsigned long long)n, rows);
+        return 1;
+    }
+    printf("{\"ms\": %.3f, \"rows\": %llu, \"check\": %llu, \"maxrss_kb\": %ld}\n", elapsed / 1e6,
+           (unsigned long long)n, (unsigned long long)check, maxrss_kb());
+    return 0;
+}
+
+/* ROWS rows of the insert scenario loaded with COPY FROM STDIN, text
+ * format, written 64 KiB at a time. */
+static int cmd_copy(const char *uri, long rows) {
+    sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
+    sqlpool_conn *conn = NULL;
+    sqlpool_copy *copy = NULL;
+    static char buf[65536];
+    size_t used = 0;
+    uint64_t n = 0;
+    CHECK(sqlpool_pool_acquire(pool, -1, &conn));
+    CHECK(sqlpool_conn_execute_script(conn, "TRUNCATE bench_insert"));
+    double start = bench_now_ns();
+    CHECK(sqlpool_conn_copy_in(conn, "COPY bench_insert (id, name, value) FROM STDIN", &copy));
+    for (long i = 0; i < rows; i++) {
+        if (sizeof buf - used < 64) {
+            CHECK(sqlpool_copy_write(copy, (const uint8_t *)buf, used));
+            used = 0;
+        }
+        char name[32];
+        bench_insert_name(name, sizeof name, i);
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%ld\t%s\t%.17g\n", i, name, (double)i * 0.5);
+    }
+    CHECK(sqlpool_copy_write(copy, (const uint8_t *)buf, used));
+    CHECK(sqlpool_copy_finish(copy, &n));
+    sqlpool_copy_free(copy);
+    double elapsed = bench_now_ns() - start;
+    sqlpool_conn_release(conn);
+    sqlpool_pool_close(pool);
+    if ((long)n != rows) {
+        fprintf(stderr, "copied %llu rows, expected %ld\n", (unsigned long long)n, rows);
+        return 1;
+    }
+    printf("{\"ms\": %.3f, \"rows\": %llu}\n", elapsed / 1e6, (unsigned long long)n);
     return 0;
 }
 
@@ -351,7 +464,8 @@ static void usage(void) {
             "usage: bench_sqlpool info URI | setup-pg URI ROWS | setup-sqlite URI ROWS |\n"
             "       acquire URI THREADS ITERS fast|verified | select1 URI ITERS |\n"
             "       point URI ITERS ROWS | fetch URI | fetch-columns URI |\n"
-            "       insert URI ROWS | insert-batch URI ROWS\n");
+            "       insert URI ROWS | insert-batch URI ROWS | stream-fetch URI |\n"
+            "       stream URI ROWS | copy URI ROWS\n");
     exit(2);
 }
 
@@ -367,8 +481,11 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "select1") == 0 && argc == 4) return cmd_select1(uri, bench_arg_long(argv[3], "ITERS"));
     if (strcmp(cmd, "point") == 0 && argc == 5)
         return cmd_point(uri, bench_arg_long(argv[3], "ITERS"), bench_arg_long(argv[4], "ROWS"));
-    if (strcmp(cmd, "fetch") == 0 && argc == 3) return cmd_fetch(uri, 0);
-    if (strcmp(cmd, "fetch-columns") == 0 && argc == 3) return cmd_fetch(uri, 1);
+    if (strcmp(cmd, "fetch") == 0 && argc == 3) return cmd_fetch(uri, 0, 0);
+    if (strcmp(cmd, "fetch-columns") == 0 && argc == 3) return cmd_fetch(uri, 1, 0);
+    if (strcmp(cmd, "stream-fetch") == 0 && argc == 3) return cmd_fetch(uri, 1, 1);
+    if (strcmp(cmd, "stream") == 0 && argc == 4) return cmd_stream(uri, bench_arg_long(argv[3], "ROWS"));
+    if (strcmp(cmd, "copy") == 0 && argc == 4) return cmd_copy(uri, bench_arg_long(argv[3], "ROWS"));
     if (strcmp(cmd, "insert") == 0 && argc == 4) return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), 0);
     if (strcmp(cmd, "insert-batch") == 0 && argc == 4)
         return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), 1);

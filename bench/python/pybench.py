@@ -12,6 +12,9 @@ JSON object on stdout.
     pybench.py fetch   --lib L --uri U                  every row of bench_fetch, every cell
     pybench.py insert  --lib L --uri U --rows N --how loop|many
                                                        N inserts in one transaction
+    pybench.py stream  --lib L --uri U --rows N         N generated rows streamed (peak RSS)
+    pybench.py copy    --lib L --uri U --rows N --how write_row|execute_many
+                                                       N rows loaded into bench_insert
     pybench.py versions                                 installed versions of every library
 
 Libraries (--lib): sqlpool, psycopg (psycopg 3 + psycopg_pool), asyncpg,
@@ -526,6 +529,82 @@ def cmd_insert(a: argparse.Namespace) -> None:
     out({"ms": ns / 1e6, "rows": count})
 
 
+def stream_sql(uri: str, rows: int) -> str:
+    if is_sqlite(uri):
+        return (f"WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < {rows}) "
+                "SELECT g AS id, 'name-' || g AS name FROM c")
+    return f"SELECT g AS id, 'name-' || g AS name FROM generate_series(1, {rows}) g"
+
+
+def cmd_stream(a: argparse.Namespace) -> None:
+    """Every row of a large result read one by one without holding it whole:
+    sqlpool's conn.stream(), psycopg's server-side (named) cursor."""
+    lib, uri, n = a.lib, a.uri, a.rows
+    sql = stream_sql(uri, n)
+    count = check = 0
+    start = time.perf_counter_ns()
+    if lib == "sqlpool":
+        import sqlpool
+
+        with sqlpool.Pool(uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+            for row in conn.stream(sql, chunk_size=5000):
+                count += 1
+                check += row[0] + len(row[1])
+    elif lib == "psycopg":
+        import psycopg
+
+        with psycopg.connect(uri) as conn, conn.cursor(name="bench_stream") as cur:
+            cur.itersize = 5000
+            cur.execute(sql)
+            for row in cur:
+                count += 1
+                check += row[0] + len(row[1])
+    else:
+        raise SystemExit(f"stream: unknown library {lib}")
+    ns = time.perf_counter_ns() - start
+    if count != n:
+        raise SystemExit(f"stream: {count} rows, expected {n}")
+    out({"ms": ns / 1e6, "rows": count, "check": check})
+
+
+def cmd_copy(a: argparse.Namespace) -> None:
+    """N rows of the insert scenario loaded into bench_insert: with COPY FROM
+    STDIN and write_row (sqlpool, psycopg), or with execute_many."""
+    lib, uri, n, how = a.lib, a.uri, a.rows, a.how
+    data = [(i, f"name-{i}", i * 0.5) for i in range(n)]
+    copy_sql = "COPY bench_insert (id, name, value) FROM STDIN"
+    if lib == "sqlpool":
+        import sqlpool
+
+        with sqlpool.Pool(uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+            conn.execute("TRUNCATE bench_insert")
+            start = time.perf_counter_ns()
+            if how == "write_row":
+                with conn.copy(copy_sql) as cp:
+                    for row in data:
+                        cp.write_row(row)
+            else:
+                conn.execute_many(INSERT_SQL["sqlpool"], data)
+            ns = time.perf_counter_ns() - start
+            count = conn.query_first("SELECT count(*) AS n FROM bench_insert").n
+    elif lib == "psycopg" and how == "write_row":
+        import psycopg
+
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute("TRUNCATE bench_insert")
+            start = time.perf_counter_ns()
+            with conn.cursor().copy(copy_sql) as cp:
+                for row in data:
+                    cp.write_row(row)
+            ns = time.perf_counter_ns() - start
+            count = conn.execute("SELECT count(*) FROM bench_insert").fetchone()[0]
+    else:
+        raise SystemExit(f"copy: unknown library {lib} / {how}")
+    if count != n:
+        raise SystemExit(f"copy: {count} rows, expected {n}")
+    out({"ms": ns / 1e6, "rows": count})
+
+
 def cmd_versions(a: argparse.Namespace) -> None:
     from importlib import metadata
     import sqlite3
@@ -574,10 +653,19 @@ def main(argv: List[str]) -> None:
     i.add_argument("--uri", required=True)
     i.add_argument("--rows", type=int, default=10000)
     i.add_argument("--how", choices=["loop", "many"], required=True)
+    st = sub.add_parser("stream")
+    st.add_argument("--lib", required=True)
+    st.add_argument("--uri", required=True)
+    st.add_argument("--rows", type=int, required=True)
+    c = sub.add_parser("copy")
+    c.add_argument("--lib", required=True)
+    c.add_argument("--uri", required=True)
+    c.add_argument("--rows", type=int, required=True)
+    c.add_argument("--how", choices=["write_row", "execute_many"], required=True)
     sub.add_parser("versions")
     a = p.parse_args(argv)
     {"stress": cmd_stress, "select1": cmd_select1, "point": cmd_point, "fetch": cmd_fetch,
-     "insert": cmd_insert, "versions": cmd_versions}[a.cmd](a)
+     "insert": cmd_insert, "stream": cmd_stream, "copy": cmd_copy, "versions": cmd_versions}[a.cmd](a)
 
 
 if __name__ == "__main__":
