@@ -337,8 +337,8 @@ class Bench:
         if pg:
             ms = [self.add("bulk/c/sqlpool-copy", [BENCH_SQLPOOL, "copy", pg, c], "ms", "sqlpool"),
                   self.add("bulk/c/libpq-copy", [BENCH_FLOOR, "copy", pg, c], "ms", "libpq")]
-            for lib, how in (("sqlpool", "write_row"), ("sqlpool", "execute_many"), ("psycopg", "write_row")):
-                ms.append(self.add(f"bulk/py/{lib}-{how}", self.py("copy", "--lib", lib, "--uri", pg, "--rows", c,
+            for lib, how in (("sqlpool", "copy"), ("sqlpool", "many"), ("psycopg", "copy")):
+                ms.append(self.add(f"bulk/py/{lib}-{how}", self.py("insert", "--lib", lib, "--uri", pg, "--rows", c,
                                                                    "--how", how), "ms", lib, timeout=600))
             self.group(f"9. loading {c:,} rows: COPY, execute_many", ms, reps)
 
@@ -629,10 +629,10 @@ def bulk_rows(b: Bench) -> List[Row]:
         Row(f"9. peak RSS, {n:,} rows streamed, SQLite (Python, conn.stream)", "(no peer)", "—",
             get("bulk/sqlite/py-sqlpool-stream"), None, "kb", rss, use="maxrss"),
         Row(f"9. load {c:,} rows, COPY write_row (Python)", "sqlpool execute_many (Python)", "—",
-            get("bulk/py/sqlpool-write_row"), get("bulk/py/sqlpool-execute_many"), "ms",
+            get("bulk/py/sqlpool-copy"), get("bulk/py/sqlpool-many"), "ms",
             Target("ratio_le", 0.2, "≤ 0.2 (≥ 5× faster)"), "one transaction each"),
         Row(f"9. load {c:,} rows, COPY write_row (Python)", "psycopg copy write_row (Python)", py("psycopg"),
-            get("bulk/py/sqlpool-write_row"), get("bulk/py/psycopg-write_row"), "ms", none),
+            get("bulk/py/sqlpool-copy"), get("bulk/py/psycopg-copy"), "ms", none),
         Row(f"9. load {c:,} rows, COPY FROM STDIN, 64 KiB writes (C)", "libpq PQputCopyData (C)", libpq,
             get("bulk/c/sqlpool-copy"), get("bulk/c/libpq-copy"), "ms", none),
     ]

@@ -69,7 +69,7 @@ bench-smoke: release $(BENCH_BIN)/bench_sqlpool
 	    for t in 1 2; do run acquire "$$pg" $$t 200 fast; run acquire "$$pg" $$t 50 verified; done; \
 	    run select1 "$$pg" 100; run fetch "$$pg"; run fetch-columns "$$pg"; run insert "$$pg" 100; run insert-batch "$$pg" 100; \
 	    run stream-fetch "$$pg"; run stream "$$pg" 2000; run copy "$$pg" 200; py stream "$$pg" --rows 2000; \
-	    py copy "$$pg" --rows 200 --how write_row; py copy "$$pg" --rows 200 --how execute_many; \
+	    py insert "$$pg" --rows 200 --how copy; py insert "$$pg" --rows 200 --how many; \
 	  fi'
 	@echo "bench-smoke: sqlpool's benchmark program ran every scenario"
 

@@ -13,7 +13,7 @@
  *   bench_sqlpool insert-batch URI ROWS          sqlpool_conn_execute_many (one list, many sets)
  *   bench_sqlpool stream-fetch URI               bench_fetch streamed in chunks, every cell
  *   bench_sqlpool stream URI ROWS                ROWS generated rows streamed (id, name); peak RSS
- *   bench_sqlpool copy URI ROWS                  ROWS insert rows through COPY FROM STDIN (text)
+ *   bench_sqlpool copy URI ROWS                  the insert rows through COPY FROM STDIN (text)
  *
  * Timed loops are preceded by a warm-up; each prints one JSON line:
  * ns_per_op (per acquire+release, query, lookup) or ms (whole fetch/insert),
@@ -281,6 +281,23 @@ static long maxrss_kb(void) {
     return ru.ru_maxrss;
 }
 
+/* Streams `sql` in chunks of 10,000 rows, each through `visit`. */
+static uint64_t stream_each(sqlpool_conn *conn, const char *sql,
+                            uint64_t (*visit)(sqlpool_result *, int, uintptr_t *), int arg, uintptr_t *rows) {
+    sqlpool_stream *s = NULL;
+    sqlpool_result *r = NULL;
+    sqlpool_status st;
+    uint64_t check = 0;
+    CHECK(sqlpool_conn_query_stream(conn, sql, NULL, &s));
+    while ((st = sqlpool_stream_next(s, 10000, &r)) == SQLPOOL_OK) {
+        check += visit(r, arg, rows);
+        sqlpool_result_free(r);
+    }
+    if (st != SQLPOOL_EMPTY) fail("sqlpool_stream_next");
+    sqlpool_stream_free(s);
+    return check;
+}
+
 /* `streamed`: bench_fetch read with sqlpool_conn_query_stream in chunks of
  * 10,000 rows (column_data), else whole with sqlpool_conn_query. */
 static int cmd_fetch(const char *uri, int columnar, int streamed) {
@@ -302,15 +319,7 @@ static int cmd_fetch(const char *uri, int columnar, int streamed) {
         check = touch_fetch(r, columnar, &rows);
         sqlpool_result_free(r);
     } else {
-        sqlpool_stream *s = NULL;
-        sqlpool_status st;
-        CHECK(sqlpool_conn_query_stream(conn, BENCH_FETCH_SQL, NULL, &s));
-        while ((st = sqlpool_stream_next(s, 10000, &r)) == SQLPOOL_OK) {
-            check += touch_fetch(r, columnar, &rows);
-            sqlpool_result_free(r);
-        }
-        if (st != SQLPOOL_EMPTY) fail("sqlpool_stream_next");
-        sqlpool_stream_free(s);
+        check = stream_each(conn, BENCH_FETCH_SQL, touch_fetch, columnar, &rows);
     }
     double elapsed = bench_now_ns() - start;
     sqlpool_conn_release(conn);
@@ -322,14 +331,23 @@ static int cmd_fetch(const char *uri, int columnar, int streamed) {
 
 /* ---- 9. bulk: 2,000,000 rows streamed, COPY ---------------------------- */
 
+/* The generated rows of `stream`: id and the length of name. */
+static uint64_t touch_generated(sqlpool_result *r, int unused, uintptr_t *rows) {
+    sqlpool_column_data id, name;
+    uint64_t check = 0;
+    (void)unused;
+    CHECK(sqlpool_result_column_data(r, 0, &id));
+    CHECK(sqlpool_result_column_data(r, 1, &name));
+    for (uintptr_t i = 0; i < id.rows; i++) check += (uint64_t)id.ints[i] + name.offsets[i + 1] - name.offsets[i];
+    *rows += id.rows;
+    return check;
+}
+
 /* ROWS generated rows (id, 'name-' || id) streamed in chunks of 10,000;
  * the peak RSS is the point. */
 static int cmd_stream(const char *uri, long rows) {
     sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
     sqlpool_conn *conn = NULL;
-    sqlpool_stream *s = NULL;
-    sqlpool_result *r = NULL;
-    sqlpool_status st;
     char sql[256];
     if (is_sqlite(uri))
         snprintf(sql, sizeof sql,
@@ -339,63 +357,17 @@ static int cmd_stream(const char *uri, long rows) {
         snprintf(sql, sizeof sql, "SELECT g AS id, 'name-' || g AS name FROM generate_series(1, %ld) g", rows);
     CHECK(sqlpool_pool_acquire(pool, -1, &conn));
     double start = bench_now_ns();
-    uint64_t n = 0, check = 0;
-    CHECK(sqlpool_conn_query_stream(conn, sql, NULL, &s));
-    while ((st = sqlpool_stream_next(s, 10000, &r)) == SQLPOOL_OK) {
-        sqlpool_column_data id, name;
-        CHECK(sqlpool_result_column_data(r, 0, &id));
-        CHECK(sqlpool_result_column_data(r, 1, &name));
-        for (uintptr_t i = 0; i < id.rows; i++) check += (uint64_t)id.ints[i] + name.offsets[i + 1] - name.offsets[i];
-        n += id.rows;
-        sqlpool_result_free(r);
-    }
-    if (st != SQLPOOL_EMPTY) fail("sqlpool_stream_next");
-    sqlpool_stream_free(s);
+    uintptr_t n = 0;
+    uint64_t check = stream_each(conn, sql, touch_generated, 0, &n);
     double elapsed = bench_now_ns() - start;
     sqlpool_conn_release(conn);
     sqlpool_pool_close(pool);
     if ((long)n != rows) {
-        fprintf(stderr, "streamed %llu rows, expected %ld\n", (unsigned long long)n, rows);
+        fprintf(stderr, "streamed %lu rows, expected %ld\n", (unsigned long)n, rows);
         return 1;
     }
-    printf("{\"ms\": %.3f, \"rows\": %llu, \"check\": %llu, \"maxrss_kb\": %ld}\n", elapsed / 1e6,
-           (unsigned long long)n, (unsigned long long)check, maxrss_kb());
-    return 0;
-}
-
-/* ROWS rows of the insert scenario loaded with COPY FROM STDIN, text
- * format, written 64 KiB at a time. */
-static int cmd_copy(const char *uri, long rows) {
-    sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
-    sqlpool_conn *conn = NULL;
-    sqlpool_copy *copy = NULL;
-    static char buf[65536];
-    size_t used = 0;
-    uint64_t n = 0;
-    CHECK(sqlpool_pool_acquire(pool, -1, &conn));
-    CHECK(sqlpool_conn_execute_script(conn, "TRUNCATE bench_insert"));
-    double start = bench_now_ns();
-    CHECK(sqlpool_conn_copy_in(conn, "COPY bench_insert (id, name, value) FROM STDIN", &copy));
-    for (long i = 0; i < rows; i++) {
-        if (sizeof buf - used < 64) {
-            CHECK(sqlpool_copy_write(copy, (const uint8_t *)buf, used));
-            used = 0;
-        }
-        char name[32];
-        bench_insert_name(name, sizeof name, i);
-        used += (size_t)snprintf(buf + used, sizeof buf - used, "%ld\t%s\t%.17g\n", i, name, (double)i * 0.5);
-    }
-    CHECK(sqlpool_copy_write(copy, (const uint8_t *)buf, used));
-    CHECK(sqlpool_copy_finish(copy, &n));
-    sqlpool_copy_free(copy);
-    double elapsed = bench_now_ns() - start;
-    sqlpool_conn_release(conn);
-    sqlpool_pool_close(pool);
-    if ((long)n != rows) {
-        fprintf(stderr, "copied %llu rows, expected %ld\n", (unsigned long long)n, rows);
-        return 1;
-    }
-    printf("{\"ms\": %.3f, \"rows\": %llu}\n", elapsed / 1e6, (unsigned long long)n);
+    printf("{\"ms\": %.3f, \"rows\": %lu, \"check\": %llu, \"maxrss_kb\": %ld}\n", elapsed / 1e6,
+           (unsigned long)n, (unsigned long long)check, maxrss_kb());
     return 0;
 }
 
@@ -413,7 +385,29 @@ static void fill_params(sqlpool_params *p, int64_t i) {
     CHECK(sqlpool_params_add_double(p, NULL, (double)i * 0.5));
 }
 
-static int cmd_insert(const char *uri, long rows, int batch) {
+/* The rows through COPY FROM STDIN, text format, written 64 KiB at a time. */
+static void copy_rows(sqlpool_conn *conn, long rows, uint64_t *n) {
+    sqlpool_copy *copy = NULL;
+    static char buf[65536];
+    size_t used = 0;
+    CHECK(sqlpool_conn_copy_in(conn, "COPY bench_insert (id, name, value) FROM STDIN", &copy));
+    for (long i = 0; i < rows; i++) {
+        if (sizeof buf - used < 64) {
+            CHECK(sqlpool_copy_write(copy, (const uint8_t *)buf, used));
+            used = 0;
+        }
+        char name[32];
+        bench_insert_name(name, sizeof name, i);
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%ld\t%s\t%.17g\n", i, name, (double)i * 0.5);
+    }
+    CHECK(sqlpool_copy_write(copy, (const uint8_t *)buf, used));
+    CHECK(sqlpool_copy_finish(copy, n));
+    sqlpool_copy_free(copy);
+}
+
+enum insert_how { INSERT_LOOP, INSERT_BATCH, INSERT_COPY };
+
+static int cmd_insert(const char *uri, long rows, enum insert_how how) {
     int sqlite = is_sqlite(uri);
     const char *sql = sqlite ? BENCH_INSERT_SQLITE_SQL : BENCH_INSERT_PG_SQL;
     sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
@@ -424,7 +418,9 @@ static int cmd_insert(const char *uri, long rows, int batch) {
     truncate_insert(conn, sqlite);
     uint64_t n = 0;
     double start = bench_now_ns();
-    if (!batch) {
+    if (how == INSERT_COPY) {
+        copy_rows(conn, rows, &n);
+    } else if (how == INSERT_LOOP) {
         sqlpool_params *p = NULL;
         CHECK(sqlpool_params_new(&p));
         CHECK(sqlpool_conn_begin(conn, SQLPOOL_ISOLATION_DEFAULT, 0));
@@ -485,10 +481,12 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "fetch-columns") == 0 && argc == 3) return cmd_fetch(uri, 1, 0);
     if (strcmp(cmd, "stream-fetch") == 0 && argc == 3) return cmd_fetch(uri, 1, 1);
     if (strcmp(cmd, "stream") == 0 && argc == 4) return cmd_stream(uri, bench_arg_long(argv[3], "ROWS"));
-    if (strcmp(cmd, "copy") == 0 && argc == 4) return cmd_copy(uri, bench_arg_long(argv[3], "ROWS"));
-    if (strcmp(cmd, "insert") == 0 && argc == 4) return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), 0);
+    if (strcmp(cmd, "copy") == 0 && argc == 4)
+        return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), INSERT_COPY);
+    if (strcmp(cmd, "insert") == 0 && argc == 4)
+        return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), INSERT_LOOP);
     if (strcmp(cmd, "insert-batch") == 0 && argc == 4)
-        return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), 1);
+        return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), INSERT_BATCH);
     usage();
     return 2;
 }

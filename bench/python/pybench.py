@@ -10,11 +10,10 @@ JSON object on stdout.
     pybench.py select1 --lib L --uri U --iters N        SELECT 1 on one held connection
     pybench.py point   --lib L --uri U --iters N --rows R   SQLite point query by key
     pybench.py fetch   --lib L --uri U                  every row of bench_fetch, every cell
-    pybench.py insert  --lib L --uri U --rows N --how loop|many
-                                                       N inserts in one transaction
+    pybench.py insert  --lib L --uri U --rows N --how loop|many|copy
+                                                       N inserts in one transaction (copy:
+                                                       COPY FROM STDIN with write_row)
     pybench.py stream  --lib L --uri U --rows N         N generated rows streamed (peak RSS)
-    pybench.py copy    --lib L --uri U --rows N --how write_row|execute_many
-                                                       N rows loaded into bench_insert
     pybench.py versions                                 installed versions of every library
 
 Libraries (--lib): sqlpool, psycopg (psycopg 3 + psycopg_pool), asyncpg,
@@ -482,6 +481,7 @@ def cmd_fetch(a: argparse.Namespace) -> None:
     out({"ms": ns / 1e6, "cells": cells})
 
 
+COPY_SQL = "COPY bench_insert (id, name, value) FROM STDIN"
 INSERT_SQL = {
     "sqlpool": "INSERT INTO bench_insert (id, name, value) VALUES ($1, $2, $3)",
     "psycopg": "INSERT INTO bench_insert (id, name, value) VALUES (%s, %s, %s)",
@@ -500,6 +500,10 @@ def cmd_insert(a: argparse.Namespace) -> None:
             start = time.perf_counter_ns()
             if how == "many":
                 conn.execute_many(sql, data)
+            elif how == "copy":
+                with conn.copy(COPY_SQL) as cp:
+                    for row in data:
+                        cp.write_row(row)
             else:
                 with conn.transaction():
                     for row in data:
@@ -517,6 +521,10 @@ def cmd_insert(a: argparse.Namespace) -> None:
                 cur = conn.cursor()
                 if how == "many":
                     cur.executemany(sql, data)
+                elif how == "copy":
+                    with cur.copy(COPY_SQL) as cp:
+                        for row in data:
+                            cp.write_row(row)
                 else:
                     for row in data:
                         cur.execute(sql, row)
@@ -567,44 +575,6 @@ def cmd_stream(a: argparse.Namespace) -> None:
     out({"ms": ns / 1e6, "rows": count, "check": check})
 
 
-def cmd_copy(a: argparse.Namespace) -> None:
-    """N rows of the insert scenario loaded into bench_insert: with COPY FROM
-    STDIN and write_row (sqlpool, psycopg), or with execute_many."""
-    lib, uri, n, how = a.lib, a.uri, a.rows, a.how
-    data = [(i, f"name-{i}", i * 0.5) for i in range(n)]
-    copy_sql = "COPY bench_insert (id, name, value) FROM STDIN"
-    if lib == "sqlpool":
-        import sqlpool
-
-        with sqlpool.Pool(uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
-            conn.execute("TRUNCATE bench_insert")
-            start = time.perf_counter_ns()
-            if how == "write_row":
-                with conn.copy(copy_sql) as cp:
-                    for row in data:
-                        cp.write_row(row)
-            else:
-                conn.execute_many(INSERT_SQL["sqlpool"], data)
-            ns = time.perf_counter_ns() - start
-            count = conn.query_first("SELECT count(*) AS n FROM bench_insert").n
-    elif lib == "psycopg" and how == "write_row":
-        import psycopg
-
-        with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute("TRUNCATE bench_insert")
-            start = time.perf_counter_ns()
-            with conn.cursor().copy(copy_sql) as cp:
-                for row in data:
-                    cp.write_row(row)
-            ns = time.perf_counter_ns() - start
-            count = conn.execute("SELECT count(*) FROM bench_insert").fetchone()[0]
-    else:
-        raise SystemExit(f"copy: unknown library {lib} / {how}")
-    if count != n:
-        raise SystemExit(f"copy: {count} rows, expected {n}")
-    out({"ms": ns / 1e6, "rows": count})
-
-
 def cmd_versions(a: argparse.Namespace) -> None:
     from importlib import metadata
     import sqlite3
@@ -652,20 +622,15 @@ def main(argv: List[str]) -> None:
     i.add_argument("--lib", required=True)
     i.add_argument("--uri", required=True)
     i.add_argument("--rows", type=int, default=10000)
-    i.add_argument("--how", choices=["loop", "many"], required=True)
+    i.add_argument("--how", choices=["loop", "many", "copy"], required=True)
     st = sub.add_parser("stream")
     st.add_argument("--lib", required=True)
     st.add_argument("--uri", required=True)
     st.add_argument("--rows", type=int, required=True)
-    c = sub.add_parser("copy")
-    c.add_argument("--lib", required=True)
-    c.add_argument("--uri", required=True)
-    c.add_argument("--rows", type=int, required=True)
-    c.add_argument("--how", choices=["write_row", "execute_many"], required=True)
     sub.add_parser("versions")
     a = p.parse_args(argv)
     {"stress": cmd_stress, "select1": cmd_select1, "point": cmd_point, "fetch": cmd_fetch,
-     "insert": cmd_insert, "stream": cmd_stream, "copy": cmd_copy, "versions": cmd_versions}[a.cmd](a)
+     "insert": cmd_insert, "stream": cmd_stream, "versions": cmd_versions}[a.cmd](a)
 
 
 if __name__ == "__main__":
