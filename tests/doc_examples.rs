@@ -57,7 +57,10 @@ fn quoted_c_examples_match_their_source() {
                 .collect();
             let want = region(&read(file), name)
                 .unwrap_or_else(|| panic!("{doc}: no region doc:{name} in {file}"));
-            assert_eq!(quoted, want, "{doc}: the quote of {file} doc:{name} differs");
+            assert_eq!(
+                quoted, want,
+                "{doc}: the quote of {file} doc:{name} differs"
+            );
             quotes += 1;
         }
     }
