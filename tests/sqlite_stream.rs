@@ -113,6 +113,19 @@ fn sqlite_stream_given_up_leaves_the_connection_clean() {
     ok(sqlpool_stream_free(s));
     assert_eq!(scalar(conn, "SELECT count(*) FROM t"), V::I(5001));
 
+    // A write with RETURNING streams too, and gives the process's write
+    // gate back when it ends: the other connection writes at once.
+    let s = stream(conn, "INSERT INTO t SELECT n + 10000 FROM t RETURNING n");
+    let mut total = 0;
+    while let Some(res) = next(s, 1500) {
+        total += row_count(res);
+        ok(sqlpool_result_free(res));
+    }
+    ok(sqlpool_stream_free(s));
+    assert_eq!(total, 5001);
+    exec(other, "INSERT INTO t VALUES (-3)", &[]).unwrap();
+    assert_eq!(scalar(conn, "SELECT count(*) FROM t"), V::I(10003));
+
     release(other);
     release(conn);
     let st = stats(pool);
