@@ -775,12 +775,12 @@ METHOD = """## How it is measured
 - Scenario 6–7: one held connection, `SELECT 1 AS a` read through each library's row API; the SQLite point query
   reads `id, name, value` by a scattered primary key. The fetch reads all rows of `bench_fetch` (int4, text, float8,
   timestamptz, 16-byte bytea) and touches every cell.
-- Scenario 8: `ru_maxrss` of the process running the stress scenario with holds (each library in its own process).
+- Scenario 8: peak RSS (VmHWM) of the process running the stress scenario with holds (each library in its own process).
 - Scenario 9 (bulk data): `bench_fetch` streamed with `sqlpool_conn_query_stream` in chunks of 10,000 rows against
   libpq reading it whole; 2,000,000 generated rows (`id`, `'name-' || id`) streamed from C (chunks of 10,000) and
-  from Python (`conn.stream`, chunks of 5,000) against psycopg's server-side cursor, the number being `ru_maxrss` of
-  the process; the insert scenario's rows loaded with COPY (text format: 64 KiB writes from C, `write_row` from
-  Python) and with `execute_many`, each in one transaction.
+  from Python (`conn.stream`, chunks of 5,000) against psycopg's server-side cursor, the number being the peak RSS
+  (VmHWM) of the process; the insert scenario's rows loaded with COPY (text format: 64 KiB writes from C,
+  `write_row` from Python) and with `execute_many`, each in one transaction.
 """
 
 

@@ -1,7 +1,7 @@
 """The Python scenarios of `make bench`, one measurement per process.
 
 bench/run.py starts this once per measurement, so each library is imported
-alone and the peak RSS (ru_maxrss) belongs to one library. It prints one
+alone and the peak RSS (VmHWM) belongs to one library. It prints one
 JSON object on stdout.
 
     pybench.py stress  --lib L --mode sync|async --uri U [--jobs 1000]
@@ -43,8 +43,21 @@ SELECT1 = "SELECT 1 AS a"
 FETCH_SQL = "SELECT id, name, value, ts, data FROM bench_fetch"
 
 
+def peak_rss_kb() -> int:
+    """This process's peak RSS: VmHWM, which exec resets (ru_maxrss keeps the
+    parent's peak from before the exec: run.py's own memory would count)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def out(obj: Dict[str, Any]) -> None:
-    obj["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    obj["maxrss_kb"] = peak_rss_kb()
     print(json.dumps(obj), flush=True)
 
 
