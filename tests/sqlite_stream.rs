@@ -38,6 +38,18 @@ fn row_count(res: *mut sqlpool_result) -> usize {
     n
 }
 
+/// Streams `sql` to its end in chunks of `max` rows; the row count.
+fn read_all(conn: *mut sqlpool_conn, sql: &str, max: usize) -> usize {
+    let s = stream(conn, sql);
+    let mut total = 0;
+    while let Some(res) = next(s, max) {
+        total += row_count(res);
+        ok(sqlpool_result_free(res));
+    }
+    ok(sqlpool_stream_free(s));
+    total
+}
+
 const ROWS_SQL: &str =
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) \
                         SELECT x, 'name-' || x AS name, x * 0.5 AS value FROM c";
@@ -86,14 +98,7 @@ fn sqlite_stream_given_up_leaves_the_connection_clean() {
     assert_eq!(scalar(other, "SELECT count(*) FROM t"), V::I(5003));
 
     // A stream read to its end gives the connection back as well.
-    let s = stream(conn, "SELECT n FROM t");
-    let mut total = 0;
-    while let Some(res) = next(s, 2000) {
-        total += row_count(res);
-        ok(sqlpool_result_free(res));
-    }
-    assert_eq!(total, 5003);
-    ok(sqlpool_stream_free(s));
+    assert_eq!(read_all(conn, "SELECT n FROM t", 2000), 5003);
     script(conn, "BEGIN IMMEDIATE; DELETE FROM t WHERE n < 0; COMMIT").unwrap();
 
     // A statement that fails while stepping ends the stream with its error
@@ -115,14 +120,8 @@ fn sqlite_stream_given_up_leaves_the_connection_clean() {
 
     // A write with RETURNING streams too, and gives the process's write
     // gate back when it ends: the other connection writes at once.
-    let s = stream(conn, "INSERT INTO t SELECT n + 10000 FROM t RETURNING n");
-    let mut total = 0;
-    while let Some(res) = next(s, 1500) {
-        total += row_count(res);
-        ok(sqlpool_result_free(res));
-    }
-    ok(sqlpool_stream_free(s));
-    assert_eq!(total, 5001);
+    let sql = "INSERT INTO t SELECT n + 10000 FROM t RETURNING n";
+    assert_eq!(read_all(conn, sql, 1500), 5001);
     exec(other, "INSERT INTO t VALUES (-3)", &[]).unwrap();
     assert_eq!(scalar(conn, "SELECT count(*) FROM t"), V::I(10003));
 
