@@ -86,6 +86,7 @@ typedef struct sqlpool_completion {
 } sqlpool_completion;
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+typedef uint32_t (*sqlpool_conn_callback)(void *user_data, struct sqlpool_conn *conn);
 typedef void (*sqlpool_log_callback)(void *user_data,
                                      uint32_t level,
                                      const char *target,
@@ -221,6 +222,12 @@ const char *sqlpool_error_sqlstate(const struct sqlpool_error *error);
 const char *sqlpool_error_detail(const struct sqlpool_error *error);
 const char *sqlpool_error_json(const struct sqlpool_error *error);
 sqlpool_status sqlpool_error_free(struct sqlpool_error *error);
+sqlpool_status sqlpool_options_set_connect_callback(struct sqlpool_options *options,
+                                                    sqlpool_conn_callback callback,
+                                                    void *user_data);
+sqlpool_status sqlpool_options_set_release_callback(struct sqlpool_options *options,
+                                                    sqlpool_conn_callback callback,
+                                                    void *user_data);
 sqlpool_status sqlpool_set_logger(sqlpool_log_callback callback,
                                   uint32_t min_level,
                                   void *user_data);

@@ -32,7 +32,7 @@ _SCALARS = {
     "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "size_t": ctypes.c_size_t,
     "int": ctypes.c_int, "double": ctypes.c_double, "sqlpool_status": ctypes.c_uint32,
 }
-_CALLBACKS = {"sqlpool_log_callback", "sqlpool_completion_callback"}
+_CALLBACKS = {"sqlpool_log_callback", "sqlpool_completion_callback", "sqlpool_conn_callback"}
 
 
 def _header_prototypes():
