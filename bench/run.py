@@ -62,6 +62,7 @@ SIZES = {
         select1=20_000, py_select1=10_000,
         point_rows=10_000, point_iters=200_000, py_point=50_000, py_point_async=20_000,
         fetch_rows=100_000, insert_rows=10_000,
+        stream_rows=2_000_000, copy_rows=1_000_000,
         stress_jobs=1000, stress_conc=50, hold_scale=1.0,
     ),
     "smoke": dict(
@@ -70,6 +71,7 @@ SIZES = {
         select1=200, py_select1=200,
         point_rows=1_000, point_iters=2_000, py_point=1_000, py_point_async=500,
         fetch_rows=2_000, insert_rows=200,
+        stream_rows=20_000, copy_rows=2_000,
         stress_jobs=100, stress_conc=20, hold_scale=0.02,
     ),
 }
@@ -295,6 +297,9 @@ class Bench:
                                                                          "--rows", n, "--how", how), "ms", lib))
             self.group(f"4. {n:,} inserts in one transaction", ms, s["reps"])
 
+        if want("bulk"):
+            self.bulk()
+
         for hold in (False, True):
             if not want("stress-hold" if hold else "stress"):
                 continue
@@ -310,6 +315,32 @@ class Bench:
                                            "seconds", lib, timeout=600))
             self.group("5, 8. seed stress, " + ("with the 0.1-0.5 s hold" if hold else "no hold"), ms,
                        s["reps_hold"] if hold else s["reps"])
+
+    def bulk(self) -> None:
+        """9. Issue 13: streaming (time, and peak RSS of 2,000,000 rows), COPY
+        against execute_many. Three repetitions: the runs are long."""
+        s, pg, reps = self.s, self.pg, self.s["reps_hold"]
+        n, c = s["stream_rows"], s["copy_rows"]
+        if pg:
+            self.group("9. streaming a result", [
+                self.add("bulk/c/sqlpool-stream-fetch", [BENCH_SQLPOOL, "stream-fetch", pg], "ms", "sqlpool"),
+                self.add("bulk/c/libpq-fetch", [BENCH_FLOOR, "fetch", pg], "ms", "libpq"),
+            ], s["reps"])
+        ms = [self.add("bulk/sqlite/sqlpool-stream", [BENCH_SQLPOOL, "stream", self.sqlite, n], "ms", "sqlpool"),
+              self.add("bulk/sqlite/py-sqlpool-stream",
+                       self.py("stream", "--lib", "sqlpool", "--uri", self.sqlite, "--rows", n), "ms", "sqlpool")]
+        if pg:
+            ms += [self.add("bulk/c/sqlpool-stream", [BENCH_SQLPOOL, "stream", pg, n], "ms", "sqlpool")]
+            ms += [self.add(f"bulk/py/{lib}-stream", self.py("stream", "--lib", lib, "--uri", pg, "--rows", n), "ms",
+                            lib, timeout=600) for lib in ("sqlpool", "psycopg")]
+        self.group(f"9. streaming {n:,} rows (peak RSS)", ms, reps)
+        if pg:
+            ms = [self.add("bulk/c/sqlpool-copy", [BENCH_SQLPOOL, "copy", pg, c], "ms", "sqlpool"),
+                  self.add("bulk/c/libpq-copy", [BENCH_FLOOR, "copy", pg, c], "ms", "libpq")]
+            for lib, how in (("sqlpool", "copy"), ("sqlpool", "many"), ("psycopg", "copy")):
+                ms.append(self.add(f"bulk/py/{lib}-{how}", self.py("insert", "--lib", lib, "--uri", pg, "--rows", c,
+                                                                   "--how", how), "ms", lib, timeout=600))
+            self.group(f"9. loading {c:,} rows: COPY, execute_many", ms, reps)
 
     @staticmethod
     def stress_peers(db: str, mode: str) -> List[str]:
@@ -480,12 +511,14 @@ def build_rows(b: Bench) -> List[Row]:
         Row(f"4. {n:,} inserts, one transaction, execute per row (C)", "libpq PQexecPrepared per row (C)",
             f"libpq {v.get('libpq')}", get("insert/c/sqlpool-loop"), get("insert/c/libpq-loop"), "ms", none),
         Row(f"4. {n:,} inserts, sqlpool_conn_execute_many (C)", "libpq pipeline mode (C)",
-            f"libpq {v.get('libpq')}", get("insert/c/sqlpool-batch"), get("insert/c/libpq-pipeline"), "ms", none),
+            f"libpq {v.get('libpq')}", get("insert/c/sqlpool-batch"), get("insert/c/libpq-pipeline"), "ms",
+            Target("ratio_le", 1.3, "≤ 1.3")),
         Row(f"4. {n:,} inserts, sqlpool_conn_execute_many (C)", "psycopg executemany (Python)", py("psycopg"),
             get("insert/c/sqlpool-batch"), get("insert/py/psycopg-many"), "ms", none,
             "C against Python"),
         Row(f"4. {n:,} inserts, execute_many (Python)", "psycopg executemany (Python)", py("psycopg"),
-            get("insert/py/sqlpool-many"), get("insert/py/psycopg-many"), "ms", none),
+            get("insert/py/sqlpool-many"), get("insert/py/psycopg-many"), "ms",
+            Target("ratio_lt", 1.0, "< 1 (faster)")),
         Row(f"4. {n:,} inserts, execute per row (Python)", "psycopg execute per row (Python)", py("psycopg"),
             get("insert/py/sqlpool-loop"), get("insert/py/psycopg-loop"), "ms", none),
         Row(f"4. {n:,} inserts, SQLite, execute per row (C)", "sqlite3 C API, prepared statement",
@@ -569,7 +602,41 @@ def build_rows(b: Bench) -> List[Row]:
             for p in [p for p in peers_of(db, mode) if p in b.py_peers]:
                 rows.append(Row(f"8. peak RSS, seed stress with hold, {dbname}, {mode}", f"{p} ({mode} pool)", py(p),
                                 sq, get(f"stress-hold/{db}/{mode}/{p}"), "kb", none, use="maxrss"))
+    rows += bulk_rows(b)
     return [r for r in rows if r.sq is not None]
+
+
+def bulk_rows(b: Bench) -> List[Row]:
+    """9. Issue 13's targets: streaming, peak RSS of a streamed result, COPY."""
+    get, v, s = b.m.get, b.versions, b.s
+    py = lambda lib: f"{lib} {v.get(lib) or '?'}"  # noqa: E731
+    libpq = f"libpq {v.get('libpq')}"
+    none = Target("none", text="—")
+    rss = Target("abs_le", 64 * 1024 - 1, "< 64 MiB")
+    n, c, f = s["stream_rows"], s["copy_rows"], s["fetch_rows"]
+    cursor = "psycopg server-side cursor, itersize 5,000 (Python)"
+    return [
+        Row(f"9. stream {f:,} rows (bench_fetch), chunks of 10,000, column_data (C)", "libpq, binary results (C)",
+            libpq, get("bulk/c/sqlpool-stream-fetch"), get("bulk/c/libpq-fetch"), "ms",
+            Target("ratio_le", 1.3, "≤ 1.3"), "libpq reads the result whole"),
+        Row(f"9. peak RSS, {n:,} rows streamed, PostgreSQL (C)", cursor, py("psycopg"),
+            get("bulk/c/sqlpool-stream"), get("bulk/py/psycopg-stream"), "kb", rss, "C against Python", use="maxrss"),
+        Row(f"9. peak RSS, {n:,} rows streamed, PostgreSQL (Python, conn.stream)", cursor, py("psycopg"),
+            get("bulk/py/sqlpool-stream"), get("bulk/py/psycopg-stream"), "kb", rss, use="maxrss"),
+        Row(f"9. stream {n:,} rows into Python rows, PostgreSQL (conn.stream)", cursor, py("psycopg"),
+            get("bulk/py/sqlpool-stream"), get("bulk/py/psycopg-stream"), "ms", none),
+        Row(f"9. peak RSS, {n:,} rows streamed, SQLite (C)", "(no peer)", "—",
+            get("bulk/sqlite/sqlpool-stream"), None, "kb", rss, use="maxrss"),
+        Row(f"9. peak RSS, {n:,} rows streamed, SQLite (Python, conn.stream)", "(no peer)", "—",
+            get("bulk/sqlite/py-sqlpool-stream"), None, "kb", rss, use="maxrss"),
+        Row(f"9. load {c:,} rows, COPY write_row (Python)", "sqlpool execute_many (Python)", "—",
+            get("bulk/py/sqlpool-copy"), get("bulk/py/sqlpool-many"), "ms",
+            Target("ratio_le", 0.2, "≤ 0.2 (≥ 5× faster)"), "one transaction each"),
+        Row(f"9. load {c:,} rows, COPY write_row (Python)", "psycopg copy write_row (Python)", py("psycopg"),
+            get("bulk/py/sqlpool-copy"), get("bulk/py/psycopg-copy"), "ms", none),
+        Row(f"9. load {c:,} rows, COPY FROM STDIN, 64 KiB writes (C)", "libpq PQputCopyData (C)", libpq,
+            get("bulk/c/sqlpool-copy"), get("bulk/c/libpq-copy"), "ms", none),
+    ]
 
 
 def machine_info(b: Bench) -> List[str]:
@@ -709,7 +776,12 @@ METHOD = """## How it is measured
 - Scenario 6–7: one held connection, `SELECT 1 AS a` read through each library's row API; the SQLite point query
   reads `id, name, value` by a scattered primary key. The fetch reads all rows of `bench_fetch` (int4, text, float8,
   timestamptz, 16-byte bytea) and touches every cell.
-- Scenario 8: `ru_maxrss` of the process running the stress scenario with holds (each library in its own process).
+- Scenario 8: peak RSS (VmHWM) of the process running the stress scenario with holds (each library in its own process).
+- Scenario 9 (bulk data): `bench_fetch` streamed with `sqlpool_conn_query_stream` in chunks of 10,000 rows against
+  libpq reading it whole; 2,000,000 generated rows (`id`, `'name-' || id`) streamed from C (chunks of 10,000) and
+  from Python (`conn.stream`, chunks of 5,000) against psycopg's server-side cursor, the number being the peak RSS
+  (VmHWM) of the process; the insert scenario's rows loaded with COPY (text format: 64 KiB writes from C,
+  `write_row` from Python) and with `execute_many`, each in one transaction.
 """
 
 
@@ -825,7 +897,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="every scenario at a tiny size")
     ap.add_argument("--out", help="where benchmarks.md/png and results.json go")
-    ap.add_argument("--only", help="comma-separated: acquire,select1,point,fetch,insert,stress,stress-hold")
+    ap.add_argument("--only", help="comma-separated: acquire,select1,point,fetch,insert,bulk,stress,stress-hold")
     ap.add_argument("--reps", type=int, help="repetitions (overrides the defaults)")
     ap.add_argument("--cpu-idle", action="store_true",
                     help="leave CPU idle states alone (default: hold CPUs awake through /dev/cpu_dma_latency)")

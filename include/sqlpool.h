@@ -445,7 +445,8 @@ typedef struct sqlpool_result sqlpool_result;
 /*
  A query whose rows are read in chunks while the rest is still arriving,
  with bounded memory (PostgreSQL: the server waits while the caller does
- not read; SQLite: read whole, handed out in chunks).
+ not read; SQLite: the statement is stepped one chunk per call, and
+ giving it up resets it, ending its read transaction).
 
  The stream holds its connection: until it is finished (`sqlpool_stream_next`
  returned `SQLPOOL_EMPTY` or an error) or freed, every call on the

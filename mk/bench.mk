@@ -46,7 +46,8 @@ bench: bench-build
 	$(BENCH_VENV_PY) $(BENCH_ROOT)/bench/run.py $(BENCH_ARGS)
 
 # The smoke run of `make test`: sqlpool's own benchmark program, every
-# scenario at a tiny size, on SQLite and on a throwaway PostgreSQL cluster
+# scenario at a tiny size (the bulk ones from Python too, sqlpool's side:
+# the binding needs nothing installed), on SQLite and on a throwaway PostgreSQL cluster
 # (scripts/with-pg). No peers, no virtualenv, no apt-get, no
 # /dev/cpu_dma_latency: those are `make bench` (and `make bench-peers-smoke`,
 # the former smoke run of every peer).
@@ -56,13 +57,19 @@ bench-smoke: release $(BENCH_BIN)/bench_sqlpool
 	cd $(BENCH_ROOT) && scripts/with-pg sh -ec '\
 	  b=$(BENCH_BIN)/bench_sqlpool; lite=sqlite:$(BENCH_SMOKE_DIR)/bench.db; pg="$$SQLPOOL_TEST_PG_URL"; \
 	  run() { echo "bench-smoke: $$1 $$3 $$4 $$5 $$6"; "$$b" "$$@" >/dev/null; }; \
+	  py() { what=$$1; uri=$$2; shift 2; echo "bench-smoke: pybench.py $$what $$*"; \
+	    SQLPOOL_LIBRARY=$(BENCH_BIN)/lib/libsqlpool.so PYTHONPATH=$(BENCH_ROOT)/bindings/python \
+	    $(BENCH_PYTHON) bench/python/pybench.py "$$what" --lib sqlpool --uri "$$uri" "$$@" >/dev/null; }; \
 	  run setup-sqlite "$$lite" 200; \
 	  for t in 1 2; do run acquire "$$lite" $$t 200 fast; run acquire "$$lite" $$t 200 verified; done; \
 	  run point "$$lite" 200 200; run insert "$$lite" 200; run insert-batch "$$lite" 200; \
+	  run stream "$$lite" 2000; py stream "$$lite" --rows 2000; \
 	  if [ -n "$$pg" ]; then \
 	    run setup-pg "$$pg" 500; run info "$$pg"; \
 	    for t in 1 2; do run acquire "$$pg" $$t 200 fast; run acquire "$$pg" $$t 50 verified; done; \
 	    run select1 "$$pg" 100; run fetch "$$pg"; run fetch-columns "$$pg"; run insert "$$pg" 100; run insert-batch "$$pg" 100; \
+	    run stream-fetch "$$pg"; run stream "$$pg" 2000; run copy "$$pg" 200; py stream "$$pg" --rows 2000; \
+	    py insert "$$pg" --rows 200 --how copy; py insert "$$pg" --rows 200 --how many; \
 	  fi'
 	@echo "bench-smoke: sqlpool's benchmark program ran every scenario"
 

@@ -13,6 +13,7 @@
  *   bench_floor insert-pipeline PG_URL ROWS the same in pipeline mode
  *   bench_floor insert-sqlite SQLITE_PATH ROWS
  *                                           prepared INSERT per row
+ *   bench_floor copy PG_URL ROWS            COPY FROM STDIN, PQputCopyData of 64 KiB blocks
  *
  * Output: one JSON line, as bench_sqlpool.
  */
@@ -281,11 +282,41 @@ static int cmd_insert_sqlite(const char *path, long rows) {
     return 0;
 }
 
+static int cmd_copy(const char *url, long rows) {
+    PGconn *c = pg_connect(url);
+    pg_command(c, "TRUNCATE bench_insert");
+    static char buf[65536];
+    size_t used = 0;
+    double start = bench_now_ns();
+    PGresult *r = PQexec(c, "COPY bench_insert (id, name, value) FROM STDIN");
+    if (PQresultStatus(r) != PGRES_COPY_IN) pg_fail(c, "copy");
+    PQclear(r);
+    for (long i = 0; i < rows; i++) {
+        if (sizeof buf - used < 64) {
+            if (PQputCopyData(c, buf, (int)used) != 1) pg_fail(c, "put");
+            used = 0;
+        }
+        char name[32];
+        bench_insert_name(name, sizeof name, i);
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%ld\t%s\t%.17g\n", i, name, (double)i * 0.5);
+    }
+    if (PQputCopyData(c, buf, (int)used) != 1 || PQputCopyEnd(c, NULL) != 1) pg_fail(c, "put");
+    r = PQgetResult(c);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) pg_fail(c, "copy end");
+    long done = atol(PQcmdTuples(r));
+    PQclear(r);
+    double elapsed = bench_now_ns() - start;
+    PQfinish(c);
+    if (done != rows) return 1;
+    printf("{\"ms\": %.3f, \"rows\": %ld}\n", elapsed / 1e6, done);
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: bench_floor info PG_URL SQLITE_PATH | select1[-prepared] PG_URL ITERS |\n"
             "       point SQLITE_PATH ITERS ROWS | fetch PG_URL | insert PG_URL ROWS |\n"
-            "       insert-pipeline PG_URL ROWS | insert-sqlite SQLITE_PATH ROWS\n");
+            "       insert-pipeline PG_URL ROWS | insert-sqlite SQLITE_PATH ROWS | copy PG_URL ROWS\n");
     exit(2);
 }
 
@@ -302,6 +333,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "insert") == 0 && argc == 4) return cmd_insert(target, bench_arg_long(argv[3], "ROWS"), 0);
     if (strcmp(cmd, "insert-pipeline") == 0 && argc == 4)
         return cmd_insert(target, bench_arg_long(argv[3], "ROWS"), 1);
+    if (strcmp(cmd, "copy") == 0 && argc == 4) return cmd_copy(target, bench_arg_long(argv[3], "ROWS"));
     if (strcmp(cmd, "insert-sqlite") == 0 && argc == 4)
         return cmd_insert_sqlite(target, bench_arg_long(argv[3], "ROWS"));
     usage();

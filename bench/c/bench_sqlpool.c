@@ -11,12 +11,17 @@
  *   bench_sqlpool fetch-columns URI              every cell through column_data
  *   bench_sqlpool insert URI ROWS                one execute per row, one transaction
  *   bench_sqlpool insert-batch URI ROWS          sqlpool_conn_execute_many (one list, many sets)
+ *   bench_sqlpool stream-fetch URI               bench_fetch streamed in chunks, every cell
+ *   bench_sqlpool stream URI ROWS                ROWS generated rows streamed (id, name); peak RSS
+ *   bench_sqlpool copy URI ROWS                  the insert rows through COPY FROM STDIN (text)
  *
  * Timed loops are preceded by a warm-up; each prints one JSON line:
- * ns_per_op (per acquire+release, query, lookup) or ms (whole fetch/insert).
+ * ns_per_op (per acquire+release, query, lookup) or ms (whole fetch/insert),
+ * and maxrss_kb (the process's peak RSS).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,19 +240,8 @@ static int cmd_point(const char *uri, long iters, long rows) {
 
 /* ---- 3. fetch 100,000 rows ---------------------------------------------- */
 
-static int cmd_fetch(const char *uri, int columnar) {
-    sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
-    sqlpool_conn *conn = NULL;
-    CHECK(sqlpool_pool_acquire(pool, -1, &conn));
-    /* Warm-up: the statement prepared and cached, the table in shared buffers. */
-    sqlpool_result *r = NULL;
-    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL " LIMIT 10", NULL, &r));
-    sqlpool_result_free(r);
-    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL, NULL, &r));
-    sqlpool_result_free(r);
-
-    double start = bench_now_ns();
-    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL, NULL, &r));
+/* Every cell of a bench_fetch result, through the getters or column_data. */
+static uint64_t touch_fetch(sqlpool_result *r, int columnar, uintptr_t *rows_out) {
     uintptr_t rows = 0;
     uint64_t check = 0;
     CHECK(sqlpool_result_row_count(r, &rows));
@@ -277,12 +271,114 @@ static int cmd_fetch(const char *uri, int columnar) {
                      c[3].bytes[c[3].offsets[i + 1] - 1] + data_len + c[4].bytes[c[4].offsets[i]];
         }
     }
+    *rows_out += rows;
+    return check;
+}
+
+/* This process's peak RSS: VmHWM, which exec resets (ru_maxrss keeps the
+ * parent's peak from before the exec: bench/run.py's memory would count). */
+static long maxrss_kb(void) {
+    long kb = -1;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+    if (f) fclose(f);
+    if (kb < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kb = ru.ru_maxrss;
+    }
+    return kb;
+}
+
+/* Streams `sql` in chunks of 10,000 rows, each through `visit`. */
+static uint64_t stream_each(sqlpool_conn *conn, const char *sql,
+                            uint64_t (*visit)(sqlpool_result *, int, uintptr_t *), int arg, uintptr_t *rows) {
+    sqlpool_stream *s = NULL;
+    sqlpool_result *r = NULL;
+    sqlpool_status st;
+    uint64_t check = 0;
+    CHECK(sqlpool_conn_query_stream(conn, sql, NULL, &s));
+    while ((st = sqlpool_stream_next(s, 10000, &r)) == SQLPOOL_OK) {
+        check += visit(r, arg, rows);
+        sqlpool_result_free(r);
+    }
+    if (st != SQLPOOL_EMPTY) fail("sqlpool_stream_next");
+    sqlpool_stream_free(s);
+    return check;
+}
+
+/* `streamed`: bench_fetch read with sqlpool_conn_query_stream in chunks of
+ * 10,000 rows (column_data), else whole with sqlpool_conn_query. */
+static int cmd_fetch(const char *uri, int columnar, int streamed) {
+    sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
+    sqlpool_conn *conn = NULL;
+    CHECK(sqlpool_pool_acquire(pool, -1, &conn));
+    /* Warm-up: the statement prepared and cached, the table in shared buffers. */
+    sqlpool_result *r = NULL;
+    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL " LIMIT 10", NULL, &r));
     sqlpool_result_free(r);
+    CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL, NULL, &r));
+    sqlpool_result_free(r);
+
+    double start = bench_now_ns();
+    uintptr_t rows = 0;
+    uint64_t check = 0;
+    if (!streamed) {
+        CHECK(sqlpool_conn_query(conn, BENCH_FETCH_SQL, NULL, &r));
+        check = touch_fetch(r, columnar, &rows);
+        sqlpool_result_free(r);
+    } else {
+        check = stream_each(conn, BENCH_FETCH_SQL, touch_fetch, columnar, &rows);
+    }
     double elapsed = bench_now_ns() - start;
     sqlpool_conn_release(conn);
     sqlpool_pool_close(pool);
-    printf("{\"ms\": %.3f, \"rows\": %lu, \"check\": %llu}\n", elapsed / 1e6, (unsigned long)rows,
-           (unsigned long long)check);
+    printf("{\"ms\": %.3f, \"rows\": %lu, \"check\": %llu, \"maxrss_kb\": %ld}\n", elapsed / 1e6,
+           (unsigned long)rows, (unsigned long long)check, maxrss_kb());
+    return 0;
+}
+
+/* ---- 9. bulk: 2,000,000 rows streamed, COPY ---------------------------- */
+
+/* The generated rows of `stream`: id and the length of name. */
+static uint64_t touch_generated(sqlpool_result *r, int unused, uintptr_t *rows) {
+    sqlpool_column_data id, name;
+    uint64_t check = 0;
+    (void)unused;
+    CHECK(sqlpool_result_column_data(r, 0, &id));
+    CHECK(sqlpool_result_column_data(r, 1, &name));
+    for (uintptr_t i = 0; i < id.rows; i++) check += (uint64_t)id.ints[i] + name.offsets[i + 1] - name.offsets[i];
+    *rows += id.rows;
+    return check;
+}
+
+/* ROWS generated rows (id, 'name-' || id) streamed in chunks of 10,000;
+ * the peak RSS is the point. */
+static int cmd_stream(const char *uri, long rows) {
+    sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
+    sqlpool_conn *conn = NULL;
+    char sql[256];
+    if (is_sqlite(uri))
+        snprintf(sql, sizeof sql,
+                 "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < %ld) "
+                 "SELECT g AS id, 'name-' || g AS name FROM c", rows);
+    else
+        snprintf(sql, sizeof sql, "SELECT g AS id, 'name-' || g AS name FROM generate_series(1, %ld) g", rows);
+    CHECK(sqlpool_pool_acquire(pool, -1, &conn));
+    double start = bench_now_ns();
+    uintptr_t n = 0;
+    uint64_t check = stream_each(conn, sql, touch_generated, 0, &n);
+    double elapsed = bench_now_ns() - start;
+    sqlpool_conn_release(conn);
+    sqlpool_pool_close(pool);
+    if ((long)n != rows) {
+        fprintf(stderr, "streamed %lu rows, expected %ld\n", (unsigned long)n, rows);
+        return 1;
+    }
+    printf("{\"ms\": %.3f, \"rows\": %lu, \"check\": %llu, \"maxrss_kb\": %ld}\n", elapsed / 1e6,
+           (unsigned long)n, (unsigned long long)check, maxrss_kb());
     return 0;
 }
 
@@ -300,7 +396,29 @@ static void fill_params(sqlpool_params *p, int64_t i) {
     CHECK(sqlpool_params_add_double(p, NULL, (double)i * 0.5));
 }
 
-static int cmd_insert(const char *uri, long rows, int batch) {
+/* The rows through COPY FROM STDIN, text format, written 64 KiB at a time. */
+static void copy_rows(sqlpool_conn *conn, long rows, uint64_t *n) {
+    sqlpool_copy *copy = NULL;
+    static char buf[65536];
+    size_t used = 0;
+    CHECK(sqlpool_conn_copy_in(conn, "COPY bench_insert (id, name, value) FROM STDIN", &copy));
+    for (long i = 0; i < rows; i++) {
+        if (sizeof buf - used < 64) {
+            CHECK(sqlpool_copy_write(copy, (const uint8_t *)buf, used));
+            used = 0;
+        }
+        char name[32];
+        bench_insert_name(name, sizeof name, i);
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%ld\t%s\t%.17g\n", i, name, (double)i * 0.5);
+    }
+    CHECK(sqlpool_copy_write(copy, (const uint8_t *)buf, used));
+    CHECK(sqlpool_copy_finish(copy, n));
+    sqlpool_copy_free(copy);
+}
+
+enum insert_how { INSERT_LOOP, INSERT_BATCH, INSERT_COPY };
+
+static int cmd_insert(const char *uri, long rows, enum insert_how how) {
     int sqlite = is_sqlite(uri);
     const char *sql = sqlite ? BENCH_INSERT_SQLITE_SQL : BENCH_INSERT_PG_SQL;
     sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
@@ -311,7 +429,9 @@ static int cmd_insert(const char *uri, long rows, int batch) {
     truncate_insert(conn, sqlite);
     uint64_t n = 0;
     double start = bench_now_ns();
-    if (!batch) {
+    if (how == INSERT_COPY) {
+        copy_rows(conn, rows, &n);
+    } else if (how == INSERT_LOOP) {
         sqlpool_params *p = NULL;
         CHECK(sqlpool_params_new(&p));
         CHECK(sqlpool_conn_begin(conn, SQLPOOL_ISOLATION_DEFAULT, 0));
@@ -351,7 +471,8 @@ static void usage(void) {
             "usage: bench_sqlpool info URI | setup-pg URI ROWS | setup-sqlite URI ROWS |\n"
             "       acquire URI THREADS ITERS fast|verified | select1 URI ITERS |\n"
             "       point URI ITERS ROWS | fetch URI | fetch-columns URI |\n"
-            "       insert URI ROWS | insert-batch URI ROWS\n");
+            "       insert URI ROWS | insert-batch URI ROWS | stream-fetch URI |\n"
+            "       stream URI ROWS | copy URI ROWS\n");
     exit(2);
 }
 
@@ -367,11 +488,16 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "select1") == 0 && argc == 4) return cmd_select1(uri, bench_arg_long(argv[3], "ITERS"));
     if (strcmp(cmd, "point") == 0 && argc == 5)
         return cmd_point(uri, bench_arg_long(argv[3], "ITERS"), bench_arg_long(argv[4], "ROWS"));
-    if (strcmp(cmd, "fetch") == 0 && argc == 3) return cmd_fetch(uri, 0);
-    if (strcmp(cmd, "fetch-columns") == 0 && argc == 3) return cmd_fetch(uri, 1);
-    if (strcmp(cmd, "insert") == 0 && argc == 4) return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), 0);
+    if (strcmp(cmd, "fetch") == 0 && argc == 3) return cmd_fetch(uri, 0, 0);
+    if (strcmp(cmd, "fetch-columns") == 0 && argc == 3) return cmd_fetch(uri, 1, 0);
+    if (strcmp(cmd, "stream-fetch") == 0 && argc == 3) return cmd_fetch(uri, 1, 1);
+    if (strcmp(cmd, "stream") == 0 && argc == 4) return cmd_stream(uri, bench_arg_long(argv[3], "ROWS"));
+    if (strcmp(cmd, "copy") == 0 && argc == 4)
+        return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), INSERT_COPY);
+    if (strcmp(cmd, "insert") == 0 && argc == 4)
+        return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), INSERT_LOOP);
     if (strcmp(cmd, "insert-batch") == 0 && argc == 4)
-        return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), 1);
+        return cmd_insert(uri, bench_arg_long(argv[3], "ROWS"), INSERT_BATCH);
     usage();
     return 2;
 }

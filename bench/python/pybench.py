@@ -1,7 +1,7 @@
 """The Python scenarios of `make bench`, one measurement per process.
 
 bench/run.py starts this once per measurement, so each library is imported
-alone and the peak RSS (ru_maxrss) belongs to one library. It prints one
+alone and the peak RSS (VmHWM) belongs to one library. It prints one
 JSON object on stdout.
 
     pybench.py stress  --lib L --mode sync|async --uri U [--jobs 1000]
@@ -10,8 +10,10 @@ JSON object on stdout.
     pybench.py select1 --lib L --uri U --iters N        SELECT 1 on one held connection
     pybench.py point   --lib L --uri U --iters N --rows R   SQLite point query by key
     pybench.py fetch   --lib L --uri U                  every row of bench_fetch, every cell
-    pybench.py insert  --lib L --uri U --rows N --how loop|many
-                                                       N inserts in one transaction
+    pybench.py insert  --lib L --uri U --rows N --how loop|many|copy
+                                                       N inserts in one transaction (copy:
+                                                       COPY FROM STDIN with write_row)
+    pybench.py stream  --lib L --uri U --rows N         N generated rows streamed (peak RSS)
     pybench.py versions                                 installed versions of every library
 
 Libraries (--lib): sqlpool, psycopg (psycopg 3 + psycopg_pool), asyncpg,
@@ -41,8 +43,21 @@ SELECT1 = "SELECT 1 AS a"
 FETCH_SQL = "SELECT id, name, value, ts, data FROM bench_fetch"
 
 
+def peak_rss_kb() -> int:
+    """This process's peak RSS: VmHWM, which exec resets (ru_maxrss keeps the
+    parent's peak from before the exec: run.py's own memory would count)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def out(obj: Dict[str, Any]) -> None:
-    obj["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    obj["maxrss_kb"] = peak_rss_kb()
     print(json.dumps(obj), flush=True)
 
 
@@ -479,6 +494,7 @@ def cmd_fetch(a: argparse.Namespace) -> None:
     out({"ms": ns / 1e6, "cells": cells})
 
 
+COPY_SQL = "COPY bench_insert (id, name, value) FROM STDIN"
 INSERT_SQL = {
     "sqlpool": "INSERT INTO bench_insert (id, name, value) VALUES ($1, $2, $3)",
     "psycopg": "INSERT INTO bench_insert (id, name, value) VALUES (%s, %s, %s)",
@@ -497,6 +513,10 @@ def cmd_insert(a: argparse.Namespace) -> None:
             start = time.perf_counter_ns()
             if how == "many":
                 conn.execute_many(sql, data)
+            elif how == "copy":
+                with conn.copy(COPY_SQL) as cp:
+                    for row in data:
+                        cp.write_row(row)
             else:
                 with conn.transaction():
                     for row in data:
@@ -514,6 +534,10 @@ def cmd_insert(a: argparse.Namespace) -> None:
                 cur = conn.cursor()
                 if how == "many":
                     cur.executemany(sql, data)
+                elif how == "copy":
+                    with cur.copy(COPY_SQL) as cp:
+                        for row in data:
+                            cp.write_row(row)
                 else:
                     for row in data:
                         cur.execute(sql, row)
@@ -524,6 +548,44 @@ def cmd_insert(a: argparse.Namespace) -> None:
     if count != n:
         raise SystemExit(f"insert: {count} rows, expected {n}")
     out({"ms": ns / 1e6, "rows": count})
+
+
+def stream_sql(uri: str, rows: int) -> str:
+    if is_sqlite(uri):
+        return (f"WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < {rows}) "
+                "SELECT g AS id, 'name-' || g AS name FROM c")
+    return f"SELECT g AS id, 'name-' || g AS name FROM generate_series(1, {rows}) g"
+
+
+def cmd_stream(a: argparse.Namespace) -> None:
+    """Every row of a large result read one by one without holding it whole:
+    sqlpool's conn.stream(), psycopg's server-side (named) cursor."""
+    lib, uri, n = a.lib, a.uri, a.rows
+    sql = stream_sql(uri, n)
+    count = check = 0
+    start = time.perf_counter_ns()
+    if lib == "sqlpool":
+        import sqlpool
+
+        with sqlpool.Pool(uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+            for row in conn.stream(sql, chunk_size=5000):
+                count += 1
+                check += row[0] + len(row[1])
+    elif lib == "psycopg":
+        import psycopg
+
+        with psycopg.connect(uri) as conn, conn.cursor(name="bench_stream") as cur:
+            cur.itersize = 5000
+            cur.execute(sql)
+            for row in cur:
+                count += 1
+                check += row[0] + len(row[1])
+    else:
+        raise SystemExit(f"stream: unknown library {lib}")
+    ns = time.perf_counter_ns() - start
+    if count != n:
+        raise SystemExit(f"stream: {count} rows, expected {n}")
+    out({"ms": ns / 1e6, "rows": count, "check": check})
 
 
 def cmd_versions(a: argparse.Namespace) -> None:
@@ -573,11 +635,15 @@ def main(argv: List[str]) -> None:
     i.add_argument("--lib", required=True)
     i.add_argument("--uri", required=True)
     i.add_argument("--rows", type=int, default=10000)
-    i.add_argument("--how", choices=["loop", "many"], required=True)
+    i.add_argument("--how", choices=["loop", "many", "copy"], required=True)
+    st = sub.add_parser("stream")
+    st.add_argument("--lib", required=True)
+    st.add_argument("--uri", required=True)
+    st.add_argument("--rows", type=int, required=True)
     sub.add_parser("versions")
     a = p.parse_args(argv)
     {"stress": cmd_stress, "select1": cmd_select1, "point": cmd_point, "fetch": cmd_fetch,
-     "insert": cmd_insert, "versions": cmd_versions}[a.cmd](a)
+     "insert": cmd_insert, "stream": cmd_stream, "versions": cmd_versions}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::postgres::copy::{PgCopyIn, PgCopyOut};
 use super::postgres::notify::Notification;
 use super::postgres::stream::PgRows;
+use super::sqlite::SqliteRows;
 use super::{log_statement, Conn, Db};
 use crate::error::{Error, Result, Status};
 use crate::result::ResultSet;
@@ -15,10 +16,15 @@ use crate::value::Params;
 /// An open streaming query (see [`Conn::stream_start_async`]).
 pub enum RowStream {
     Postgres(PgRows),
-    /// SQLite: the rows handed out from the result in chunks.
+    /// SQLite: the statement stepped chunk by chunk; it owns the
+    /// connection's `rusqlite::Connection` until it ends.
     Sqlite {
-        result: ResultSet,
-        next: usize,
+        rows: SqliteRows,
+        /// The connection's `broken` before the stream: while the stream
+        /// owns the SQLite connection the `Conn` counts as broken, so if
+        /// the stream were lost without ending (a panic) the pool discards
+        /// the stand-in instead of lending it.
+        was_broken: bool,
     },
 }
 
@@ -26,24 +32,9 @@ impl RowStream {
     pub fn is_done(&self) -> bool {
         match self {
             RowStream::Postgres(r) => r.is_done(),
-            RowStream::Sqlite { result, next } => *next >= result.row_count(),
+            RowStream::Sqlite { rows, .. } => rows.is_done(),
         }
     }
-}
-
-/// Rows `from..to` of `result` as a result of their own.
-fn slice_rows(result: &ResultSet, from: usize, to: usize) -> Result<ResultSet> {
-    let mut out = ResultSet::new(result.columns().to_vec());
-    out.reserve_rows(to - from);
-    let ncols = result.column_count();
-    for r in from..to {
-        let mut row = Vec::with_capacity(ncols);
-        for c in 0..ncols {
-            row.push(result.cell(r, c)?.clone());
-        }
-        out.push_row(row);
-    }
-    Ok(out)
 }
 
 fn no_copy_on_sqlite() -> Error {
@@ -70,9 +61,10 @@ impl Conn {
         self.note_session(sql);
         let started = Instant::now();
         let r = match &mut self.db {
-            Db::Sqlite(c) => c
-                .query(sql, params)
-                .map(|result| RowStream::Sqlite { result, next: 0 }),
+            Db::Sqlite(c) => c.stream_start(sql, params).map(|rows| {
+                let was_broken = std::mem::replace(&mut self.broken, true);
+                RowStream::Sqlite { rows, was_broken }
+            }),
             Db::Postgres(c) => c.stream_start(sql, params).await.map(RowStream::Postgres),
         }
         .map_err(|e| self.placeholder_hint(e, sql));
@@ -90,10 +82,11 @@ impl Conn {
     ) -> Result<ResultSet> {
         let r = match (&mut self.db, stream) {
             (Db::Postgres(c), RowStream::Postgres(rows)) => c.stream_next(rows, max_rows).await,
-            (Db::Sqlite(_), RowStream::Sqlite { result, next }) => {
-                let to = (*next + max_rows.max(1)).min(result.row_count());
-                let chunk = slice_rows(result, *next, to);
-                *next = to;
+            (Db::Sqlite(c), RowStream::Sqlite { rows, was_broken }) => {
+                let chunk = c.stream_next(rows, max_rows);
+                if rows.gave_back() {
+                    self.broken = *was_broken;
+                }
                 chunk
             }
             _ => Err(Error::misuse(
@@ -106,10 +99,21 @@ impl Conn {
     /// Gives a stream up before its end: the connection is left clean
     /// (cancelled or drained), or marked broken so the pool discards it.
     pub async fn stream_abandon_async(&mut self, stream: RowStream) {
-        if let (Db::Postgres(c), RowStream::Postgres(rows)) = (&mut self.db, stream) {
-            if c.stream_abandon(rows).await.is_err() {
-                self.broken = true;
+        match (&mut self.db, stream) {
+            (Db::Postgres(c), RowStream::Postgres(rows)) => {
+                self.broken |= c.stream_abandon(rows).await.is_err();
             }
+            (
+                Db::Sqlite(c),
+                RowStream::Sqlite {
+                    mut rows,
+                    was_broken,
+                },
+            ) if !rows.is_done() => {
+                let back = c.stream_end(&mut rows);
+                self.broken = was_broken || !back;
+            }
+            _ => {}
         }
     }
 

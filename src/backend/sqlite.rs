@@ -11,7 +11,7 @@
 //! handler then only arbitrates between processes.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -497,4 +497,244 @@ fn sqlstate_for(extended: i32, message: &str) -> &'static str {
             _ => "HY000",
         },
     }
+}
+
+/// An open streaming query on SQLite (see [`SqliteConn::stream_start`]):
+/// the statement is stepped one chunk at a time, so memory holds one chunk.
+///
+/// rusqlite's `Rows` borrows its `Statement`, which borrows the
+/// `Connection`, and dropping `Rows` resets the statement; a borrowed
+/// statement cannot move between threads, as a C stream may. So while the
+/// stream is open a worker thread owns the connection and keeps the rows
+/// on its stack, stepping a chunk when asked; the [`SqliteConn`] holds a
+/// read-only in-memory stand-in until [`SqliteConn::stream_end`] takes the
+/// connection back from the finished worker.
+pub struct SqliteRows {
+    /// `None` once the rows are over (the connection went back).
+    worker: Option<Worker>,
+    columns: Vec<Column>,
+    /// The worker failed to give the connection back.
+    lost: bool,
+}
+
+struct Worker {
+    /// A chunk size per request; dropped, it ends the worker.
+    requests: mpsc::Sender<usize>,
+    /// One answer per request: the chunk, and whether the rows are over.
+    chunks: mpsc::Receiver<Result<(ResultSet, bool)>>,
+    thread: std::thread::JoinHandle<Option<rusqlite::Connection>>,
+}
+
+impl SqliteRows {
+    /// The rows are over (or failed): the connection is back.
+    pub fn is_done(&self) -> bool {
+        self.worker.is_none()
+    }
+
+    /// Done, and the connection went back to its [`SqliteConn`].
+    pub fn gave_back(&self) -> bool {
+        self.worker.is_none() && !self.lost
+    }
+}
+
+/// One SQLite value as ours (`BOOL`/`BOOLEAN` columns' 0 and 1 as booleans).
+fn cell_value(v: ValueRef<'_>, is_bool: bool) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) if is_bool && (i == 0 || i == 1) => Value::Bool(i == 1),
+        ValueRef::Integer(i) => Value::Int64(i),
+        ValueRef::Real(f) => Value::Double(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+fn columns_of(stmt: &rusqlite::Statement<'_>) -> Vec<Column> {
+    stmt.columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_owned(),
+            decl_type: c.decl_type().unwrap_or("").to_owned(),
+        })
+        .collect()
+}
+
+impl SqliteConn {
+    /// Starts a query whose rows are read with [`SqliteConn::stream_next`].
+    /// Until the stream ends ([`SqliteRows::is_done`]) or is given to
+    /// [`SqliteConn::stream_end`], this connection runs nothing else.
+    pub fn stream_start(&mut self, sql: &str, params: &Params) -> Result<SqliteRows> {
+        let writes = self.statement_writes(sql);
+        // Checks the SQL and the parameters here, so that only the
+        // statement's own errors come from the worker.
+        let (sql, values, columns) = {
+            let (mut stmt, prepared, _) = self.prepared(sql)?;
+            let values = params.ordered_for(&prepared)?;
+            bind(&mut stmt, values.clone())?;
+            stmt.clear_bindings();
+            let owned: Vec<Value> = values.into_iter().cloned().collect();
+            (prepared.sql.clone(), owned, columns_of(&stmt))
+        };
+        let stand_in = stand_in()?;
+        let (conn_tx, conn_rx) = mpsc::channel::<rusqlite::Connection>();
+        let (req_tx, req_rx) = mpsc::channel::<usize>();
+        let (chunk_tx, chunk_rx) = mpsc::channel();
+        let bool_columns: Vec<bool> = columns.iter().map(|c| is_bool_decl(&c.decl_type)).collect();
+        let result_columns = columns.clone();
+        let thread = std::thread::Builder::new()
+            .name("sqlpool-sqlite-stream".into())
+            .spawn(move || {
+                let conn = conn_rx.recv().ok()?;
+                step_rows(
+                    &conn,
+                    &sql,
+                    &values,
+                    &result_columns,
+                    &bool_columns,
+                    &req_rx,
+                    &chunk_tx,
+                );
+                Some(conn)
+            })
+            .map_err(|e| {
+                Error::new(
+                    Status::Internal,
+                    format!("cannot start a stream thread: {e}"),
+                )
+            })?;
+        if writes {
+            if let Err(e) = self.enter_gate() {
+                drop(conn_tx);
+                let _ = thread.join();
+                return Err(e);
+            }
+        }
+        let conn = std::mem::replace(&mut self.conn, stand_in);
+        if let Err(mpsc::SendError(conn)) = conn_tx.send(conn) {
+            self.conn = conn;
+            self.leave_gate_after_transaction();
+            return Err(Error::new(
+                Status::Internal,
+                "the stream thread ended early",
+            ));
+        }
+        Ok(SqliteRows {
+            worker: Some(Worker {
+                requests: req_tx,
+                chunks: chunk_rx,
+                thread,
+            }),
+            columns,
+            lost: false,
+        })
+    }
+
+    /// The next chunk of at most `max_rows` rows (at least 1); an empty
+    /// result when the rows are over. The stream ends (and the connection
+    /// comes back) on the chunk that reaches the last row, or on an error.
+    pub fn stream_next(&mut self, rows: &mut SqliteRows, max_rows: usize) -> Result<ResultSet> {
+        let Some(worker) = rows.worker.as_mut() else {
+            return Ok(ResultSet::new(rows.columns.clone()));
+        };
+        let answer = match worker.requests.send(max_rows.max(1)) {
+            Ok(()) => worker.chunks.recv().ok(),
+            Err(_) => None,
+        };
+        let answer = answer.unwrap_or_else(|| {
+            Err(Error::new(
+                Status::Internal,
+                "the stream thread ended early",
+            ))
+        });
+        if !matches!(answer, Ok((_, false))) {
+            self.stream_end(rows);
+        }
+        answer.map(|(chunk, _)| chunk)
+    }
+
+    /// Ends a stream, at its end or before: the worker resets the statement
+    /// (which ends its read transaction outside an explicit one, so the WAL
+    /// can be checkpointed) and gives the connection back. False: it could
+    /// not (the worker panicked); this connection must then be discarded.
+    pub fn stream_end(&mut self, rows: &mut SqliteRows) -> bool {
+        let Some(worker) = rows.worker.take() else {
+            return !rows.lost;
+        };
+        drop(worker.requests);
+        match worker.thread.join() {
+            Ok(Some(conn)) => {
+                self.conn = conn;
+                self.leave_gate_after_transaction();
+            }
+            _ => rows.lost = true,
+        }
+        !rows.lost
+    }
+}
+
+/// The worker of a [`SqliteRows`]: runs the statement and answers each
+/// request with the next chunk, until the rows are over, an error, or no
+/// more requests; then the rows and the statement drop (resetting it).
+fn step_rows(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    values: &[Value],
+    columns: &[Column],
+    bool_columns: &[bool],
+    requests: &mpsc::Receiver<usize>,
+    chunks: &mpsc::Sender<Result<(ResultSet, bool)>>,
+) {
+    let mut stmt = match conn.prepare_cached(sql).map_err(map_error) {
+        Ok(stmt) => stmt,
+        Err(e) => {
+            if requests.recv().is_ok() {
+                let _ = chunks.send(Err(e));
+            }
+            return;
+        }
+    };
+    let bound = bind(&mut stmt, values.iter().collect());
+    let mut rows = stmt.raw_query();
+    let mut failed = bound.err();
+    while let Ok(max_rows) = requests.recv() {
+        let answer = match failed.take() {
+            Some(e) => Err(e),
+            None => next_chunk(&mut rows, columns, bool_columns, max_rows),
+        };
+        let end = !matches!(answer, Ok((_, false)));
+        if chunks.send(answer).is_err() || end {
+            return;
+        }
+    }
+}
+
+/// Up to `max_rows` rows as a result, and whether the rows are over.
+fn next_chunk(
+    rows: &mut rusqlite::Rows<'_>,
+    columns: &[Column],
+    bool_columns: &[bool],
+    max_rows: usize,
+) -> Result<(ResultSet, bool)> {
+    let mut result = ResultSet::new(columns.to_vec());
+    while result.row_count() < max_rows {
+        let Some(row) = rows.next().map_err(map_error)? else {
+            return Ok((result, true));
+        };
+        let mut cells = Vec::with_capacity(bool_columns.len());
+        for (c, is_bool) in bool_columns.iter().enumerate() {
+            cells.push(cell_value(row.get_ref(c).map_err(map_error)?, *is_bool));
+        }
+        result.push_row(cells);
+    }
+    Ok((result, false))
+}
+
+/// What a [`SqliteConn`] holds while a stream owns its connection: an
+/// in-memory database that refuses writes, in case it were ever used.
+fn stand_in() -> Result<rusqlite::Connection> {
+    rusqlite::Connection::open_with_flags(
+        ":memory:",
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_error)
 }

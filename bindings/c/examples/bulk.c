@@ -45,6 +45,7 @@ static int stream_rows(sqlpool_conn *conn, int postgres) {
     const char *sql = postgres
         ? "SELECT g FROM generate_series(1, 100000) g"
         : "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < 100000) SELECT g FROM c";
+    /* doc:stream */
     CHECK("query_stream", sqlpool_conn_query_stream(conn, sql, NULL, &stream));
     /* While the stream is open the connection answers SQLPOOL_BUSY. */
     if (sqlpool_conn_execute(conn, "SELECT 1", NULL, NULL) != SQLPOOL_BUSY) {
@@ -66,6 +67,7 @@ static int stream_rows(sqlpool_conn *conn, int postgres) {
         sqlpool_result_free(chunk);
         chunk = NULL;
     }
+    /* end doc:stream */
     if (rows != 100000 || sum != (int64_t)100000 * 100001 / 2) {
         fprintf(stderr, "stream: %" PRId64 " rows, sum %" PRId64 "\n", rows, sum);
         rc = 1;
@@ -86,6 +88,7 @@ static int copy_round_trip(sqlpool_conn *conn) {
     char row[64];
     static char buf[8192];
     CHECK("create", sqlpool_conn_execute_script(conn, "CREATE TEMP TABLE items (id int, name text)"));
+    /* doc:copy */
     CHECK("copy_in", sqlpool_conn_copy_in(conn, "COPY items (id, name) FROM STDIN", &copy));
     for (int i = 1; i <= 50000; i++) {
         int len = snprintf(row, sizeof row, "%d\titem %d\n", i, i);
@@ -105,6 +108,7 @@ static int copy_round_trip(sqlpool_conn *conn) {
         for (size_t i = 0; i < n; i++) lines += buf[i] == '\n';
         total += n;
     }
+    /* end doc:copy */
     printf("COPY TO STDOUT: %zu bytes, %zu lines\n", total, lines);
     if (copied != 50000 || lines != 50000) rc = 1;
 cleanup:
@@ -117,6 +121,7 @@ static int listen_loop(sqlpool_pool *pool, sqlpool_conn *listener) {
     sqlpool_conn *sender = NULL;
     sqlpool_notification *note = NULL;
     int received = 0;
+    /* doc:listen */
     CHECK("listen", sqlpool_conn_execute(listener, "LISTEN jobs", NULL, NULL));
     CHECK("acquire", sqlpool_pool_acquire(pool, -1, &sender));
     CHECK("notify", sqlpool_conn_execute(sender,
@@ -140,6 +145,7 @@ static int listen_loop(sqlpool_pool *pool, sqlpool_conn *listener) {
         note = NULL;
         if (received == 100) break;
     }
+    /* end doc:listen */
     printf("received %d notifications on channel jobs\n", received);
     if (received != 100) rc = 1;
 cleanup:
