@@ -36,6 +36,11 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 struct Waits {
     fds: Vec<libc::pollfd>,
     wake_at: Option<Instant>,
+    /// [`poll_now`]: nothing is waited for, so every read is tried.
+    peek: bool,
+    /// The sockets the last poll(2) found ready, for the poll of the
+    /// future right after it.
+    ready: Vec<RawFd>,
 }
 
 thread_local! {
@@ -62,6 +67,20 @@ fn wait_blocking(fd: RawFd, events: i16) -> bool {
         }
         None => false,
     })
+}
+
+/// For a socket whose last read emptied it: in a blocking driver (not
+/// [`poll_now`]), `Some(true)` when the last poll(2) found it ready, else
+/// `Some(false)` with the wait recorded; `None` outside a blocking driver.
+fn blocking_readiness(fd: RawFd) -> Option<bool> {
+    // Readiness is used up by the read it allows.
+    let ready = BLOCKING.with(|b| {
+        let mut b = b.borrow_mut();
+        let waits = b.as_mut().filter(|w| !w.peek)?;
+        let at = waits.ready.iter().position(|&r| r == fd);
+        Some(at.map(|i| waits.ready.swap_remove(i)).is_some())
+    })?;
+    Some(ready || !wait_blocking(fd, libc::POLLIN))
 }
 
 /// Records a timer for the blocking driver; false when none runs here.
@@ -213,6 +232,7 @@ fn drive_blocking<F: Future>(mut fut: Pin<&mut F>, flag: &Arc<Flag>) -> Result<F
         waits = BLOCKING
             .with(|b| std::mem::replace(&mut *b.borrow_mut(), previous))
             .unwrap_or_default();
+        waits.ready.clear();
         if let Poll::Ready(v) = outcome {
             return Ok(v);
         }
@@ -253,9 +273,13 @@ fn drive_blocking<F: Future>(mut fut: Pin<&mut F>, flag: &Arc<Flag>) -> Result<F
             };
         }
         flag.sleeping.store(false, Ordering::SeqCst);
-        if event.is_some() && waits.fds.last().is_some_and(|p| p.revents != 0) {
+        // (The eventfd was pushed last: popped, it does not count as ready.)
+        if event.is_some() && waits.fds.pop().is_some_and(|p| p.revents != 0) {
             flag.drain();
         }
+        waits
+            .ready
+            .extend(waits.fds.iter().filter(|p| p.revents != 0).map(|p| p.fd));
     }
 }
 
@@ -268,7 +292,11 @@ pub fn poll_now(f: impl FnOnce(&mut Context<'_>)) {
     }
     let waker = Waker::from(Arc::new(Nothing));
     let mut cx = Context::from_waker(&waker);
-    let previous = BLOCKING.with(|b| b.borrow_mut().replace(Waits::default()));
+    let peek = Waits {
+        peek: true,
+        ..Waits::default()
+    };
+    let previous = BLOCKING.with(|b| b.borrow_mut().replace(peek));
     f(&mut cx);
     BLOCKING.with(|b| *b.borrow_mut() = previous);
 }
@@ -295,6 +323,8 @@ pub struct PgSocket {
     fd: RawFd,
     /// Write side shut down (cancel requests: then wait for the server's EOF).
     shut: bool,
+    /// The last read emptied the socket's receive buffer (a short read).
+    drained: bool,
 }
 
 impl PgSocket {
@@ -306,6 +336,7 @@ impl PgSocket {
             stream: Stream::Tcp(stream),
             fd,
             shut: false,
+            drained: false,
         })
     }
 
@@ -317,6 +348,7 @@ impl PgSocket {
             stream: Stream::Unix(stream),
             fd,
             shut: false,
+            drained: false,
         })
     }
 
@@ -404,13 +436,24 @@ impl AsyncRead for PgSocket {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // After a read that emptied the socket, the next one (typically
+        // right after sending a request) would fail with EAGAIN: a blocking
+        // driver asks poll(2) first, which returns at once if data came.
+        if this.drained {
+            if blocking_readiness(this.fd) == Some(false) {
+                return Poll::Pending;
+            }
+            this.drained = false;
+        }
         loop {
             let unfilled = buf.initialize_unfilled();
+            let room = unfilled.len();
             match this.io(|s| match s {
                 Stream::Tcp(t) => t.read(unfilled),
                 Stream::Unix(u) => u.read(unfilled),
             }) {
                 Ok(n) => {
+                    this.drained = n > 0 && n < room;
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
