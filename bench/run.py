@@ -58,7 +58,7 @@ PY_PEERS = ["psycopg", "asyncpg", "psqlpy", "pysqlx"]
 SIZES = {
     "full": dict(
         reps=7, reps_hold=3,
-        acquire_fast=200_000, acquire_verified=20_000,
+        acquire_fast=200_000, acquire_verified=20_000, py_acquire=20_000,
         select1=20_000, py_select1=10_000,
         point_rows=10_000, point_iters=200_000, py_point=50_000, py_point_async=20_000,
         fetch_rows=100_000, insert_rows=10_000,
@@ -67,7 +67,7 @@ SIZES = {
     ),
     "smoke": dict(
         reps=1, reps_hold=1,
-        acquire_fast=2_000, acquire_verified=200,
+        acquire_fast=2_000, acquire_verified=200, py_acquire=200,
         select1=200, py_select1=200,
         point_rows=1_000, point_iters=2_000, py_point=1_000, py_point_async=500,
         fetch_rows=2_000, insert_rows=200,
@@ -234,6 +234,19 @@ class Bench:
                         ms.append(self.add(f"acquire/{db}/{threads}/r2d2-test{test}",
                                            [R2D2_FLOOR, "acquire", db, r2_target, threads, iters, test],
                                            "ns_per_op", "r2d2"))
+            if self.pg:
+                # An unchanged session costs nothing at release: the default
+                # session_reset=auto against no reset at all.
+                off = self.pg + ("&" if "?" in self.pg else "?") + "session_reset=off"
+                ms.append(self.add("acquire/pg/1/sqlpool-verified-reset-off",
+                                   [BENCH_SQLPOOL, "acquire", off, 1, s["acquire_verified"], "verified"],
+                                   "ns_per_op", "sqlpool"))
+                for workers in (1, 4):
+                    for lib in ("sqlpool", "sqlpool-async", "psycopg", "psycopg-async"):
+                        ms.append(self.add(f"acquire/py/{workers}/{lib}",
+                                           self.py("acquire", "--lib", lib, "--uri", self.pg,
+                                                   "--workers", workers, "--iters", s["py_acquire"]),
+                                           "ns_per_op", lib.split("-")[0]))
             self.group("1. acquire + release", ms, s["reps"])
 
         if want("select1") and self.pg:
@@ -487,6 +500,20 @@ def build_rows(b: Bench) -> List[Row]:
                     f"r2d2 (Rust), test_on_check_out={'true' if test else 'false'}", r2d2,
                     get(f"acquire/{db}/{threads}/sqlpool-{rec}"), get(f"acquire/{db}/{threads}/r2d2-test{test}"),
                     "ns", Target("ratio_le", 1.2, "≤ 1.2")))
+    rows.append(Row(
+        "1. acquire+release, PostgreSQL, 1 thread, default session_reset=auto (C)",
+        "sqlpool with session_reset=off (no reset)", "—",
+        get("acquire/pg/1/sqlpool-verified"), get("acquire/pg/1/sqlpool-verified-reset-off"),
+        "ns", Target("ratio_le", 1.1, "≤ 1.1"),
+        "an unchanged session is not reset: no round trip at release"))
+    for workers in (1, 4):
+        for mode, suffix in (("sync", ""), ("async", "-async")):
+            rows.append(Row(
+                f"1. acquire+release from Python, PostgreSQL, default settings, {workers} "
+                f"{'thread' if mode == 'sync' else 'task'}{'s' if workers > 1 else ''} ({mode})",
+                f"psycopg_pool ({mode}), default settings", py("psycopg"),
+                get(f"acquire/py/{workers}/sqlpool{suffix}"), get(f"acquire/py/{workers}/psycopg{suffix}"),
+                "ns", Target("ratio_le", 1.0, "≤ 1")))
     # 2. SELECT 1, point query (C)
     rows.append(Row("2. SELECT 1 round trip (C)", "libpq PQexecParams (C)", f"libpq {v.get('libpq')}",
                     get("select1/c/sqlpool"), get("select1/c/libpq"), "ns", Target("ratio_le", 1.10, "≤ 1.10")))
@@ -766,7 +793,10 @@ METHOD = """## How it is measured
   synced every 1,000 rows, as the floor of the batch call); SQLite's floor is a prepared statement with
   `sqlite3_bind_*`/`sqlite3_step`/`sqlite3_reset` on a NOMUTEX WAL connection.
 - Scenario 1 pairs sqlpool's `recycling=fast` with r2d2's `test_on_check_out=false`, and `verified` (sqlpool's
-  default: one round trip per checkout) with r2d2's default `true`.
+  default: a round trip only for a connection idle longer than 500 ms or suspect since its last use) with r2d2's
+  default `true` (a round trip per checkout). The session-reset row runs the default `session_reset=auto` against
+  `off`: a borrower that changed nothing costs no reset. The Python rows run each pool with its defaults (sizes
+  aside), N threads or tasks each acquiring and releasing in a loop.
 - Scenario 5 is the seed scenario: 1,000 jobs, 50 at a time (threads, or tasks behind a semaphore), pool 5..30,
   each job `SELECT 1 as a` checked, optionally holding the connection 0.1–0.5 s; the holds are drawn once with
   `random.seed(0)` so every library sleeps the same. Time runs from before the pool is created to after it is

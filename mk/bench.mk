@@ -70,6 +70,7 @@ bench-smoke: release $(BENCH_BIN)/bench_sqlpool
 	    run select1 "$$pg" 100; run fetch "$$pg"; run fetch-columns "$$pg"; run insert "$$pg" 100; run insert-batch "$$pg" 100; \
 	    run stream-fetch "$$pg"; run stream "$$pg" 2000; run copy "$$pg" 200; py stream "$$pg" --rows 2000; \
 	    py insert "$$pg" --rows 200 --how copy; py insert "$$pg" --rows 200 --how many; \
+	    py acquire "$$pg" --workers 4 --iters 100; py acquire "$$pg" --workers 4 --iters 100 --lib sqlpool-async; \
 	  fi'
 	@echo "bench-smoke: sqlpool's benchmark program ran every scenario"
 

@@ -35,6 +35,7 @@ import json
 import random
 import resource
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List
@@ -277,6 +278,94 @@ def touch_rows(rows: Any, as_dicts: bool = False) -> int:
             for _ in row:
                 n += 1
     return n
+
+
+def cmd_acquire(a: argparse.Namespace) -> None:
+    """Acquire + release with each library's default settings (sizes
+    aside): `workers` threads (sync) or tasks (async), each `iters` times;
+    time per operation over all workers, as the C program reports."""
+    lib, uri, workers, iters = a.lib, a.uri, a.workers, a.iters
+
+    def run_threads(acquire_release: Callable[[], Any]) -> float:
+        for _ in range(max(iters // 10, 50)):
+            acquire_release()
+        barrier = threading.Barrier(workers + 1)
+
+        def work() -> None:
+            barrier.wait()
+            for _ in range(iters):
+                acquire_release()
+
+        threads = [threading.Thread(target=work) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        start = time.perf_counter_ns()
+        for t in threads:
+            t.join()
+        return (time.perf_counter_ns() - start) / (workers * iters)
+
+    async def run_tasks(acquire_release: Callable[[], Any]) -> float:
+        for _ in range(max(iters // 10, 50)):
+            await acquire_release()
+
+        async def work() -> None:
+            for _ in range(iters):
+                await acquire_release()
+
+        start = time.perf_counter_ns()
+        await asyncio.gather(*(work() for _ in range(workers)))
+        return (time.perf_counter_ns() - start) / (workers * iters)
+
+    if lib == "sqlpool":
+        import sqlpool
+
+        with sqlpool.Pool(uri, min_size=workers, max_size=workers) as pool:
+            def once() -> None:
+                with pool.connection():
+                    pass
+            ns = run_threads(once)
+    elif lib == "sqlpool-async":
+        import sqlpool
+
+        async def main() -> float:
+            async with sqlpool.AsyncPool(uri, min_size=workers, max_size=workers) as pool:
+                async def once() -> None:
+                    async with pool.connection():
+                        pass
+                return await run_tasks(once)
+
+        ns = asyncio.run(main())
+    elif lib == "psycopg":
+        from psycopg_pool import ConnectionPool
+
+        with ConnectionPool(uri, min_size=workers, max_size=workers, open=True) as pool:
+            pool.wait()
+
+            def once() -> None:
+                with pool.connection():
+                    pass
+            ns = run_threads(once)
+    elif lib == "psycopg-async":
+        from psycopg_pool import AsyncConnectionPool
+
+        async def main() -> float:
+            pool = AsyncConnectionPool(uri, min_size=workers, max_size=workers, open=False)
+            await pool.open()
+            await pool.wait()
+
+            async def once() -> None:
+                async with pool.connection():
+                    pass
+            try:
+                return await run_tasks(once)
+            finally:
+                await pool.close()
+
+        ns = asyncio.run(main())
+    else:
+        raise SystemExit(f"acquire: unknown library {lib}")
+    out({"ns_per_op": ns})
 
 
 def cmd_select1(a: argparse.Namespace) -> None:
@@ -640,9 +729,14 @@ def main(argv: List[str]) -> None:
     st.add_argument("--lib", required=True)
     st.add_argument("--uri", required=True)
     st.add_argument("--rows", type=int, required=True)
+    ac = sub.add_parser("acquire")
+    ac.add_argument("--lib", required=True)
+    ac.add_argument("--uri", required=True)
+    ac.add_argument("--workers", type=int, default=1)
+    ac.add_argument("--iters", type=int, default=10000)
     sub.add_parser("versions")
     a = p.parse_args(argv)
-    {"stress": cmd_stress, "select1": cmd_select1, "point": cmd_point, "fetch": cmd_fetch,
+    {"stress": cmd_stress, "acquire": cmd_acquire, "select1": cmd_select1, "point": cmd_point, "fetch": cmd_fetch,
      "insert": cmd_insert, "stream": cmd_stream, "versions": cmd_versions}[a.cmd](a)
 
 

@@ -310,6 +310,9 @@ class AsyncPool(_PoolBase):
         op_id = c_uint64()
         check(lib.sqlpool_pool_acquire_async(h, timeout_ms(timeout), q.ptr, None, None, byref(op_id)))
         op = q.register(op_id.value, _lib.COMPLETION_ACQUIRE)
+        # An idle connection is handed over before the call returns: take
+        # it now rather than after a turn of the event loop.
+        q.drain()
         ptr = await _await_op(op_id.value, op)
         return self._connection_class(self, ptr)
 
