@@ -495,10 +495,10 @@ impl<M: Manage> Acquire<M> {
     ) -> Checkout<M> {
         let shared = &self.shared;
         shared.counters.acquires.fetch_add(1, Ordering::Relaxed);
-        // Served at once (the clock never started): no wait.
-        shared
-            .counters
-            .on_wait(self.started.map_or(Duration::ZERO, |s| s.elapsed()));
+        // Served at once (the clock never started): no wait to count.
+        if let Some(started) = self.started {
+            shared.counters.on_wait(started.elapsed());
+        }
         if shared.tracks_leaks {
             lock(&shared.state).checked_out.insert(
                 checkout.id(),
