@@ -662,7 +662,7 @@ where
         *run = RunState::Running(Arc::new(canceller));
     }
     let rt = op.rt;
-    rt.spawn(async move {
+    let mut task = Box::pin(async move {
         let outcome = match CatchUnwind(Box::pin(work)).await {
             Ok(outcome) => outcome,
             Err(p) => Err(panic_error(&*p)),
@@ -670,6 +670,17 @@ where
         *lock(&op.ctl.run) = RunState::Finished;
         finish(op, kind, outcome, sink);
     });
+    // The first step on the calling thread: the request goes out now
+    // instead of after a worker has woken up for it. The task polls again
+    // when spawned, registering its own waker wherever this poll waited.
+    let first = {
+        let _runtime = rt.enter();
+        task.as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+    };
+    if first.is_pending() {
+        rt.spawn(task);
+    }
 }
 
 /// Starts an asynchronous acquire: waits (without a thread) at most
