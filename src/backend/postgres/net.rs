@@ -36,11 +36,6 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 struct Waits {
     fds: Vec<libc::pollfd>,
     wake_at: Option<Instant>,
-    /// [`poll_now`]: nothing is waited for, so every read is tried.
-    peek: bool,
-    /// The sockets the last poll(2) found ready, for the poll of the
-    /// future right after it.
-    ready: Vec<RawFd>,
 }
 
 thread_local! {
@@ -67,20 +62,6 @@ fn wait_blocking(fd: RawFd, events: i16) -> bool {
         }
         None => false,
     })
-}
-
-/// For a socket whose last read emptied it: in a blocking driver (not
-/// [`poll_now`]), `Some(true)` when the last poll(2) found it ready, else
-/// `Some(false)` with the wait recorded; `None` outside a blocking driver.
-fn blocking_readiness(fd: RawFd) -> Option<bool> {
-    // Readiness is used up by the read it allows.
-    let ready = BLOCKING.with(|b| {
-        let mut b = b.borrow_mut();
-        let waits = b.as_mut().filter(|w| !w.peek)?;
-        let at = waits.ready.iter().position(|&r| r == fd);
-        Some(at.map(|i| waits.ready.swap_remove(i)).is_some())
-    })?;
-    Some(ready || !wait_blocking(fd, libc::POLLIN))
 }
 
 /// Records a timer for the blocking driver; false when none runs here.
@@ -232,7 +213,6 @@ fn drive_blocking<F: Future>(mut fut: Pin<&mut F>, flag: &Arc<Flag>) -> Result<F
         waits = BLOCKING
             .with(|b| std::mem::replace(&mut *b.borrow_mut(), previous))
             .unwrap_or_default();
-        waits.ready.clear();
         if let Poll::Ready(v) = outcome {
             return Ok(v);
         }
@@ -273,13 +253,9 @@ fn drive_blocking<F: Future>(mut fut: Pin<&mut F>, flag: &Arc<Flag>) -> Result<F
             };
         }
         flag.sleeping.store(false, Ordering::SeqCst);
-        // (The eventfd was pushed last: popped, it does not count as ready.)
-        if event.is_some() && waits.fds.pop().is_some_and(|p| p.revents != 0) {
+        if event.is_some() && waits.fds.last().is_some_and(|p| p.revents != 0) {
             flag.drain();
         }
-        waits
-            .ready
-            .extend(waits.fds.iter().filter(|p| p.revents != 0).map(|p| p.fd));
     }
 }
 
@@ -292,11 +268,7 @@ pub fn poll_now(f: impl FnOnce(&mut Context<'_>)) {
     }
     let waker = Waker::from(Arc::new(Nothing));
     let mut cx = Context::from_waker(&waker);
-    let peek = Waits {
-        peek: true,
-        ..Waits::default()
-    };
-    let previous = BLOCKING.with(|b| b.borrow_mut().replace(peek));
+    let previous = BLOCKING.with(|b| b.borrow_mut().replace(Waits::default()));
     f(&mut cx);
     BLOCKING.with(|b| *b.borrow_mut() = previous);
 }
@@ -323,8 +295,6 @@ pub struct PgSocket {
     fd: RawFd,
     /// Write side shut down (cancel requests: then wait for the server's EOF).
     shut: bool,
-    /// The last read emptied the socket's receive buffer (a short read).
-    drained: bool,
 }
 
 impl PgSocket {
@@ -336,7 +306,6 @@ impl PgSocket {
             stream: Stream::Tcp(stream),
             fd,
             shut: false,
-            drained: false,
         })
     }
 
@@ -348,7 +317,6 @@ impl PgSocket {
             stream: Stream::Unix(stream),
             fd,
             shut: false,
-            drained: false,
         })
     }
 
@@ -436,24 +404,13 @@ impl AsyncRead for PgSocket {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // After a read that emptied the socket, the next one (typically
-        // right after sending a request) would fail with EAGAIN: a blocking
-        // driver asks poll(2) first, which returns at once if data came.
-        if this.drained {
-            if blocking_readiness(this.fd) == Some(false) {
-                return Poll::Pending;
-            }
-            this.drained = false;
-        }
         loop {
             let unfilled = buf.initialize_unfilled();
-            let room = unfilled.len();
             match this.io(|s| match s {
                 Stream::Tcp(t) => t.read(unfilled),
                 Stream::Unix(u) => u.read(unfilled),
             }) {
                 Ok(n) => {
-                    this.drained = n > 0 && n < room;
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
