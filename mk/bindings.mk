@@ -40,7 +40,9 @@ $(BINDINGS_NODE_STAMP): $(BINDINGS_ROOT)/bindings/node/package-lock.json
 # The bindings whose runtime is installed (scripts/install-runtimes --check
 # prints them, says SKIPPED for the others, fails under CI=true), run under
 # one PostgreSQL cluster; each runtime's tests use their own tables.
+# scripts/test-install-runtimes checks that check.
 test-bindings: release
+	@$(BINDINGS_ROOT)/scripts/test-install-runtimes
 	@ready=$$($(BINDINGS_ROOT)/scripts/install-runtimes --check) && \
 	  cd $(BINDINGS_ROOT) && scripts/with-pg $(MAKE) --no-print-directory bindings-tests BINDINGS_READY="$$ready"
 
