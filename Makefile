@@ -1,7 +1,11 @@
 # sqlpool — build, demo, test, install, bench.
 #   make demo    builds the library and runs the C quickstart on an SQLite file
-#   make test    runs every test (Rust, C, Python, sqlpool's benchmark program
-#                at tiny sizes); compiles the crate once, installs nothing
+#   make test    runs every test (Rust, C, Python, the Node/Ruby/Lua/Go
+#                bindings, sqlpool's benchmark program at tiny sizes);
+#                compiles the library once (Cargo.toml: resolver), installs
+#                nothing on the system (no apt-get, no sudo: .ci/run and
+#                `make bindings-runtimes` do that); its only downloads are
+#                pinned test packages into .venv and bindings/node/node_modules
 #   make bench   sqlpool against its peers (installs them; see mk/bench.mk)
 
 CARGO ?= cargo
