@@ -146,6 +146,13 @@
 #define SQLPOOL_KIND_MIXED 6
 
 /*
+ Flag of `sqlpool_column_data.flags`: some TEXT cell of the column holds
+ bytes that are not valid UTF-8 (SQLite stores whatever bytes it is
+ given as TEXT); they are in `bytes` unchanged.
+ */
+#define SQLPOOL_COLUMN_NOT_UTF8 1
+
+/*
  Status code returned by every fallible `sqlpool_*` function.
 
  The numbers are part of the ABI: they are explicit and never reused.
@@ -433,8 +440,8 @@ typedef struct sqlpool_queue sqlpool_queue;
  `sqlpool_result_kind`, `sqlpool_result_is_null`,
  `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
  `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
- `sqlpool_result_get_blob`, `sqlpool_conn_query`, `sqlpool_pool_query`
- (create it).
+ `sqlpool_result_get_blob`, `sqlpool_result_text_is_utf8`,
+ `sqlpool_conn_query`, `sqlpool_pool_query` (create it).
  */
 typedef struct sqlpool_result sqlpool_result;
 
@@ -634,7 +641,10 @@ typedef struct sqlpool_column_data {
    cells are NULL; `SQLPOOL_KIND_MIXED` when kinds differ.
    */
   uint32_t kind;
-  uint32_t _reserved;
+  /*
+   `SQLPOOL_COLUMN_*` bits: `SQLPOOL_COLUMN_NOT_UTF8`.
+   */
+  uint32_t flags;
   /*
    Number of rows = length of `nulls`, `ints`, `doubles`.
    */
@@ -1610,7 +1620,7 @@ sqlpool_status sqlpool_pool_drain(struct sqlpool_pool *pool);
 /*
  Fills `*out` with column `column` as arrays, for reading a result in a
  few calls instead of one per cell (bindings use this). The arrays are
- built on first request and kept with the result. Errors:
+ the result's own storage (nothing is copied). Errors:
  `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
  */
 sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
@@ -1717,10 +1727,14 @@ sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
                                        int32_t *out);
 
 /*
- A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated
+ A text cell: `*ptr` points at `*len` bytes, NOT NUL-terminated
  (print it with `printf("%.*s", (int)len, ptr)`), valid until
  `sqlpool_result_free`; for empty text `*len` is 0 and `*ptr` is non-NULL.
- Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
+ Both `ptr` and `len` are required. The bytes are UTF-8, except on
+ SQLite, which stores any bytes as TEXT: like `sqlite3_column_text`, they
+ come back unchanged, and `sqlpool_result_text_is_utf8` (or the
+ `SQLPOOL_COLUMN_NOT_UTF8` flag of `sqlpool_result_column_data`) tells.
+ Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
                                        size_t row,
@@ -1729,7 +1743,17 @@ sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
                                        size_t *len);
 
 /*
- A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
+ `*out` = 1 when text cell (`row`, `column`) is valid UTF-8, 0 when it
+ holds other bytes (only SQLite stores such TEXT; see
+ `sqlpool_result_get_text`). Errors: as `sqlpool_result_get_int64`.
+ */
+sqlpool_status sqlpool_result_text_is_utf8(const struct sqlpool_result *result,
+                                           size_t row,
+                                           size_t column,
+                                           int32_t *out);
+
+/*
+ A blob cell (text cells give their bytes, as stored): `*ptr` points at `*len`
  bytes valid until `sqlpool_result_free` (`*ptr` may be non-NULL with
  `*len` 0). Errors: as `sqlpool_result_get_int64`.
  */

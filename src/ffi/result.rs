@@ -6,8 +6,7 @@ use std::sync::Arc;
 use super::{boundary, handle, out_arg, sqlpool_status, str_arg, Out};
 use crate::error::Result;
 use crate::handles::{HandleKind, HandleTable};
-use crate::result::ResultSet;
-use crate::value::Value;
+use crate::result::{CellRef, ResultSet};
 
 /// The rows of a query, fully read into memory.
 ///
@@ -22,8 +21,8 @@ use crate::value::Value;
 /// `sqlpool_result_kind`, `sqlpool_result_is_null`,
 /// `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
 /// `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
-/// `sqlpool_result_get_blob`, `sqlpool_conn_query`, `sqlpool_pool_query`
-/// (create it).
+/// `sqlpool_result_get_blob`, `sqlpool_result_text_is_utf8`,
+/// `sqlpool_conn_query`, `sqlpool_pool_query` (create it).
 pub struct sqlpool_result {
     _private: [u8; 0],
 }
@@ -62,6 +61,11 @@ fn with_result<R>(
 /// cell by cell.
 pub const SQLPOOL_KIND_MIXED: u32 = 6;
 
+/// Flag of `sqlpool_column_data.flags`: some TEXT cell of the column holds
+/// bytes that are not valid UTF-8 (SQLite stores whatever bytes it is
+/// given as TEXT); they are in `bytes` unchanged.
+pub const SQLPOOL_COLUMN_NOT_UTF8: u32 = 1;
+
 /// A whole result column as arrays, from `sqlpool_result_column_data`.
 /// Every pointer is owned by the result and valid until
 /// `sqlpool_result_free`; arrays not used by `kind` are NULL.
@@ -71,7 +75,8 @@ pub struct sqlpool_column_data {
     /// `SQLPOOL_KIND_*` of every non-NULL cell; `SQLPOOL_KIND_NULL` when all
     /// cells are NULL; `SQLPOOL_KIND_MIXED` when kinds differ.
     pub kind: u32,
-    pub _reserved: u32,
+    /// `SQLPOOL_COLUMN_*` bits: `SQLPOOL_COLUMN_NOT_UTF8`.
+    pub flags: u32,
     /// Number of rows = length of `nulls`, `ints`, `doubles`.
     pub rows: usize,
     /// One byte per row: 1 = NULL.
@@ -88,7 +93,7 @@ pub struct sqlpool_column_data {
 
 /// Fills `*out` with column `column` as arrays, for reading a result in a
 /// few calls instead of one per cell (bindings use this). The arrays are
-/// built on first request and kept with the result. Errors:
+/// the result's own storage (nothing is copied). Errors:
 /// `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
 #[no_mangle]
 pub extern "C" fn sqlpool_result_column_data(
@@ -104,7 +109,7 @@ pub extern "C" fn sqlpool_result_column_data(
                 |len: usize, p: *const u8| if len == 0 { std::ptr::null() } else { p };
             let data = sqlpool_column_data {
                 kind: d.kind.map_or(SQLPOOL_KIND_MIXED, |k| k as u32),
-                _reserved: 0,
+                flags: if d.utf8 { 0 } else { SQLPOOL_COLUMN_NOT_UTF8 },
                 rows: r.row_count(),
                 nulls: ptr_or_null(d.nulls.len(), d.nulls.as_ptr()),
                 ints: ptr_or_null(d.ints.len(), d.ints.as_ptr().cast()).cast(),
@@ -291,7 +296,7 @@ pub extern "C" fn sqlpool_result_is_null(
 ) -> sqlpool_status {
     boundary(|| {
         let out = out_arg(out, "out")?;
-        let null = with_result(result, |r| Ok(matches!(r.cell(row, column)?, Value::Null)))?;
+        let null = with_result(result, |r| Ok(r.cell(row, column)? == CellRef::Null))?;
         out.put(i32::from(null));
         Ok(())
     })
@@ -348,10 +353,14 @@ pub extern "C" fn sqlpool_result_get_bool(
     })
 }
 
-/// A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated
+/// A text cell: `*ptr` points at `*len` bytes, NOT NUL-terminated
 /// (print it with `printf("%.*s", (int)len, ptr)`), valid until
 /// `sqlpool_result_free`; for empty text `*len` is 0 and `*ptr` is non-NULL.
-/// Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
+/// Both `ptr` and `len` are required. The bytes are UTF-8, except on
+/// SQLite, which stores any bytes as TEXT: like `sqlite3_column_text`, they
+/// come back unchanged, and `sqlpool_result_text_is_utf8` (or the
+/// `SQLPOOL_COLUMN_NOT_UTF8` flag of `sqlpool_result_column_data`) tells.
+/// Errors: as `sqlpool_result_get_int64`.
 #[no_mangle]
 pub extern "C" fn sqlpool_result_get_text(
     result: *const sqlpool_result,
@@ -364,13 +373,33 @@ pub extern "C" fn sqlpool_result_get_text(
         let ptr = out_arg(ptr, "ptr")?;
         let len = out_arg(len, "len")?;
         with_result(result, |r| {
-            put_str(r.text(row, column)?, ptr, Some(len));
+            let (text, _) = r.text(row, column)?;
+            ptr.put(text.as_ptr().cast());
+            len.put(text.len());
             Ok(())
         })
     })
 }
 
-/// A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
+/// `*out` = 1 when text cell (`row`, `column`) is valid UTF-8, 0 when it
+/// holds other bytes (only SQLite stores such TEXT; see
+/// `sqlpool_result_get_text`). Errors: as `sqlpool_result_get_int64`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_text_is_utf8(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    out: *mut i32,
+) -> sqlpool_status {
+    boundary(|| {
+        let out = out_arg(out, "out")?;
+        let utf8 = with_result(result, |r| Ok(r.text(row, column)?.1))?;
+        out.put(i32::from(utf8));
+        Ok(())
+    })
+}
+
+/// A blob cell (text cells give their bytes, as stored): `*ptr` points at `*len`
 /// bytes valid until `sqlpool_result_free` (`*ptr` may be non-NULL with
 /// `*len` 0). Errors: as `sqlpool_result_get_int64`.
 #[no_mangle]

@@ -34,6 +34,7 @@ static const int SQLPOOL_KIND_DOUBLE = 3;
 static const int SQLPOOL_KIND_TEXT = 4;
 static const int SQLPOOL_KIND_BLOB = 5;
 static const int SQLPOOL_KIND_MIXED = 6;
+static const int SQLPOOL_COLUMN_NOT_UTF8 = 1;
 enum SQLPOOL
  {
   SQLPOOL_OK = 0,
@@ -120,7 +121,7 @@ typedef struct sqlpool_stats {
 } sqlpool_stats;
 typedef struct sqlpool_column_data {
   uint32_t kind;
-  uint32_t _reserved;
+  uint32_t flags;
   size_t rows;
   const uint8_t *nulls;
   const int64_t *ints;
@@ -359,6 +360,10 @@ sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
                                        size_t column,
                                        const char **ptr,
                                        size_t *len);
+sqlpool_status sqlpool_result_text_is_utf8(const struct sqlpool_result *result,
+                                           size_t row,
+                                           size_t column,
+                                           int32_t *out);
 sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
                                        size_t row,
                                        size_t column,

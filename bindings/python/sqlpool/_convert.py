@@ -565,8 +565,38 @@ def converter_for(decltype: str, postgres: bool) -> Optional[Callable[[Any], Any
 _column_data = lib.sqlpool_result_column_data
 _describe = lib.sqlpool_result_describe
 
+# How a result is read (the ``mode`` argument of the readers below; a bool
+# there means POSTGRES or not): bits.
+POSTGRES = 1
+# TEXT values as bytes, undecoded (``text_factory = bytes``).
+TEXT_AS_BYTES = 2
 
-def _cell(res: int, r: int, c: int) -> Any:
+
+def read_mode(postgres: bool, text_factory: Any) -> int:
+    """The reader ``mode`` for a connection's settings."""
+    if text_factory is str:
+        return POSTGRES if postgres else 0
+    if text_factory is bytes:
+        return (POSTGRES if postgres else 0) | TEXT_AS_BYTES
+    raise ProgrammingError(f"text_factory must be str or bytes, not {text_factory!r}")
+
+
+def _not_utf8(c: int, r: int, raw: bytes) -> DataError:
+    shown = raw if len(raw) <= 40 else raw[:40] + b"..."
+    return DataError(
+        f"column {c}, row {r} holds TEXT that is not valid UTF-8 ({shown!r}); "
+        "read it as bytes with text_factory=bytes"
+    )
+
+
+def _decode_text(c: int, r: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8(c, r, raw) from None
+
+
+def _cell(res: int, r: int, c: int, mode: int = 0) -> Any:
     """One cell, read with the per-cell getters (mixed-kind columns)."""
     kind = c_uint32()
     check(lib.sqlpool_result_kind(res, r, c, byref(kind)))
@@ -589,12 +619,15 @@ def _cell(res: int, r: int, c: int) -> Any:
     n = c_size_t()
     if k == _lib.KIND_TEXT:
         check(lib.sqlpool_result_get_text(res, r, c, byref(ptr), byref(n)))
-        return _string_at(ptr.value or 0, n.value).decode("utf-8") if n.value else ""
+        raw = _string_at(ptr.value or 0, n.value) if n.value else b""
+        return raw if mode & TEXT_AS_BYTES else _decode_text(c, r, raw)
     check(lib.sqlpool_result_get_blob(res, r, c, byref(ptr), byref(n)))
     return _string_at(ptr.value or 0, n.value) if n.value else b""
 
 
-def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], Any]]) -> List[Any]:
+def _read_column(
+    res: int, c: int, nrows: int, conv: Optional[Callable[[Any], Any]], mode: int = 0
+) -> List[Any]:
     cd = ColumnData()
     check(_column_data(res, c, byref(cd)))
     kind = cd.kind
@@ -619,8 +652,16 @@ def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], An
         offsets = (c_uint64 * (n + 1)).from_address(cd.offsets)[:]
         total = offsets[-1]
         data = _string_at(cd.bytes, total) if total else b""
-        if kind == _lib.KIND_TEXT:
-            if data.isascii():
+        if kind == _lib.KIND_TEXT and mode & TEXT_AS_BYTES:
+            values = list(map(data.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
+            conv = None
+        elif kind == _lib.KIND_TEXT:
+            if cd.flags & _lib.COLUMN_NOT_UTF8:
+                values = [
+                    _decode_text(c, r, data[a:b])
+                    for r, (a, b) in enumerate(zip(offsets, islice(offsets, 1, None)))
+                ]
+            elif data.isascii():
                 # Byte offsets are character offsets: slice one str.
                 text = data.decode("ascii")
                 values = list(map(text.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
@@ -633,7 +674,7 @@ def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], An
             values = list(map(data.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
             conv = None
     else:  # KIND_MIXED: cell by cell
-        values = [_cell(res, r, c) for r in range(n)]
+        values = [_cell(res, r, c, mode) for r in range(n)]
         if conv is not None:
             values = [conv(v) if isinstance(v, str) else v for v in values]
         return values
@@ -659,41 +700,42 @@ def describe(res: int) -> Tuple[int, Tuple[str, ...], Tuple[str, ...]]:
     return info.rows, tuple(parts[0:-1:2]), tuple(parts[1:-1:2])
 
 
-def read_columns(res: int, postgres: bool) -> Tuple[Tuple[str, ...], List[List[Any]], int]:
+def read_columns(res: int, mode: int) -> Tuple[Tuple[str, ...], List[List[Any]], int]:
     """(column names, column value lists, row count) of a native result."""
     nrows, names, decltypes = describe(res)
-    columns = [
-        _read_column(res, c, nrows, converter_for(decltype, postgres))
+    return names, _columns(res, nrows, decltypes, mode), nrows
+
+
+def _columns(res: int, nrows: int, decltypes: Tuple[str, ...], mode: int) -> List[List[Any]]:
+    postgres = bool(mode & POSTGRES)
+    return [
+        _read_column(res, c, nrows, converter_for(decltype, postgres), mode)
         for c, decltype in enumerate(decltypes)
     ]
-    return names, columns, nrows
 
 
-def read_result(res: int, postgres: bool) -> List[Row]:
+def read_result(res: int, mode: int) -> List[Row]:
     """Every row of a native result as :class:`Row` objects (does not free it)."""
-    names, columns, nrows = read_columns(res, postgres)
+    names, columns, nrows = read_columns(res, mode)
     cls = row_class(names)
     if not columns:
         return [cls(()) for _ in range(nrows)]
     return list(map(cls, zip(*columns)))
 
 
-def read_table(res: int, postgres: bool) -> Tuple[Tuple[str, ...], Tuple[str, ...], List[Tuple[Any, ...]]]:
+def read_table(res: int, mode: int) -> Tuple[Tuple[str, ...], Tuple[str, ...], List[Tuple[Any, ...]]]:
     """(column names, declared types, rows as plain tuples) of a native
     result (does not free it): what a DB-API cursor needs."""
     nrows, names, decltypes = describe(res)
-    columns = [
-        _read_column(res, c, nrows, converter_for(decltype, postgres))
-        for c, decltype in enumerate(decltypes)
-    ]
+    columns = _columns(res, nrows, decltypes, mode)
     if not columns:
         return names, decltypes, [() for _ in range(nrows)]
     return names, decltypes, list(zip(*columns))
 
 
-def read_result_dicts(res: int, postgres: bool) -> List[Dict[str, Any]]:
+def read_result_dicts(res: int, mode: int) -> List[Dict[str, Any]]:
     """Every row of a native result as a dict (does not free it)."""
-    names, columns, nrows = read_columns(res, postgres)
+    names, columns, nrows = read_columns(res, mode)
     if not columns:
         return [{} for _ in range(nrows)]
     if len(set(names)) != len(names):
@@ -704,18 +746,19 @@ def read_result_dicts(res: int, postgres: bool) -> List[Dict[str, Any]]:
     return [dict(zip(names, values)) for values in zip(*columns)]
 
 
-def read_first(res: int, postgres: bool) -> Optional[Row]:
+def read_first(res: int, mode: int) -> Optional[Row]:
     """The first row of a native result, or None (does not free it)."""
     nrows, names, decltypes = describe(res)
     if nrows == 0:
         return None
     if nrows <= 16:
-        return read_result(res, postgres)[0]
+        return row_class(names)(next(zip(*_columns(res, nrows, decltypes, mode)), ()))
     # Many rows: read only the first, cell by cell.
+    postgres = bool(mode & POSTGRES)
     values = []
     for c, decltype in enumerate(decltypes):
         conv = converter_for(decltype, postgres)
-        v = _cell(res, 0, c)
+        v = _cell(res, 0, c, mode)
         values.append(conv(v) if conv is not None and isinstance(v, str) else v)
     return row_class(names)(values)
 

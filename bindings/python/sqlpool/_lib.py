@@ -138,7 +138,7 @@ class ColumnData(Structure):
 
     _fields_ = [
         ("kind", c_uint32),
-        ("_reserved", c_uint32),
+        ("flags", c_uint32),
         ("rows", c_size_t),
         ("nulls", c_void_p),
         ("ints", c_void_p),
@@ -210,6 +210,8 @@ KIND_DOUBLE = 3
 KIND_TEXT = 4
 KIND_BLOB = 5
 KIND_MIXED = 6
+
+COLUMN_NOT_UTF8 = 1
 
 COMPLETION_ACQUIRE = 1
 COMPLETION_EXECUTE = 2
@@ -309,6 +311,7 @@ _PROTOTYPES = {
     "sqlpool_result_get_bool": (status_t, [_P, c_size_t, c_size_t, POINTER(c_int32)]),
     "sqlpool_result_get_text": (status_t, [_P, c_size_t, c_size_t, _STR_OUT, _SIZE_OUT]),
     "sqlpool_result_get_blob": (status_t, [_P, c_size_t, c_size_t, _STR_OUT, _SIZE_OUT]),
+    "sqlpool_result_text_is_utf8": (status_t, [_P, c_size_t, c_size_t, POINTER(c_int32)]),
     # logging
     "sqlpool_set_logger": (status_t, [LOG_CALLBACK, c_uint32, c_void_p]),
     "sqlpool_set_sql_logging": (status_t, [c_int32, c_int32]),

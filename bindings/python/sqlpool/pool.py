@@ -49,7 +49,7 @@ def _execute(fn: Any, handle: int, sql: str, parameters: Params) -> int:
     return n.value
 
 
-def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, postgres: bool) -> Any:
+def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, mode: int) -> Any:
     """One query through ``fn`` (``sqlpool_pool_query`` or
     ``sqlpool_conn_query``), its result read by ``reader`` and freed."""
     s = encode_sql(sql)
@@ -60,7 +60,7 @@ def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, post
     finally:
         free_params(p)
     try:
-        return reader(out.value, postgres)
+        return reader(out.value, mode)
     finally:
         lib.sqlpool_result_free(out.value)
 
@@ -112,6 +112,8 @@ class _PoolBase(Managed):
             raise ProgrammingError(f"uri must be a str, not {type(uri).__name__}")
         self._uri = uri
         self._postgres = is_postgres_uri(uri)
+        self._text_factory: type = str
+        self._read_mode = _convert.read_mode(self._postgres, str)
         self._started = False
         self._options: Dict[str, Any] = dict(
             min_size=min_size,
@@ -197,6 +199,19 @@ class _PoolBase(Managed):
     def is_postgres(self) -> bool:
         """Whether this is a PostgreSQL pool (else SQLite)."""
         return self._postgres
+
+    @property
+    def text_factory(self) -> type:
+        """``str`` (the default) or ``bytes``: with ``bytes`` every TEXT
+        value comes back undecoded, as the stdlib ``sqlite3``'s
+        ``text_factory = bytes`` does. SQLite stores any bytes as TEXT;
+        reading such a value as ``str`` raises :class:`DataError`."""
+        return self._text_factory
+
+    @text_factory.setter
+    def text_factory(self, factory: type) -> None:
+        self._read_mode = _convert.read_mode(self._postgres, factory)
+        self._text_factory = factory
 
     # -- management --------------------------------------------------------
 
@@ -326,7 +341,7 @@ class Pool(_PoolBase):
         return _execute(lib.sqlpool_pool_execute, self._handle(), sql, parameters)
 
     def _query(self, sql: str, parameters: Params, reader: Any) -> Any:
-        return _query(lib.sqlpool_pool_query, self._handle(), sql, parameters, reader, self._postgres)
+        return _query(lib.sqlpool_pool_query, self._handle(), sql, parameters, reader, self._read_mode)
 
     def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query on a pooled connection; returns every row."""
@@ -421,7 +436,7 @@ class Connection(Managed):
         return _execute(lib.sqlpool_conn_execute, self._handle(), sql, parameters)
 
     def _query(self, sql: str, parameters: Params, reader: Any) -> Any:
-        return _query(lib.sqlpool_conn_query, self._handle(), sql, parameters, reader, self._postgres)
+        return _query(lib.sqlpool_conn_query, self._handle(), sql, parameters, reader, self._pool._read_mode)
 
     def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query; returns every row as a :class:`Row`."""
