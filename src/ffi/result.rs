@@ -164,6 +164,41 @@ pub extern "C" fn sqlpool_result_describe(
     })
 }
 
+/// The body of every getter of one value: checks `out`, reads the value
+/// under the result's handle, writes it on success only.
+fn getter_boundary<T>(
+    result: *const sqlpool_result,
+    out: *mut T,
+    read: impl FnOnce(&ResultSet) -> Result<T>,
+) -> sqlpool_status {
+    boundary(|| {
+        let out = out_arg(out, "out")?;
+        let v = with_result(result, read)?;
+        out.put(v);
+        Ok(())
+    })
+}
+
+/// The body of the getters of borrowed bytes (text, blob): `*ptr` and
+/// `*len`, both required, written on success only.
+fn bytes_getter_boundary<P>(
+    result: *const sqlpool_result,
+    ptr: *mut *const P,
+    len: *mut usize,
+    read: impl for<'a> FnOnce(&'a ResultSet) -> Result<&'a [u8]>,
+) -> sqlpool_status {
+    boundary(|| {
+        let ptr = out_arg(ptr, "ptr")?;
+        let len = out_arg(len, "len")?;
+        with_result(result, |r| {
+            let bytes = read(r)?;
+            ptr.put(bytes.as_ptr().cast());
+            len.put(bytes.len());
+            Ok(())
+        })
+    })
+}
+
 /// Frees a result; pointers obtained from it become invalid. NULL is
 /// accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
 #[no_mangle]
@@ -182,12 +217,7 @@ pub extern "C" fn sqlpool_result_row_count(
     result: *const sqlpool_result,
     out: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let n = with_result(result, |r| Ok(r.row_count()))?;
-        out.put(n);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(r.row_count()))
 }
 
 /// Number of columns. Errors: as `sqlpool_result_row_count`.
@@ -196,12 +226,7 @@ pub extern "C" fn sqlpool_result_column_count(
     result: *const sqlpool_result,
     out: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let n = with_result(result, |r| Ok(r.column_count()))?;
-        out.put(n);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(r.column_count()))
 }
 
 fn put_str(s: &str, ptr: Out<*const c_char>, len: Option<Out<usize>>) {
@@ -259,12 +284,8 @@ pub unsafe extern "C" fn sqlpool_result_column_index(
     name: *const c_char,
     out: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let name = unsafe { str_arg(name, "name") }?;
-        let i = with_result(result, |r| r.column_index(name))?;
-        out.put(i);
-        Ok(())
+    getter_boundary(result, out, |r| {
+        r.column_index(unsafe { str_arg(name, "name") }?)
     })
 }
 
@@ -277,12 +298,7 @@ pub extern "C" fn sqlpool_result_kind(
     column: usize,
     out: *mut u32,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let k = with_result(result, |r| Ok(r.cell(row, column)?.kind() as u32))?;
-        out.put(k);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(r.cell(row, column)?.kind() as u32))
 }
 
 /// `*out` = 1 when the cell is NULL, else 0. Errors: as
@@ -294,11 +310,8 @@ pub extern "C" fn sqlpool_result_is_null(
     column: usize,
     out: *mut i32,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let null = with_result(result, |r| Ok(r.cell(row, column)? == CellRef::Null))?;
-        out.put(i32::from(null));
-        Ok(())
+    getter_boundary(result, out, |r| {
+        Ok(i32::from(r.cell(row, column)? == CellRef::Null))
     })
 }
 
@@ -311,12 +324,7 @@ pub extern "C" fn sqlpool_result_get_int64(
     column: usize,
     out: *mut i64,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let v = with_result(result, |r| r.int64(row, column))?;
-        out.put(v);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| r.int64(row, column))
 }
 
 /// A cell as double (double cells, and int64 cells exactly representable).
@@ -328,12 +336,7 @@ pub extern "C" fn sqlpool_result_get_double(
     column: usize,
     out: *mut f64,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let v = with_result(result, |r| r.double(row, column))?;
-        out.put(v);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| r.double(row, column))
 }
 
 /// A cell as bool, 1 or 0 (bool cells, and int64 cells holding 0 or 1).
@@ -345,12 +348,7 @@ pub extern "C" fn sqlpool_result_get_bool(
     column: usize,
     out: *mut i32,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let v = with_result(result, |r| r.bool(row, column))?;
-        out.put(i32::from(v));
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(i32::from(r.bool(row, column)?)))
 }
 
 /// A text cell: `*ptr` points at `*len` bytes, NOT NUL-terminated
@@ -369,16 +367,7 @@ pub extern "C" fn sqlpool_result_get_text(
     ptr: *mut *const c_char,
     len: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let ptr = out_arg(ptr, "ptr")?;
-        let len = out_arg(len, "len")?;
-        with_result(result, |r| {
-            let (text, _) = r.text(row, column)?;
-            ptr.put(text.as_ptr().cast());
-            len.put(text.len());
-            Ok(())
-        })
-    })
+    bytes_getter_boundary(result, ptr, len, |r| Ok(r.text(row, column)?.0))
 }
 
 /// `*out` = 1 when text cell (`row`, `column`) is valid UTF-8, 0 when it
@@ -391,12 +380,7 @@ pub extern "C" fn sqlpool_result_text_is_utf8(
     column: usize,
     out: *mut i32,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let utf8 = with_result(result, |r| Ok(r.text(row, column)?.1))?;
-        out.put(i32::from(utf8));
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(i32::from(r.text(row, column)?.1)))
 }
 
 /// A blob cell (text cells give their bytes, as stored): `*ptr` points at `*len`
@@ -410,14 +394,5 @@ pub extern "C" fn sqlpool_result_get_blob(
     ptr: *mut *const u8,
     len: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let ptr = out_arg(ptr, "ptr")?;
-        let len = out_arg(len, "len")?;
-        with_result(result, |r| {
-            let b = r.blob(row, column)?;
-            ptr.put(b.as_ptr());
-            len.put(b.len());
-            Ok(())
-        })
-    })
+    bytes_getter_boundary(result, ptr, len, |r| r.blob(row, column))
 }
