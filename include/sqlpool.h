@@ -153,13 +153,15 @@
 #define SQLPOOL_COLUMN_NOT_UTF8 1
 
 /*
- Status code returned by every fallible `sqlpool_*` function.
+ Status code returned by every fallible `sqlpool_*` function;
+ `SQLPOOL_OK` (0) is success. See `sqlpool_status_name` and
+ `sqlpool_last_error_message`.
 
  The numbers are part of the ABI: they are explicit and never reused.
  C callers receive them as `uint32_t`-sized enum values; the library never
  accepts this enum *from* C.
  */
-enum SQLPOOL
+enum sqlpool_status
 #ifdef __cplusplus
   : uint32_t
 #endif // __cplusplus
@@ -278,7 +280,7 @@ enum SQLPOOL
   SQLPOOL_PANIC = 99,
 };
 #ifndef __cplusplus
-typedef uint32_t SQLPOOL;
+typedef uint32_t sqlpool_status;
 #endif // __cplusplus
 
 /*
@@ -377,7 +379,9 @@ typedef struct sqlpool_notification sqlpool_notification;
  `sqlpool_options_set_lazy`, `sqlpool_options_set_leak_threshold_ms`,
  `sqlpool_options_set_statement_cache_size`, `sqlpool_options_set_user`,
  `sqlpool_options_set_password`, `sqlpool_options_set_host`,
- `sqlpool_options_set_dbname`, `sqlpool_options_set_port`.
+ `sqlpool_options_set_dbname`, `sqlpool_options_set_port`,
+ `sqlpool_options_set_connect_callback`,
+ `sqlpool_options_set_release_callback`.
  */
 typedef struct sqlpool_options sqlpool_options;
 
@@ -466,12 +470,6 @@ typedef struct sqlpool_result sqlpool_result;
 typedef struct sqlpool_stream sqlpool_stream;
 
 /*
- Status code returned by every fallible function; `SQLPOOL_OK` (0) is
- success. See `sqlpool_status_name` and `sqlpool_last_error_message`.
- */
-typedef SQLPOOL sqlpool_status;
-
-/*
  The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
  to a `sqlpool_completion_callback`.
 
@@ -535,6 +533,23 @@ typedef struct sqlpool_completion {
  */
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+
+/*
+ A connection callback: called with `user_data` and a connection it may
+ run blocking statements on (`sqlpool_conn_execute`, `_query`, `_begin`,
+ ...) until it returns; the handle is invalid afterwards
+ (`SQLPOOL_MISUSE`), and it must not be released. Return `SQLPOOL_OK` (0)
+ to keep the connection; any other status discards it: set with
+ `sqlpool_options_set_connect_callback`, the failure is reported as the
+ pool's connect error (the calling thread's last error is used when its
+ status is the one returned).
+
+ It runs on whichever thread opens or releases the connection (the
+ caller of `sqlpool_pool_open`/`_acquire`/`sqlpool_conn_release`, or a
+ pool thread), possibly on several threads at once. It must not acquire
+ from the same pool (that waits for itself, up to the acquire timeout).
+ */
+typedef uint32_t (*sqlpool_conn_callback)(void *user_data, struct sqlpool_conn *conn);
 
 /*
  A log callback: `user_data` as given to `sqlpool_set_logger`, the level
@@ -1170,6 +1185,32 @@ const char *sqlpool_error_json(const struct sqlpool_error *error);
  `SQLPOOL_MISUSE`.
  */
 sqlpool_status sqlpool_error_free(struct sqlpool_error *error);
+
+/*
+ Sets the callback run on each new connection, after `init_sql`, before
+ it is first handed out (e.g. `SET search_path`, registering types,
+ checking the server); NULL removes it. What it sets is the baseline the
+ session reset returns to. A failing callback discards the connection
+ and is reported as the connect error (`sqlpool_pool_open` unless
+ `lazy`, or the acquire that waited for it). See `sqlpool_conn_callback`.
+
+ `user_data` is passed back as it is; it must stay valid until the pool
+ is closed and its last connection released.
+ */
+sqlpool_status sqlpool_options_set_connect_callback(struct sqlpool_options *options,
+                                                    sqlpool_conn_callback callback,
+                                                    void *user_data);
+
+/*
+ Sets the callback run on each connection given back to the pool, after
+ its open transaction is rolled back and before its session is reset
+ (it sees the borrower's session); NULL removes it. Returning anything
+ but `SQLPOOL_OK` discards the connection. See `sqlpool_conn_callback`;
+ `user_data` as for `sqlpool_options_set_connect_callback`.
+ */
+sqlpool_status sqlpool_options_set_release_callback(struct sqlpool_options *options,
+                                                    sqlpool_conn_callback callback,
+                                                    void *user_data);
 
 /*
  Sends the library's log lines to `callback` at `min_level` and more

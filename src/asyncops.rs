@@ -680,7 +680,7 @@ where
 /// calling thread and completed at once (a queue sink gets it before this
 /// returns); otherwise a runtime task goes on with the same acquire.
 pub fn start_acquire(op: Op, pool: Arc<Pool>, timeout: Option<Duration>, sink: Sink) {
-    let mut acquiring = pool.start_acquire(timeout, Instant::now());
+    let mut acquiring = pool.start_acquire(timeout);
     // What the calling thread can do: finish at once, or hand the rest
     // (a waiter, a checkout to check with a round trip) to a task.
     enum Fast {
@@ -696,7 +696,7 @@ pub fn start_acquire(op: Op, pool: Arc<Pool>, timeout: Option<Duration>, sink: S
         if pool.check_blocks(&checkout) {
             return Fast::Continue(Some(checkout));
         }
-        if !pool.check(&mut checkout, acquiring.deadline()) {
+        if !pool.check(&mut checkout, &mut || acquiring.deadline()) {
             // Failed its check (dropping a SQLite connection here is
             // fine): the task tries again.
             return Fast::Continue(None);
@@ -793,11 +793,11 @@ async fn acquire(
             // may block.
             blocking::run_async(move || {
                 let mut checkout = checkout;
-                p.check(&mut checkout, deadline).then_some(checkout)
+                p.check(&mut checkout, &mut || deadline).then_some(checkout)
             })
             .await
             .ok_or_else(|| Error::new(Status::Panic, "internal panic in the checkout check"))?
-        } else if pool.check(&mut checkout, deadline) {
+        } else if pool.check(&mut checkout, &mut || deadline) {
             Some(checkout)
         } else {
             dispose(checkout);

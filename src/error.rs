@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-/// Status code returned by every fallible `sqlpool_*` function.
+/// Status code returned by every fallible `sqlpool_*` function;
+/// `SQLPOOL_OK` (0) is success. See `sqlpool_status_name` and
+/// `sqlpool_last_error_message`.
 ///
 /// The numbers are part of the ABI: they are explicit and never reused.
 /// C callers receive them as `uint32_t`-sized enum values; the library never

@@ -13,7 +13,39 @@ fn generate() -> String {
         .generate()
         .expect("cbindgen generates the header")
         .write(&mut out);
-    String::from_utf8(out).expect("UTF-8 header")
+    name_status_type(&String::from_utf8(out).expect("UTF-8 header"))
+}
+
+/// cbindgen names an enum's constants after the enum and cannot give them
+/// another prefix (mozilla/cbindgen#235), so `cbindgen.toml` generates the
+/// status enum as `SQLPOOL` (constants `SQLPOOL_OK`, ...); this gives the
+/// type its real name, `sqlpool_status`, and nothing is left named `SQLPOOL`.
+fn name_status_type(header: &str) -> String {
+    let mut header = header.to_owned();
+    for (from, to) in [
+        ("enum SQLPOOL\n", "enum sqlpool_status\n"),
+        (
+            "typedef uint32_t SQLPOOL;\n",
+            "typedef uint32_t sqlpool_status;\n",
+        ),
+    ] {
+        assert_eq!(
+            header.matches(from).count(),
+            1,
+            "cbindgen wrote {from:?} once"
+        );
+        header = header.replace(from, to);
+    }
+    let bare = header.match_indices("SQLPOOL").find(|(at, word)| {
+        let before = header[..*at].chars().next_back();
+        let after = header[at + word.len()..].chars().next();
+        ![before, after]
+            .into_iter()
+            .flatten()
+            .any(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    assert!(bare.is_none(), "the header still names a type SQLPOOL");
+    header
 }
 
 #[test]

@@ -367,6 +367,7 @@ fn every_exported_function_is_wrapped_in_the_panic_boundary() {
         "boundary_value(",
         "set_option(",
         "set_text(",
+        "set_hook(",
         "add_param(",
         "savepoint(",
         "last_error_field(",

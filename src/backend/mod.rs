@@ -8,6 +8,7 @@ pub mod pgtypes;
 pub mod postgres;
 pub mod sqlite;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Recycling, SessionAttrs, SessionReset, Settings, Target};
@@ -604,8 +605,24 @@ pub type Checkout = crate::pool::Checkout<Manager>;
 pub type LentConn = crate::pool::LentConn<Manager>;
 
 /// Opens a pool on `target`.
-pub fn open_pool(target: Target, settings: Settings) -> Result<Pool> {
-    Pool::open(Manager::new(target, settings.clone()), settings)
+pub fn open_pool(target: Target, settings: Settings, hooks: Hooks) -> Result<Pool> {
+    Pool::open(Manager::new(target, settings.clone(), hooks), settings)
+}
+
+/// User code run on a connection the pool looks after (psycopg_pool's
+/// `configure`/`reset`, pgx's `AfterConnect`/`AfterRelease`). It may run
+/// statements on the connection; an error discards the connection.
+pub type ConnHook = Arc<dyn Fn(&mut Conn) -> Result<()> + Send + Sync>;
+
+/// The pool's connection hooks; both optional.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// On each new connection, after `init_sql`, before it is first handed
+    /// out. An error is reported as the connect error.
+    pub on_connect: Option<ConnHook>,
+    /// At release, once the connection is rolled back and its session
+    /// reset, before it goes back to the pool. An error discards it.
+    pub on_release: Option<ConnHook>,
 }
 
 /// Makes connections for the pool and looks after them (the pool engine's
@@ -614,14 +631,16 @@ pub struct Manager {
     target: Target,
     settings: Settings,
     hosts: hosts::Hosts,
+    hooks: Hooks,
 }
 
 impl Manager {
-    pub fn new(target: Target, settings: Settings) -> Manager {
+    pub fn new(target: Target, settings: Settings, hooks: Hooks) -> Manager {
         Manager {
             target,
             settings,
             hosts: hosts::Hosts::default(),
+            hooks,
         }
     }
 
@@ -692,19 +711,41 @@ impl Manager {
         if let Db::Postgres(c) = &conn.db {
             conn.host = Some(self.hosts.opened(c.endpoint().host_label()));
         }
-        self.run_init_sql(&mut conn)?;
+        self.set_up_session(&mut conn)?;
         Ok(conn)
     }
 
-    /// Runs `init_sql` (a new connection, or one whose session was reset):
-    /// the state it sets is the session's baseline, not a change.
-    fn run_init_sql(&self, conn: &mut Conn) -> Result<()> {
+    /// Runs the on-release callback; false: discard the connection.
+    fn run_release_hook(&self, conn: &mut Conn) -> bool {
+        let Some(hook) = &self.hooks.on_release else {
+            return true;
+        };
+        match hook(conn) {
+            Ok(()) => true,
+            Err(e) => {
+                crate::log::emit(
+                    crate::log::Level::Info,
+                    "sqlpool::pool",
+                    &format!(
+                        "connection #{}: discarded: the release callback failed: {}",
+                        conn.id, e.message
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// Runs `init_sql` and the on-connect callback (a new connection, or
+    /// one whose session was reset): the state they set is the session's
+    /// baseline, not a change.
+    fn set_up_session(&self, conn: &mut Conn) -> Result<()> {
         if !self.settings.init_sql.trim().is_empty() {
             conn.execute_script(&self.settings.init_sql)
-                .map_err(|mut e| {
-                    e.message = format!("init_sql failed on a new connection: {}", e.message);
-                    e
-                })?;
+                .map_err(|e| hook_failed(e, "init_sql"))?;
+        }
+        if let Some(hook) = &self.hooks.on_connect {
+            hook(conn).map_err(|e| hook_failed(e, "the connect callback"))?;
         }
         conn.session_dirty = false;
         Ok(())
@@ -724,7 +765,7 @@ impl Manager {
         let ok = match &mut conn.db {
             // SQLite has no session reset: a fresh connection is the reset.
             Db::Sqlite(_) => false,
-            Db::Postgres(_) => conn.discard_all(None).is_ok() && self.run_init_sql(conn).is_ok(),
+            Db::Postgres(_) => conn.discard_all(None).is_ok() && self.set_up_session(conn).is_ok(),
         };
         crate::log::emit(
             crate::log::Level::Debug,
@@ -743,6 +784,13 @@ impl Manager {
     }
 }
 
+/// An error of the connection's set-up (`init_sql`, a callback), kept as
+/// it is, saying where it came from.
+fn hook_failed(mut e: Error, which: &str) -> Error {
+    e.message = format!("{which} failed on a new connection: {}", e.message);
+    e
+}
+
 impl Manage for Manager {
     type Conn = Conn;
 
@@ -750,8 +798,8 @@ impl Manage for Manager {
         self.open(id)
     }
 
-    fn check(&self, conn: &mut Conn, deadline: Option<Instant>) -> Result<()> {
-        let deadline = deadline.map(|d| d.max(Instant::now() + CHECK_FLOOR));
+    fn check(&self, conn: &mut Conn, deadline: &mut dyn FnMut() -> Option<Instant>) -> Result<()> {
+        let mut deadline = || deadline().map(|d| d.max(Instant::now() + CHECK_FLOOR));
         self.fits_or_broken(conn)?;
         match self.settings.recycling {
             Recycling::Fast => Ok(()),
@@ -769,13 +817,13 @@ impl Manage for Manager {
                 }
             }
             Recycling::Verified => {
-                conn.ping(deadline)?;
+                conn.ping(deadline())?;
                 self.fits_or_broken(conn)
             }
             Recycling::Clean => match conn.db {
                 Db::Postgres(_) => {
-                    conn.discard_all(deadline)?;
-                    self.run_init_sql(conn)
+                    conn.discard_all(deadline())?;
+                    self.set_up_session(conn)
                 }
                 Db::Sqlite(_) => Ok(()),
             },
@@ -814,7 +862,11 @@ impl Manage for Manager {
                 return false;
             }
         }
-        self.reset_session(conn)
+        // The callback sees the borrower's session; what it leaves (an open
+        // transaction, session changes) is undone with the borrower's.
+        self.run_release_hook(conn)
+            && conn.reset_for_reuse()
+            && self.reset_session(conn)
             && conn.end_listening(self.settings.session_reset != SessionReset::Off)
     }
 

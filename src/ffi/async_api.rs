@@ -10,7 +10,7 @@ use std::time::Duration;
 use once_cell::sync::Lazy;
 
 use super::{
-    boundary, handle, lock_ok, param_sets_of, params_of, set_last_error, sqlpool_conn,
+    boundary, handle, lock_ok, lock_slot, param_sets_of, params_of, set_last_error, sqlpool_conn,
     sqlpool_params, sqlpool_pool, sqlpool_status, str_arg, with_conn, ConnSlot, Out, CONNS, POOLS,
     RESULTS,
 };
@@ -281,11 +281,7 @@ fn to_c(completion: Completion, user_data: usize) -> (sqlpool_completion, Option
         error: std::ptr::null_mut(),
     };
     let registered = completion.outcome.and_then(|output| match output {
-        Output::Conn(checkout) => CONNS
-            .insert(Arc::new(ConnSlot {
-                checkout: Mutex::new(checkout),
-            }))
-            .map(|h| (h, 0)),
+        Output::Conn(checkout) => CONNS.insert(ConnSlot::pooled(checkout)).map(|h| (h, 0)),
         Output::Result(result) => RESULTS.insert(Arc::new(result)).map(|h| (h, 0)),
         Output::Rows(n) => Ok((0, n)),
         Output::Notification(Some(n)) => super::notify::store_notification(n).map(|h| (h, 0)),
@@ -428,7 +424,7 @@ impl Drop for Lent {
     fn drop(&mut self) {
         if let Some(mut lent) = self.conn.take() {
             lent.conn().clear_canceller();
-            lock_ok(&self.slot.checkout).restore(lent);
+            lock_ok(&self.slot.held).restore(lent);
         }
     }
 }
@@ -447,27 +443,15 @@ pub(super) fn start_conn_op(
     let target = target_of(queue, callback)?;
     let h = handle(conn, "conn")?;
     // A stale handle, or a call in progress on it, fails now.
-    let postgres = with_conn(conn, |c| Ok(c.conn().backend_name() == "postgresql"))?;
+    let postgres = with_conn(conn, |c| {
+        Ok(c.pooled()?.conn().backend_name() == "postgresql")
+    })?;
     let op = Op::new()?;
     let in_flight = InFlight::claim(h)?;
     let kind = work.kind();
     if postgres {
         let slot = CONNS.get(h)?;
-        let lent = {
-            let mut checkout = slot.checkout.try_lock().map_err(|_| {
-                Error::new(
-                    Status::Busy,
-                    "the connection is in use by another thread (one call at a time)",
-                )
-            })?;
-            checkout.lend()
-        };
-        let Some(mut lent_conn) = lent else {
-            return Err(Error::new(
-                Status::Busy,
-                "an asynchronous operation is running on this connection",
-            ));
-        };
+        let mut lent_conn = lock_slot(&slot)?.lend()?;
         let canceller = lent_conn.conn().canceller();
         let mut lent = Lent {
             slot,

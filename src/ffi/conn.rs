@@ -1,14 +1,14 @@
 //! `sqlpool_conn`: a borrowed connection; statements and transactions.
 
 use std::ffi::c_char;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{
     boundary, handle, out_arg, param_sets_of, sqlpool_params, sqlpool_result, sqlpool_status,
     store_result, str_arg, with_params, Out,
 };
-use crate::backend::Checkout;
+use crate::backend::{Checkout, Conn, LentConn};
 use crate::backend::{SavepointAction, TxOptions};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
@@ -36,16 +36,101 @@ pub(crate) static CONNS: HandleTable<ConnSlot> = HandleTable::new(HandleKind::Co
 
 /// A borrowed connection's table entry: one call at a time.
 pub(crate) struct ConnSlot {
-    pub(crate) checkout: Mutex<Checkout>,
+    pub(crate) held: Mutex<Holding>,
+}
+
+impl ConnSlot {
+    pub(crate) fn pooled(checkout: Checkout) -> Arc<ConnSlot> {
+        Arc::new(ConnSlot {
+            held: Mutex::new(Holding::Pooled(checkout)),
+        })
+    }
+}
+
+/// How a handle holds its connection.
+pub(crate) enum Holding {
+    /// Borrowed from a pool; `sqlpool_conn_release` gives it back.
+    Pooled(Checkout),
+    /// Lent to a connection callback for the callback's duration only
+    /// (`hooks.rs`): the pointer is valid while this variant is in the
+    /// slot, and the callback's runner replaces it with `CallbackEnded`
+    /// (under the slot's lock) before the borrow it came from ends.
+    Callback(*mut Conn),
+    CallbackEnded,
+}
+
+// SAFETY: the pointer is only dereferenced under the slot's mutex, while
+// the callback that lent it runs (see `Holding::Callback`); `Conn` is Send.
+unsafe impl Send for Holding {}
+
+impl Holding {
+    /// The connection; callers have checked [`Holding::usable`].
+    pub(crate) fn conn(&mut self) -> &mut Conn {
+        match self {
+            Holding::Pooled(checkout) => checkout.conn(),
+            // SAFETY: see `Holding::Callback`; `usable` refused the ended case.
+            Holding::Callback(conn) => unsafe { &mut **conn },
+            Holding::CallbackEnded => unreachable!("checked by Holding::usable"),
+        }
+    }
+
+    /// Whether a call may run on the connection now.
+    fn usable(&self) -> Result<()> {
+        match self {
+            Holding::Pooled(checkout) if checkout.is_lent() => Err(Error::new(
+                Status::Busy,
+                "an asynchronous operation, an open stream or a COPY is using this connection (one at a time)",
+            )),
+            Holding::CallbackEnded => Err(callback_ended()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The pool's checkout: refused on a connection lent to a callback,
+    /// which may make blocking calls only.
+    pub(crate) fn pooled(&mut self) -> Result<&mut Checkout> {
+        self.usable()?;
+        match self {
+            Holding::Pooled(checkout) => Ok(checkout),
+            _ => Err(Error::misuse(
+                "a connection callback may make blocking calls only (no asynchronous operation, stream or COPY)",
+            )),
+        }
+    }
+
+    /// Takes the connection out for an asynchronous operation, a stream or
+    /// a COPY; [`Holding::restore`] puts it back.
+    pub(crate) fn lend(&mut self) -> Result<LentConn> {
+        self.pooled()?
+            .lend()
+            .ok_or_else(|| Error::new(Status::Busy, "the connection is already lent"))
+    }
+
+    pub(crate) fn restore(&mut self, lent: LentConn) {
+        if let Holding::Pooled(checkout) = self {
+            checkout.restore(lent);
+        }
+    }
+}
+
+fn callback_ended() -> Error {
+    Error::misuse("this connection was lent to a callback that has returned; it is no longer valid")
 }
 
 /// Runs `f` on a borrowed connection; refuses a concurrent second call.
 pub(crate) fn with_conn<R>(
     conn: *mut sqlpool_conn,
-    f: impl FnOnce(&mut Checkout) -> Result<R>,
+    f: impl FnOnce(&mut Holding) -> Result<R>,
 ) -> Result<R> {
     let slot = CONNS.get(handle(conn, "conn")?)?;
-    let mut guard = slot.checkout.try_lock().map_err(|e| match e {
+    let mut guard = lock_slot(&slot)?;
+    guard.usable()?;
+    f(&mut guard)
+}
+
+/// The slot's lock, refused while another thread holds it.
+pub(crate) fn lock_slot(slot: &ConnSlot) -> Result<std::sync::MutexGuard<'_, Holding>> {
+    slot.held.try_lock().map_err(|e| match e {
         std::sync::TryLockError::WouldBlock => Error::new(
             Status::Busy,
             "the connection is in use by another thread (one call at a time)",
@@ -53,14 +138,7 @@ pub(crate) fn with_conn<R>(
         std::sync::TryLockError::Poisoned(_) => {
             Error::misuse("the connection was poisoned by an earlier panic; release it")
         }
-    })?;
-    if guard.is_lent() {
-        return Err(Error::new(
-            Status::Busy,
-            "an asynchronous operation, an open stream or a COPY is using this connection (one at a time)",
-        ));
-    }
-    f(&mut guard)
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -84,22 +162,28 @@ pub extern "C" fn sqlpool_conn_release(conn: *mut sqlpool_conn) -> sqlpool_statu
         let slot = CONNS.get(h)?;
         // Refuse while another thread is inside a call on it, or an
         // asynchronous operation runs on it.
-        let lent = slot
-            .checkout
-            .try_lock()
-            .map_err(|_| {
-                Error::new(
-                    Status::Busy,
-                    "the connection is in use by another thread; release it after that call returns",
-                )
-            })?
-            .is_lent();
-        if lent {
-            return Err(Error::new(
+        let held = lock_slot(&slot).map_err(|_| {
+            Error::new(
                 Status::Busy,
-                "an asynchronous operation is running on this connection; release it after its completion",
-            ));
+                "the connection is in use by another thread; release it after that call returns",
+            )
+        })?;
+        match &*held {
+            Holding::Pooled(checkout) if checkout.is_lent() => {
+                return Err(Error::new(
+                    Status::Busy,
+                    "an asynchronous operation is running on this connection; release it after its completion",
+                ));
+            }
+            Holding::Pooled(_) => {}
+            Holding::Callback(_) => {
+                return Err(Error::misuse(
+                    "this connection was lent to a callback: the pool takes it back when the callback returns",
+                ));
+            }
+            Holding::CallbackEnded => return Err(callback_ended()),
         }
+        drop(held);
         drop(slot);
         // Dropping the last reference returns the connection to the pool.
         drop(CONNS.remove(h)?);

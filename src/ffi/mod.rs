@@ -20,6 +20,7 @@ mod conn;
 mod copy;
 mod error;
 pub(crate) mod fork;
+mod hooks;
 mod log;
 mod notify;
 mod options;
@@ -31,6 +32,7 @@ pub use async_api::*;
 pub use conn::*;
 pub use copy::*;
 pub use error::*;
+pub use hooks::*;
 pub use log::*;
 pub use notify::*;
 pub use options::*;
@@ -40,9 +42,9 @@ pub use result::*;
 pub use stream::*;
 // The handle tables and helpers the other modules (async_api) reach through
 // `super::`.
-pub(crate) use conn::{with_conn, ConnSlot, CONNS};
+pub(crate) use conn::{lock_slot, with_conn, ConnSlot, Holding, CONNS};
 pub(crate) use error::new_error;
-pub(crate) use options::OPTIONS;
+pub(crate) use options::{OptionsSlot, OPTIONS};
 pub(crate) use params::{param_sets_of, params_of, with_params};
 pub(crate) use pool::POOLS;
 pub(crate) use result::{store_result, RESULTS};
@@ -84,6 +86,11 @@ pub(crate) fn set_last_error(error: Error) -> sqlpool_status {
     };
     LAST_ERROR.with(|cell| *cell.borrow_mut() = Some(last));
     status
+}
+
+/// Takes the calling thread's last error (a callback's, say) out.
+pub(crate) fn take_last_error() -> Option<Error> {
+    LAST_ERROR.with(|cell| cell.borrow_mut().take().map(|last| last.error))
 }
 
 thread_local! {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{boundary, handle, lock_ok, out_arg, sqlpool_status, str_arg};
+use crate::backend::Hooks;
 use crate::config::{self, PoolOptions, Recycling};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
@@ -27,12 +28,35 @@ use crate::handles::{HandleKind, HandleTable};
 /// `sqlpool_options_set_lazy`, `sqlpool_options_set_leak_threshold_ms`,
 /// `sqlpool_options_set_statement_cache_size`, `sqlpool_options_set_user`,
 /// `sqlpool_options_set_password`, `sqlpool_options_set_host`,
-/// `sqlpool_options_set_dbname`, `sqlpool_options_set_port`.
+/// `sqlpool_options_set_dbname`, `sqlpool_options_set_port`,
+/// `sqlpool_options_set_connect_callback`,
+/// `sqlpool_options_set_release_callback`.
 pub struct sqlpool_options {
     _private: [u8; 0],
 }
 
-pub(crate) static OPTIONS: HandleTable<Mutex<PoolOptions>> = HandleTable::new(HandleKind::Options);
+pub(crate) static OPTIONS: HandleTable<Mutex<OptionsSlot>> = HandleTable::new(HandleKind::Options);
+
+/// What an options object holds: the options, and the connection
+/// callbacks (`hooks.rs`), which have no text form.
+#[derive(Clone, Default)]
+pub(crate) struct OptionsSlot {
+    pub(crate) options: PoolOptions,
+    pub(crate) hooks: Hooks,
+}
+
+impl std::ops::Deref for OptionsSlot {
+    type Target = PoolOptions;
+    fn deref(&self) -> &PoolOptions {
+        &self.options
+    }
+}
+
+impl std::ops::DerefMut for OptionsSlot {
+    fn deref_mut(&mut self) -> &mut PoolOptions {
+        &mut self.options
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Options
@@ -45,7 +69,7 @@ pub(crate) static OPTIONS: HandleTable<Mutex<PoolOptions>> = HandleTable::new(Ha
 pub extern "C" fn sqlpool_options_new(out: *mut *mut sqlpool_options) -> sqlpool_status {
     boundary(|| {
         let out = out_arg(out, "out")?;
-        let h = OPTIONS.insert(Arc::new(Mutex::new(PoolOptions::default())))?;
+        let h = OPTIONS.insert(Arc::new(Mutex::new(OptionsSlot::default())))?;
         out.put(h as *mut sqlpool_options);
         Ok(())
     })

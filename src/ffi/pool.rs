@@ -1,15 +1,15 @@
 //! `sqlpool_pool`: open, acquire, one-shot statements, stats, close.
 
 use std::ffi::c_char;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
     boundary, handle, lock_ok, null_arg, opt_str_arg, out_arg, sqlpool_conn, sqlpool_options,
     sqlpool_params, sqlpool_result, sqlpool_status, store_result, str_arg, with_params, ConnSlot,
-    Out, CONNS, OPTIONS,
+    OptionsSlot, Out, CONNS, OPTIONS,
 };
-use crate::backend::Pool;
+use crate::backend::{Hooks, Pool};
 use crate::config::{self, PoolOptions};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
@@ -64,18 +64,18 @@ pub unsafe extern "C" fn sqlpool_pool_open(
         let out = out_arg(out, "out")?;
         let uri = unsafe { opt_str_arg(uri, "uri") }?;
         let explicit = if options.is_null() {
-            PoolOptions::default()
+            OptionsSlot::default()
         } else {
             OPTIONS.with(options as usize, |o| Ok(lock_ok(o).clone()))?
         };
-        let pool = open_pool(uri, &explicit)?;
+        let pool = open_pool(uri, &explicit.options, explicit.hooks)?;
         let h = POOLS.insert(Arc::new(pool))?;
         out.put(h as *mut sqlpool_pool);
         Ok(())
     })
 }
 
-fn open_pool(uri: Option<&str>, explicit: &PoolOptions) -> Result<Pool> {
+fn open_pool(uri: Option<&str>, explicit: &PoolOptions, hooks: Hooks) -> Result<Pool> {
     let (mut target, mut options) = config::parse_uri(uri.unwrap_or("postgresql://"))?;
     if uri.is_none()
         && explicit.host.is_none()
@@ -88,7 +88,7 @@ fn open_pool(uri: Option<&str>, explicit: &PoolOptions) -> Result<Pool> {
     }
     options.overlay(explicit);
     config::apply_connection_options(&mut target, &mut options)?;
-    crate::backend::open_pool(target, options.settings()?)
+    crate::backend::open_pool(target, options.settings()?, hooks)
 }
 
 /// Closes a pool: no acquire succeeds afterwards, callers waiting in acquire
@@ -131,9 +131,7 @@ pub extern "C" fn sqlpool_pool_acquire(
         let pool = POOLS.get(handle(pool, "pool")?)?;
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
         let checkout = pool.acquire(timeout)?;
-        let h = CONNS.insert(Arc::new(ConnSlot {
-            checkout: Mutex::new(checkout),
-        }))?;
+        let h = CONNS.insert(ConnSlot::pooled(checkout))?;
         out.put(h as *mut sqlpool_conn);
         Ok(())
     })

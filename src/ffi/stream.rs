@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    boundary, handle, lock_ok, out_arg, sqlpool_conn, sqlpool_params, sqlpool_result,
+    boundary, handle, lock_ok, lock_slot, out_arg, sqlpool_conn, sqlpool_params, sqlpool_result,
     sqlpool_status, store_result, str_arg, with_params, ConnSlot, CONNS,
 };
 use crate::backend::bulk::RowStream;
@@ -26,18 +26,7 @@ pub(super) struct Held {
 impl Held {
     pub(super) fn take(conn: *mut sqlpool_conn) -> Result<Held> {
         let slot = CONNS.get(handle(conn, "conn")?)?;
-        let lent = {
-            let mut checkout = slot.checkout.try_lock().map_err(|_| {
-                Error::new(
-                    Status::Busy,
-                    "the connection is in use by another thread (one call at a time)",
-                )
-            })?;
-            checkout.lend()
-        };
-        let Some(lent) = lent else {
-            return Err(busy());
-        };
+        let lent = lock_slot(&slot)?.lend()?;
         Ok(Held {
             slot,
             conn: Some(lent),
@@ -52,16 +41,9 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         if let Some(lent) = self.conn.take() {
-            lock_ok(&self.slot.checkout).restore(lent);
+            lock_ok(&self.slot.held).restore(lent);
         }
     }
-}
-
-fn busy() -> Error {
-    Error::new(
-        Status::Busy,
-        "the connection is busy: an asynchronous operation, an open stream or a COPY uses it (finish or free it first)",
-    )
 }
 
 /// A query whose rows are read in chunks while the rest is still arriving,

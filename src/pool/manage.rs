@@ -21,9 +21,14 @@ pub trait Manage: Send + Sync + 'static {
     fn connect(&self, id: u64) -> Result<Self::Conn>;
 
     /// The checkout check (the `recycling` option), bounded by the caller's
-    /// acquire `deadline`. An error: the connection is discarded and the
+    /// acquire deadline, which `deadline` returns (ask it only for I/O: it
+    /// reads the clock). An error: the connection is discarded and the
     /// acquire goes on with another one.
-    fn check(&self, conn: &mut Self::Conn, deadline: Option<Instant>) -> Result<()>;
+    fn check(
+        &self,
+        conn: &mut Self::Conn,
+        deadline: &mut dyn FnMut() -> Option<Instant>,
+    ) -> Result<()>;
 
     /// Whether [`Manage::check`] takes a round trip, so an asynchronous
     /// acquire runs it on a blocking thread. Must not block.

@@ -233,13 +233,13 @@ impl<M: Manage> Pool<M> {
     /// acquire timeout) in all: retries after a failed checkout check keep
     /// the same deadline.
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<Checkout<M>> {
-        let mut acquire = self.start_acquire(timeout, Instant::now());
+        let mut acquire = self.start_acquire(timeout);
         loop {
             let Some(mut checkout) = acquire.poll(None)? else {
                 acquire.wait_blocking();
                 continue;
             };
-            if self.check(&mut checkout, acquire.deadline()) {
+            if self.check(&mut checkout, &mut || acquire.deadline()) {
                 return Ok(acquire.accept(checkout, || {
                     let thread = std::thread::current();
                     thread
@@ -251,26 +251,27 @@ impl<M: Manage> Pool<M> {
         }
     }
 
-    /// Starts an acquire that began at `started`, to be driven by a
-    /// blocking thread or an async task (see [`Acquire`]).
-    pub fn start_acquire(&self, timeout: Option<Duration>, started: Instant) -> Acquire<M> {
-        let timeout = timeout.unwrap_or_else(|| lock(&self.shared.state).settings.acquire_timeout);
+    /// Starts an acquire, to be driven by a blocking thread or an async
+    /// task (see [`Acquire`]).
+    pub fn start_acquire(&self, timeout: Option<Duration>) -> Acquire<M> {
         Acquire {
             shared: self.shared.clone(),
-            started,
+            started: None,
             timeout,
-            // An absurdly long timeout (beyond Instant's range) means none.
-            deadline: started.checked_add(timeout),
             waiter: None,
         }
     }
 
-    /// The checkout check, bounded by `deadline` (may block: on an async
-    /// path, run it where blocking is allowed when
-    /// [`Pool::check_blocks`] says so). False: the connection failed it and
-    /// is marked to be discarded; drop the checkout and poll the acquire
-    /// again.
-    pub fn check(&self, checkout: &mut Checkout<M>, deadline: Option<Instant>) -> bool {
+    /// The checkout check, bounded by what `deadline` returns, asked only
+    /// when the check does I/O (may block: on an async path, run it where
+    /// blocking is allowed when [`Pool::check_blocks`] says so). False: the
+    /// connection failed it and is marked to be discarded; drop the
+    /// checkout and poll the acquire again.
+    pub fn check(
+        &self,
+        checkout: &mut Checkout<M>,
+        deadline: &mut dyn FnMut() -> Option<Instant>,
+    ) -> bool {
         let pooled = checkout.pooled.as_mut().expect("a live checkout");
         match self.shared.manager.check(&mut pooled.conn, deadline) {
             Ok(()) => true,
@@ -410,15 +411,27 @@ impl<M: Manage> Drop for Pool<M> {
 /// any I/O.
 pub struct Acquire<M: Manage> {
     shared: Arc<Shared<M>>,
-    started: Instant,
-    timeout: Duration,
-    deadline: Option<Instant>,
+    /// When the clock started: first asked for when the acquire has to
+    /// wait or check with I/O, so an acquire served at once reads no clock
+    /// (a clock read costs as much as the rest of a fast acquire).
+    started: Option<Instant>,
+    /// The caller's timeout; `None`: the pool's, looked up with the clock.
+    timeout: Option<Duration>,
     waiter: Option<Arc<Waiter<M>>>,
 }
 
 impl<M: Manage> Acquire<M> {
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+    /// The caller's deadline (`None`: no bound); starts the clock.
+    pub fn deadline(&mut self) -> Option<Instant> {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        // An absurdly long timeout (beyond Instant's range) means none.
+        started.checked_add(self.timeout())
+    }
+
+    fn timeout(&mut self) -> Duration {
+        *self
+            .timeout
+            .get_or_insert_with(|| lock(&self.shared.state).settings.acquire_timeout)
     }
 
     /// The next step: `Some` connection (an idle one, or one handed over),
@@ -435,7 +448,7 @@ impl<M: Manage> Acquire<M> {
             self.waiter = None;
             return self.take_handoff(handoff).map(Some);
         }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.deadline().is_some_and(|d| Instant::now() >= d) {
             drop(slot);
             // Handed a connection just as the deadline passed: take it.
             return match self.withdraw() {
@@ -453,11 +466,12 @@ impl<M: Manage> Acquire<M> {
 
     /// Blocks the calling thread until a handoff or the deadline (after a
     /// `poll` that returned `None`).
-    pub fn wait_blocking(&self) {
+    pub fn wait_blocking(&mut self) {
+        let deadline = self.deadline();
         let Some(waiter) = &self.waiter else { return };
         let mut slot = lock(&waiter.slot);
         while slot.handoff.is_none() {
-            let wait = match self.deadline {
+            let wait = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left,
                     _ => return,
@@ -481,7 +495,10 @@ impl<M: Manage> Acquire<M> {
     ) -> Checkout<M> {
         let shared = &self.shared;
         shared.counters.acquires.fetch_add(1, Ordering::Relaxed);
-        shared.counters.on_wait(self.started.elapsed());
+        // Served at once (the clock never started): no wait.
+        shared
+            .counters
+            .on_wait(self.started.map_or(Duration::ZERO, |s| s.elapsed()));
         if shared.tracks_leaks {
             lock(&shared.state).checked_out.insert(
                 checkout.id(),
@@ -527,7 +544,10 @@ impl<M: Manage> Acquire<M> {
         st.waiters.push_back(waiter.clone());
         // Grow at once to what the waiters need, up to max_size.
         refill(shared, &mut st);
+        drop(st);
         self.waiter = Some(waiter);
+        // Waiting: the clock runs from here at the latest.
+        self.deadline();
         Ok(None)
     }
 
@@ -556,7 +576,7 @@ impl<M: Manage> Acquire<M> {
 
     /// Counts and logs an acquire that waited in vain; the error carries
     /// the last connection error.
-    fn timeout_error(&self) -> Error {
+    fn timeout_error(&mut self) -> Error {
         let last_error = lock(&self.shared.state).last_error.clone();
         self.shared
             .counters
@@ -564,7 +584,7 @@ impl<M: Manage> Acquire<M> {
             .fetch_add(1, Ordering::Relaxed);
         let mut msg = format!(
             "no connection became available within {} ms",
-            self.timeout.as_millis()
+            self.timeout().as_millis()
         );
         if let Some(e) = &last_error {
             msg.push_str(&format!(" (last connection error: {e})"));
@@ -836,7 +856,8 @@ impl<M: Manage> Drop for Checkout<M> {
         };
         let shared = &self.shared;
         let recycled = !self.discard && shared.manager.recycle(&mut pooled.conn);
-        let reusable = recycled && !pooled.is_expired(Instant::now());
+        let now = Instant::now();
+        let reusable = recycled && !pooled.is_expired(now);
         let mut st = lock(&shared.state);
         st.in_use -= 1;
         if shared.tracks_leaks {
@@ -847,13 +868,7 @@ impl<M: Manage> Drop for Checkout<M> {
             && pooled.generation == st.generation
             && st.total <= st.settings.max_size;
         if keep {
-            shared.put_back(
-                &mut st,
-                Idle {
-                    pooled,
-                    since: Instant::now(),
-                },
-            );
+            shared.put_back(&mut st, Idle { pooled, since: now });
             return;
         }
         st.total -= 1;

@@ -69,7 +69,11 @@ impl Manage for Arc<Fake> {
         Ok(FakeConn { broken: false })
     }
 
-    fn check(&self, conn: &mut FakeConn, _deadline: Option<Instant>) -> Result<()> {
+    fn check(
+        &self,
+        conn: &mut FakeConn,
+        _deadline: &mut dyn FnMut() -> Option<Instant>,
+    ) -> Result<()> {
         self.checks.fetch_add(1, Ordering::SeqCst);
         if self.break_on_check.load(Ordering::SeqCst) {
             conn.broken = true;
@@ -209,13 +213,13 @@ fn the_async_driver_keeps_the_deadline_too() {
     );
     fake.break_on_check.store(true, Ordering::SeqCst);
     fake.set_stall(true);
-    let started = Instant::now();
-    let mut acquire = pool.start_acquire(Some(Duration::from_millis(100)), started);
+    let mut acquire = pool.start_acquire(Some(Duration::from_millis(100)));
     let mut checkout = acquire.poll(None).unwrap().expect("the idle connection");
-    assert!(!pool.check(&mut checkout, acquire.deadline()));
+    assert!(!pool.check(&mut checkout, &mut || acquire.deadline()));
     drop(checkout);
     assert!(acquire.poll(None).unwrap().is_none(), "queued");
-    while Instant::now() < started + Duration::from_millis(100) {
+    let deadline = acquire.deadline().expect("a bounded acquire");
+    while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let e = acquire.poll(None).err().unwrap();
@@ -371,7 +375,7 @@ fn in_use_counts_only_what_callers_hold() {
     maint.join().unwrap();
     // Handed to a waiter that has not taken it yet is not in use.
     let held = pool.acquire(None).unwrap();
-    let mut acquire = pool.start_acquire(None, Instant::now());
+    let mut acquire = pool.start_acquire(None);
     assert!(acquire.poll(None).unwrap().is_none());
     assert_eq!(pool.stats().in_use, 1);
     drop(held);
@@ -382,7 +386,7 @@ fn in_use_counts_only_what_callers_hold() {
     drop(taken);
     // A handoff never taken goes back when the acquire is dropped.
     let held = pool.acquire(None).unwrap();
-    let mut acquire = pool.start_acquire(None, Instant::now());
+    let mut acquire = pool.start_acquire(None);
     assert!(acquire.poll(None).unwrap().is_none());
     drop(held);
     drop(acquire);

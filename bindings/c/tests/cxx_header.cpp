@@ -11,9 +11,10 @@
 #include <string>
 #include <type_traits>
 
-static_assert(std::is_same<std::underlying_type<SQLPOOL>::type, std::uint32_t>::value,
+static_assert(std::is_same<std::underlying_type<sqlpool_status>::type, std::uint32_t>::value,
               "the status enum is uint32_t-sized in C++");
-static_assert(std::is_same<sqlpool_status, SQLPOOL>::value, "sqlpool_status names the enum");
+static_assert(std::is_same<sqlpool_status, enum sqlpool_status>::value,
+              "the status enum's own name is sqlpool_status");
 static_assert(SQLPOOL_OK == 0 && SQLPOOL_MISUSE == 5 && SQLPOOL_PANIC == 99,
               "status numbers are part of the ABI");
 

@@ -35,7 +35,7 @@ static const int SQLPOOL_KIND_TEXT = 4;
 static const int SQLPOOL_KIND_BLOB = 5;
 static const int SQLPOOL_KIND_MIXED = 6;
 static const int SQLPOOL_COLUMN_NOT_UTF8 = 1;
-enum SQLPOOL
+enum sqlpool_status
  {
   SQLPOOL_OK = 0,
   SQLPOOL_INVALID_ARGUMENT = 1,
@@ -64,7 +64,7 @@ enum SQLPOOL
   SQLPOOL_INTERNAL = 98,
   SQLPOOL_PANIC = 99,
 };
-typedef uint32_t SQLPOOL;
+typedef uint32_t sqlpool_status;
 typedef struct sqlpool_conn sqlpool_conn;
 typedef struct sqlpool_copy sqlpool_copy;
 typedef struct sqlpool_error sqlpool_error;
@@ -75,7 +75,6 @@ typedef struct sqlpool_pool sqlpool_pool;
 typedef struct sqlpool_queue sqlpool_queue;
 typedef struct sqlpool_result sqlpool_result;
 typedef struct sqlpool_stream sqlpool_stream;
-typedef SQLPOOL sqlpool_status;
 typedef struct sqlpool_completion {
   uint64_t op_id;
   void *user_data;
@@ -87,6 +86,7 @@ typedef struct sqlpool_completion {
 } sqlpool_completion;
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+typedef uint32_t (*sqlpool_conn_callback)(void *user_data, struct sqlpool_conn *conn);
 typedef void (*sqlpool_log_callback)(void *user_data,
                                      uint32_t level,
                                      const char *target,
@@ -222,6 +222,12 @@ const char *sqlpool_error_sqlstate(const struct sqlpool_error *error);
 const char *sqlpool_error_detail(const struct sqlpool_error *error);
 const char *sqlpool_error_json(const struct sqlpool_error *error);
 sqlpool_status sqlpool_error_free(struct sqlpool_error *error);
+sqlpool_status sqlpool_options_set_connect_callback(struct sqlpool_options *options,
+                                                    sqlpool_conn_callback callback,
+                                                    void *user_data);
+sqlpool_status sqlpool_options_set_release_callback(struct sqlpool_options *options,
+                                                    sqlpool_conn_callback callback,
+                                                    void *user_data);
 sqlpool_status sqlpool_set_logger(sqlpool_log_callback callback,
                                   uint32_t min_level,
                                   void *user_data);

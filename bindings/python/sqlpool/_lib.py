@@ -174,6 +174,8 @@ class Completion(Structure):
 
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_uint32, c_char_p, c_char_p)
+# sqlpool_conn_callback: (user_data, conn) -> status
+CONN_CALLBACK = ctypes.CFUNCTYPE(c_uint32, c_void_p, c_void_p)
 
 # Status codes (SQLPOOL_*), values fixed by the ABI.
 OK = 0
@@ -258,6 +260,8 @@ _PROTOTYPES = {
     "sqlpool_options_set_host": (status_t, [_P, c_char_p]),
     "sqlpool_options_set_dbname": (status_t, [_P, c_char_p]),
     "sqlpool_options_set_port": (status_t, [_P, c_uint16]),
+    "sqlpool_options_set_connect_callback": (status_t, [_P, CONN_CALLBACK, c_void_p]),
+    "sqlpool_options_set_release_callback": (status_t, [_P, CONN_CALLBACK, c_void_p]),
     # pool
     "sqlpool_pool_open": (status_t, [c_char_p, _P, _OUT]),
     "sqlpool_pool_close": (status_t, [_P]),

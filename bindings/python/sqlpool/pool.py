@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
+import weakref
 from ctypes import byref, c_size_t, c_uint64, c_void_p, create_string_buffer, sizeof
 from types import TracebackType
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Type, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Type, Union
 
 from . import _convert
 from ._convert import Params, build_param_sets, build_params, free_params
 from ._lib import BUFFER_TOO_SMALL as _BUFFER_TOO_SMALL
-from ._lib import PoolStats, lib
+from ._lib import CONN_CALLBACK, PoolStats, lib
+from ._lib import CONNECTION_ERROR as _CONNECTION_ERROR
 from ._managed import Managed
 from ._options import Duration, IsolationLevel, Recycling, build_options, isolation_value, is_postgres_uri, to_ms
 from .errors import InterfaceError, ProgrammingError, check, last_error
@@ -76,6 +79,69 @@ class Rollback(Exception):
     """Raise inside ``with conn.transaction():`` to roll it back quietly."""
 
 
+class _Callbacks:
+    """The ``configure`` and ``reset`` functions of a pool, as the C
+    callbacks the library calls (psycopg_pool's names and meanings).
+
+    Each receives a :class:`Connection` valid during the call only (closing
+    it does nothing: the pool takes it back). ``configure`` runs on each new
+    connection, after ``init_sql``; an exception discards the connection and
+    is the connect error's cause. ``reset`` runs when a connection is given
+    back, after its transaction is rolled back and before its session is
+    reset; an exception, or returning ``False``, discards it."""
+
+    def __init__(self, pool: "_PoolBase", configure: Any, reset: Any) -> None:
+        pool_ref = weakref.ref(pool)
+        # The last exception a callback raised, for the error it caused.
+        self.last_exception: Optional[BaseException] = None
+        self._native = [
+            (setter, CONN_CALLBACK(self._trampoline(pool_ref, fn, setter is lib.sqlpool_options_set_release_callback)))
+            for setter, fn in (
+                (lib.sqlpool_options_set_connect_callback, configure),
+                (lib.sqlpool_options_set_release_callback, reset),
+            )
+            if fn is not None
+        ]
+
+    def _trampoline(self, pool_ref: Any, fn: Any, at_release: bool) -> Any:
+        def call(_user_data: Any, ptr: Any) -> int:
+            pool = pool_ref()
+            if pool is None:
+                return 0
+            conn = _LentConnection(pool, ptr)
+            try:
+                outcome = fn(conn)
+            except BaseException as e:  # noqa: BLE001 - reported through the status
+                self.last_exception = e
+                status = getattr(e, "status", None)
+                if not isinstance(status, int) or status == 0:
+                    status = _CONNECTION_ERROR
+                if not at_release:
+                    _log.warning("configure raised %r: the new connection is discarded", e)
+                else:
+                    _log.info("reset raised %r: the connection is discarded", e)
+                return status
+            finally:
+                conn.close()
+            if at_release and outcome is False:
+                return _CONNECTION_ERROR
+            return 0
+
+        return call
+
+    def install(self, opts: int) -> None:
+        for setter, native in self._native:
+            check(setter(opts, native, None))
+
+    def raise_with_cause(self, error: BaseException) -> None:
+        """Raises ``error`` (a failed open or acquire), chained to the
+        callback exception behind it, if any."""
+        cause, self.last_exception = self.last_exception, None
+        if cause is not None and "callback" in str(error):
+            raise error from cause
+        raise error
+
+
 class _PoolBase(Managed):
     """What :class:`Pool` and :class:`~sqlpool.AsyncPool` share: options,
     the native pool handle, stats, resize, drain."""
@@ -104,8 +170,17 @@ class _PoolBase(Managed):
         host: Optional[str] = None,
         port: Optional[int] = None,
         db_name: Optional[str] = None,
+        configure: Optional[Callable[["Connection"], Any]] = None,
+        reset: Optional[Callable[["Connection"], Any]] = None,
         **other_options: Any,
     ) -> None:
+        for name, fn in (("configure", configure), ("reset", reset)):
+            if fn is not None and (not callable(fn) or inspect.iscoroutinefunction(fn)):
+                raise ProgrammingError(
+                    f"{name} must be a plain function taking a Connection (it runs on the "
+                    "thread that opens or gives back the connection, also for AsyncPool)"
+                )
+        self._callbacks = _Callbacks(self, configure, reset)
         if uri is None and "dsn" in other_options:  # psqlpy's name
             uri = other_options.pop("dsn")
         if uri is not None and not isinstance(uri, str):
@@ -150,6 +225,11 @@ class _PoolBase(Managed):
         The open runs on a helper thread so Ctrl-C (KeyboardInterrupt)
         interrupts the wait; a pool that opens after that is closed."""
         opts = build_options(self._options)
+        try:
+            self._callbacks.install(opts)
+        except BaseException:
+            lib.sqlpool_options_free(opts)
+            raise
         uri = encode_sql(self._uri) if self._uri is not None else None
         outcome: List[Any] = []
         done = threading.Event()
@@ -179,7 +259,7 @@ class _PoolBase(Managed):
             raise
         st, ptr, error = outcome[0]
         if st:
-            raise error
+            self._callbacks.raise_with_cause(error)
         assert ptr is not None
         return int(ptr)
 
@@ -322,7 +402,9 @@ class Pool(_PoolBase):
 
         Raises PoolTimeout, PoolClosed, TooManyRequests."""
         out = c_void_p()
-        check(lib.sqlpool_pool_acquire(self._handle(), timeout_ms(timeout), byref(out)))
+        st = lib.sqlpool_pool_acquire(self._handle(), timeout_ms(timeout), byref(out))
+        if st:
+            self._callbacks.raise_with_cause(last_error(st))
         assert out.value is not None
         return self._connection_class(self, out.value)
 
@@ -533,6 +615,22 @@ class Connection(Managed):
     def __repr__(self) -> str:
         state = "released" if self._ptr is None else "open"
         return f"<{type(self).__name__} {state}>"
+
+
+class _LentConnection(Connection):
+    """The connection a ``configure``/``reset`` function receives: usable
+    during the call only; the pool takes it back, so closing it only stops
+    this object from using it."""
+
+    _closed_message = "the connection was lent to configure/reset, which has returned"
+
+    def _free(self, ptr: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self._ptr = None
+
+    release = close
 
 
 class Transaction:

@@ -32,7 +32,7 @@ _SCALARS = {
     "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "size_t": ctypes.c_size_t,
     "int": ctypes.c_int, "double": ctypes.c_double, "sqlpool_status": ctypes.c_uint32,
 }
-_CALLBACKS = {"sqlpool_log_callback", "sqlpool_completion_callback"}
+_CALLBACKS = {"sqlpool_log_callback", "sqlpool_completion_callback", "sqlpool_conn_callback"}
 
 
 def _header_prototypes():
@@ -111,7 +111,7 @@ def test_status_codes_match_the_header():
     if not HEADER.exists():
         pytest.skip("no header in this checkout")
     text = HEADER.read_text()
-    body = re.search(r"enum SQLPOOL\b[^{]*\{(.*?)\}", text, re.S).group(1)
+    body = re.search(r"enum sqlpool_status\b[^{]*\{(.*?)\}", text, re.S).group(1)
     body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
     header = {m.group(1): int(m.group(2)) for m in re.finditer(r"SQLPOOL_(\w+) = (\d+)", body)}
     assert len(header) >= 26
