@@ -138,13 +138,13 @@ pub trait IntoCell {
 
 impl IntoCell for Value {
     fn push_into(self, column: &mut ColumnData) {
-        column.push(CellRef::from(&self));
+        column.push_value(&self);
     }
 }
 
 impl IntoCell for &Value {
     fn push_into(self, column: &mut ColumnData) {
-        column.push(CellRef::from(self));
+        column.push_value(self);
     }
 }
 
@@ -196,6 +196,17 @@ impl ColumnData {
                 self.bytes_cell(Kind::Blob).extend_from_slice(b);
                 self.end_bytes_cell();
             }
+        }
+    }
+
+    /// Appends one value (its text is a `String`: UTF-8, not checked again).
+    pub fn push_value(&mut self, value: &Value) {
+        match value {
+            Value::Text(t) => {
+                self.bytes_cell(Kind::Text).extend_from_slice(t.as_bytes());
+                self.end_valid_text_cell();
+            }
+            other => self.push(CellRef::from(other)),
         }
     }
 
@@ -259,6 +270,13 @@ impl ColumnData {
         if is_text && self.utf8 && std::str::from_utf8(&self.bytes[start..]).is_err() {
             self.utf8 = false;
         }
+        self.offsets.push(self.bytes.len() as u64);
+    }
+
+    /// Ends a text cell whose bytes the caller knows are UTF-8 (it wrote
+    /// them itself), without checking them again.
+    #[inline]
+    pub fn end_valid_text_cell(&mut self) {
         self.offsets.push(self.bytes.len() as u64);
     }
 
@@ -356,17 +374,6 @@ impl ResultSet {
     pub fn end_row(&mut self) {
         self.rows += 1;
         debug_assert!(self.data.iter().all(|d| d.rows() == self.rows));
-    }
-
-    /// Drops the cells of a row appended only in part (a decoding error).
-    pub fn abandon_row(&mut self) {
-        let rows = self.rows;
-        for d in &mut self.data {
-            if d.rows() > rows {
-                let rebuilt = d.slice(0, rows);
-                *d = rebuilt;
-            }
-        }
     }
 
     /// Rows `from..to` as a result of their own (the same columns).
@@ -580,16 +587,5 @@ mod tests {
         assert_eq!(rs.text(0, 0).unwrap(), (&b"ok"[..], true));
         assert_eq!(rs.text(1, 0).unwrap(), (&b"A\xffB"[..], false));
         assert_eq!(rs.blob(1, 0).unwrap(), b"A\xffB");
-    }
-
-    #[test]
-    fn an_abandoned_row_leaves_no_cells() {
-        let mut rs = ResultSet::new(columns(2));
-        rs.push_row([Value::Int64(1), Value::Int64(2)]);
-        rs.row_sink()[0].push_int(Kind::Int64, 3);
-        rs.abandon_row();
-        assert_eq!(rs.column_data(0).unwrap().ints, [1]);
-        rs.push_row([Value::Int64(4), Value::Int64(5)]);
-        assert_eq!(rs.int64(1, 1).unwrap(), 5);
     }
 }

@@ -1,6 +1,7 @@
 //! `sqlpool_result`: the rows of a query, read into memory; cell getters.
 
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{boundary, handle, out_arg, sqlpool_status, str_arg, Out};
@@ -49,11 +50,49 @@ pub const SQLPOOL_KIND_DOUBLE: u32 = 3;
 pub const SQLPOOL_KIND_TEXT: u32 = 4;
 pub const SQLPOOL_KIND_BLOB: u32 = 5;
 
+/// The result this thread read last, so that reading a result cell by
+/// cell costs no lock per call: valid while no result has been freed since
+/// (`FREES` unchanged), else the handle table is asked again (and answers
+/// "already freed" for a freed one).
+struct LastRead {
+    handle: usize,
+    frees: u64,
+    result: Arc<ResultSet>,
+}
+
+thread_local! {
+    static LAST_READ: std::cell::RefCell<Option<LastRead>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Results freed so far in this process (bumped after each removal).
+static FREES: AtomicU64 = AtomicU64::new(0);
+
 fn with_result<R>(
     result: *const sqlpool_result,
     f: impl FnOnce(&ResultSet) -> Result<R>,
 ) -> Result<R> {
-    RESULTS.with(handle(result, "result")?, f)
+    let h = handle(result, "result")?;
+    let frees = FREES.load(Ordering::Acquire);
+    let mut f = Some(f);
+    let hit = LAST_READ.with_borrow(|last| match last {
+        Some(c) if c.handle == h && c.frees == frees => f.take().map(|f| f(&c.result)),
+        _ => None,
+    });
+    if let Some(r) = hit {
+        return r;
+    }
+    let arc = RESULTS.get(h)?;
+    let r = f
+        .take()
+        .map_or_else(|| unreachable!("f runs once"), |f| f(&arc));
+    LAST_READ.with_borrow_mut(|last| {
+        *last = Some(LastRead {
+            handle: h,
+            frees,
+            result: arc,
+        })
+    });
+    r
 }
 
 /// Kind reported by `sqlpool_result_column_data` when a column's non-NULL
@@ -207,7 +246,15 @@ pub extern "C" fn sqlpool_result_free(result: *mut sqlpool_result) -> sqlpool_st
         if result.is_null() {
             return Ok(());
         }
-        RESULTS.remove(result as usize).map(drop)
+        let removed = RESULTS.remove(result as usize).map(drop);
+        FREES.fetch_add(1, Ordering::AcqRel);
+        // This thread's cached copy goes now (other threads' on their next read).
+        LAST_READ.with_borrow_mut(|last| {
+            if last.as_ref().is_some_and(|c| c.handle == result as usize) {
+                *last = None;
+            }
+        });
+        removed
     })
 }
 
