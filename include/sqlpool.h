@@ -119,6 +119,12 @@
 #define SQLPOOL_RECYCLE_CLEAN 2
 
 /*
+ Marks the end of a parameter set in a packed buffer
+ (`sqlpool_conn_execute_many_packed`), as `sqlpool_params_next_set` does.
+ */
+#define SQLPOOL_PACKED_END_SET 255
+
+/*
  Value kinds of result cells, from `sqlpool_result_kind`.
  */
 #define SQLPOOL_KIND_NULL 0
@@ -293,8 +299,10 @@ typedef uint32_t sqlpool_status;
 
  Functions: `sqlpool_pool_acquire`, `sqlpool_conn_release`,
  `sqlpool_conn_set_query_timeout`, `sqlpool_conn_execute`,
- `sqlpool_conn_query`, `sqlpool_conn_execute_script`,
+ `sqlpool_conn_query`, `sqlpool_conn_query_packed`,
+ `sqlpool_conn_execute_script`,
  `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
+ `sqlpool_conn_execute_many_packed`,
  `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
  `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
  `sqlpool_conn_rollback_to_savepoint`.
@@ -445,7 +453,8 @@ typedef struct sqlpool_queue sqlpool_queue;
  `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
  `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
  `sqlpool_result_get_blob`, `sqlpool_result_text_is_utf8`,
- `sqlpool_conn_query`, `sqlpool_pool_query` (create it).
+ `sqlpool_conn_query`, `sqlpool_conn_query_packed`, `sqlpool_pool_query`
+ (create it).
  */
 typedef struct sqlpool_result sqlpool_result;
 
@@ -533,6 +542,41 @@ typedef struct sqlpool_completion {
  */
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+
+/*
+ A query's result shape and first row in one struct, from
+ `sqlpool_conn_query_packed`. Every pointer is owned by the result and
+ valid until `sqlpool_result_free`.
+ */
+typedef struct sqlpool_query_info {
+  size_t rows;
+  size_t columns;
+  /*
+   As `sqlpool_result_info.names`.
+   */
+  const char *names;
+  size_t names_len;
+  /*
+   The first row packed in Python `struct` form (little-endian, no
+   padding): `row_format` (ASCII, `row_format_len` bytes, e.g.
+   `<q4sd`) lists its non-NULL cells in order, `q` int64, `?` bool,
+   `d` double, `<n>s` n bytes of text or blob; `row_data` holds them.
+   Both empty (length 0) when there is no row or more than 64 columns.
+   */
+  const char *row_format;
+  size_t row_format_len;
+  const uint8_t *row_data;
+  size_t row_data_len;
+  /*
+   Bit c set: cell c of the first row is TEXT (UTF-8 unless
+   `sqlpool_result_text_is_utf8` says otherwise).
+   */
+  uint64_t text_cells;
+  /*
+   Bit c set: cell c of the first row is NULL (absent from `row_format`).
+   */
+  uint64_t null_cells;
+} sqlpool_query_info;
 
 /*
  A connection callback: called with `user_data` and a connection it may
@@ -988,6 +1032,28 @@ sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
                                   struct sqlpool_result **out);
 
 /*
+ `sqlpool_conn_query` in one call for bindings that pay per call
+ (ctypes): positional parameters packed in one buffer instead of a
+ parameter list, and the result's shape and first row (packed) written
+ to `*info` with the result. `params` holds `params_len` bytes (NULL
+ with 0: no parameters; at most `SQLPOOL_MAX_VALUE_SIZE`): each value a
+ `SQLPOOL_KIND_*` byte, then NULL: nothing; BOOL: 1 byte 0/1; INT64,
+ DOUBLE: 8 bytes little-endian; TEXT (UTF-8), BLOB: an 8-byte
+ little-endian length and the bytes. On success `*out` owns the result
+ (free it with `sqlpool_result_free`) and `*info` points into it.
+ Errors: `SQLPOOL_INVALID_ARGUMENT` (a malformed buffer),
+ `SQLPOOL_INVALID_UTF8`, and as `sqlpool_conn_query`.
+
+ Blocks as `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_conn_query_packed(struct sqlpool_conn *conn,
+                                         const char *sql,
+                                         const uint8_t *params,
+                                         size_t params_len,
+                                         struct sqlpool_result **out,
+                                         struct sqlpool_query_info *info);
+
+/*
  Runs a script of one or more statements separated by `;`, without
  parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
 
@@ -1028,6 +1094,21 @@ sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
                                          const char *sql,
                                          const struct sqlpool_params *params,
                                          uint64_t *rows_affected);
+
+/*
+ `sqlpool_conn_execute_many` with the parameter sets packed in one
+ buffer (as `sqlpool_conn_query_packed`'s), each set ended by
+ `SQLPOOL_PACKED_END_SET` (as `sqlpool_params_next_set`), for bindings
+ that pay per call. Errors: as `sqlpool_conn_query_packed` and
+ `sqlpool_conn_execute_many`.
+
+ Blocks as `sqlpool_conn_execute_batch`.
+ */
+sqlpool_status sqlpool_conn_execute_many_packed(struct sqlpool_conn *conn,
+                                                const char *sql,
+                                                const uint8_t *params,
+                                                size_t params_len,
+                                                uint64_t *rows_affected);
 
 /*
  Begins a transaction. `isolation` is one of `SQLPOOL_ISOLATION_*`;

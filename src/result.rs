@@ -28,6 +28,22 @@ pub struct ResultSet {
     rows: usize,
     /// Every column's name and declared type in one buffer, on request.
     description: OnceLock<Vec<u8>>,
+    /// The first row packed for bindings, on request.
+    first_row: OnceLock<Option<PackedRow>>,
+}
+
+/// One row packed in Python `struct` form (little-endian), so a binding
+/// that pays per call turns it into values in one step: `format` lists
+/// the non-NULL cells (`q` int64, `?` bool, `d` double, `<n>s` text or
+/// blob bytes), `data` holds them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PackedRow {
+    pub format: Vec<u8>,
+    pub data: Vec<u8>,
+    /// Bit c: cell c is TEXT.
+    pub text_cells: u64,
+    /// Bit c: cell c is NULL (not in `format`).
+    pub null_cells: u64,
 }
 
 impl PartialEq for ResultSet {
@@ -342,6 +358,7 @@ impl ResultSet {
         ResultSet {
             data: vec![ColumnData::default(); columns.len()],
             description: OnceLock::new(),
+            first_row: OnceLock::new(),
             columns,
             rows: 0,
         }
@@ -385,6 +402,7 @@ impl ResultSet {
             data: self.data.iter().map(|d| d.slice(from, to)).collect(),
             rows: to - from,
             description: OnceLock::new(),
+            first_row: OnceLock::new(),
         }
     }
 
@@ -412,6 +430,48 @@ impl ResultSet {
 
     pub fn columns(&self) -> &[Column] {
         &self.columns
+    }
+
+    /// The first row packed (see [`PackedRow`]); `None` without rows or
+    /// with more than 64 columns. Built on first request and kept.
+    pub fn first_row_packed(&self) -> Option<&PackedRow> {
+        self.first_row
+            .get_or_init(|| {
+                if self.rows == 0 || self.columns.len() > 64 {
+                    return None;
+                }
+                let mut p = PackedRow {
+                    format: b"<".to_vec(),
+                    ..PackedRow::default()
+                };
+                for (c, column) in self.data.iter().enumerate() {
+                    match column.cell(0) {
+                        CellRef::Null => p.null_cells |= 1 << c,
+                        CellRef::Bool(b) => {
+                            p.format.push(b'?');
+                            p.data.push(u8::from(b));
+                        }
+                        CellRef::Int64(i) => {
+                            p.format.push(b'q');
+                            p.data.extend_from_slice(&i.to_le_bytes());
+                        }
+                        CellRef::Double(d) => {
+                            p.format.push(b'd');
+                            p.data.extend_from_slice(&d.to_le_bytes());
+                        }
+                        CellRef::Text(b) | CellRef::Blob(b) => {
+                            if column.kind_at(0) == Kind::Text {
+                                p.text_cells |= 1 << c;
+                            }
+                            p.format
+                                .extend_from_slice(format!("{}s", b.len()).as_bytes());
+                            p.data.extend_from_slice(b);
+                        }
+                    }
+                }
+                Some(p)
+            })
+            .as_ref()
     }
 
     pub fn column(&self, col: usize) -> Result<&Column> {
@@ -576,6 +636,27 @@ mod tests {
         let tail = rs.slice_rows(2, 4);
         assert_eq!(tail.row_count(), 2);
         assert_eq!(tail.cell(1, 0).unwrap(), CellRef::Double(2.5));
+    }
+
+    #[test]
+    fn the_first_row_packs_for_struct_unpack() {
+        let mut rs = ResultSet::new(columns(5));
+        rs.push_row([
+            Value::Int64(-2),
+            Value::Null,
+            Value::Text("ab".into()),
+            Value::Double(0.5),
+            Value::Bool(true),
+        ]);
+        let p = rs.first_row_packed().unwrap();
+        assert_eq!(p.format, b"<q2sd?");
+        let mut data = (-2i64).to_le_bytes().to_vec();
+        data.extend_from_slice(b"ab");
+        data.extend_from_slice(&0.5f64.to_le_bytes());
+        data.push(1);
+        assert_eq!(p.data, data);
+        assert_eq!((p.text_cells, p.null_cells), (0b100, 0b10));
+        assert!(ResultSet::new(columns(1)).first_row_packed().is_none());
     }
 
     #[test]

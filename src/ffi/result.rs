@@ -23,7 +23,8 @@ use crate::result::{CellRef, ResultSet};
 /// `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
 /// `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
 /// `sqlpool_result_get_blob`, `sqlpool_result_text_is_utf8`,
-/// `sqlpool_conn_query`, `sqlpool_pool_query` (create it).
+/// `sqlpool_conn_query`, `sqlpool_conn_query_packed`, `sqlpool_pool_query`
+/// (create it).
 pub struct sqlpool_result {
     _private: [u8; 0],
 }
@@ -31,9 +32,21 @@ pub struct sqlpool_result {
 pub(crate) static RESULTS: HandleTable<ResultSet> = HandleTable::new(HandleKind::Result);
 
 pub(crate) fn store_result(result: ResultSet, out: Out<*mut sqlpool_result>) -> Result<()> {
-    let h = RESULTS.insert(Arc::new(result))?;
+    store_result_with(result, out, |_| ())
+}
+
+/// Stores `result` and writes its handle to `out` and `extra(result)` to
+/// `out_extra` (pointers into the result, which the table keeps alive).
+pub(crate) fn store_result_with<T>(
+    result: ResultSet,
+    out: Out<*mut sqlpool_result>,
+    extra: impl FnOnce(&ResultSet) -> T,
+) -> Result<T> {
+    let result = Arc::new(result);
+    let value = extra(&result);
+    let h = RESULTS.insert(result)?;
     out.put(h as *mut sqlpool_result);
-    Ok(())
+    Ok(value)
 }
 
 // ---------------------------------------------------------------------------
@@ -236,6 +249,53 @@ fn bytes_getter_boundary<P>(
             Ok(())
         })
     })
+}
+
+/// A query's result shape and first row in one struct, from
+/// `sqlpool_conn_query_packed`. Every pointer is owned by the result and
+/// valid until `sqlpool_result_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sqlpool_query_info {
+    pub rows: usize,
+    pub columns: usize,
+    /// As `sqlpool_result_info.names`.
+    pub names: *const c_char,
+    pub names_len: usize,
+    /// The first row packed in Python `struct` form (little-endian, no
+    /// padding): `row_format` (ASCII, `row_format_len` bytes, e.g.
+    /// `<q4sd`) lists its non-NULL cells in order, `q` int64, `?` bool,
+    /// `d` double, `<n>s` n bytes of text or blob; `row_data` holds them.
+    /// Both empty (length 0) when there is no row or more than 64 columns.
+    pub row_format: *const c_char,
+    pub row_format_len: usize,
+    pub row_data: *const u8,
+    pub row_data_len: usize,
+    /// Bit c set: cell c of the first row is TEXT (UTF-8 unless
+    /// `sqlpool_result_text_is_utf8` says otherwise).
+    pub text_cells: u64,
+    /// Bit c set: cell c of the first row is NULL (absent from `row_format`).
+    pub null_cells: u64,
+}
+
+impl sqlpool_query_info {
+    pub(crate) fn of(r: &ResultSet) -> sqlpool_query_info {
+        let names = r.description();
+        let packed = r.first_row_packed();
+        let (format, data) = packed.map_or((&[][..], &[][..]), |p| (&p.format[..], &p.data[..]));
+        sqlpool_query_info {
+            rows: r.row_count(),
+            columns: r.column_count(),
+            names: names.as_ptr().cast(),
+            names_len: names.len(),
+            row_format: format.as_ptr().cast(),
+            row_format_len: format.len(),
+            row_data: data.as_ptr(),
+            row_data_len: data.len(),
+            text_cells: packed.map_or(0, |p| p.text_cells),
+            null_cells: packed.map_or(0, |p| p.null_cells),
+        }
+    }
 }
 
 /// Frees a result; pointers obtained from it become invalid. NULL is

@@ -7,6 +7,7 @@ import datetime as _dt
 import ipaddress
 import json
 import re
+import struct
 import uuid
 from ctypes import byref, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from decimal import Decimal
@@ -15,7 +16,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
-from ._lib import ColumnData, ResultInfo, lib
+from ._lib import ColumnData, QueryInfo, ResultInfo, lib
 from .errors import DataError, ProgrammingError, check, last_error
 from .row import Row, row_class
 
@@ -294,6 +295,71 @@ def build_param_sets(seq_of_params: Iterable[Params]) -> int:
 def free_params(p: Optional[int]) -> None:
     if p is not None:
         lib.sqlpool_params_free(p)
+
+
+_pack_int = struct.Struct("<Bq").pack
+_pack_double = struct.Struct("<Bd").pack
+_pack_len = struct.Struct("<BQ").pack
+_PACKED_NULL = bytes([_lib.KIND_NULL])
+_PACKED_TRUE = bytes([_lib.KIND_BOOL, 1])
+_PACKED_FALSE = bytes([_lib.KIND_BOOL, 0])
+
+
+def pack_params(parameters: Params) -> Optional[bytes]:
+    """Positional parameters of the plain types (int, float, str, bytes,
+    bool, None) packed in one buffer for ``sqlpool_conn_query_packed``;
+    None when they need the parameter-list path (named, other types, ints
+    beyond int64, text that is not valid Unicode: its errors are worded
+    there)."""
+    if parameters is None:
+        return b""
+    t = type(parameters)
+    if t is not list and t is not tuple:
+        return None
+    parts = []
+    for v in parameters:
+        t = type(v)
+        if t is int:
+            if not _INT64_MIN <= v <= _INT64_MAX:
+                return None
+            parts.append(_pack_int(_lib.KIND_INT64, v))
+        elif t is str:
+            try:
+                b = v.encode("utf-8")
+            except UnicodeEncodeError:
+                return None
+            parts.append(_pack_len(_lib.KIND_TEXT, len(b)))
+            parts.append(b)
+        elif t is float:
+            parts.append(_pack_double(_lib.KIND_DOUBLE, v))
+        elif v is None:
+            parts.append(_PACKED_NULL)
+        elif t is bool:
+            parts.append(_PACKED_TRUE if v else _PACKED_FALSE)
+        elif t is bytes:
+            parts.append(_pack_len(_lib.KIND_BLOB, len(v)))
+            parts.append(v)
+        else:
+            return None
+    return b"".join(parts)
+
+
+_END_SET = bytes([255])  # SQLPOOL_PACKED_END_SET
+
+
+def pack_param_sets(seq_of_params: Iterable[Params]) -> Tuple[Optional[bytes], Iterable[Params]]:
+    """Every set packed in one buffer for ``sqlpool_conn_execute_many_packed``
+    (each ended by SQLPOOL_PACKED_END_SET), or None when one needs the
+    parameter-list path; with the sets as a list (a generator is read once)."""
+    sets = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
+    parts = []
+    for params in sets:
+        packed = pack_params(params)
+        if packed is None:
+            return None, sets
+        parts.append(packed)
+    parts.append(b"")
+    return _END_SET.join(parts) if len(parts) > 1 else b"", sets
 
 
 class ParamSets:
@@ -761,6 +827,91 @@ def read_first(res: int, mode: int) -> Optional[Row]:
         v = _cell(res, 0, c, mode)
         values.append(conv(v) if conv is not None and isinstance(v, str) else v)
     return row_class(names)(values)
+
+
+class _Shape:
+    """What a result's column list implies, worked out once per distinct
+    list (names and declared types) and mode: the row class and the
+    converters."""
+
+    __slots__ = ("names", "decltypes", "cls", "convs")
+
+    def __init__(self, names: Tuple[str, ...], decltypes: Tuple[str, ...], mode: int) -> None:
+        self.names = names
+        self.decltypes = decltypes
+        self.cls = row_class(names)
+        convs = [converter_for(d, bool(mode & POSTGRES)) for d in decltypes]
+        self.convs: Optional[List[Any]] = convs if any(convs) else None
+
+
+_SHAPES: Dict[Tuple[bytes, int], _Shape] = {}
+
+
+def _shape(info: Any, mode: int) -> _Shape:
+    key = (_string_at(info.names, info.names_len) if info.names_len else b"", mode)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        parts = key[0].decode("utf-8", "replace").split("\0")
+        shape = _Shape(tuple(parts[0:-1:2]), tuple(parts[1:-1:2]), mode)
+        if len(_SHAPES) >= 1024:
+            _SHAPES.clear()
+        _SHAPES[key] = shape
+    return shape
+
+
+_unpack = struct.unpack
+
+
+def _packed_first(info: Any, shape: _Shape, mode: int) -> Row:
+    """The first row of a result from its packed form (``QueryInfo``)."""
+    data_len = info.row_data_len
+    vals: Any = _unpack(
+        _string_at(info.row_format, info.row_format_len),
+        _string_at(info.row_data, data_len) if data_len else b"",
+    )
+    nulls = info.null_cells
+    texts = 0 if mode & TEXT_AS_BYTES else info.text_cells
+    if nulls or texts:
+        vals = list(vals)
+        c = 0
+        while nulls:
+            if nulls & 1:
+                vals.insert(c, None)
+            nulls >>= 1
+            c += 1
+        c = 0
+        while texts:
+            if texts & 1:
+                vals[c] = _decode_text(c, 0, vals[c])
+            texts >>= 1
+            c += 1
+    convs = shape.convs
+    if convs is not None:
+        vals = [
+            v if conv is None or type(v) is not str else conv(v)
+            for v, conv in zip(vals, convs)
+        ]
+    return shape.cls(vals)
+
+
+def read_packed(res: int, info: Any, mode: int, first_only: bool) -> Any:
+    """The rows of a result from ``sqlpool_conn_query_packed`` (its first
+    row, or None, when ``first_only``), read with few calls: the first row
+    from its packed form, many rows column by column."""
+    nrows = info.rows
+    if nrows == 0:
+        return None if first_only else []
+    shape = _shape(info, mode)
+    if first_only or nrows == 1:
+        if info.row_format_len == 0:  # more than 64 columns
+            row = shape.cls(next(zip(*_columns(res, nrows, shape.decltypes, mode))))
+        else:
+            row = _packed_first(info, shape, mode)
+        return row if first_only else [row]
+    columns = _columns(res, nrows, shape.decltypes, mode)
+    if not columns:
+        return [shape.cls(()) for _ in range(nrows)]
+    return list(map(shape.cls, zip(*columns)))
 
 
 def free_result(res: int) -> None:

@@ -159,6 +159,23 @@ class ResultInfo(Structure):
     ]
 
 
+class QueryInfo(Structure):
+    """``sqlpool_query_info``: a result's shape and first row, packed."""
+
+    _fields_ = [
+        ("rows", c_size_t),
+        ("columns", c_size_t),
+        ("names", c_void_p),
+        ("names_len", c_size_t),
+        ("row_format", c_void_p),
+        ("row_format_len", c_size_t),
+        ("row_data", c_void_p),
+        ("row_data_len", c_size_t),
+        ("text_cells", c_uint64),
+        ("null_cells", c_uint64),
+    ]
+
+
 class Completion(Structure):
     """``sqlpool_completion``: one finished asynchronous operation."""
 
@@ -276,9 +293,17 @@ _PROTOTYPES = {
     "sqlpool_conn_release": (status_t, [_P]),
     "sqlpool_conn_execute": (status_t, [_P, c_char_p, _P, POINTER(c_uint64)]),
     "sqlpool_conn_query": (status_t, [_P, c_char_p, _P, _OUT]),
+    "sqlpool_conn_query_packed": (
+        status_t,
+        [_P, c_char_p, c_char_p, c_size_t, _OUT, POINTER(QueryInfo)],
+    ),
     "sqlpool_conn_execute_script": (status_t, [_P, c_char_p]),
     "sqlpool_params_next_set": (status_t, [_P]),
     "sqlpool_conn_execute_many": (status_t, [_P, c_char_p, _P, POINTER(c_uint64)]),
+    "sqlpool_conn_execute_many_packed": (
+        status_t,
+        [_P, c_char_p, c_char_p, c_size_t, POINTER(c_uint64)],
+    ),
     "sqlpool_conn_execute_batch": (
         status_t,
         [_P, c_char_p, POINTER(c_void_p), c_size_t, POINTER(c_uint64)],
