@@ -517,6 +517,15 @@ def _float_text(value: Any) -> Any:
     return float(value) if isinstance(value, str) else value
 
 
+# Converters whose core, applied to a whole column, raises for the few
+# values only the converter handles (then the column goes through it).
+_BULK: Dict[Callable[[Any], Any], Callable[[Any], Any]] = {
+    _timestamp: _dt.datetime.fromisoformat,
+    _timestamptz: _dt.datetime.fromisoformat,
+    _date: _dt.date.fromisoformat,
+    _time: _dt.time.fromisoformat,
+}
+
 # PostgreSQL type names (as the library reports them) -> converter of text.
 _PG_SCALAR: Dict[str, Callable[[Any], Any]] = {
     "numeric": _decimal,
@@ -706,16 +715,16 @@ def _read_column(
     if kind == _lib.KIND_NULL:
         return [None] * n
     if kind == _lib.KIND_INT64:
-        values = (c_int64 * n).from_address(cd.ints)[:]
+        values = _array(cd.ints, n, "q")
         conv = None
     elif kind == _lib.KIND_DOUBLE:
-        values = (c_double * n).from_address(cd.doubles)[:]
+        values = _array(cd.doubles, n, "d")
         conv = None
     elif kind == _lib.KIND_BOOL:
-        values = list(map(bool, (c_int64 * n).from_address(cd.ints)[:]))
+        values = list(map(bool, _array(cd.ints, n, "q")))
         conv = None
     elif kind == _lib.KIND_TEXT or kind == _lib.KIND_BLOB:
-        offsets = (c_uint64 * (n + 1)).from_address(cd.offsets)[:]
+        offsets = _array(cd.offsets, n + 1, "Q")
         total = offsets[-1]
         data = _string_at(cd.bytes, total) if total else b""
         if kind == _lib.KIND_TEXT and mode & TEXT_AS_BYTES:
@@ -752,8 +761,20 @@ def _read_column(
         if conv is not None:
             values = [None if v is None else conv(v) for v in values]
     elif conv is not None:
-        values = list(map(conv, values))
+        bulk = _BULK.get(conv)
+        try:
+            # The converter's core on every value in one C-level loop; a
+            # value it refuses (infinity, ...) sends all through `conv`.
+            values = list(map(bulk or conv, values))
+        except (ValueError, ArithmeticError):
+            values = list(map(conv, values))
     return values
+
+
+def _array(address: int, n: int, code: str) -> List[Any]:
+    """``n`` native values (``code``: q, d, Q) at ``address`` as a list, in
+    one step (memoryview.tolist)."""
+    return memoryview((ctypes.c_char * (8 * n)).from_address(address)).cast("B").cast(code).tolist()
 
 
 def describe(res: int) -> Tuple[int, Tuple[str, ...], Tuple[str, ...]]:

@@ -112,3 +112,16 @@ def test_execute_many_packed_and_fallback(pool: sqlpool.Pool, table: str, is_pg:
             conn.execute_many(f"INSERT INTO {table} (i) VALUES ({mark}1)", [(20,), ("not a number",)] if is_pg
                               else [(20,), (1, 2)])
         assert conn.query_first(f"SELECT count(*) AS n FROM {table} WHERE i = 20").n == 0
+
+
+def test_whole_column_conversion_falls_back_per_value(pg_uri: str) -> None:
+    with sqlpool.Pool(pg_uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        rows = conn.query(
+            "SELECT x FROM (VALUES ('2024-01-02 03:04:05+00'::timestamptz), ('infinity'), ('-infinity')) v(x)"
+        )
+    utc = dt.timezone.utc
+    assert [r.x for r in rows] == [
+        dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc),
+        dt.datetime.max.replace(tzinfo=utc),
+        dt.datetime.min.replace(tzinfo=utc),
+    ]
