@@ -74,12 +74,30 @@ pub(super) fn write_timestamp(pg_micros: i64, with_zone: bool, out: &mut Vec<u8>
     true
 }
 
+/// "00" to "99": two digits per step (timestamps are formatted per cell).
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Writes `n` (non-negative, fitting) as decimal digits filling `out`,
 /// with leading zeros.
 fn put_digits(out: &mut [u8], mut n: u32) {
-    for d in out.iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
+    let mut end = out.len();
+    while end >= 2 {
+        let pair = (n % 100) as usize * 2;
+        out[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        n /= 100;
+        end -= 2;
+    }
+    if end == 1 {
+        out[0] = b'0' + (n % 10) as u8;
     }
 }
 
