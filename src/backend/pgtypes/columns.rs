@@ -4,7 +4,7 @@
 
 use tokio_postgres::types::{FromSql, Type};
 
-use super::{decode, is_texty, write_timestamp, BoxError};
+use super::{decode, is_texty, write_timestamp, BoxError, LastDay, NO_DAY};
 use crate::result::ColumnData;
 use crate::value::{Kind, Value};
 
@@ -42,6 +42,7 @@ pub enum ColumnDecoder {
     Uuid,
     Timestamp {
         with_zone: bool,
+        last_day: LastDay,
     },
     /// Every other type, through [`decode`].
     Other(Type),
@@ -61,8 +62,14 @@ impl ColumnDecoder {
             Type::JSON => ColumnDecoder::Text,
             Type::JSONB => ColumnDecoder::Jsonb,
             Type::UUID => ColumnDecoder::Uuid,
-            Type::TIMESTAMP => ColumnDecoder::Timestamp { with_zone: false },
-            Type::TIMESTAMPTZ => ColumnDecoder::Timestamp { with_zone: true },
+            Type::TIMESTAMP => ColumnDecoder::Timestamp {
+                with_zone: false,
+                last_day: NO_DAY,
+            },
+            Type::TIMESTAMPTZ => ColumnDecoder::Timestamp {
+                with_zone: true,
+                last_day: NO_DAY,
+            },
             _ if is_texty(ty) => ColumnDecoder::Text,
             _ => ColumnDecoder::Other(ty.clone()),
         }
@@ -71,7 +78,11 @@ impl ColumnDecoder {
     /// Appends one cell (`None`: NULL) to `column`. On error the column
     /// may hold part of the cell: the caller gives the result up.
     #[inline]
-    pub fn decode_into(&self, raw: Option<&[u8]>, column: &mut ColumnData) -> Result<(), BoxError> {
+    pub fn decode_into(
+        &mut self,
+        raw: Option<&[u8]>,
+        column: &mut ColumnData,
+    ) -> Result<(), BoxError> {
         let Some(raw) = raw else {
             column.push_null();
             return Ok(());
@@ -118,7 +129,10 @@ impl ColumnDecoder {
                     .extend_from_slice(text.as_bytes());
                 column.end_valid_text_cell();
             }
-            ColumnDecoder::Timestamp { with_zone } => {
+            ColumnDecoder::Timestamp {
+                with_zone,
+                last_day,
+            } => {
                 let micros = i64::from_sql(&Type::INT8, raw)?;
                 let out = column.bytes_cell(Kind::Text);
                 let written = match micros {
@@ -130,7 +144,7 @@ impl ColumnDecoder {
                         out.extend_from_slice(b"-infinity");
                         true
                     }
-                    _ => write_timestamp(micros, *with_zone, out),
+                    _ => write_timestamp(micros, *with_zone, out, last_day),
                 };
                 if !written {
                     // Outside years 1..=9999: the general decoder's forms.
@@ -149,5 +163,56 @@ impl ColumnDecoder {
             ColumnDecoder::Other(ty) => column.push_value(&decode(ty, raw)?),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::{Column, ResultSet};
+
+    /// The per-column day cache gives what formatting each value alone gives,
+    /// across day boundaries, back and forth, and outside years 1..=9999.
+    #[test]
+    fn timestamps_of_one_column_format_as_each_alone() {
+        const DAY: i64 = 86_400_000_000;
+        let values = [
+            0,
+            DAY - 1,
+            DAY,
+            5 * DAY + 123_000,
+            DAY + 1,
+            -1,
+            i64::MAX,
+            -63_200_000_000_000_000,
+            7 * DAY + 654_321,
+        ];
+        for (ty, with_zone) in [(Type::TIMESTAMP, false), (Type::TIMESTAMPTZ, true)] {
+            let mut decoder = ColumnDecoder::for_type(&ty);
+            let mut rs = ResultSet::new(vec![Column {
+                name: "t".into(),
+                decl_type: ty.name().into(),
+            }]);
+            for v in values {
+                let raw = v.to_be_bytes();
+                decoder
+                    .decode_into(Some(&raw), &mut rs.row_sink()[0])
+                    .unwrap();
+                rs.end_row();
+            }
+            for (r, v) in values.iter().enumerate() {
+                let want = match decode(&ty, &v.to_be_bytes()).unwrap() {
+                    Value::Text(t) => t,
+                    other => panic!("{other:?}"),
+                };
+                let (got, utf8) = rs.text(r, 0).unwrap();
+                assert!(utf8);
+                assert_eq!(
+                    std::str::from_utf8(got).unwrap(),
+                    want,
+                    "row {r} ({with_zone})"
+                );
+            }
+        }
     }
 }

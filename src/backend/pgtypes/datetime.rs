@@ -17,43 +17,59 @@ pub(super) const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 /// `%.f` gives.
 pub(super) fn format_timestamp(pg_micros: i64, with_zone: bool) -> Option<String> {
     let mut text = Vec::with_capacity(32);
-    if !write_timestamp(pg_micros, with_zone, &mut text) {
+    if !write_timestamp(pg_micros, with_zone, &mut text, &mut NO_DAY.clone()) {
         return None;
     }
     String::from_utf8(text).ok()
 }
 
+/// A day (days since 1970-01-01) and its `YYYY-MM-DD` text: kept per
+/// result column, whose timestamps often share their day.
+pub(super) type LastDay = (i64, [u8; 10]);
+pub(super) const NO_DAY: LastDay = (i64::MIN, [0; 10]);
+
 /// Appends the text of [`format_timestamp`] to `out`; false (nothing
 /// appended) outside years 1..=9999. Result columns are written this way,
-/// without a `String` per cell.
-pub(super) fn write_timestamp(pg_micros: i64, with_zone: bool, out: &mut Vec<u8>) -> bool {
+/// without a `String` per cell, the date reused from `last_day` when the
+/// day is the same.
+pub(super) fn write_timestamp(
+    pg_micros: i64,
+    with_zone: bool,
+    out: &mut Vec<u8>,
+    last_day: &mut LastDay,
+) -> bool {
     const DAY: i64 = 86_400_000_000;
     let Some(unix) = pg_micros.checked_add(PG_EPOCH_OFFSET_MICROS) else {
         return false;
     };
     let days = unix.div_euclid(DAY);
     let of_day = unix.rem_euclid(DAY);
-    // Howard Hinnant's days-from-civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(1..=9999).contains(&year) {
-        return false;
+    if days != last_day.0 {
+        // Howard Hinnant's days-from-civil inverse.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        if !(1..=9999).contains(&year) {
+            return false;
+        }
+        let mut date = *b"0000-00-00";
+        put_digits(&mut date[0..4], year as u32);
+        put_digits(&mut date[5..7], month as u32);
+        put_digits(&mut date[8..10], day as u32);
+        *last_day = (days, date);
     }
     // Every field is now in range for u32 (cheaper division than i64).
     let secs = (of_day / 1_000_000) as u32;
     let micros = (of_day % 1_000_000) as u32;
     // Filled in place and appended once: this runs for every cell.
     let mut buf = *b"0000-00-00 00:00:00.000000+00:00";
-    put_digits(&mut buf[0..4], year as u32);
-    put_digits(&mut buf[5..7], month as u32);
-    put_digits(&mut buf[8..10], day as u32);
+    buf[..10].copy_from_slice(&last_day.1);
     put_digits(&mut buf[11..13], secs / 3600);
     put_digits(&mut buf[14..16], secs / 60 % 60);
     put_digits(&mut buf[17..19], secs % 60);

@@ -29,7 +29,7 @@ use array::{array_literal, decode_array, encode_array};
 pub use columns::{ColumnDecoder, RawCell};
 use datetime::{
     decode_interval, format_time, format_timestamp, parse_date, parse_time_micros,
-    parse_timestamp_micros, write_timestamp, PG_EPOCH_OFFSET_MICROS,
+    parse_timestamp_micros, write_timestamp, LastDay, NO_DAY, PG_EPOCH_OFFSET_MICROS,
 };
 pub use datetime::{format_iso_duration, parse_iso_duration};
 use network::{decode_inet, encode_inet};

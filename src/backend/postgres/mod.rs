@@ -1037,7 +1037,12 @@ impl RowDecoder {
     }
 
     pub(super) fn push(&mut self, row: &tokio_postgres::Row) -> Result<()> {
-        for (c, (decoder, column)) in self.decoders.iter().zip(self.result.row_sink()).enumerate() {
+        for (c, (decoder, column)) in self
+            .decoders
+            .iter_mut()
+            .zip(self.result.row_sink())
+            .enumerate()
+        {
             let RawCell(raw) = row.try_get::<_, RawCell>(c).map_err(map_error)?;
             if let Err(e) = decoder.decode_into(raw, column) {
                 // The result is given up (its last row is incomplete).
