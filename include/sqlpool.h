@@ -119,6 +119,12 @@
 #define SQLPOOL_RECYCLE_CLEAN 2
 
 /*
+ Marks the end of a parameter set in a packed buffer
+ (`sqlpool_conn_execute_many_packed`), as `sqlpool_params_next_set` does.
+ */
+#define SQLPOOL_PACKED_END_SET 255
+
+/*
  Value kinds of result cells, from `sqlpool_result_kind`.
  */
 #define SQLPOOL_KIND_NULL 0
@@ -144,6 +150,13 @@
  cell by cell.
  */
 #define SQLPOOL_KIND_MIXED 6
+
+/*
+ Flag of `sqlpool_column_data.flags`: some TEXT cell of the column holds
+ bytes that are not valid UTF-8 (SQLite stores whatever bytes it is
+ given as TEXT); they are in `bytes` unchanged.
+ */
+#define SQLPOOL_COLUMN_NOT_UTF8 1
 
 /*
  Status code returned by every fallible `sqlpool_*` function;
@@ -286,8 +299,10 @@ typedef uint32_t sqlpool_status;
 
  Functions: `sqlpool_pool_acquire`, `sqlpool_conn_release`,
  `sqlpool_conn_set_query_timeout`, `sqlpool_conn_execute`,
- `sqlpool_conn_query`, `sqlpool_conn_execute_script`,
+ `sqlpool_conn_query`, `sqlpool_conn_query_packed`,
+ `sqlpool_conn_execute_script`,
  `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
+ `sqlpool_conn_execute_many_packed`,
  `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
  `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
  `sqlpool_conn_rollback_to_savepoint`.
@@ -437,7 +452,8 @@ typedef struct sqlpool_queue sqlpool_queue;
  `sqlpool_result_kind`, `sqlpool_result_is_null`,
  `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
  `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
- `sqlpool_result_get_blob`, `sqlpool_conn_query`, `sqlpool_pool_query`
+ `sqlpool_result_get_blob`, `sqlpool_result_text_is_utf8`,
+ `sqlpool_conn_query`, `sqlpool_conn_query_packed`, `sqlpool_pool_query`
  (create it).
  */
 typedef struct sqlpool_result sqlpool_result;
@@ -527,6 +543,41 @@ typedef struct sqlpool_completion {
  */
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+
+/*
+ A query's result shape and first row in one struct, from
+ `sqlpool_conn_query_packed`. Every pointer is owned by the result and
+ valid until `sqlpool_result_free`.
+ */
+typedef struct sqlpool_query_info {
+  size_t rows;
+  size_t columns;
+  /*
+   As `sqlpool_result_info.names`.
+   */
+  const char *names;
+  size_t names_len;
+  /*
+   The first row packed in Python `struct` form (little-endian, no
+   padding): `row_format` (ASCII, `row_format_len` bytes, e.g.
+   `<q4sd`) lists its non-NULL cells in order, `q` int64, `?` bool,
+   `d` double, `<n>s` n bytes of text or blob; `row_data` holds them.
+   Both empty (length 0) when there is no row or more than 64 columns.
+   */
+  const char *row_format;
+  size_t row_format_len;
+  const uint8_t *row_data;
+  size_t row_data_len;
+  /*
+   Bit c set: cell c of the first row is TEXT (UTF-8 unless
+   `sqlpool_result_text_is_utf8` says otherwise).
+   */
+  uint64_t text_cells;
+  /*
+   Bit c set: cell c of the first row is NULL (absent from `row_format`).
+   */
+  uint64_t null_cells;
+} sqlpool_query_info;
 
 /*
  A connection callback: called with `user_data` and a connection it may
@@ -650,7 +701,10 @@ typedef struct sqlpool_column_data {
    cells are NULL; `SQLPOOL_KIND_MIXED` when kinds differ.
    */
   uint32_t kind;
-  uint32_t _reserved;
+  /*
+   `SQLPOOL_COLUMN_*` bits: `SQLPOOL_COLUMN_NOT_UTF8`.
+   */
+  uint32_t flags;
   /*
    Number of rows = length of `nulls`, `ints`, `doubles`.
    */
@@ -979,6 +1033,28 @@ sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
                                   struct sqlpool_result **out);
 
 /*
+ `sqlpool_conn_query` in one call for bindings that pay per call
+ (ctypes): positional parameters packed in one buffer instead of a
+ parameter list, and the result's shape and first row (packed) written
+ to `*info` with the result. `params` holds `params_len` bytes (NULL
+ with 0: no parameters; at most `SQLPOOL_MAX_VALUE_SIZE`): each value a
+ `SQLPOOL_KIND_*` byte, then NULL: nothing; BOOL: 1 byte 0/1; INT64,
+ DOUBLE: 8 bytes little-endian; TEXT (UTF-8), BLOB: an 8-byte
+ little-endian length and the bytes. On success `*out` owns the result
+ (free it with `sqlpool_result_free`) and `*info` points into it.
+ Errors: `SQLPOOL_INVALID_ARGUMENT` (a malformed buffer),
+ `SQLPOOL_INVALID_UTF8`, and as `sqlpool_conn_query`.
+
+ Blocks as `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_conn_query_packed(struct sqlpool_conn *conn,
+                                         const char *sql,
+                                         const uint8_t *params,
+                                         size_t params_len,
+                                         struct sqlpool_result **out,
+                                         struct sqlpool_query_info *info);
+
+/*
  Runs a script of one or more statements separated by `;`, without
  parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
 
@@ -1019,6 +1095,21 @@ sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
                                          const char *sql,
                                          const struct sqlpool_params *params,
                                          uint64_t *rows_affected);
+
+/*
+ `sqlpool_conn_execute_many` with the parameter sets packed in one
+ buffer (as `sqlpool_conn_query_packed`'s), each set ended by
+ `SQLPOOL_PACKED_END_SET` (as `sqlpool_params_next_set`), for bindings
+ that pay per call. Errors: as `sqlpool_conn_query_packed` and
+ `sqlpool_conn_execute_many`.
+
+ Blocks as `sqlpool_conn_execute_batch`.
+ */
+sqlpool_status sqlpool_conn_execute_many_packed(struct sqlpool_conn *conn,
+                                                const char *sql,
+                                                const uint8_t *params,
+                                                size_t params_len,
+                                                uint64_t *rows_affected);
 
 /*
  Begins a transaction. `isolation` is one of `SQLPOOL_ISOLATION_*`;
@@ -1652,7 +1743,7 @@ sqlpool_status sqlpool_pool_drain(struct sqlpool_pool *pool);
 /*
  Fills `*out` with column `column` as arrays, for reading a result in a
  few calls instead of one per cell (bindings use this). The arrays are
- built on first request and kept with the result. Errors:
+ the result's own storage (nothing is copied). Errors:
  `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
  */
 sqlpool_status sqlpool_result_column_data(const struct sqlpool_result *result,
@@ -1759,10 +1850,14 @@ sqlpool_status sqlpool_result_get_bool(const struct sqlpool_result *result,
                                        int32_t *out);
 
 /*
- A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated
+ A text cell: `*ptr` points at `*len` bytes, NOT NUL-terminated
  (print it with `printf("%.*s", (int)len, ptr)`), valid until
  `sqlpool_result_free`; for empty text `*len` is 0 and `*ptr` is non-NULL.
- Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
+ Both `ptr` and `len` are required. The bytes are UTF-8, except on
+ SQLite, which stores any bytes as TEXT: like `sqlite3_column_text`, they
+ come back unchanged, and `sqlpool_result_text_is_utf8` (or the
+ `SQLPOOL_COLUMN_NOT_UTF8` flag of `sqlpool_result_column_data`) tells.
+ Errors: as `sqlpool_result_get_int64`.
  */
 sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
                                        size_t row,
@@ -1771,7 +1866,17 @@ sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
                                        size_t *len);
 
 /*
- A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
+ `*out` = 1 when text cell (`row`, `column`) is valid UTF-8, 0 when it
+ holds other bytes (only SQLite stores such TEXT; see
+ `sqlpool_result_get_text`). Errors: as `sqlpool_result_get_int64`.
+ */
+sqlpool_status sqlpool_result_text_is_utf8(const struct sqlpool_result *result,
+                                           size_t row,
+                                           size_t column,
+                                           int32_t *out);
+
+/*
+ A blob cell (text cells give their bytes, as stored): `*ptr` points at `*len`
  bytes valid until `sqlpool_result_free` (`*ptr` may be non-NULL with
  `*len` 0). Errors: as `sqlpool_result_get_int64`.
  */

@@ -19,7 +19,7 @@ use rusqlite::{ffi, OpenFlags};
 
 use crate::config::{Settings, SqliteTarget};
 use crate::error::{Error, Result, Status};
-use crate::result::{Column, ResultSet};
+use crate::result::{CellRef, Column, ResultSet};
 use crate::sqltext::{prepare_sql, sqlite_has_multiple_statements, Dialect, PreparedSql};
 use crate::value::{Params, Value};
 
@@ -236,23 +236,21 @@ impl SqliteConn {
             })
             .collect();
         let bool_columns: Vec<bool> = columns.iter().map(|c| is_bool_decl(&c.decl_type)).collect();
-        let ncols = columns.len();
         let mut result = ResultSet::new(columns);
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().map_err(map_error)? {
-            let mut cells = Vec::with_capacity(ncols);
-            for (c, is_bool) in bool_columns.iter().enumerate() {
-                let cell = match row.get_ref(c).map_err(map_error)? {
-                    ValueRef::Null => Value::Null,
-                    ValueRef::Integer(i) if *is_bool && (i == 0 || i == 1) => Value::Bool(i == 1),
-                    ValueRef::Integer(i) => Value::Int64(i),
-                    ValueRef::Real(f) => Value::Double(f),
-                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-                };
-                cells.push(cell);
+            for ((c, is_bool), column) in bool_columns.iter().enumerate().zip(result.row_sink()) {
+                // TEXT keeps its bytes as stored, UTF-8 or not.
+                column.push(match row.get_ref(c).map_err(map_error)? {
+                    ValueRef::Null => CellRef::Null,
+                    ValueRef::Integer(i) if *is_bool && (i == 0 || i == 1) => CellRef::Bool(i == 1),
+                    ValueRef::Integer(i) => CellRef::Int64(i),
+                    ValueRef::Real(f) => CellRef::Double(f),
+                    ValueRef::Text(t) => CellRef::Text(t),
+                    ValueRef::Blob(b) => CellRef::Blob(b),
+                });
             }
-            result.push_row(cells);
+            result.end_row();
         }
         Ok(result)
     }

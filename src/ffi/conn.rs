@@ -4,9 +4,11 @@ use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::params::unpack_params;
+use super::result::store_result_with;
 use super::{
-    boundary, handle, out_arg, param_sets_of, sqlpool_params, sqlpool_result, sqlpool_status,
-    store_result, str_arg, with_params, Out,
+    boundary, bytes_arg, handle, out_arg, param_sets_of, sqlpool_params, sqlpool_query_info,
+    sqlpool_result, sqlpool_status, store_result, str_arg, with_params, Out,
 };
 use crate::backend::{Checkout, Conn, LentConn};
 use crate::backend::{SavepointAction, TxOptions};
@@ -23,8 +25,10 @@ use crate::value::Params;
 ///
 /// Functions: `sqlpool_pool_acquire`, `sqlpool_conn_release`,
 /// `sqlpool_conn_set_query_timeout`, `sqlpool_conn_execute`,
-/// `sqlpool_conn_query`, `sqlpool_conn_execute_script`,
+/// `sqlpool_conn_query`, `sqlpool_conn_query_packed`,
+/// `sqlpool_conn_execute_script`,
 /// `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
+/// `sqlpool_conn_execute_many_packed`,
 /// `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
 /// `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
 /// `sqlpool_conn_rollback_to_savepoint`.
@@ -266,6 +270,40 @@ pub unsafe extern "C" fn sqlpool_conn_query(
     })
 }
 
+/// `sqlpool_conn_query` in one call for bindings that pay per call
+/// (ctypes): positional parameters packed in one buffer instead of a
+/// parameter list, and the result's shape and first row (packed) written
+/// to `*info` with the result. `params` holds `params_len` bytes (NULL
+/// with 0: no parameters; at most `SQLPOOL_MAX_VALUE_SIZE`): each value a
+/// `SQLPOOL_KIND_*` byte, then NULL: nothing; BOOL: 1 byte 0/1; INT64,
+/// DOUBLE: 8 bytes little-endian; TEXT (UTF-8), BLOB: an 8-byte
+/// little-endian length and the bytes. On success `*out` owns the result
+/// (free it with `sqlpool_result_free`) and `*info` points into it.
+/// Errors: `SQLPOOL_INVALID_ARGUMENT` (a malformed buffer),
+/// `SQLPOOL_INVALID_UTF8`, and as `sqlpool_conn_query`.
+///
+/// Blocks as `sqlpool_conn_execute`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_query_packed(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const u8,
+    params_len: usize,
+    out: *mut *mut sqlpool_result,
+    info: *mut sqlpool_query_info,
+) -> sqlpool_status {
+    boundary(|| {
+        let out = out_arg(out, "out")?;
+        let info = out_arg(info, "info")?;
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        let params = unpack_params(unsafe { bytes_arg(params, params_len, "params") }?)?;
+        let result = with_conn(conn, |c| c.conn().query(sql, &params))?;
+        let shape = store_result_with(result, out, sqlpool_query_info::of)?;
+        info.put(shape);
+        Ok(())
+    })
+}
+
 /// Runs a script of one or more statements separated by `;`, without
 /// parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
 ///
@@ -301,12 +339,7 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch(
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
         let sets = unsafe { param_sets_of(param_sets, count) }?;
-        let refs: Vec<&Params> = sets.iter().collect();
-        let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
-        if let Some(out) = Out::optional(rows_affected) {
-            out.put(n);
-        }
-        Ok(())
+        run_many(conn, sql, &sets, rows_affected)
     })
 }
 
@@ -330,13 +363,44 @@ pub unsafe extern "C" fn sqlpool_conn_execute_many(
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
         let sets = with_params(params, |p| Ok(p.sets()))?;
-        let refs: Vec<&Params> = sets.iter().collect();
-        let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
-        if let Some(out) = Out::optional(rows_affected) {
-            out.put(n);
-        }
-        Ok(())
+        run_many(conn, sql, &sets, rows_affected)
     })
+}
+
+/// `sqlpool_conn_execute_many` with the parameter sets packed in one
+/// buffer (as `sqlpool_conn_query_packed`'s), each set ended by
+/// `SQLPOOL_PACKED_END_SET` (as `sqlpool_params_next_set`), for bindings
+/// that pay per call. Errors: as `sqlpool_conn_query_packed` and
+/// `sqlpool_conn_execute_many`.
+///
+/// Blocks as `sqlpool_conn_execute_batch`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_many_packed(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const u8,
+    params_len: usize,
+    rows_affected: *mut u64,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        let packed = unpack_params(unsafe { bytes_arg(params, params_len, "params") }?)?;
+        run_many(conn, sql, &packed.sets(), rows_affected)
+    })
+}
+
+fn run_many(
+    conn: *mut sqlpool_conn,
+    sql: &str,
+    sets: &[Params],
+    rows_affected: *mut u64,
+) -> Result<()> {
+    let refs: Vec<&Params> = sets.iter().collect();
+    let n = with_conn(conn, |c| c.conn().execute_many(sql, &refs))?;
+    if let Some(out) = Out::optional(rows_affected) {
+        out.put(n);
+    }
+    Ok(())
 }
 
 /// Transaction flag for `sqlpool_conn_begin`: read-only.

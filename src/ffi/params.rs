@@ -3,7 +3,11 @@
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 
-use super::{boundary, bytes_arg, handle, lock_ok, opt_str_arg, out_arg, sqlpool_status};
+use super::{
+    boundary, bytes_arg, handle, lock_ok, opt_str_arg, out_arg, sqlpool_status, SQLPOOL_KIND_BLOB,
+    SQLPOOL_KIND_BOOL, SQLPOOL_KIND_DOUBLE, SQLPOOL_KIND_INT64, SQLPOOL_KIND_NULL,
+    SQLPOOL_KIND_TEXT,
+};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
 use crate::value::{Params, Value};
@@ -206,18 +210,80 @@ pub unsafe extern "C" fn sqlpool_params_add_text(
     len: usize,
 ) -> sqlpool_status {
     add_param(params, name, || {
-        let bytes = unsafe { bytes_arg(value.cast(), len, "value") }?;
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            Error::new(
-                Status::InvalidUtf8,
-                format!(
-                    "text value is not valid UTF-8 (at byte {})",
-                    e.valid_up_to()
-                ),
-            )
-        })?;
-        Ok(Value::Text(text.to_owned()))
+        text_value(unsafe { bytes_arg(value.cast(), len, "value") }?)
     })
+}
+
+/// A text parameter from its bytes, which must be UTF-8.
+fn text_value(bytes: &[u8]) -> Result<Value> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::new(
+            Status::InvalidUtf8,
+            format!(
+                "text value is not valid UTF-8 (at byte {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    Ok(Value::Text(text.to_owned()))
+}
+
+/// Marks the end of a parameter set in a packed buffer
+/// (`sqlpool_conn_execute_many_packed`), as `sqlpool_params_next_set` does.
+pub const SQLPOOL_PACKED_END_SET: u8 = 255;
+
+/// Positional parameters packed in one buffer (`sqlpool_conn_query_packed`):
+/// each value is a `SQLPOOL_KIND_*` byte, then NULL: nothing; BOOL: one
+/// byte 0/1; INT64, DOUBLE: 8 bytes little-endian; TEXT (UTF-8), BLOB: an
+/// 8-byte little-endian length, then the bytes. `SQLPOOL_PACKED_END_SET`
+/// ends a parameter set.
+pub(crate) fn unpack_params(mut buf: &[u8]) -> Result<Params> {
+    fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+        if buf.len() < n {
+            return Err(Error::invalid_argument(
+                "packed parameters end in the middle of a value",
+            ));
+        }
+        let (head, rest) = buf.split_at(n);
+        *buf = rest;
+        Ok(head)
+    }
+    fn word(buf: &mut &[u8]) -> Result<[u8; 8]> {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(take(buf, 8)?);
+        Ok(w)
+    }
+    let mut params = Params::new();
+    while let Some((&tag, rest)) = buf.split_first() {
+        buf = rest;
+        if tag == SQLPOOL_PACKED_END_SET {
+            params.next_set();
+            continue;
+        }
+        let value = match u32::from(tag) {
+            SQLPOOL_KIND_NULL => Value::Null,
+            SQLPOOL_KIND_BOOL => Value::Bool(take(&mut buf, 1)?[0] != 0),
+            SQLPOOL_KIND_INT64 => Value::Int64(i64::from_le_bytes(word(&mut buf)?)),
+            SQLPOOL_KIND_DOUBLE => Value::Double(f64::from_le_bytes(word(&mut buf)?)),
+            kind @ (SQLPOOL_KIND_TEXT | SQLPOOL_KIND_BLOB) => {
+                let len = u64::from_le_bytes(word(&mut buf)?);
+                let bytes = take(&mut buf, usize::try_from(len).unwrap_or(usize::MAX))?;
+                if kind == SQLPOOL_KIND_TEXT {
+                    text_value(bytes)?
+                } else {
+                    Value::Blob(bytes.to_vec())
+                }
+            }
+            other => {
+                return Err(Error::invalid_argument(format!(
+                    "packed parameters: unknown kind {other} (value #{})",
+                    params.len() + 1
+                )))
+            }
+        };
+        params.push(None, value)?;
+    }
+    Ok(params)
 }
 
 /// Appends `len` bytes of binary data (copied; at most
@@ -235,4 +301,50 @@ pub unsafe extern "C" fn sqlpool_params_add_blob(
             unsafe { bytes_arg(value, len, "value") }?.to_vec(),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_parameters_unpack_and_refuse_short_buffers() {
+        let mut buf = vec![SQLPOOL_KIND_INT64 as u8];
+        buf.extend_from_slice(&(-7i64).to_le_bytes());
+        buf.push(SQLPOOL_KIND_NULL as u8);
+        buf.push(SQLPOOL_KIND_TEXT as u8);
+        buf.extend_from_slice(&2u64.to_le_bytes());
+        buf.extend_from_slice(b"hi");
+        buf.extend_from_slice(&[SQLPOOL_KIND_BOOL as u8, 1]);
+        let p = unpack_params(&buf).unwrap();
+        assert_eq!(
+            p.values(),
+            [
+                Value::Int64(-7),
+                Value::Null,
+                Value::Text("hi".into()),
+                Value::Bool(true)
+            ]
+        );
+        for cut in 1..buf.len() {
+            if let Ok(p) = unpack_params(&buf[..cut]) {
+                assert!(p.len() < 4, "cut at {cut}");
+            }
+        }
+        let mut huge = vec![SQLPOOL_KIND_BLOB as u8];
+        huge.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            unpack_params(&huge).unwrap_err().status,
+            Status::InvalidArgument
+        );
+        assert_eq!(
+            unpack_params(&[9]).unwrap_err().status,
+            Status::InvalidArgument
+        );
+        let bad_text = [SQLPOOL_KIND_TEXT as u8, 1, 0, 0, 0, 0, 0, 0, 0, 0xff];
+        assert_eq!(
+            unpack_params(&bad_text).unwrap_err().status,
+            Status::InvalidUtf8
+        );
+    }
 }

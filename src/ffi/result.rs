@@ -1,13 +1,13 @@
 //! `sqlpool_result`: the rows of a query, read into memory; cell getters.
 
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{boundary, handle, out_arg, sqlpool_status, str_arg, Out};
 use crate::error::Result;
 use crate::handles::{HandleKind, HandleTable};
-use crate::result::ResultSet;
-use crate::value::Value;
+use crate::result::{CellRef, ResultSet};
 
 /// The rows of a query, fully read into memory.
 ///
@@ -22,7 +22,8 @@ use crate::value::Value;
 /// `sqlpool_result_kind`, `sqlpool_result_is_null`,
 /// `sqlpool_result_get_int64`, `sqlpool_result_get_double`,
 /// `sqlpool_result_get_bool`, `sqlpool_result_get_text`,
-/// `sqlpool_result_get_blob`, `sqlpool_conn_query`, `sqlpool_pool_query`
+/// `sqlpool_result_get_blob`, `sqlpool_result_text_is_utf8`,
+/// `sqlpool_conn_query`, `sqlpool_conn_query_packed`, `sqlpool_pool_query`
 /// (create it).
 pub struct sqlpool_result {
     _private: [u8; 0],
@@ -31,9 +32,21 @@ pub struct sqlpool_result {
 pub(crate) static RESULTS: HandleTable<ResultSet> = HandleTable::new(HandleKind::Result);
 
 pub(crate) fn store_result(result: ResultSet, out: Out<*mut sqlpool_result>) -> Result<()> {
-    let h = RESULTS.insert(Arc::new(result))?;
+    store_result_with(result, out, |_| ())
+}
+
+/// Stores `result` and writes its handle to `out` and `extra(result)` to
+/// `out_extra` (pointers into the result, which the table keeps alive).
+pub(crate) fn store_result_with<T>(
+    result: ResultSet,
+    out: Out<*mut sqlpool_result>,
+    extra: impl FnOnce(&ResultSet) -> T,
+) -> Result<T> {
+    let result = Arc::new(result);
+    let value = extra(&result);
+    let h = RESULTS.insert(result)?;
     out.put(h as *mut sqlpool_result);
-    Ok(())
+    Ok(value)
 }
 
 // ---------------------------------------------------------------------------
@@ -50,17 +63,60 @@ pub const SQLPOOL_KIND_DOUBLE: u32 = 3;
 pub const SQLPOOL_KIND_TEXT: u32 = 4;
 pub const SQLPOOL_KIND_BLOB: u32 = 5;
 
+/// The result this thread read last, so that reading a result cell by
+/// cell costs no lock per call: valid while no result has been freed since
+/// (`FREES` unchanged), else the handle table is asked again (and answers
+/// "already freed" for a freed one).
+struct LastRead {
+    handle: usize,
+    frees: u64,
+    result: Arc<ResultSet>,
+}
+
+thread_local! {
+    static LAST_READ: std::cell::RefCell<Option<LastRead>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Results freed so far in this process (bumped after each removal).
+static FREES: AtomicU64 = AtomicU64::new(0);
+
 fn with_result<R>(
     result: *const sqlpool_result,
     f: impl FnOnce(&ResultSet) -> Result<R>,
 ) -> Result<R> {
-    RESULTS.with(handle(result, "result")?, f)
+    let h = handle(result, "result")?;
+    let frees = FREES.load(Ordering::Acquire);
+    let mut f = Some(f);
+    let hit = LAST_READ.with_borrow(|last| match last {
+        Some(c) if c.handle == h && c.frees == frees => f.take().map(|f| f(&c.result)),
+        _ => None,
+    });
+    if let Some(r) = hit {
+        return r;
+    }
+    let arc = RESULTS.get(h)?;
+    let r = f
+        .take()
+        .map_or_else(|| unreachable!("f runs once"), |f| f(&arc));
+    LAST_READ.with_borrow_mut(|last| {
+        *last = Some(LastRead {
+            handle: h,
+            frees,
+            result: arc,
+        })
+    });
+    r
 }
 
 /// Kind reported by `sqlpool_result_column_data` when a column's non-NULL
 /// cells are of different kinds (possible on SQLite); read such a column
 /// cell by cell.
 pub const SQLPOOL_KIND_MIXED: u32 = 6;
+
+/// Flag of `sqlpool_column_data.flags`: some TEXT cell of the column holds
+/// bytes that are not valid UTF-8 (SQLite stores whatever bytes it is
+/// given as TEXT); they are in `bytes` unchanged.
+pub const SQLPOOL_COLUMN_NOT_UTF8: u32 = 1;
 
 /// A whole result column as arrays, from `sqlpool_result_column_data`.
 /// Every pointer is owned by the result and valid until
@@ -71,7 +127,8 @@ pub struct sqlpool_column_data {
     /// `SQLPOOL_KIND_*` of every non-NULL cell; `SQLPOOL_KIND_NULL` when all
     /// cells are NULL; `SQLPOOL_KIND_MIXED` when kinds differ.
     pub kind: u32,
-    pub _reserved: u32,
+    /// `SQLPOOL_COLUMN_*` bits: `SQLPOOL_COLUMN_NOT_UTF8`.
+    pub flags: u32,
     /// Number of rows = length of `nulls`, `ints`, `doubles`.
     pub rows: usize,
     /// One byte per row: 1 = NULL.
@@ -88,7 +145,7 @@ pub struct sqlpool_column_data {
 
 /// Fills `*out` with column `column` as arrays, for reading a result in a
 /// few calls instead of one per cell (bindings use this). The arrays are
-/// built on first request and kept with the result. Errors:
+/// the result's own storage (nothing is copied). Errors:
 /// `SQLPOOL_OUT_OF_RANGE`, and as `sqlpool_result_row_count`.
 #[no_mangle]
 pub extern "C" fn sqlpool_result_column_data(
@@ -104,7 +161,7 @@ pub extern "C" fn sqlpool_result_column_data(
                 |len: usize, p: *const u8| if len == 0 { std::ptr::null() } else { p };
             let data = sqlpool_column_data {
                 kind: d.kind.map_or(SQLPOOL_KIND_MIXED, |k| k as u32),
-                _reserved: 0,
+                flags: if d.utf8 { 0 } else { SQLPOOL_COLUMN_NOT_UTF8 },
                 rows: r.row_count(),
                 nulls: ptr_or_null(d.nulls.len(), d.nulls.as_ptr()),
                 ints: ptr_or_null(d.ints.len(), d.ints.as_ptr().cast()).cast(),
@@ -159,6 +216,88 @@ pub extern "C" fn sqlpool_result_describe(
     })
 }
 
+/// The body of every getter of one value: checks `out`, reads the value
+/// under the result's handle, writes it on success only.
+fn getter_boundary<T>(
+    result: *const sqlpool_result,
+    out: *mut T,
+    read: impl FnOnce(&ResultSet) -> Result<T>,
+) -> sqlpool_status {
+    boundary(|| {
+        let out = out_arg(out, "out")?;
+        let v = with_result(result, read)?;
+        out.put(v);
+        Ok(())
+    })
+}
+
+/// The body of the getters of borrowed bytes (text, blob): `*ptr` and
+/// `*len`, both required, written on success only.
+fn bytes_getter_boundary<P>(
+    result: *const sqlpool_result,
+    ptr: *mut *const P,
+    len: *mut usize,
+    read: impl for<'a> FnOnce(&'a ResultSet) -> Result<&'a [u8]>,
+) -> sqlpool_status {
+    boundary(|| {
+        let ptr = out_arg(ptr, "ptr")?;
+        let len = out_arg(len, "len")?;
+        with_result(result, |r| {
+            let bytes = read(r)?;
+            ptr.put(bytes.as_ptr().cast());
+            len.put(bytes.len());
+            Ok(())
+        })
+    })
+}
+
+/// A query's result shape and first row in one struct, from
+/// `sqlpool_conn_query_packed`. Every pointer is owned by the result and
+/// valid until `sqlpool_result_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sqlpool_query_info {
+    pub rows: usize,
+    pub columns: usize,
+    /// As `sqlpool_result_info.names`.
+    pub names: *const c_char,
+    pub names_len: usize,
+    /// The first row packed in Python `struct` form (little-endian, no
+    /// padding): `row_format` (ASCII, `row_format_len` bytes, e.g.
+    /// `<q4sd`) lists its non-NULL cells in order, `q` int64, `?` bool,
+    /// `d` double, `<n>s` n bytes of text or blob; `row_data` holds them.
+    /// Both empty (length 0) when there is no row or more than 64 columns.
+    pub row_format: *const c_char,
+    pub row_format_len: usize,
+    pub row_data: *const u8,
+    pub row_data_len: usize,
+    /// Bit c set: cell c of the first row is TEXT (UTF-8 unless
+    /// `sqlpool_result_text_is_utf8` says otherwise).
+    pub text_cells: u64,
+    /// Bit c set: cell c of the first row is NULL (absent from `row_format`).
+    pub null_cells: u64,
+}
+
+impl sqlpool_query_info {
+    pub(crate) fn of(r: &ResultSet) -> sqlpool_query_info {
+        let names = r.description();
+        let packed = r.first_row_packed();
+        let (format, data) = packed.map_or((&[][..], &[][..]), |p| (&p.format[..], &p.data[..]));
+        sqlpool_query_info {
+            rows: r.row_count(),
+            columns: r.column_count(),
+            names: names.as_ptr().cast(),
+            names_len: names.len(),
+            row_format: format.as_ptr().cast(),
+            row_format_len: format.len(),
+            row_data: data.as_ptr(),
+            row_data_len: data.len(),
+            text_cells: packed.map_or(0, |p| p.text_cells),
+            null_cells: packed.map_or(0, |p| p.null_cells),
+        }
+    }
+}
+
 /// Frees a result; pointers obtained from it become invalid. NULL is
 /// accepted and ignored; freeing twice returns `SQLPOOL_MISUSE`.
 #[no_mangle]
@@ -167,7 +306,15 @@ pub extern "C" fn sqlpool_result_free(result: *mut sqlpool_result) -> sqlpool_st
         if result.is_null() {
             return Ok(());
         }
-        RESULTS.remove(result as usize).map(drop)
+        let removed = RESULTS.remove(result as usize).map(drop);
+        FREES.fetch_add(1, Ordering::AcqRel);
+        // This thread's cached copy goes now (other threads' on their next read).
+        LAST_READ.with_borrow_mut(|last| {
+            if last.as_ref().is_some_and(|c| c.handle == result as usize) {
+                *last = None;
+            }
+        });
+        removed
     })
 }
 
@@ -177,12 +324,7 @@ pub extern "C" fn sqlpool_result_row_count(
     result: *const sqlpool_result,
     out: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let n = with_result(result, |r| Ok(r.row_count()))?;
-        out.put(n);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(r.row_count()))
 }
 
 /// Number of columns. Errors: as `sqlpool_result_row_count`.
@@ -191,12 +333,7 @@ pub extern "C" fn sqlpool_result_column_count(
     result: *const sqlpool_result,
     out: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let n = with_result(result, |r| Ok(r.column_count()))?;
-        out.put(n);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(r.column_count()))
 }
 
 fn put_str(s: &str, ptr: Out<*const c_char>, len: Option<Out<usize>>) {
@@ -254,12 +391,8 @@ pub unsafe extern "C" fn sqlpool_result_column_index(
     name: *const c_char,
     out: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let name = unsafe { str_arg(name, "name") }?;
-        let i = with_result(result, |r| r.column_index(name))?;
-        out.put(i);
-        Ok(())
+    getter_boundary(result, out, |r| {
+        r.column_index(unsafe { str_arg(name, "name") }?)
     })
 }
 
@@ -272,12 +405,7 @@ pub extern "C" fn sqlpool_result_kind(
     column: usize,
     out: *mut u32,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let k = with_result(result, |r| Ok(r.cell(row, column)?.kind() as u32))?;
-        out.put(k);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(r.cell(row, column)?.kind() as u32))
 }
 
 /// `*out` = 1 when the cell is NULL, else 0. Errors: as
@@ -289,11 +417,8 @@ pub extern "C" fn sqlpool_result_is_null(
     column: usize,
     out: *mut i32,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let null = with_result(result, |r| Ok(matches!(r.cell(row, column)?, Value::Null)))?;
-        out.put(i32::from(null));
-        Ok(())
+    getter_boundary(result, out, |r| {
+        Ok(i32::from(r.cell(row, column)? == CellRef::Null))
     })
 }
 
@@ -306,12 +431,7 @@ pub extern "C" fn sqlpool_result_get_int64(
     column: usize,
     out: *mut i64,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let v = with_result(result, |r| r.int64(row, column))?;
-        out.put(v);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| r.int64(row, column))
 }
 
 /// A cell as double (double cells, and int64 cells exactly representable).
@@ -323,12 +443,7 @@ pub extern "C" fn sqlpool_result_get_double(
     column: usize,
     out: *mut f64,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let v = with_result(result, |r| r.double(row, column))?;
-        out.put(v);
-        Ok(())
-    })
+    getter_boundary(result, out, |r| r.double(row, column))
 }
 
 /// A cell as bool, 1 or 0 (bool cells, and int64 cells holding 0 or 1).
@@ -340,18 +455,17 @@ pub extern "C" fn sqlpool_result_get_bool(
     column: usize,
     out: *mut i32,
 ) -> sqlpool_status {
-    boundary(|| {
-        let out = out_arg(out, "out")?;
-        let v = with_result(result, |r| r.bool(row, column))?;
-        out.put(i32::from(v));
-        Ok(())
-    })
+    getter_boundary(result, out, |r| Ok(i32::from(r.bool(row, column)?)))
 }
 
-/// A text cell: `*ptr` points at `*len` bytes of UTF-8, NOT NUL-terminated
+/// A text cell: `*ptr` points at `*len` bytes, NOT NUL-terminated
 /// (print it with `printf("%.*s", (int)len, ptr)`), valid until
 /// `sqlpool_result_free`; for empty text `*len` is 0 and `*ptr` is non-NULL.
-/// Both `ptr` and `len` are required. Errors: as `sqlpool_result_get_int64`.
+/// Both `ptr` and `len` are required. The bytes are UTF-8, except on
+/// SQLite, which stores any bytes as TEXT: like `sqlite3_column_text`, they
+/// come back unchanged, and `sqlpool_result_text_is_utf8` (or the
+/// `SQLPOOL_COLUMN_NOT_UTF8` flag of `sqlpool_result_column_data`) tells.
+/// Errors: as `sqlpool_result_get_int64`.
 #[no_mangle]
 pub extern "C" fn sqlpool_result_get_text(
     result: *const sqlpool_result,
@@ -360,17 +474,23 @@ pub extern "C" fn sqlpool_result_get_text(
     ptr: *mut *const c_char,
     len: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let ptr = out_arg(ptr, "ptr")?;
-        let len = out_arg(len, "len")?;
-        with_result(result, |r| {
-            put_str(r.text(row, column)?, ptr, Some(len));
-            Ok(())
-        })
-    })
+    bytes_getter_boundary(result, ptr, len, |r| Ok(r.text(row, column)?.0))
 }
 
-/// A blob cell (text cells give their UTF-8 bytes): `*ptr` points at `*len`
+/// `*out` = 1 when text cell (`row`, `column`) is valid UTF-8, 0 when it
+/// holds other bytes (only SQLite stores such TEXT; see
+/// `sqlpool_result_get_text`). Errors: as `sqlpool_result_get_int64`.
+#[no_mangle]
+pub extern "C" fn sqlpool_result_text_is_utf8(
+    result: *const sqlpool_result,
+    row: usize,
+    column: usize,
+    out: *mut i32,
+) -> sqlpool_status {
+    getter_boundary(result, out, |r| Ok(i32::from(r.text(row, column)?.1)))
+}
+
+/// A blob cell (text cells give their bytes, as stored): `*ptr` points at `*len`
 /// bytes valid until `sqlpool_result_free` (`*ptr` may be non-NULL with
 /// `*len` 0). Errors: as `sqlpool_result_get_int64`.
 #[no_mangle]
@@ -381,14 +501,5 @@ pub extern "C" fn sqlpool_result_get_blob(
     ptr: *mut *const u8,
     len: *mut usize,
 ) -> sqlpool_status {
-    boundary(|| {
-        let ptr = out_arg(ptr, "ptr")?;
-        let len = out_arg(len, "len")?;
-        with_result(result, |r| {
-            let b = r.blob(row, column)?;
-            ptr.put(b.as_ptr());
-            len.put(b.len());
-            Ok(())
-        })
-    })
+    bytes_getter_boundary(result, ptr, len, |r| r.blob(row, column))
 }

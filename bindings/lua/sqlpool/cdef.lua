@@ -27,6 +27,7 @@ static const int SQLPOOL_OP_NOTIFY = 5;
 static const int SQLPOOL_RECYCLE_FAST = 0;
 static const int SQLPOOL_RECYCLE_VERIFIED = 1;
 static const int SQLPOOL_RECYCLE_CLEAN = 2;
+static const int SQLPOOL_PACKED_END_SET = 255;
 static const int SQLPOOL_KIND_NULL = 0;
 static const int SQLPOOL_KIND_BOOL = 1;
 static const int SQLPOOL_KIND_INT64 = 2;
@@ -34,6 +35,7 @@ static const int SQLPOOL_KIND_DOUBLE = 3;
 static const int SQLPOOL_KIND_TEXT = 4;
 static const int SQLPOOL_KIND_BLOB = 5;
 static const int SQLPOOL_KIND_MIXED = 6;
+static const int SQLPOOL_COLUMN_NOT_UTF8 = 1;
 enum sqlpool_status
  {
   SQLPOOL_OK = 0,
@@ -85,6 +87,18 @@ typedef struct sqlpool_completion {
 } sqlpool_completion;
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+typedef struct sqlpool_query_info {
+  size_t rows;
+  size_t columns;
+  const char *names;
+  size_t names_len;
+  const char *row_format;
+  size_t row_format_len;
+  const uint8_t *row_data;
+  size_t row_data_len;
+  uint64_t text_cells;
+  uint64_t null_cells;
+} sqlpool_query_info;
 typedef uint32_t (*sqlpool_conn_callback)(void *user_data, struct sqlpool_conn *conn);
 typedef void (*sqlpool_log_callback)(void *user_data,
                                      uint32_t level,
@@ -120,7 +134,7 @@ typedef struct sqlpool_stats {
 } sqlpool_stats;
 typedef struct sqlpool_column_data {
   uint32_t kind;
-  uint32_t _reserved;
+  uint32_t flags;
   size_t rows;
   const uint8_t *nulls;
   const int64_t *ints;
@@ -186,6 +200,12 @@ sqlpool_status sqlpool_conn_query(struct sqlpool_conn *conn,
                                   const char *sql,
                                   const struct sqlpool_params *params,
                                   struct sqlpool_result **out);
+sqlpool_status sqlpool_conn_query_packed(struct sqlpool_conn *conn,
+                                         const char *sql,
+                                         const uint8_t *params,
+                                         size_t params_len,
+                                         struct sqlpool_result **out,
+                                         struct sqlpool_query_info *info);
 sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char *sql);
 sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
                                           const char *sql,
@@ -196,6 +216,11 @@ sqlpool_status sqlpool_conn_execute_many(struct sqlpool_conn *conn,
                                          const char *sql,
                                          const struct sqlpool_params *params,
                                          uint64_t *rows_affected);
+sqlpool_status sqlpool_conn_execute_many_packed(struct sqlpool_conn *conn,
+                                                const char *sql,
+                                                const uint8_t *params,
+                                                size_t params_len,
+                                                uint64_t *rows_affected);
 sqlpool_status sqlpool_conn_begin(struct sqlpool_conn *conn, uint32_t isolation, uint32_t flags);
 sqlpool_status sqlpool_conn_commit(struct sqlpool_conn *conn);
 sqlpool_status sqlpool_conn_rollback(struct sqlpool_conn *conn);
@@ -365,6 +390,10 @@ sqlpool_status sqlpool_result_get_text(const struct sqlpool_result *result,
                                        size_t column,
                                        const char **ptr,
                                        size_t *len);
+sqlpool_status sqlpool_result_text_is_utf8(const struct sqlpool_result *result,
+                                           size_t row,
+                                           size_t column,
+                                           int32_t *out);
 sqlpool_status sqlpool_result_get_blob(const struct sqlpool_result *result,
                                        size_t row,
                                        size_t column,

@@ -7,6 +7,7 @@ import datetime as _dt
 import ipaddress
 import json
 import re
+import struct
 import uuid
 from ctypes import byref, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from decimal import Decimal
@@ -15,7 +16,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
-from ._lib import ColumnData, ResultInfo, lib
+from ._lib import ColumnData, QueryInfo, ResultInfo, lib
 from .errors import DataError, ProgrammingError, check, last_error
 from .row import Row, row_class
 
@@ -296,6 +297,71 @@ def free_params(p: Optional[int]) -> None:
         lib.sqlpool_params_free(p)
 
 
+_pack_int = struct.Struct("<Bq").pack
+_pack_double = struct.Struct("<Bd").pack
+_pack_len = struct.Struct("<BQ").pack
+_PACKED_NULL = bytes([_lib.KIND_NULL])
+_PACKED_TRUE = bytes([_lib.KIND_BOOL, 1])
+_PACKED_FALSE = bytes([_lib.KIND_BOOL, 0])
+
+
+def pack_params(parameters: Params) -> Optional[bytes]:
+    """Positional parameters of the plain types (int, float, str, bytes,
+    bool, None) packed in one buffer for ``sqlpool_conn_query_packed``;
+    None when they need the parameter-list path (named, other types, ints
+    beyond int64, text that is not valid Unicode: its errors are worded
+    there)."""
+    if parameters is None:
+        return b""
+    t = type(parameters)
+    if t is not list and t is not tuple:
+        return None
+    parts = []
+    for v in parameters:
+        t = type(v)
+        if t is int:
+            if not _INT64_MIN <= v <= _INT64_MAX:
+                return None
+            parts.append(_pack_int(_lib.KIND_INT64, v))
+        elif t is str:
+            try:
+                b = v.encode("utf-8")
+            except UnicodeEncodeError:
+                return None
+            parts.append(_pack_len(_lib.KIND_TEXT, len(b)))
+            parts.append(b)
+        elif t is float:
+            parts.append(_pack_double(_lib.KIND_DOUBLE, v))
+        elif v is None:
+            parts.append(_PACKED_NULL)
+        elif t is bool:
+            parts.append(_PACKED_TRUE if v else _PACKED_FALSE)
+        elif t is bytes:
+            parts.append(_pack_len(_lib.KIND_BLOB, len(v)))
+            parts.append(v)
+        else:
+            return None
+    return b"".join(parts)
+
+
+_END_SET = bytes([255])  # SQLPOOL_PACKED_END_SET
+
+
+def pack_param_sets(seq_of_params: Iterable[Params]) -> Tuple[Optional[bytes], Iterable[Params]]:
+    """Every set packed in one buffer for ``sqlpool_conn_execute_many_packed``
+    (each ended by SQLPOOL_PACKED_END_SET), or None when one needs the
+    parameter-list path; with the sets as a list (a generator is read once)."""
+    sets = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
+    parts = []
+    for params in sets:
+        packed = pack_params(params)
+        if packed is None:
+            return None, sets
+        parts.append(packed)
+    parts.append(b"")
+    return _END_SET.join(parts) if len(parts) > 1 else b"", sets
+
+
 class ParamSets:
     """Several parameter lists (``execute_many``), freed together."""
 
@@ -451,6 +517,15 @@ def _float_text(value: Any) -> Any:
     return float(value) if isinstance(value, str) else value
 
 
+# Converters whose core, applied to a whole column, raises for the few
+# values only the converter handles (then the column goes through it).
+_BULK: Dict[Callable[[Any], Any], Callable[[Any], Any]] = {
+    _timestamp: _dt.datetime.fromisoformat,
+    _timestamptz: _dt.datetime.fromisoformat,
+    _date: _dt.date.fromisoformat,
+    _time: _dt.time.fromisoformat,
+}
+
 # PostgreSQL type names (as the library reports them) -> converter of text.
 _PG_SCALAR: Dict[str, Callable[[Any], Any]] = {
     "numeric": _decimal,
@@ -565,8 +640,38 @@ def converter_for(decltype: str, postgres: bool) -> Optional[Callable[[Any], Any
 _column_data = lib.sqlpool_result_column_data
 _describe = lib.sqlpool_result_describe
 
+# How a result is read (the ``mode`` argument of the readers below; a bool
+# there means POSTGRES or not): bits.
+POSTGRES = 1
+# TEXT values as bytes, undecoded (``text_factory = bytes``).
+TEXT_AS_BYTES = 2
 
-def _cell(res: int, r: int, c: int) -> Any:
+
+def read_mode(postgres: bool, text_factory: Any) -> int:
+    """The reader ``mode`` for a connection's settings."""
+    if text_factory is str:
+        return POSTGRES if postgres else 0
+    if text_factory is bytes:
+        return (POSTGRES if postgres else 0) | TEXT_AS_BYTES
+    raise ProgrammingError(f"text_factory must be str or bytes, not {text_factory!r}")
+
+
+def _not_utf8(c: int, r: int, raw: bytes) -> DataError:
+    shown = raw if len(raw) <= 40 else raw[:40] + b"..."
+    return DataError(
+        f"column {c}, row {r} holds TEXT that is not valid UTF-8 ({shown!r}); "
+        "read it as bytes with text_factory=bytes"
+    )
+
+
+def _decode_text(c: int, r: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8(c, r, raw) from None
+
+
+def _cell(res: int, r: int, c: int, mode: int = 0) -> Any:
     """One cell, read with the per-cell getters (mixed-kind columns)."""
     kind = c_uint32()
     check(lib.sqlpool_result_kind(res, r, c, byref(kind)))
@@ -589,12 +694,15 @@ def _cell(res: int, r: int, c: int) -> Any:
     n = c_size_t()
     if k == _lib.KIND_TEXT:
         check(lib.sqlpool_result_get_text(res, r, c, byref(ptr), byref(n)))
-        return _string_at(ptr.value or 0, n.value).decode("utf-8") if n.value else ""
+        raw = _string_at(ptr.value or 0, n.value) if n.value else b""
+        return raw if mode & TEXT_AS_BYTES else _decode_text(c, r, raw)
     check(lib.sqlpool_result_get_blob(res, r, c, byref(ptr), byref(n)))
     return _string_at(ptr.value or 0, n.value) if n.value else b""
 
 
-def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], Any]]) -> List[Any]:
+def _read_column(
+    res: int, c: int, nrows: int, conv: Optional[Callable[[Any], Any]], mode: int = 0
+) -> List[Any]:
     cd = ColumnData()
     check(_column_data(res, c, byref(cd)))
     kind = cd.kind
@@ -607,20 +715,28 @@ def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], An
     if kind == _lib.KIND_NULL:
         return [None] * n
     if kind == _lib.KIND_INT64:
-        values = (c_int64 * n).from_address(cd.ints)[:]
+        values = _array(cd.ints, n, "q")
         conv = None
     elif kind == _lib.KIND_DOUBLE:
-        values = (c_double * n).from_address(cd.doubles)[:]
+        values = _array(cd.doubles, n, "d")
         conv = None
     elif kind == _lib.KIND_BOOL:
-        values = list(map(bool, (c_int64 * n).from_address(cd.ints)[:]))
+        values = list(map(bool, _array(cd.ints, n, "q")))
         conv = None
     elif kind == _lib.KIND_TEXT or kind == _lib.KIND_BLOB:
-        offsets = (c_uint64 * (n + 1)).from_address(cd.offsets)[:]
+        offsets = _array(cd.offsets, n + 1, "Q")
         total = offsets[-1]
         data = _string_at(cd.bytes, total) if total else b""
-        if kind == _lib.KIND_TEXT:
-            if data.isascii():
+        if kind == _lib.KIND_TEXT and mode & TEXT_AS_BYTES:
+            values = list(map(data.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
+            conv = None
+        elif kind == _lib.KIND_TEXT:
+            if cd.flags & _lib.COLUMN_NOT_UTF8:
+                values = [
+                    _decode_text(c, r, data[a:b])
+                    for r, (a, b) in enumerate(zip(offsets, islice(offsets, 1, None)))
+                ]
+            elif data.isascii():
                 # Byte offsets are character offsets: slice one str.
                 text = data.decode("ascii")
                 values = list(map(text.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
@@ -633,7 +749,7 @@ def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], An
             values = list(map(data.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
             conv = None
     else:  # KIND_MIXED: cell by cell
-        values = [_cell(res, r, c) for r in range(n)]
+        values = [_cell(res, r, c, mode) for r in range(n)]
         if conv is not None:
             values = [conv(v) if isinstance(v, str) else v for v in values]
         return values
@@ -645,8 +761,20 @@ def _read_column(res: int, c: int, nrows: int, conv: Optional[Callable[[Any], An
         if conv is not None:
             values = [None if v is None else conv(v) for v in values]
     elif conv is not None:
-        values = list(map(conv, values))
+        bulk = _BULK.get(conv)
+        try:
+            # The converter's core on every value in one C-level loop; a
+            # value it refuses (infinity, ...) sends all through `conv`.
+            values = list(map(bulk or conv, values))
+        except (ValueError, ArithmeticError):
+            values = list(map(conv, values))
     return values
+
+
+def _array(address: int, n: int, code: str) -> List[Any]:
+    """``n`` native values (``code``: q, d, Q) at ``address`` as a list, in
+    one step (memoryview.tolist)."""
+    return memoryview((ctypes.c_char * (8 * n)).from_address(address)).cast("B").cast(code).tolist()
 
 
 def describe(res: int) -> Tuple[int, Tuple[str, ...], Tuple[str, ...]]:
@@ -659,41 +787,42 @@ def describe(res: int) -> Tuple[int, Tuple[str, ...], Tuple[str, ...]]:
     return info.rows, tuple(parts[0:-1:2]), tuple(parts[1:-1:2])
 
 
-def read_columns(res: int, postgres: bool) -> Tuple[Tuple[str, ...], List[List[Any]], int]:
+def read_columns(res: int, mode: int) -> Tuple[Tuple[str, ...], List[List[Any]], int]:
     """(column names, column value lists, row count) of a native result."""
     nrows, names, decltypes = describe(res)
-    columns = [
-        _read_column(res, c, nrows, converter_for(decltype, postgres))
+    return names, _columns(res, nrows, decltypes, mode), nrows
+
+
+def _columns(res: int, nrows: int, decltypes: Tuple[str, ...], mode: int) -> List[List[Any]]:
+    postgres = bool(mode & POSTGRES)
+    return [
+        _read_column(res, c, nrows, converter_for(decltype, postgres), mode)
         for c, decltype in enumerate(decltypes)
     ]
-    return names, columns, nrows
 
 
-def read_result(res: int, postgres: bool) -> List[Row]:
+def read_result(res: int, mode: int) -> List[Row]:
     """Every row of a native result as :class:`Row` objects (does not free it)."""
-    names, columns, nrows = read_columns(res, postgres)
+    names, columns, nrows = read_columns(res, mode)
     cls = row_class(names)
     if not columns:
         return [cls(()) for _ in range(nrows)]
     return list(map(cls, zip(*columns)))
 
 
-def read_table(res: int, postgres: bool) -> Tuple[Tuple[str, ...], Tuple[str, ...], List[Tuple[Any, ...]]]:
+def read_table(res: int, mode: int) -> Tuple[Tuple[str, ...], Tuple[str, ...], List[Tuple[Any, ...]]]:
     """(column names, declared types, rows as plain tuples) of a native
     result (does not free it): what a DB-API cursor needs."""
     nrows, names, decltypes = describe(res)
-    columns = [
-        _read_column(res, c, nrows, converter_for(decltype, postgres))
-        for c, decltype in enumerate(decltypes)
-    ]
+    columns = _columns(res, nrows, decltypes, mode)
     if not columns:
         return names, decltypes, [() for _ in range(nrows)]
     return names, decltypes, list(zip(*columns))
 
 
-def read_result_dicts(res: int, postgres: bool) -> List[Dict[str, Any]]:
+def read_result_dicts(res: int, mode: int) -> List[Dict[str, Any]]:
     """Every row of a native result as a dict (does not free it)."""
-    names, columns, nrows = read_columns(res, postgres)
+    names, columns, nrows = read_columns(res, mode)
     if not columns:
         return [{} for _ in range(nrows)]
     if len(set(names)) != len(names):
@@ -704,20 +833,106 @@ def read_result_dicts(res: int, postgres: bool) -> List[Dict[str, Any]]:
     return [dict(zip(names, values)) for values in zip(*columns)]
 
 
-def read_first(res: int, postgres: bool) -> Optional[Row]:
+def read_first(res: int, mode: int) -> Optional[Row]:
     """The first row of a native result, or None (does not free it)."""
     nrows, names, decltypes = describe(res)
     if nrows == 0:
         return None
     if nrows <= 16:
-        return read_result(res, postgres)[0]
+        return row_class(names)(next(zip(*_columns(res, nrows, decltypes, mode)), ()))
     # Many rows: read only the first, cell by cell.
+    postgres = bool(mode & POSTGRES)
     values = []
     for c, decltype in enumerate(decltypes):
         conv = converter_for(decltype, postgres)
-        v = _cell(res, 0, c)
+        v = _cell(res, 0, c, mode)
         values.append(conv(v) if conv is not None and isinstance(v, str) else v)
     return row_class(names)(values)
+
+
+class _Shape:
+    """What a result's column list implies, worked out once per distinct
+    list (names and declared types) and mode: the row class and the
+    converters."""
+
+    __slots__ = ("names", "decltypes", "cls", "convs")
+
+    def __init__(self, names: Tuple[str, ...], decltypes: Tuple[str, ...], mode: int) -> None:
+        self.names = names
+        self.decltypes = decltypes
+        self.cls = row_class(names)
+        convs = [converter_for(d, bool(mode & POSTGRES)) for d in decltypes]
+        self.convs: Optional[List[Any]] = convs if any(convs) else None
+
+
+_SHAPES: Dict[Tuple[bytes, int], _Shape] = {}
+
+
+def _shape(info: Any, mode: int) -> _Shape:
+    key = (_string_at(info.names, info.names_len) if info.names_len else b"", mode)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        parts = key[0].decode("utf-8", "replace").split("\0")
+        shape = _Shape(tuple(parts[0:-1:2]), tuple(parts[1:-1:2]), mode)
+        if len(_SHAPES) >= 1024:
+            _SHAPES.clear()
+        _SHAPES[key] = shape
+    return shape
+
+
+_unpack = struct.unpack
+
+
+def _packed_first(info: Any, shape: _Shape, mode: int) -> Row:
+    """The first row of a result from its packed form (``QueryInfo``)."""
+    data_len = info.row_data_len
+    vals: Any = _unpack(
+        _string_at(info.row_format, info.row_format_len),
+        _string_at(info.row_data, data_len) if data_len else b"",
+    )
+    nulls = info.null_cells
+    texts = 0 if mode & TEXT_AS_BYTES else info.text_cells
+    if nulls or texts:
+        vals = list(vals)
+        c = 0
+        while nulls:
+            if nulls & 1:
+                vals.insert(c, None)
+            nulls >>= 1
+            c += 1
+        c = 0
+        while texts:
+            if texts & 1:
+                vals[c] = _decode_text(c, 0, vals[c])
+            texts >>= 1
+            c += 1
+    convs = shape.convs
+    if convs is not None:
+        vals = [
+            v if conv is None or type(v) is not str else conv(v)
+            for v, conv in zip(vals, convs)
+        ]
+    return shape.cls(vals)
+
+
+def read_packed(res: int, info: Any, mode: int, first_only: bool) -> Any:
+    """The rows of a result from ``sqlpool_conn_query_packed`` (its first
+    row, or None, when ``first_only``), read with few calls: the first row
+    from its packed form, many rows column by column."""
+    nrows = info.rows
+    if nrows == 0:
+        return None if first_only else []
+    shape = _shape(info, mode)
+    if first_only or nrows == 1:
+        if info.row_format_len == 0:  # more than 64 columns
+            row = shape.cls(next(zip(*_columns(res, nrows, shape.decltypes, mode))))
+        else:
+            row = _packed_first(info, shape, mode)
+        return row if first_only else [row]
+    columns = _columns(res, nrows, shape.decltypes, mode)
+    if not columns:
+        return [shape.cls(()) for _ in range(nrows)]
+    return list(map(shape.cls, zip(*columns)))
 
 
 def free_result(res: int) -> None:

@@ -138,7 +138,7 @@ class ColumnData(Structure):
 
     _fields_ = [
         ("kind", c_uint32),
-        ("_reserved", c_uint32),
+        ("flags", c_uint32),
         ("rows", c_size_t),
         ("nulls", c_void_p),
         ("ints", c_void_p),
@@ -156,6 +156,23 @@ class ResultInfo(Structure):
         ("columns", c_size_t),
         ("names", c_void_p),
         ("names_len", c_size_t),
+    ]
+
+
+class QueryInfo(Structure):
+    """``sqlpool_query_info``: a result's shape and first row, packed."""
+
+    _fields_ = [
+        ("rows", c_size_t),
+        ("columns", c_size_t),
+        ("names", c_void_p),
+        ("names_len", c_size_t),
+        ("row_format", c_void_p),
+        ("row_format_len", c_size_t),
+        ("row_data", c_void_p),
+        ("row_data_len", c_size_t),
+        ("text_cells", c_uint64),
+        ("null_cells", c_uint64),
     ]
 
 
@@ -212,6 +229,8 @@ KIND_DOUBLE = 3
 KIND_TEXT = 4
 KIND_BLOB = 5
 KIND_MIXED = 6
+
+COLUMN_NOT_UTF8 = 1
 
 COMPLETION_ACQUIRE = 1
 COMPLETION_EXECUTE = 2
@@ -274,9 +293,17 @@ _PROTOTYPES = {
     "sqlpool_conn_release": (status_t, [_P]),
     "sqlpool_conn_execute": (status_t, [_P, c_char_p, _P, POINTER(c_uint64)]),
     "sqlpool_conn_query": (status_t, [_P, c_char_p, _P, _OUT]),
+    "sqlpool_conn_query_packed": (
+        status_t,
+        [_P, c_char_p, c_char_p, c_size_t, _OUT, POINTER(QueryInfo)],
+    ),
     "sqlpool_conn_execute_script": (status_t, [_P, c_char_p]),
     "sqlpool_params_next_set": (status_t, [_P]),
     "sqlpool_conn_execute_many": (status_t, [_P, c_char_p, _P, POINTER(c_uint64)]),
+    "sqlpool_conn_execute_many_packed": (
+        status_t,
+        [_P, c_char_p, c_char_p, c_size_t, POINTER(c_uint64)],
+    ),
     "sqlpool_conn_execute_batch": (
         status_t,
         [_P, c_char_p, POINTER(c_void_p), c_size_t, POINTER(c_uint64)],
@@ -313,6 +340,7 @@ _PROTOTYPES = {
     "sqlpool_result_get_bool": (status_t, [_P, c_size_t, c_size_t, POINTER(c_int32)]),
     "sqlpool_result_get_text": (status_t, [_P, c_size_t, c_size_t, _STR_OUT, _SIZE_OUT]),
     "sqlpool_result_get_blob": (status_t, [_P, c_size_t, c_size_t, _STR_OUT, _SIZE_OUT]),
+    "sqlpool_result_text_is_utf8": (status_t, [_P, c_size_t, c_size_t, POINTER(c_int32)]),
     # logging
     "sqlpool_set_logger": (status_t, [LOG_CALLBACK, c_uint32, c_void_p]),
     "sqlpool_set_sql_logging": (status_t, [c_int32, c_int32]),

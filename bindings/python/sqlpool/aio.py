@@ -48,14 +48,14 @@ def _require_async() -> None:
 class _Op:
     """One submitted operation, until its completion is popped."""
 
-    __slots__ = ("future", "kind", "reader", "postgres", "abandoned")
+    __slots__ = ("future", "kind", "reader", "mode", "abandoned")
 
     def __init__(self, future: "asyncio.Future[Any]", kind: int,
-                 reader: Optional[Callable[..., Any]], postgres: bool) -> None:
+                 reader: Optional[Callable[..., Any]], mode: int) -> None:
         self.future = future
         self.kind = kind
         self.reader = reader
-        self.postgres = postgres
+        self.mode = mode  # the reader's mode (_convert.read_mode)
         self.abandoned = False  # the awaiting task was cancelled
 
 
@@ -89,10 +89,10 @@ class _LoopQueue:
             ) from None
 
     def register(self, op_id: int, kind: int, reader: Optional[Callable[..., Any]] = None,
-                 postgres: bool = False) -> _Op:
+                 mode: int = 0) -> _Op:
         loop = self._loop_ref()
         assert loop is not None
-        op = _Op(loop.create_future(), kind, reader, postgres)
+        op = _Op(loop.create_future(), kind, reader, mode)
         self.ops[op_id] = op
         return op
 
@@ -146,7 +146,7 @@ class _LoopQueue:
                 if wanted:
                     assert op is not None and op.reader is not None
                     try:
-                        value = op.reader(handle, op.postgres)
+                        value = op.reader(handle, op.mode)
                     except Exception as e:  # noqa: BLE001
                         fut.set_exception(e)  # type: ignore[union-attr]
                     else:
@@ -457,7 +457,7 @@ class AsyncConnection(Managed):
                 finally:
                     cleanup()
                     cleanup = _nothing
-                op = q.register(op_id.value, kind, reader, self._postgres)
+                op = q.register(op_id.value, kind, reader, self._pool._read_mode)
                 self._current = op.future
                 return await _await_op(op_id.value, op)
         finally:

@@ -308,6 +308,10 @@ class Connection(_State):
         self._native = native
         self._owned_pool = owned_pool
         self._postgres = native._postgres
+        #: ``str`` (default) or ``bytes``: TEXT values undecoded, as
+        #: sqlite3's ``text_factory``. TEXT that is not UTF-8 read as ``str``
+        #: raises DataError.
+        self.text_factory: type = str
         self._autocommit = bool(autocommit)
         self._lock = threading.RLock()
 
@@ -437,7 +441,8 @@ class Connection(_State):
             finally:
                 free_params(p)
         try:
-            names, decltypes, rows = _convert.read_table(out.value, self._postgres)  # type: ignore[arg-type]
+            mode = _convert.read_mode(self._postgres, self.text_factory)
+            names, decltypes, rows = _convert.read_table(out.value, mode)  # type: ignore[arg-type]
         finally:
             lib.sqlpool_result_free(out.value)
         if not names:
@@ -673,6 +678,10 @@ class AsyncConnection(_State):
         self._native = native  # a sqlpool.AsyncConnection
         self._owned_pool = owned_pool
         self._postgres = native._postgres
+        #: ``str`` (default) or ``bytes``: TEXT values undecoded, as
+        #: sqlite3's ``text_factory``. TEXT that is not UTF-8 read as ``str``
+        #: raises DataError.
+        self.text_factory: type = str
         self._autocommit = bool(autocommit)
 
     @classmethod

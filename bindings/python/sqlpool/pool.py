@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Type
 from . import _convert
 from ._convert import Params, build_param_sets, build_params, free_params
 from ._lib import BUFFER_TOO_SMALL as _BUFFER_TOO_SMALL
-from ._lib import CONN_CALLBACK, PoolStats, lib
+from ._lib import CONN_CALLBACK, PoolStats, QueryInfo, lib
 from ._lib import CONNECTION_ERROR as _CONNECTION_ERROR
 from ._managed import Managed
 from ._options import Duration, IsolationLevel, Recycling, build_options, isolation_value, is_postgres_uri, to_ms
@@ -52,7 +52,7 @@ def _execute(fn: Any, handle: int, sql: str, parameters: Params) -> int:
     return n.value
 
 
-def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, postgres: bool) -> Any:
+def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, mode: int) -> Any:
     """One query through ``fn`` (``sqlpool_pool_query`` or
     ``sqlpool_conn_query``), its result read by ``reader`` and freed."""
     s = encode_sql(sql)
@@ -63,9 +63,43 @@ def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, post
     finally:
         free_params(p)
     try:
-        return reader(out.value, postgres)
+        return reader(out.value, mode)
     finally:
         lib.sqlpool_result_free(out.value)
+
+
+_pack_params = _convert.pack_params
+_query_packed_fn = lib.sqlpool_conn_query_packed
+_result_free = lib.sqlpool_result_free
+_read_packed = _convert.read_packed
+# Statement text encoded once per distinct str (the hot path's SQL repeats).
+_SQL_BYTES: Dict[str, bytes] = {}
+# The out-parameters of _query_packed, made once per thread (building them
+# costs more than the call); read before the thread's next query.
+_packed_out = threading.local()
+
+
+def _query_packed(handle: int, sql: str, packed: bytes, mode: int, first_only: bool) -> Any:
+    """One query in one C call (``sqlpool_conn_query_packed``): parameters
+    packed, the result's shape and first row handed back with it."""
+    s = _SQL_BYTES.get(sql)
+    if s is None:
+        s = encode_sql(sql)
+        if len(_SQL_BYTES) >= 512:
+            _SQL_BYTES.clear()
+        _SQL_BYTES[sql] = s
+    try:
+        out, info, out_ref, info_ref = _packed_out.bufs
+    except AttributeError:
+        out, info = c_void_p(), QueryInfo()
+        out_ref, info_ref = byref(out), byref(info)
+        _packed_out.bufs = (out, info, out_ref, info_ref)
+    check(_query_packed_fn(handle, s, packed, len(packed), out_ref, info_ref))
+    res = out.value
+    try:
+        return _read_packed(res, info, mode, first_only)
+    finally:
+        _result_free(res)
 
 
 def timeout_ms(timeout: Optional[Duration]) -> int:
@@ -187,6 +221,8 @@ class _PoolBase(Managed):
             raise ProgrammingError(f"uri must be a str, not {type(uri).__name__}")
         self._uri = uri
         self._postgres = is_postgres_uri(uri)
+        self._text_factory: type = str
+        self._read_mode = _convert.read_mode(self._postgres, str)
         self._started = False
         self._options: Dict[str, Any] = dict(
             min_size=min_size,
@@ -277,6 +313,19 @@ class _PoolBase(Managed):
     def is_postgres(self) -> bool:
         """Whether this is a PostgreSQL pool (else SQLite)."""
         return self._postgres
+
+    @property
+    def text_factory(self) -> type:
+        """``str`` (the default) or ``bytes``: with ``bytes`` every TEXT
+        value comes back undecoded, as the stdlib ``sqlite3``'s
+        ``text_factory = bytes`` does. SQLite stores any bytes as TEXT;
+        reading such a value as ``str`` raises :class:`DataError`."""
+        return self._text_factory
+
+    @text_factory.setter
+    def text_factory(self, factory: type) -> None:
+        self._read_mode = _convert.read_mode(self._postgres, factory)
+        self._text_factory = factory
 
     # -- management --------------------------------------------------------
 
@@ -408,7 +457,7 @@ class Pool(_PoolBase):
         return _execute(lib.sqlpool_pool_execute, self._handle(), sql, parameters)
 
     def _query(self, sql: str, parameters: Params, reader: Any) -> Any:
-        return _query(lib.sqlpool_pool_query, self._handle(), sql, parameters, reader, self._postgres)
+        return _query(lib.sqlpool_pool_query, self._handle(), sql, parameters, reader, self._read_mode)
 
     def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query on a pooled connection; returns every row."""
@@ -503,15 +552,21 @@ class Connection(Managed):
         return _execute(lib.sqlpool_conn_execute, self._handle(), sql, parameters)
 
     def _query(self, sql: str, parameters: Params, reader: Any) -> Any:
-        return _query(lib.sqlpool_conn_query, self._handle(), sql, parameters, reader, self._postgres)
+        return _query(lib.sqlpool_conn_query, self._handle(), sql, parameters, reader, self._pool._read_mode)
 
     def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query; returns every row as a :class:`Row`."""
-        return self._query(sql, parameters, _convert.read_result)  # type: ignore[no-any-return]
+        packed = _pack_params(parameters)
+        if packed is None:
+            return self._query(sql, parameters, _convert.read_result)  # type: ignore[no-any-return]
+        return _query_packed(self._handle(), sql, packed, self._pool._read_mode, False)  # type: ignore[no-any-return]
 
     def query_first(self, sql: str, parameters: Params = None) -> Optional[Row]:
         """Runs one query; returns its first row, or None when it has none."""
-        return self._query(sql, parameters, _convert.read_first)  # type: ignore[no-any-return]
+        packed = _pack_params(parameters)
+        if packed is None:
+            return self._query(sql, parameters, _convert.read_first)  # type: ignore[no-any-return]
+        return _query_packed(self._handle(), sql, packed, self._pool._read_mode, True)  # type: ignore[no-any-return]
 
     def query_as_dict(self, sql: str, parameters: Params = None) -> List[Dict[str, Any]]:
         """Runs one query; returns every row as a dict."""
@@ -522,8 +577,12 @@ class Connection(Managed):
         open transaction, or in its own); returns the total rows changed."""
         h = self._handle()
         s = encode_sql(sql)
-        p = build_param_sets(seq_of_parameters)
         n = c_uint64()
+        packed, sets = _convert.pack_param_sets(seq_of_parameters)
+        if packed is not None:
+            check(lib.sqlpool_conn_execute_many_packed(h, s, packed, len(packed), byref(n)))
+            return n.value
+        p = build_param_sets(sets)
         try:
             check(lib.sqlpool_conn_execute_many(h, s, p, byref(n)))
         finally:

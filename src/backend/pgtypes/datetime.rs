@@ -16,65 +16,105 @@ pub(super) const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 /// The fraction has 3 digits when whole milliseconds, else 6, as chrono's
 /// `%.f` gives.
 pub(super) fn format_timestamp(pg_micros: i64, with_zone: bool) -> Option<String> {
-    const DAY: i64 = 86_400_000_000;
-    let unix = pg_micros.checked_add(PG_EPOCH_OFFSET_MICROS)?;
-    let days = unix.div_euclid(DAY);
-    let of_day = unix.rem_euclid(DAY);
-    // Howard Hinnant's days-from-civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(1..=9999).contains(&year) {
+    let mut text = Vec::with_capacity(32);
+    if !write_timestamp(pg_micros, with_zone, &mut text, &mut NO_DAY.clone()) {
         return None;
     }
-    let secs = of_day / 1_000_000;
-    let micros = of_day % 1_000_000;
-    let mut text = String::with_capacity(32);
-    push_padded(&mut text, year, 4);
-    for (sep, n) in [
-        ('-', month),
-        ('-', day),
-        (' ', secs / 3600),
-        (':', secs / 60 % 60),
-        (':', secs % 60),
-    ] {
-        text.push(sep);
-        push_padded(&mut text, n, 2);
-    }
-    if micros != 0 {
-        text.push('.');
-        if micros % 1000 == 0 {
-            push_padded(&mut text, micros / 1000, 3);
-        } else {
-            push_padded(&mut text, micros, 6);
-        }
-    }
-    if with_zone {
-        text.push_str("+00:00");
-    }
-    Some(text)
+    String::from_utf8(text).ok()
 }
 
-/// Appends `n` (non-negative) with leading zeros to `width` digits.
-fn push_padded(out: &mut String, n: i64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut len = 0;
-    let mut v = n.unsigned_abs();
-    while v > 0 || len == 0 {
-        digits[len] = b'0' + (v % 10) as u8;
-        v /= 10;
-        len += 1;
+/// A day (days since 1970-01-01) and its `YYYY-MM-DD` text: kept per
+/// result column, whose timestamps often share their day.
+pub(super) type LastDay = (i64, [u8; 10]);
+pub(super) const NO_DAY: LastDay = (i64::MIN, [0; 10]);
+
+/// Appends the text of [`format_timestamp`] to `out`; false (nothing
+/// appended) outside years 1..=9999. Result columns are written this way,
+/// without a `String` per cell, the date reused from `last_day` when the
+/// day is the same.
+pub(super) fn write_timestamp(
+    pg_micros: i64,
+    with_zone: bool,
+    out: &mut Vec<u8>,
+    last_day: &mut LastDay,
+) -> bool {
+    const DAY: i64 = 86_400_000_000;
+    let Some(unix) = pg_micros.checked_add(PG_EPOCH_OFFSET_MICROS) else {
+        return false;
+    };
+    let days = unix.div_euclid(DAY);
+    let of_day = unix.rem_euclid(DAY);
+    if days != last_day.0 {
+        // Howard Hinnant's days-from-civil inverse.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        if !(1..=9999).contains(&year) {
+            return false;
+        }
+        let mut date = *b"0000-00-00";
+        put_digits(&mut date[0..4], year as u32);
+        put_digits(&mut date[5..7], month as u32);
+        put_digits(&mut date[8..10], day as u32);
+        *last_day = (days, date);
     }
-    for _ in len..width {
-        out.push('0');
+    // Every field is now in range for u32 (cheaper division than i64).
+    let secs = (of_day / 1_000_000) as u32;
+    let micros = (of_day % 1_000_000) as u32;
+    // Filled in place and appended once: this runs for every cell.
+    let mut buf = *b"0000-00-00 00:00:00.000000+00:00";
+    buf[..10].copy_from_slice(&last_day.1);
+    put_digits(&mut buf[11..13], secs / 3600);
+    put_digits(&mut buf[14..16], secs / 60 % 60);
+    put_digits(&mut buf[17..19], secs % 60);
+    let mut len = if micros == 0 {
+        19
+    } else if micros % 1000 == 0 {
+        put_digits(&mut buf[20..23], micros / 1000);
+        23
+    } else {
+        put_digits(&mut buf[20..26], micros);
+        26
+    };
+    if with_zone {
+        buf.copy_within(26..32, len);
+        len += 6;
     }
-    out.extend(digits[..len].iter().rev().map(|d| char::from(*d)));
+    out.extend_from_slice(&buf[..len]);
+    true
+}
+
+/// "00" to "99": two digits per step (timestamps are formatted per cell).
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Writes `n` (non-negative, fitting) as decimal digits filling `out`,
+/// with leading zeros.
+fn put_digits(out: &mut [u8], mut n: u32) {
+    let mut end = out.len();
+    while end >= 2 {
+        let pair = (n % 100) as usize * 2;
+        out[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        n /= 100;
+        end -= 2;
+    }
+    if end == 1 {
+        out[0] = b'0' + (n % 10) as u8;
+    }
 }
 
 /// `HH:MM:SS` plus `.fff` (whole milliseconds) or `.ffffff`, as chrono's

@@ -12,6 +12,7 @@
 //! conversions live in their own module.
 
 mod array;
+mod columns;
 mod datetime;
 mod network;
 mod numeric;
@@ -25,9 +26,10 @@ use tokio_postgres::types::{Format, FromSql, IsNull, Kind as PgKind, ToSql, Type
 
 use crate::value::Value;
 use array::{array_literal, decode_array, encode_array};
+pub use columns::{ColumnDecoder, RawCell};
 use datetime::{
     decode_interval, format_time, format_timestamp, parse_date, parse_time_micros,
-    parse_timestamp_micros, PG_EPOCH_OFFSET_MICROS,
+    parse_timestamp_micros, write_timestamp, LastDay, NO_DAY, PG_EPOCH_OFFSET_MICROS,
 };
 pub use datetime::{format_iso_duration, parse_iso_duration};
 use network::{decode_inet, encode_inet};
@@ -417,23 +419,6 @@ fn float_text(d: f64) -> String {
         }
     } else {
         d.to_string()
-    }
-}
-
-/// A result cell decoded from any column type.
-pub struct Cell(pub Value);
-
-impl<'a> FromSql<'a> for Cell {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Cell, BoxError> {
-        decode(ty, raw).map(Cell)
-    }
-
-    fn from_sql_null(_: &Type) -> Result<Cell, BoxError> {
-        Ok(Cell(Value::Null))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
     }
 }
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, Client, Statement};
 
-use super::pgtypes::{check_bind, BindError, Cell, PgParam};
+use super::pgtypes::{check_bind, BindError, ColumnDecoder, PgParam, RawCell};
 use crate::config::{PgTarget, Settings};
 use crate::error::{redact_secrets, status_for_sqlstate, Error, Result, Status};
 use crate::log::{self, Level};
@@ -721,7 +721,7 @@ impl PgConn {
         sql: &str,
         params: &Params,
         want_rows: bool,
-    ) -> Result<(Option<(Statement, Vec<tokio_postgres::Row>)>, u64)> {
+    ) -> Result<(Option<Result<ResultSet>>, u64)> {
         let mut retried = false;
         loop {
             let (_, statement, values) = self.prepare(sql, params).await?;
@@ -737,13 +737,12 @@ impl PgConn {
                 } = self;
                 if want_rows {
                     let work = async {
-                        use futures_util::TryStreamExt;
                         let stream = client.query_raw(&statement, bound).await?;
-                        stream.try_collect::<Vec<tokio_postgres::Row>>().await
+                        decode_rows(RowDecoder::new(statement.columns()), stream).await
                     };
                     Self::run(driver, cancel, interrupt.as_deref(), timeout, work)
                         .await
-                        .map(|rows| (Some((statement, rows)), 0))
+                        .map(|decoded| (Some(decoded), 0))
                 } else {
                     Self::run(
                         driver,
@@ -799,8 +798,7 @@ impl PgConn {
         }
         let r = self.run_prepared(sql, params, true).await;
         self.forget_uncached();
-        let (statement, rows) = r?.0.expect("rows were asked for");
-        result_set(statement.columns(), &rows)
+        r?.0.expect("rows were asked for")
     }
 
     /// With the cache off, statements prepared for one call are closed now
@@ -832,18 +830,30 @@ impl PgConn {
             use futures_util::StreamExt;
             let stream = client.query_typed_raw(&prepared.sql, typed).await?;
             let mut stream = pin!(stream);
-            let mut rows = Vec::new();
+            // The columns are known with the first row (none: no columns).
+            let mut decoder: Option<RowDecoder> = None;
+            let mut failed = None;
             while let Some(row) = stream.next().await {
-                rows.push(row?);
+                let row = row?;
+                if failed.is_some() {
+                    continue; // drained, so the connection stays in step
+                }
+                let d = decoder.get_or_insert_with(|| RowDecoder::new(row.columns()));
+                if let Err(e) = d.push(&row) {
+                    failed = Some(e);
+                }
             }
             let affected = stream.rows_affected().unwrap_or(0);
-            Ok((rows, affected))
+            let decoded = match failed {
+                Some(e) => Err(e),
+                None => Ok(decoder.map_or_else(|| ResultSet::new(Vec::new()), RowDecoder::finish)),
+            };
+            Ok((decoded, affected))
         };
-        let (rows, affected) = Self::run(driver, cancel, interrupt.as_deref(), timeout, work)
+        let (decoded, affected) = Self::run(driver, cancel, interrupt.as_deref(), timeout, work)
             .await
             .map_err(|e| name_parameter(e, &prepared))?;
-        let columns = rows.first().map_or(&[][..], |r| r.columns());
-        Ok((result_set(columns, &rows)?, affected))
+        Ok((decoded?, affected))
     }
 
     /// Runs one statement once per parameter set, pipelined: the sets are
@@ -1000,29 +1010,91 @@ fn bind_parameter_of(context: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
+/// Decodes rows into a result's columns as they arrive: no row is kept,
+/// and the common types go straight into the column arrays.
+pub(super) struct RowDecoder {
+    result: ResultSet,
+    decoders: Vec<ColumnDecoder>,
+}
+
+impl RowDecoder {
+    pub(super) fn new(columns: &[tokio_postgres::Column]) -> RowDecoder {
+        RowDecoder {
+            result: ResultSet::new(
+                columns
+                    .iter()
+                    .map(|c| Column {
+                        name: c.name().to_owned(),
+                        decl_type: type_name(c.type_()),
+                    })
+                    .collect(),
+            ),
+            decoders: columns
+                .iter()
+                .map(|c| ColumnDecoder::for_type(c.type_()))
+                .collect(),
+        }
+    }
+
+    pub(super) fn push(&mut self, row: &tokio_postgres::Row) -> Result<()> {
+        for (c, (decoder, column)) in self
+            .decoders
+            .iter_mut()
+            .zip(self.result.row_sink())
+            .enumerate()
+        {
+            let RawCell(raw) = row.try_get::<_, RawCell>(c).map_err(map_error)?;
+            if let Err(e) = decoder.decode_into(raw, column) {
+                // The result is given up (its last row is incomplete).
+                return Err(Error::new(
+                    Status::DatabaseError,
+                    format!("error deserializing column {c}: {e}"),
+                ));
+            }
+        }
+        self.result.end_row();
+        Ok(())
+    }
+
+    pub(super) fn finish(self) -> ResultSet {
+        self.result
+    }
+}
+
+/// Reads every row of `stream` into `decoder`: the server's errors fail
+/// the statement (outer error); a row that cannot be decoded fails only
+/// the result (inner error), and the rest are still read and dropped, so
+/// the statement ends normally and the connection stays in step.
+async fn decode_rows(
+    mut decoder: RowDecoder,
+    stream: tokio_postgres::RowStream,
+) -> std::result::Result<Result<ResultSet>, tokio_postgres::Error> {
+    use futures_util::StreamExt;
+    let mut stream = pin!(stream);
+    let mut failed = None;
+    while let Some(row) = stream.next().await {
+        let row = row?;
+        if failed.is_none() {
+            if let Err(e) = decoder.push(&row) {
+                failed = Some(e);
+            }
+        }
+    }
+    Ok(match failed {
+        Some(e) => Err(e),
+        None => Ok(decoder.finish()),
+    })
+}
+
 fn result_set(
     columns: &[tokio_postgres::Column],
     rows: &[tokio_postgres::Row],
 ) -> Result<ResultSet> {
-    let columns_out: Vec<Column> = columns
-        .iter()
-        .map(|c| Column {
-            name: c.name().to_owned(),
-            decl_type: type_name(c.type_()),
-        })
-        .collect();
-    let ncols = columns_out.len();
-    let mut result = ResultSet::new(columns_out);
-    result.reserve_rows(rows.len());
+    let mut decoder = RowDecoder::new(columns);
     for row in rows {
-        let mut cells = Vec::with_capacity(ncols);
-        for c in 0..ncols {
-            let Cell(value) = row.try_get::<_, Cell>(c).map_err(map_error)?;
-            cells.push(value);
-        }
-        result.push_row(cells);
+        decoder.push(row)?;
     }
-    Ok(result)
+    Ok(decoder.finish())
 }
 
 /// `int4`, `text[]`, `my_enum`: arrays as `element[]`.

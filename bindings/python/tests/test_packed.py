@@ -1,0 +1,127 @@
+"""The one-call query path (``sqlpool_conn_query_packed``): packed
+parameters in, the result's shape and first row out. Every answer must
+equal the parameter-list path's (the pool-level calls still take it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import sqlpool
+from sqlpool import _convert
+
+
+def both(pool: sqlpool.Pool, sql: str, params: Any = None) -> Any:
+    """(connection answer, pool answer) for query and query_first."""
+    with pool.connection() as conn:
+        fast = (conn.query(sql, params), conn.query_first(sql, params))
+    slow = (pool.query(sql, params), pool.query_first(sql, params))
+    return fast, slow
+
+
+def test_plain_parameters_are_packed() -> None:
+    assert _convert.pack_params(None) == b""
+    assert _convert.pack_params([]) == b""
+    assert _convert.pack_params([1, "é", 0.5, None, True, b"\x00"]) is not None
+    # Named, unusual types, huge ints and bad text take the parameter-list path.
+    for params in ({"a": 1}, [Decimal(1)], [2**70], ["\udc80"], [bytearray(b"x")], "ab"):
+        assert _convert.pack_params(params) is None, params
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [7, "héllo", 2.5, None, True, b"\x00\xff"],
+        (-(2**63), "", -0.0, None, False, b""),
+        [2**63 - 1, "x" * 10_000, float("inf"), None, True, b"b" * 3],
+    ],
+)
+def test_values_round_trip_as_on_the_slow_path(pool: sqlpool.Pool, is_pg: bool, params: Any) -> None:
+    casts = ["::int8", "::text", "::float8", "::text", "::bool", "::bytea"] if is_pg else [""] * 6
+    mark = "$" if is_pg else "?"
+    sql = "SELECT " + ", ".join(f"{mark}{i + 1}{c} AS c{i}" for i, c in enumerate(casts))
+    fast, slow = both(pool, sql, params)
+    assert fast == slow
+    rows, first = fast
+    assert len(rows) == 1 and rows[0] == first
+    got = tuple(first)
+    want = tuple(params)
+    if not is_pg:
+        want = want[:4] + (int(want[4]),) + want[5:]  # SQLite: no bool type for expressions
+    assert got == want
+    assert first.c1 == params[1]
+
+
+def test_shapes_nulls_and_many_rows(pool: sqlpool.Pool, is_pg: bool) -> None:
+    series = (
+        "SELECT g AS n, CASE WHEN g % 2 = 0 THEN NULL ELSE 'v' || g END AS t FROM generate_series(1, 5) g"
+        if is_pg
+        else "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 5) "
+        "SELECT g AS n, CASE WHEN g % 2 = 0 THEN NULL ELSE 'v' || g END AS t FROM s"
+    )
+    fast, slow = both(pool, series)
+    assert fast == slow
+    assert [tuple(r) for r in fast[0]] == [(1, "v1"), (2, None), (3, "v3"), (4, None), (5, "v5")]
+    assert fast[1].t == "v1"
+    # No rows; leading NULLs; more columns than the packed row holds.
+    assert both(pool, series + " LIMIT 0") == (([], None), ([], None))
+    assert both(pool, "SELECT NULL AS a, 1 AS b, NULL AS c")[0][1] == (None, 1, None)
+    wide = "SELECT " + ", ".join(f"{i} AS c{i}" for i in range(70))
+    fast, slow = both(pool, wide)
+    assert fast == slow and fast[1].c69 == 69
+
+
+def test_converters_apply_by_declared_type(pg_uri: str) -> None:
+    with sqlpool.Pool(pg_uri, min_size=1, max_size=1) as pool:
+        sql = "SELECT $1::numeric AS n, $2::timestamptz AS ts, $3::int AS i"
+        fast, slow = both(pool, sql, ["1.50", "2024-01-02 03:04:05+00", 3])
+        assert fast == slow
+        assert fast[1] == (Decimal("1.50"), dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), 3)
+
+
+def test_errors_are_the_same(pool: sqlpool.Pool, is_pg: bool) -> None:
+    with pool.connection() as conn:
+        with pytest.raises(sqlpool.ProgrammingError):
+            conn.query_first("SELECT * FROM no_such_table_here", [1])
+        mark = "$1" if is_pg else "?1"
+        with pytest.raises(sqlpool.Error):
+            conn.query_first(f"SELECT {mark} AS a", [1, 2])  # one parameter too many
+        assert conn.query_first(f"SELECT {mark} AS a", [5]).a == 5
+
+
+def test_execute_many_packed_and_fallback(pool: sqlpool.Pool, table: str, is_pg: bool) -> None:
+    mark = "$" if is_pg else "?"
+    pool.execute(f"CREATE TABLE {table} (i int8, t text, f float8, b bytea)" if is_pg
+                 else f"CREATE TABLE {table} (i INTEGER, t TEXT, f REAL, b BLOB)")
+    ins = f"INSERT INTO {table} VALUES ({mark}1, {mark}2, {mark}3, {mark}4)"
+    with pool.connection() as conn:
+        # Packed: plain types, a generator, an empty set list.
+        assert conn.execute_many(ins, ((i, f"n{i}", i / 2, bytes([i])) for i in range(5))) == 5
+        assert conn.execute_many(ins, []) == 0
+        # One set needs the parameter-list path (Decimal): all sets take it.
+        assert conn.execute_many(ins, [(10, "x", 1.0, None), (11, "y", Decimal("2.5"), None)]) == 2
+        rows = conn.query(f"SELECT i, t, f, b FROM {table} ORDER BY i")
+    assert [tuple(r) for r in rows[:2]] == [(0, "n0", 0.0, b"\x00"), (1, "n1", 0.5, b"\x01")]
+    assert [r.i for r in rows] == [0, 1, 2, 3, 4, 10, 11]
+    # All or nothing: a bad set inserts none.
+    with pool.connection() as conn:
+        with pytest.raises(sqlpool.Error):
+            conn.execute_many(f"INSERT INTO {table} (i) VALUES ({mark}1)", [(20,), ("not a number",)] if is_pg
+                              else [(20,), (1, 2)])
+        assert conn.query_first(f"SELECT count(*) AS n FROM {table} WHERE i = 20").n == 0
+
+
+def test_whole_column_conversion_falls_back_per_value(pg_uri: str) -> None:
+    with sqlpool.Pool(pg_uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        rows = conn.query(
+            "SELECT x FROM (VALUES ('2024-01-02 03:04:05+00'::timestamptz), ('infinity'), ('-infinity')) v(x)"
+        )
+    utc = dt.timezone.utc
+    assert [r.x for r in rows] == [
+        dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc),
+        dt.datetime.max.replace(tzinfo=utc),
+        dt.datetime.min.replace(tzinfo=utc),
+    ]

@@ -1,0 +1,146 @@
+//! `sqlpool_conn_query_packed`: packed parameters in, the result's shape
+//! and first row (Python `struct` form) out, in one call.
+
+mod common;
+
+use std::ptr;
+
+use common::typed::*;
+use sqlpool::ffi::*;
+use sqlpool::Status;
+
+fn bytes_at(p: *const u8, len: usize) -> Vec<u8> {
+    if len == 0 {
+        return Vec::new();
+    }
+    unsafe { std::slice::from_raw_parts(p, len) }.to_vec()
+}
+
+fn query(
+    db: &Db,
+    sql: &str,
+    packed: &[u8],
+) -> Result<(*mut sqlpool_result, sqlpool_query_info), Status> {
+    let s = cstr(sql);
+    let mut res = ptr::null_mut();
+    let mut info = std::mem::MaybeUninit::<sqlpool_query_info>::uninit();
+    let st = unsafe {
+        sqlpool_conn_query_packed(
+            db.conn,
+            s.as_ptr(),
+            packed.as_ptr(),
+            packed.len(),
+            &mut res,
+            info.as_mut_ptr(),
+        )
+    };
+    if st == Status::Ok {
+        Ok((res, unsafe { info.assume_init() }))
+    } else {
+        assert!(res.is_null(), "no result on failure");
+        Err(st)
+    }
+}
+
+#[test]
+fn one_call_gives_the_shape_and_the_packed_first_row() {
+    let db = Db::open("sqlite::memory:");
+    let mut packed = vec![SQLPOOL_KIND_INT64 as u8];
+    packed.extend_from_slice(&42i64.to_le_bytes());
+    packed.push(SQLPOOL_KIND_TEXT as u8);
+    packed.extend_from_slice(&3u64.to_le_bytes());
+    packed.extend_from_slice(&"héy".as_bytes()[..3]);
+    let (res, info) = query(
+        &db,
+        "SELECT ?1 AS a, NULL AS b, ?2 AS c, 0.5 AS d",
+        &packed[..packed.len()],
+    )
+    .unwrap();
+    assert_eq!((info.rows, info.columns), (1, 4));
+    assert_eq!(
+        bytes_at(info.names.cast(), info.names_len),
+        b"a\0\0b\0\0c\0\0d\0\0"
+    );
+    assert_eq!(
+        bytes_at(info.row_format.cast(), info.row_format_len),
+        b"<q3sd"
+    );
+    let mut data = 42i64.to_le_bytes().to_vec();
+    data.extend_from_slice(&"héy".as_bytes()[..3]);
+    data.extend_from_slice(&0.5f64.to_le_bytes());
+    assert_eq!(bytes_at(info.row_data, info.row_data_len), data);
+    assert_eq!((info.text_cells, info.null_cells), (0b100, 0b10));
+    // The result is an ordinary one.
+    let mut v = 0i64;
+    check(sqlpool_result_get_int64(res, 0, 0, &mut v), "get_int64");
+    assert_eq!(v, 42);
+    check(sqlpool_result_free(res), "free");
+}
+
+#[test]
+fn malformed_buffers_are_refused() {
+    let db = Db::open("sqlite::memory:");
+    // "hé" cut inside the é: not UTF-8.
+    let mut bad_text = vec![SQLPOOL_KIND_TEXT as u8];
+    bad_text.extend_from_slice(&2u64.to_le_bytes());
+    bad_text.extend_from_slice(&"hé".as_bytes()[..2]);
+    assert_eq!(
+        query(&db, "SELECT ?1", &bad_text).unwrap_err(),
+        Status::InvalidUtf8
+    );
+    assert_eq!(
+        query(&db, "SELECT ?1", &[SQLPOOL_KIND_INT64 as u8, 1]).unwrap_err(),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        query(&db, "SELECT ?1", &[77]).unwrap_err(),
+        Status::InvalidArgument
+    );
+    // No parameters, no rows: empty packed row.
+    let (res, info) = query(&db, "SELECT 1 AS x WHERE 0", &[]).unwrap();
+    assert_eq!((info.rows, info.row_format_len), (0, 0));
+    check(sqlpool_result_free(res), "free");
+    // NULL info is refused before anything runs.
+    let s = cstr("SELECT 1");
+    let mut res = ptr::null_mut();
+    let st = unsafe {
+        sqlpool_conn_query_packed(
+            db.conn,
+            s.as_ptr(),
+            ptr::null(),
+            0,
+            &mut res,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, Status::InvalidArgument);
+}
+
+#[test]
+fn packed_parameter_sets_run_as_execute_many() {
+    let db = Db::open("sqlite::memory:");
+    db.script("CREATE TABLE t (i INTEGER, s TEXT)");
+    let mut packed = Vec::new();
+    for i in 0..3i64 {
+        packed.push(SQLPOOL_KIND_INT64 as u8);
+        packed.extend_from_slice(&i.to_le_bytes());
+        packed.push(SQLPOOL_KIND_NULL as u8);
+        packed.push(SQLPOOL_PACKED_END_SET);
+    }
+    let s = cstr("INSERT INTO t VALUES (?1, ?2)");
+    let mut n = 0u64;
+    check(
+        unsafe {
+            sqlpool_conn_execute_many_packed(
+                db.conn,
+                s.as_ptr(),
+                packed.as_ptr(),
+                packed.len(),
+                &mut n,
+            )
+        },
+        "execute_many_packed",
+    );
+    assert_eq!(n, 3);
+    assert_eq!(db.one("SELECT sum(i) FROM t WHERE s IS NULL", &[]), V::I(3));
+}
