@@ -60,10 +60,11 @@ bench-smoke: release $(BENCH_BIN)/bench_sqlpool
 	  py() { what=$$1; uri=$$2; shift 2; echo "bench-smoke: pybench.py $$what $$*"; \
 	    SQLPOOL_LIBRARY=$(BENCH_BIN)/lib/libsqlpool.so PYTHONPATH=$(BENCH_ROOT)/bindings/python \
 	    $(BENCH_PYTHON) bench/python/pybench.py "$$what" --lib sqlpool --uri "$$uri" "$$@" >/dev/null; }; \
-	  run setup-sqlite "$$lite" 200; \
+	  run setup-sqlite "$$lite" 200 500; \
 	  for t in 1 2; do run acquire "$$lite" $$t 200 fast; run acquire "$$lite" $$t 200 verified; done; \
 	  run point "$$lite" 200 200; run insert "$$lite" 200; run insert-batch "$$lite" 200; \
 	  run stream "$$lite" 2000; py stream "$$lite" --rows 2000; \
+	  py select1 "$$lite" --iters 100; py fetch "$$lite"; py insert "$$lite" --rows 200 --how many; \
 	  if [ -n "$$pg" ]; then \
 	    run setup-pg "$$pg" 500; run info "$$pg"; \
 	    for t in 1 2; do run acquire "$$pg" $$t 200 fast; run acquire "$$pg" $$t 50 verified; done; \

@@ -3,7 +3,7 @@
  *
  *   bench_sqlpool info URI                       {"sqlpool": version, "server": version}
  *   bench_sqlpool setup-pg URI FETCH_ROWS        creates bench_fetch and bench_insert
- *   bench_sqlpool setup-sqlite URI POINT_ROWS    creates bench_point and bench_insert
+ *   bench_sqlpool setup-sqlite URI POINT_ROWS [FETCH_ROWS]  bench_point, bench_insert (and bench_fetch)
  *   bench_sqlpool acquire URI THREADS ITERS fast|verified
  *   bench_sqlpool select1 URI ITERS
  *   bench_sqlpool point URI ITERS POINT_ROWS     (SQLite)
@@ -95,19 +95,25 @@ static int cmd_setup_pg(const char *uri, long rows) {
     return 0;
 }
 
-static int cmd_setup_sqlite(const char *uri, long rows) {
+static int cmd_setup_sqlite(const char *uri, long rows, long fetch_rows) {
     sqlpool_pool *pool = open_pool(uri, 1, SQLPOOL_RECYCLE_FAST);
     sqlpool_conn *conn = NULL;
     CHECK(sqlpool_pool_acquire(pool, -1, &conn));
-    char sql[1024];
+    char sql[2048];
+    /* bench_fetch: the PostgreSQL table's columns, in SQLite's types. */
     snprintf(sql, sizeof sql,
              "DROP TABLE IF EXISTS bench_point;"
              "CREATE TABLE bench_point (id INTEGER PRIMARY KEY, name TEXT NOT NULL, value REAL NOT NULL);"
              "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %ld)"
              " INSERT INTO bench_point SELECT i, 'name-' || i, i * 0.25 FROM c;"
              "DROP TABLE IF EXISTS bench_insert;"
-             "CREATE TABLE bench_insert (id INTEGER, name TEXT, value REAL);",
-             rows);
+             "CREATE TABLE bench_insert (id INTEGER, name TEXT, value REAL);"
+             "DROP TABLE IF EXISTS bench_fetch;"
+             "CREATE TABLE bench_fetch (id INTEGER, name TEXT, value REAL, ts TEXT, data BLOB);"
+             "WITH RECURSIVE c(i) AS (SELECT 1 WHERE %ld > 0 UNION ALL SELECT i + 1 FROM c WHERE i < %ld)"
+             " INSERT INTO bench_fetch SELECT i, 'name-' || i, i * 0.5,"
+             " datetime(1700000000 + i * 60, 'unixepoch'), zeroblob(16) FROM c;",
+             rows, fetch_rows, fetch_rows);
     CHECK(sqlpool_conn_execute_script(conn, sql));
     sqlpool_conn_release(conn);
     sqlpool_pool_close(pool);
@@ -481,8 +487,9 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1], *uri = argv[2];
     if (strcmp(cmd, "info") == 0 && argc == 3) return cmd_info(uri);
     if (strcmp(cmd, "setup-pg") == 0 && argc == 4) return cmd_setup_pg(uri, bench_arg_long(argv[3], "ROWS"));
-    if (strcmp(cmd, "setup-sqlite") == 0 && argc == 4)
-        return cmd_setup_sqlite(uri, bench_arg_long(argv[3], "ROWS"));
+    if (strcmp(cmd, "setup-sqlite") == 0 && (argc == 4 || argc == 5))
+        return cmd_setup_sqlite(uri, bench_arg_long(argv[3], "ROWS"),
+                                argc == 5 ? bench_arg_long(argv[4], "FETCH_ROWS") : 0);
     if (strcmp(cmd, "acquire") == 0 && argc == 6)
         return cmd_acquire(uri, bench_arg_long(argv[3], "THREADS"), bench_arg_long(argv[4], "ITERS"), argv[5]);
     if (strcmp(cmd, "select1") == 0 && argc == 4) return cmd_select1(uri, bench_arg_long(argv[3], "ITERS"));

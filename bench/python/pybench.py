@@ -443,6 +443,12 @@ def cmd_select1(a: argparse.Namespace) -> None:
         conn.connect()
         ns = timed_loop(lambda i: conn.query_first(SELECT1).a, iters)
         conn.close()
+    elif lib == "sqlite3":
+        import sqlite3
+
+        lite = sqlite3.connect(sqlite_path(uri), isolation_level=None)
+        ns = timed_loop(lambda i: lite.execute(SELECT1).fetchone()[0], iters)
+        lite.close()
     else:
         raise SystemExit(f"select1: unknown library {lib}")
     out({"ns_per_op": ns})
@@ -578,6 +584,16 @@ def cmd_fetch(a: argparse.Namespace) -> None:
         cells = touch_rows(rows)
         ns = time.perf_counter_ns() - start
         conn.close()
+    elif lib == "sqlite3":
+        import sqlite3
+
+        lite = sqlite3.connect(sqlite_path(uri), isolation_level=None)
+        lite.execute(FETCH_SQL + " LIMIT 10").fetchall()
+        start = time.perf_counter_ns()
+        rows = lite.execute(FETCH_SQL).fetchall()
+        cells = touch_rows(rows)
+        ns = time.perf_counter_ns() - start
+        lite.close()
     else:
         raise SystemExit(f"fetch: unknown library {lib}")
     out({"ms": ns / 1e6, "cells": cells})
@@ -587,6 +603,7 @@ COPY_SQL = "COPY bench_insert (id, name, value) FROM STDIN"
 INSERT_SQL = {
     "sqlpool": "INSERT INTO bench_insert (id, name, value) VALUES ($1, $2, $3)",
     "psycopg": "INSERT INTO bench_insert (id, name, value) VALUES (%s, %s, %s)",
+    "sqlite3": "INSERT INTO bench_insert (id, name, value) VALUES (?, ?, ?)",
 }
 
 
@@ -598,7 +615,7 @@ def cmd_insert(a: argparse.Namespace) -> None:
 
         sql = INSERT_SQL["sqlpool"]
         with sqlpool.Pool(uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
-            conn.execute("TRUNCATE bench_insert")
+            conn.execute("DELETE FROM bench_insert" if is_sqlite(uri) else "TRUNCATE bench_insert")
             start = time.perf_counter_ns()
             if how == "many":
                 conn.execute_many(sql, data)
@@ -632,6 +649,23 @@ def cmd_insert(a: argparse.Namespace) -> None:
                         cur.execute(sql, row)
             ns = time.perf_counter_ns() - start
             count = conn.execute("SELECT count(*) FROM bench_insert").fetchone()[0]
+    elif lib == "sqlite3":
+        import sqlite3
+
+        sql = INSERT_SQL["sqlite3"]
+        lite = sqlite3.connect(sqlite_path(uri), isolation_level=None)
+        lite.execute("DELETE FROM bench_insert")
+        start = time.perf_counter_ns()
+        lite.execute("BEGIN")
+        if how == "many":
+            lite.executemany(sql, data)
+        else:
+            for row in data:
+                lite.execute(sql, row)
+        lite.execute("COMMIT")
+        ns = time.perf_counter_ns() - start
+        count = lite.execute("SELECT count(*) FROM bench_insert").fetchone()[0]
+        lite.close()
     else:
         raise SystemExit(f"insert: unknown library {lib}")
     if count != n:
