@@ -6,7 +6,7 @@
 //! cell straight into its column, and per-cell getters and whole-column
 //! readers both read the same arrays without building anything.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result, Status};
 use crate::value::{kind_name, Kind, Value};
@@ -23,7 +23,8 @@ pub struct Column {
 /// Rows stored column-major: one [`ColumnData`] per column.
 #[derive(Clone, Debug, Default)]
 pub struct ResultSet {
-    columns: Vec<Column>,
+    /// Shared with the statement's cached description where there is one.
+    columns: Arc<[Column]>,
     data: Vec<ColumnData>,
     rows: usize,
     /// Every column's name and declared type in one buffer, on request.
@@ -354,7 +355,8 @@ fn kind_from_u8(k: u8) -> Kind {
 }
 
 impl ResultSet {
-    pub fn new(columns: Vec<Column>) -> ResultSet {
+    pub fn new(columns: impl Into<Arc<[Column]>>) -> ResultSet {
+        let columns = columns.into();
         ResultSet {
             data: vec![ColumnData::default(); columns.len()],
             description: OnceLock::new(),
@@ -418,7 +420,7 @@ impl ResultSet {
     pub fn description(&self) -> &[u8] {
         self.description.get_or_init(|| {
             let mut out = Vec::new();
-            for c in &self.columns {
+            for c in self.columns.iter() {
                 out.extend_from_slice(c.name.as_bytes());
                 out.push(0);
                 out.extend_from_slice(c.decl_type.as_bytes());

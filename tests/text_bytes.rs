@@ -90,3 +90,73 @@ fn valid_text_has_no_flag() {
     );
     check(sqlpool_result_free(res), "free");
 }
+
+#[test]
+fn a_streamed_sqlite_text_keeps_its_bytes_too() {
+    let db = Db::open("sqlite::memory:");
+    let sql = cstr("SELECT CAST(x'41ff42' AS TEXT) AS t");
+    let mut stream = ptr::null_mut();
+    check(
+        unsafe { sqlpool_conn_query_stream(db.conn, sql.as_ptr(), ptr::null(), &mut stream) },
+        "query_stream",
+    );
+    let mut res = ptr::null_mut();
+    check(sqlpool_stream_next(stream, 10, &mut res), "stream_next");
+    let (mut p, mut len) = (ptr::null(), 0usize);
+    check(
+        sqlpool_result_get_text(res, 0, 0, &mut p, &mut len),
+        "get_text",
+    );
+    assert_eq!(bytes_at(p.cast(), len), b"A\xffB");
+    let mut is_utf8 = -1;
+    check(
+        sqlpool_result_text_is_utf8(res, 0, 0, &mut is_utf8),
+        "text_is_utf8",
+    );
+    assert_eq!(is_utf8, 0);
+    check(sqlpool_result_free(res), "free");
+    check(sqlpool_stream_free(stream), "stream_free");
+}
+
+/// The columns of a statement are cached with it; a schema change that
+/// gives `SELECT *` other columns is seen.
+#[test]
+fn a_schema_change_under_a_cached_statement_shows_the_new_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&format!("sqlite:{}", dir.path().join("s.db").display()));
+    let names = |sql: &str| {
+        let s = cstr(sql);
+        let mut res = ptr::null_mut();
+        check(
+            unsafe { sqlpool_conn_query(db.conn, s.as_ptr(), ptr::null(), &mut res) },
+            "query",
+        );
+        let mut n = 0usize;
+        check(sqlpool_result_column_count(res, &mut n), "column_count");
+        let names: Vec<String> = (0..n)
+            .map(|c| {
+                let (mut p, mut len) = (ptr::null(), 0usize);
+                check(
+                    sqlpool_result_column_name(res, c, &mut p, &mut len),
+                    "column_name",
+                );
+                String::from_utf8(bytes_at(p.cast(), len)).unwrap()
+            })
+            .collect();
+        check(sqlpool_result_free(res), "free");
+        names
+    };
+    let script = |sql: &str| {
+        let s = cstr(sql);
+        check(
+            unsafe { sqlpool_conn_execute_script(db.conn, s.as_ptr()) },
+            "script",
+        );
+    };
+    script("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)");
+    assert_eq!(names("SELECT * FROM t"), ["a"]);
+    script("ALTER TABLE t ADD COLUMN b TEXT");
+    assert_eq!(names("SELECT * FROM t"), ["a", "b"]);
+    script("ALTER TABLE t RENAME COLUMN b TO c");
+    assert_eq!(names("SELECT * FROM t"), ["a", "c"]);
+}

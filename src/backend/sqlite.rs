@@ -30,10 +30,122 @@ pub struct SqliteConn {
     /// This connection holds the gate.
     holds_gate: bool,
     busy_timeout: Duration,
-    /// Placeholder rewrites by original SQL, so a repeated statement is
-    /// neither lexed nor parsed again (SQLite's own cache holds the parse).
-    rewrites: HashMap<Box<str>, Arc<PreparedSql>>,
-    rewrite_capacity: usize,
+    /// What is known of each SQL text run here (SQLite's own cache holds
+    /// the parse).
+    sql_cache: SqlCache,
+}
+
+/// Per SQL text: its placeholder rewrite, whether it writes, and its
+/// result's columns, so a repeated statement is neither lexed nor asked
+/// about again.
+struct SqlCache {
+    entries: HashMap<Box<str>, CachedSql>,
+    capacity: usize,
+    /// The entry of the last statement when the cache is off.
+    uncached: Option<CachedSql>,
+}
+
+struct CachedSql {
+    prepared: Arc<PreparedSql>,
+    writes: bool,
+    shape: Option<Shape>,
+}
+
+impl CachedSql {
+    /// The columns of `stmt` (stepped already), from the cache while they
+    /// are the same.
+    fn shape_for(&mut self, stmt: &rusqlite::Statement<'_>) -> Shape {
+        match &self.shape {
+            Some(shape) if shape.fits(stmt) => shape.clone(),
+            _ => self.shape.insert(Shape::of(stmt)).clone(),
+        }
+    }
+}
+
+/// A result's columns, and which of them are declared boolean.
+#[derive(Clone)]
+struct Shape {
+    columns: Arc<[Column]>,
+    bools: Arc<[bool]>,
+}
+
+impl Shape {
+    fn of(stmt: &rusqlite::Statement<'_>) -> Shape {
+        let columns: Arc<[Column]> = stmt
+            .columns()
+            .iter()
+            .map(|c| Column {
+                name: c.name().to_owned(),
+                decl_type: c.decl_type().unwrap_or("").to_owned(),
+            })
+            .collect();
+        let bools = columns.iter().map(|c| is_bool_decl(&c.decl_type)).collect();
+        Shape { columns, bools }
+    }
+
+    /// An empty result with these columns, and the boolean ones.
+    fn into_result(self) -> (ResultSet, Arc<[bool]>) {
+        (ResultSet::new(self.columns), self.bools)
+    }
+
+    /// Whether `stmt` still has these columns (a schema change re-prepares
+    /// it, and `SELECT *` may then answer with others).
+    fn fits(&self, stmt: &rusqlite::Statement<'_>) -> bool {
+        stmt.column_count() == self.columns.len()
+            && self.columns.iter().enumerate().all(|(i, c)| {
+                stmt.column_name(i).is_ok_and(|n| n == c.name)
+                    && stmt.columns()[i].decl_type().unwrap_or("") == c.decl_type
+            })
+    }
+}
+
+impl SqlCache {
+    /// The cached statement for `sql` and what is known of it.
+    fn prepare<'c>(
+        &mut self,
+        conn: &'c rusqlite::Connection,
+        sql: &str,
+    ) -> Result<(rusqlite::CachedStatement<'c>, &mut CachedSql)> {
+        if self.capacity > 0 && self.entries.contains_key(sql) {
+            let entry = self.entries.get_mut(sql).expect("checked above");
+            let stmt = conn
+                .prepare_cached(&entry.prepared.sql)
+                .map_err(map_error)?;
+            return Ok((stmt, entry));
+        }
+        if sqlite_has_multiple_statements(sql) {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                "the SQL holds more than one statement; run scripts with the execute-script call (sqlpool_conn_execute_script)",
+            )
+            .with_sqlstate("42601"));
+        }
+        let prepared = Arc::new(prepare_sql(sql, Dialect::Sqlite)?);
+        let stmt = conn.prepare_cached(&prepared.sql).map_err(map_error)?;
+        let entry = CachedSql {
+            writes: !stmt.readonly(),
+            prepared,
+            shape: None,
+        };
+        let entry = if self.capacity > 0 {
+            if self.entries.len() >= self.capacity {
+                // Rare: start over rather than track recency.
+                self.entries.clear();
+            }
+            self.entries.entry(sql.into()).or_insert(entry)
+        } else {
+            self.uncached.insert(entry)
+        };
+        Ok((stmt, entry))
+    }
+
+    /// Whether `sql` writes, from the cache when it is known.
+    fn writes(&mut self, conn: &rusqlite::Connection, sql: &str) -> bool {
+        match self.entries.get(sql) {
+            Some(entry) => entry.writes,
+            None => self.prepare(conn, sql).is_ok_and(|(_, entry)| entry.writes),
+        }
+    }
 }
 
 /// Opens one connection and applies the pool's per-connection settings.
@@ -81,8 +193,11 @@ pub fn connect(target: &SqliteTarget, settings: &Settings) -> Result<SqliteConn>
         gate,
         holds_gate: false,
         busy_timeout: settings.busy_timeout,
-        rewrites: HashMap::new(),
-        rewrite_capacity: settings.statement_cache_size as usize,
+        sql_cache: SqlCache {
+            entries: HashMap::new(),
+            capacity: settings.statement_cache_size as usize,
+            uncached: None,
+        },
     })
 }
 
@@ -144,13 +259,9 @@ impl SqliteConn {
     }
 
     /// Whether `sql` would write (cheaply: SQLite's own verdict on the
-    /// cached statement).
+    /// statement, cached).
     fn statement_writes(&mut self, sql: &str) -> bool {
-        self.gate.is_some()
-            && !self.holds_gate
-            && self
-                .prepared(sql)
-                .is_ok_and(|(stmt, _, _)| !stmt.readonly())
+        self.gate.is_some() && !self.holds_gate && self.sql_cache.writes(&self.conn, sql)
     }
 
     /// The cached statement, its placeholder rewrite, and the connection.
@@ -162,30 +273,8 @@ impl SqliteConn {
         Arc<PreparedSql>,
         &rusqlite::Connection,
     )> {
-        let prepared = match self.rewrites.get(sql) {
-            Some(p) => p.clone(),
-            None => {
-                if sqlite_has_multiple_statements(sql) {
-                    return Err(Error::new(
-                        Status::InvalidArgument,
-                        "the SQL holds more than one statement; run scripts with the execute-script call (sqlpool_conn_execute_script)",
-                    )
-                    .with_sqlstate("42601"));
-                }
-                let p = Arc::new(prepare_sql(sql, Dialect::Sqlite)?);
-                if self.rewrite_capacity > 0 {
-                    if self.rewrites.len() >= self.rewrite_capacity {
-                        // Rare: start over rather than track recency.
-                        self.rewrites.clear();
-                    }
-                    self.rewrites.insert(sql.into(), p.clone());
-                }
-                p
-            }
-        };
-        let conn = &self.conn;
-        let stmt = conn.prepare_cached(&prepared.sql).map_err(map_error)?;
-        Ok((stmt, prepared, conn))
+        let (stmt, entry) = self.sql_cache.prepare(&self.conn, sql)?;
+        Ok((stmt, entry.prepared.clone(), &self.conn))
     }
 
     pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
@@ -225,34 +314,22 @@ impl SqliteConn {
     }
 
     fn query_ungated(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
-        let (mut stmt, prepared, _) = self.prepared(sql)?;
-        bind(&mut stmt, params.ordered_for(&prepared)?)?;
-        let columns: Vec<Column> = stmt
-            .columns()
-            .iter()
-            .map(|c| Column {
-                name: c.name().to_owned(),
-                decl_type: c.decl_type().unwrap_or("").to_owned(),
-            })
-            .collect();
-        let bool_columns: Vec<bool> = columns.iter().map(|c| is_bool_decl(&c.decl_type)).collect();
-        let mut result = ResultSet::new(columns);
+        let (mut stmt, entry) = self.sql_cache.prepare(&self.conn, sql)?;
+        bind(&mut stmt, params.ordered_for(&entry.prepared)?)?;
+        // The columns are read once the statement has stepped: a schema
+        // change re-prepares it then, and `SELECT *` may answer with others.
+        let mut shaped: Option<(ResultSet, Arc<[bool]>)> = None;
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().map_err(map_error)? {
-            for ((c, is_bool), column) in bool_columns.iter().enumerate().zip(result.row_sink()) {
-                // TEXT keeps its bytes as stored, UTF-8 or not.
-                column.push(match row.get_ref(c).map_err(map_error)? {
-                    ValueRef::Null => CellRef::Null,
-                    ValueRef::Integer(i) if *is_bool && (i == 0 || i == 1) => CellRef::Bool(i == 1),
-                    ValueRef::Integer(i) => CellRef::Int64(i),
-                    ValueRef::Real(f) => CellRef::Double(f),
-                    ValueRef::Text(t) => CellRef::Text(t),
-                    ValueRef::Blob(b) => CellRef::Blob(b),
-                });
-            }
-            result.end_row();
+            let (result, bools) =
+                shaped.get_or_insert_with(|| entry.shape_for(row.as_ref()).into_result());
+            append_row(result, row, bools)?;
         }
-        Ok(result)
+        drop(rows);
+        Ok(match shaped {
+            Some((result, _)) => result,
+            None => entry.shape_for(&stmt).into_result().0,
+        })
     }
 
     pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
@@ -510,7 +587,7 @@ fn sqlstate_for(extended: i32, message: &str) -> &'static str {
 pub struct SqliteRows {
     /// `None` once the rows are over (the connection went back).
     worker: Option<Worker>,
-    columns: Vec<Column>,
+    columns: Arc<[Column]>,
     /// The worker failed to give the connection back.
     lost: bool,
 }
@@ -536,25 +613,21 @@ impl SqliteRows {
 }
 
 /// One SQLite value as ours (`BOOL`/`BOOLEAN` columns' 0 and 1 as booleans).
-fn cell_value(v: ValueRef<'_>, is_bool: bool) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) if is_bool && (i == 0 || i == 1) => Value::Bool(i == 1),
-        ValueRef::Integer(i) => Value::Int64(i),
-        ValueRef::Real(f) => Value::Double(f),
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+/// Appends one row to `result`; TEXT keeps its bytes as stored, UTF-8 or
+/// not.
+fn append_row(result: &mut ResultSet, row: &rusqlite::Row<'_>, bools: &[bool]) -> Result<()> {
+    for ((c, is_bool), column) in bools.iter().enumerate().zip(result.row_sink()) {
+        column.push(match row.get_ref(c).map_err(map_error)? {
+            ValueRef::Null => CellRef::Null,
+            ValueRef::Integer(i) if *is_bool && (i == 0 || i == 1) => CellRef::Bool(i == 1),
+            ValueRef::Integer(i) => CellRef::Int64(i),
+            ValueRef::Real(f) => CellRef::Double(f),
+            ValueRef::Text(t) => CellRef::Text(t),
+            ValueRef::Blob(b) => CellRef::Blob(b),
+        });
     }
-}
-
-fn columns_of(stmt: &rusqlite::Statement<'_>) -> Vec<Column> {
-    stmt.columns()
-        .iter()
-        .map(|c| Column {
-            name: c.name().to_owned(),
-            decl_type: c.decl_type().unwrap_or("").to_owned(),
-        })
-        .collect()
+    result.end_row();
+    Ok(())
 }
 
 impl SqliteConn {
@@ -571,27 +644,18 @@ impl SqliteConn {
             bind(&mut stmt, values.clone())?;
             stmt.clear_bindings();
             let owned: Vec<Value> = values.into_iter().cloned().collect();
-            (prepared.sql.clone(), owned, columns_of(&stmt))
+            (prepared.sql.clone(), owned, Shape::of(&stmt))
         };
         let stand_in = stand_in()?;
         let (conn_tx, conn_rx) = mpsc::channel::<rusqlite::Connection>();
         let (req_tx, req_rx) = mpsc::channel::<usize>();
         let (chunk_tx, chunk_rx) = mpsc::channel();
-        let bool_columns: Vec<bool> = columns.iter().map(|c| is_bool_decl(&c.decl_type)).collect();
-        let result_columns = columns.clone();
+        let shape = columns.clone();
         let thread = std::thread::Builder::new()
             .name("sqlpool-sqlite-stream".into())
             .spawn(move || {
                 let conn = conn_rx.recv().ok()?;
-                step_rows(
-                    &conn,
-                    &sql,
-                    &values,
-                    &result_columns,
-                    &bool_columns,
-                    &req_rx,
-                    &chunk_tx,
-                );
+                step_rows(&conn, &sql, &values, &shape, &req_rx, &chunk_tx);
                 Some(conn)
             })
             .map_err(|e| {
@@ -622,7 +686,7 @@ impl SqliteConn {
                 chunks: chunk_rx,
                 thread,
             }),
-            columns,
+            columns: columns.columns,
             lost: false,
         })
     }
@@ -677,8 +741,7 @@ fn step_rows(
     conn: &rusqlite::Connection,
     sql: &str,
     values: &[Value],
-    columns: &[Column],
-    bool_columns: &[bool],
+    shape: &Shape,
     requests: &mpsc::Receiver<usize>,
     chunks: &mpsc::Sender<Result<(ResultSet, bool)>>,
 ) {
@@ -697,7 +760,7 @@ fn step_rows(
     while let Ok(max_rows) = requests.recv() {
         let answer = match failed.take() {
             Some(e) => Err(e),
-            None => next_chunk(&mut rows, columns, bool_columns, max_rows),
+            None => next_chunk(&mut rows, shape, max_rows),
         };
         let end = !matches!(answer, Ok((_, false)));
         if chunks.send(answer).is_err() || end {
@@ -709,20 +772,15 @@ fn step_rows(
 /// Up to `max_rows` rows as a result, and whether the rows are over.
 fn next_chunk(
     rows: &mut rusqlite::Rows<'_>,
-    columns: &[Column],
-    bool_columns: &[bool],
+    shape: &Shape,
     max_rows: usize,
 ) -> Result<(ResultSet, bool)> {
-    let mut result = ResultSet::new(columns.to_vec());
+    let mut result = ResultSet::new(shape.columns.clone());
     while result.row_count() < max_rows {
         let Some(row) = rows.next().map_err(map_error)? else {
             return Ok((result, true));
         };
-        let mut cells = Vec::with_capacity(bool_columns.len());
-        for (c, is_bool) in bool_columns.iter().enumerate() {
-            cells.push(cell_value(row.get_ref(c).map_err(map_error)?, *is_bool));
-        }
-        result.push_row(cells);
+        append_row(&mut result, row, &shape.bools)?;
     }
     Ok((result, false))
 }

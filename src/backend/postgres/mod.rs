@@ -1027,7 +1027,7 @@ impl RowDecoder {
                         name: c.name().to_owned(),
                         decl_type: type_name(c.type_()),
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ),
             decoders: columns
                 .iter()
