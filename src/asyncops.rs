@@ -675,8 +675,8 @@ where
     // when spawned, registering its own waker wherever this poll waited.
     let first = {
         let _runtime = rt.enter();
-        task.as_mut()
-            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+        let waker = crate::backend::postgres::net::noop_waker();
+        task.as_mut().poll(&mut Context::from_waker(&waker))
     };
     if first.is_pending() {
         rt.spawn(task);

@@ -262,15 +262,21 @@ fn drive_blocking<F: Future>(mut fut: Pin<&mut F>, flag: &Arc<Flag>) -> Result<F
 /// Polls once on this thread without waiting for anything (sockets that
 /// would block just say so).
 pub fn poll_now(f: impl FnOnce(&mut Context<'_>)) {
-    struct Nothing;
-    impl Wake for Nothing {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Nothing));
+    let waker = noop_waker();
     let mut cx = Context::from_waker(&waker);
     let previous = BLOCKING.with(|b| b.borrow_mut().replace(Waits::default()));
     f(&mut cx);
     BLOCKING.with(|b| *b.borrow_mut() = previous);
+}
+
+/// A waker that does nothing (`Waker::noop` needs a newer Rust than the
+/// crate's minimum).
+pub fn noop_waker() -> Waker {
+    struct Nothing;
+    impl Wake for Nothing {
+        fn wake(self: Arc<Self>) {}
+    }
+    Waker::from(Arc::new(Nothing))
 }
 
 /// Whether a blocking driver runs on this thread (vs. an async task).
