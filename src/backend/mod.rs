@@ -58,6 +58,9 @@ pub struct Conn {
     read_only_refused: bool,
     /// Counts the connection on its host (PostgreSQL) while it lives.
     host: Option<hosts::HostTicket>,
+    /// The last statement found to change nothing in the session (and not
+    /// to mention LISTEN).
+    last_plain_sql: Box<str>,
 }
 
 /// A connection the server answered on within this window skips the
@@ -442,8 +445,16 @@ impl Conn {
     /// Notes whether `sql` changes the session beyond the transaction, so
     /// the release resets it (the `session_reset` option).
     fn note_session(&mut self, sql: &str) {
-        if !self.listening && sql.to_ascii_uppercase().contains("LISTEN") {
-            self.listening = matches!(self.db, Db::Postgres(_));
+        // A statement run again is not lexed again.
+        if *self.last_plain_sql == *sql {
+            return;
+        }
+        let mentions_listen = sql
+            .as_bytes()
+            .windows(6)
+            .any(|w| w.eq_ignore_ascii_case(b"LISTEN"));
+        if mentions_listen && matches!(self.db, Db::Postgres(_)) {
+            self.listening = true;
         }
         if self.session_dirty {
             return;
@@ -458,6 +469,9 @@ impl Conn {
             return;
         }
         self.session_dirty = crate::sqltext::changes_session(sql, dialect);
+        if !self.session_dirty && !mentions_listen {
+            self.last_plain_sql = sql.into();
+        }
     }
 
     /// Whether the session has changed since it was opened or reset.
@@ -707,6 +721,7 @@ impl Manager {
             id,
             read_only_refused: false,
             host: None,
+            last_plain_sql: Box::default(),
         };
         if let Db::Postgres(c) = &conn.db {
             conn.host = Some(self.hosts.opened(c.endpoint().host_label()));

@@ -67,6 +67,8 @@ impl CachedSql {
 struct Shape {
     columns: Arc<[Column]>,
     bools: Arc<[bool]>,
+    /// The statement's re-prepare count when these were read.
+    reprepared: i32,
 }
 
 impl Shape {
@@ -80,7 +82,11 @@ impl Shape {
             })
             .collect();
         let bools = columns.iter().map(|c| is_bool_decl(&c.decl_type)).collect();
-        Shape { columns, bools }
+        Shape {
+            columns,
+            bools,
+            reprepared: stmt.get_status(rusqlite::StatementStatus::RePrepare),
+        }
     }
 
     /// An empty result with these columns, and the boolean ones.
@@ -88,14 +94,17 @@ impl Shape {
         (ResultSet::new(self.columns), self.bools)
     }
 
-    /// Whether `stmt` still has these columns (a schema change re-prepares
-    /// it, and `SELECT *` may then answer with others).
+    /// Whether `stmt` still has these columns: not re-prepared since (a
+    /// schema change re-prepares it, and `SELECT *` may then answer with
+    /// others), and the same names.
     fn fits(&self, stmt: &rusqlite::Statement<'_>) -> bool {
-        stmt.column_count() == self.columns.len()
-            && self.columns.iter().enumerate().all(|(i, c)| {
-                stmt.column_name(i).is_ok_and(|n| n == c.name)
-                    && stmt.columns()[i].decl_type().unwrap_or("") == c.decl_type
-            })
+        stmt.get_status(rusqlite::StatementStatus::RePrepare) == self.reprepared
+            && stmt.column_count() == self.columns.len()
+            && self
+                .columns
+                .iter()
+                .enumerate()
+                .all(|(i, c)| stmt.column_name(i).is_ok_and(|n| n == c.name))
     }
 }
 
