@@ -434,6 +434,11 @@ impl ResultSet {
         &self.columns
     }
 
+    /// The columns, shared (no copy).
+    pub fn shared_columns(&self) -> Arc<[Column]> {
+        self.columns.clone()
+    }
+
     /// The first row packed (see [`PackedRow`]); `None` without rows or
     /// with more than 64 columns. Built on first request and kept.
     pub fn first_row_packed(&self) -> Option<&PackedRow> {

@@ -91,17 +91,31 @@ fn valid_text_has_no_flag() {
     check(sqlpool_result_free(res), "free");
 }
 
-#[test]
-fn a_streamed_sqlite_text_keeps_its_bytes_too() {
-    let db = Db::open("sqlite::memory:");
-    let sql = cstr("SELECT CAST(x'41ff42' AS TEXT) AS t");
+/// Starts a stream of `sql` and reads its first chunk (at most 10 rows).
+fn first_chunk(db: &Db, sql: &str) -> (*mut sqlpool_stream, *mut sqlpool_result) {
+    let s = cstr(sql);
     let mut stream = ptr::null_mut();
     check(
-        unsafe { sqlpool_conn_query_stream(db.conn, sql.as_ptr(), ptr::null(), &mut stream) },
+        unsafe { sqlpool_conn_query_stream(db.conn, s.as_ptr(), ptr::null(), &mut stream) },
         "query_stream",
     );
     let mut res = ptr::null_mut();
     check(sqlpool_stream_next(stream, 10, &mut res), "stream_next");
+    (stream, res)
+}
+
+fn run_script(db: &Db, sql: &str) {
+    let s = cstr(sql);
+    check(
+        unsafe { sqlpool_conn_execute_script(db.conn, s.as_ptr()) },
+        "script",
+    );
+}
+
+#[test]
+fn a_streamed_sqlite_text_keeps_its_bytes_too() {
+    let db = Db::open("sqlite::memory:");
+    let (stream, res) = first_chunk(&db, "SELECT CAST(x'41ff42' AS TEXT) AS t");
     let (mut p, mut len) = (ptr::null(), 0usize);
     check(
         sqlpool_result_get_text(res, 0, 0, &mut p, &mut len),
@@ -146,17 +160,35 @@ fn a_schema_change_under_a_cached_statement_shows_the_new_columns() {
         check(sqlpool_result_free(res), "free");
         names
     };
-    let script = |sql: &str| {
-        let s = cstr(sql);
-        check(
-            unsafe { sqlpool_conn_execute_script(db.conn, s.as_ptr()) },
-            "script",
-        );
-    };
-    script("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)");
+    run_script(&db, "CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)");
     assert_eq!(names("SELECT * FROM t"), ["a"]);
-    script("ALTER TABLE t ADD COLUMN b TEXT");
+    run_script(&db, "ALTER TABLE t ADD COLUMN b TEXT");
     assert_eq!(names("SELECT * FROM t"), ["a", "b"]);
-    script("ALTER TABLE t RENAME COLUMN b TO c");
+    run_script(&db, "ALTER TABLE t RENAME COLUMN b TO c");
     assert_eq!(names("SELECT * FROM t"), ["a", "c"]);
+}
+
+/// A stream of a cached `SELECT *` sees a schema change too.
+#[test]
+fn a_schema_change_under_a_streamed_statement_shows_the_new_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&format!("sqlite:{}", dir.path().join("s.db").display()));
+    let streamed_names = || {
+        let (stream, res) = first_chunk(&db, "SELECT * FROM t");
+        let mut n = 0usize;
+        check(sqlpool_result_column_count(res, &mut n), "column_count");
+        let mut values = 0usize;
+        let mut kind = 0u32;
+        for c in 0..n {
+            check(sqlpool_result_kind(res, 0, c, &mut kind), "kind");
+            values += usize::from(kind != SQLPOOL_KIND_NULL);
+        }
+        check(sqlpool_result_free(res), "free");
+        check(sqlpool_stream_free(stream), "stream_free");
+        (n, values)
+    };
+    run_script(&db, "CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)");
+    assert_eq!(streamed_names(), (1, 1));
+    run_script(&db, "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'");
+    assert_eq!(streamed_names(), (2, 2));
 }

@@ -717,6 +717,10 @@ impl SqliteConn {
                 "the stream thread ended early",
             ))
         });
+        if let Ok((chunk, _)) = &answer {
+            // (The first chunk may have found other columns: see next_chunk.)
+            rows.columns = chunk.shared_columns();
+        }
         if !matches!(answer, Ok((_, false))) {
             self.stream_end(rows);
         }
@@ -766,10 +770,12 @@ fn step_rows(
     let bound = bind(&mut stmt, values.iter().collect());
     let mut rows = stmt.raw_query();
     let mut failed = bound.err();
+    let mut shape = shape.clone();
+    let mut first = true;
     while let Ok(max_rows) = requests.recv() {
         let answer = match failed.take() {
             Some(e) => Err(e),
-            None => next_chunk(&mut rows, shape, max_rows),
+            None => next_chunk(&mut rows, &mut shape, &mut first, max_rows),
         };
         let end = !matches!(answer, Ok((_, false)));
         if chunks.send(answer).is_err() || end {
@@ -781,7 +787,8 @@ fn step_rows(
 /// Up to `max_rows` rows as a result, and whether the rows are over.
 fn next_chunk(
     rows: &mut rusqlite::Rows<'_>,
-    shape: &Shape,
+    shape: &mut Shape,
+    first: &mut bool,
     max_rows: usize,
 ) -> Result<(ResultSet, bool)> {
     let mut result = ResultSet::new(shape.columns.clone());
@@ -789,6 +796,12 @@ fn next_chunk(
         let Some(row) = rows.next().map_err(map_error)? else {
             return Ok((result, true));
         };
+        // The columns as the stepped statement has them (a schema change
+        // since the stream started re-prepares it).
+        if std::mem::take(first) && !shape.fits(row.as_ref()) {
+            *shape = Shape::of(row.as_ref());
+            result = ResultSet::new(shape.columns.clone());
+        }
         append_row(&mut result, row, &shape.bools)?;
     }
     Ok((result, false))
