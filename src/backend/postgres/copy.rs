@@ -76,28 +76,11 @@ impl PgConn {
     /// parameters).
     pub async fn copy_in_start(&mut self, sql: &str) -> Result<PgCopyIn> {
         check_copy(sql, "FROM STDIN")?;
-        let timeout = self.query_timeout();
         // Prepared first, so a statement the server cannot parse fails
         // cleanly; a COPY refused when it runs (a missing table) leaves
         // tokio-postgres a ReadyForQuery out of step (its CopyFail's), so
         // the connection is closed then — the error keeps its SQLSTATE.
-        let prepared = {
-            let Self {
-                client,
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            statement(
-                driver,
-                cancel,
-                interrupt.as_deref(),
-                timeout,
-                client.prepare(sql),
-            )
-            .await
-        };
+        let prepared = self.start_statement(|client| client.prepare(sql)).await;
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -105,23 +88,9 @@ impl PgConn {
                 return Err(e);
             }
         };
-        let r = {
-            let Self {
-                client,
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            statement(
-                driver,
-                cancel,
-                interrupt.as_deref(),
-                timeout,
-                client.copy_in::<_, Bytes>(&prepared),
-            )
-            .await
-        };
+        let r = self
+            .start_statement(|client| client.copy_in::<_, Bytes>(&prepared))
+            .await;
         match r {
             Ok(sink) => Ok(PgCopyIn {
                 sink: Box::pin(sink),
@@ -189,24 +158,9 @@ impl PgConn {
     pub async fn copy_out_start(&mut self, sql: &str) -> Result<PgCopyOut> {
         check_copy(sql, "TO STDOUT")?;
         let in_transaction = self.transaction_status() != b'I';
-        let timeout = self.query_timeout();
-        let r = {
-            let Self {
-                client,
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            statement(
-                driver,
-                cancel,
-                interrupt.as_deref(),
-                timeout,
-                client.copy_out::<str>(sql),
-            )
-            .await
-        };
+        let r = self
+            .start_statement(|client| client.copy_out::<str>(sql))
+            .await;
         match r {
             Ok(stream) => Ok(PgCopyOut {
                 stream: Box::pin(stream),

@@ -592,6 +592,29 @@ impl PgConn {
     where
         F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + 'a,
     {
+        self.client_statement(true, make).await
+    }
+
+    /// Starts it the same way without waiting for its end (streams and
+    /// COPY go on reading or writing).
+    async fn start_statement<'a, T, F>(
+        &'a mut self,
+        make: impl FnOnce(&'a Client) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + 'a,
+    {
+        self.client_statement(false, make).await
+    }
+
+    async fn client_statement<'a, T, F>(
+        &'a mut self,
+        to_the_end: bool,
+        make: impl FnOnce(&'a Client) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + 'a,
+    {
         let timeout = self.query_timeout();
         let Self {
             client,
@@ -600,7 +623,12 @@ impl PgConn {
             interrupt,
             ..
         } = self;
-        Self::run(driver, cancel, interrupt.as_deref(), timeout, make(client)).await
+        let interrupt = interrupt.as_deref();
+        if to_the_end {
+            Self::run(driver, cancel, interrupt, timeout, make(client)).await
+        } else {
+            statement(driver, cancel, interrupt, timeout, make(client)).await
+        }
     }
 
     pub async fn execute_script(&mut self, sql: &str) -> Result<()> {

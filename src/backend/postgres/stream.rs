@@ -71,25 +71,10 @@ impl PgConn {
         loop {
             let (_, stmt, values) = self.prepare(sql, params).await?;
             let bound: Vec<PgParam<'_>> = values.iter().map(|v| PgParam(v)).collect();
-            let timeout = self.query_timeout();
             let columns = columns_of(stmt.columns());
-            let r = {
-                let Self {
-                    client,
-                    driver,
-                    cancel,
-                    interrupt,
-                    ..
-                } = self;
-                statement(
-                    driver,
-                    cancel,
-                    interrupt.as_deref(),
-                    timeout,
-                    client.query_raw(&stmt, bound),
-                )
-                .await
-            };
+            let r = self
+                .start_statement(|client| client.query_raw(&stmt, bound))
+                .await;
             match r {
                 Ok(rows) => {
                     self.forget_uncached();
@@ -130,24 +115,9 @@ impl PgConn {
             .iter()
             .map(|v| (PgParam(v), natural_type(v)))
             .collect();
-        let timeout = self.query_timeout();
-        let r = {
-            let Self {
-                client,
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            statement(
-                driver,
-                cancel,
-                interrupt.as_deref(),
-                timeout,
-                client.query_typed_raw(&prepared.sql, typed),
-            )
-            .await
-        };
+        let r = self
+            .start_statement(|client| client.query_typed_raw(&prepared.sql, typed))
+            .await;
         match r {
             Ok(rows) => Ok(PgRows {
                 rows: Box::pin(rows),
