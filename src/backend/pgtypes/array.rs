@@ -147,8 +147,9 @@ pub(super) fn array_literal(items: &[serde_json::Value], out: &mut String) {
     out.push('}');
 }
 
-/// `"text"` with `"` and `\` backslash-escaped (array literal syntax).
-fn push_quoted(out: &mut String, s: &str) {
+/// `"text"` with `"` and `\` backslash-escaped (array and hstore literal
+/// syntax).
+pub(super) fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         if c == '"' || c == '\\' {

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use tokio_postgres::types::{Kind as PgKind, Type};
 
+use super::array::push_quoted;
 use super::datetime::format_time;
 use super::{decode, fallback_text, float_text, hex_text, BoxError, Reader};
 use crate::value::Value;
@@ -287,28 +288,18 @@ fn decode_hstore(raw: &[u8]) -> Result<String, BoxError> {
     let mut r = Reader(raw);
     let n = r.i32()?.max(0);
     let mut s = String::new();
-    let quoted = |s: &mut String, t: &str| {
-        s.push('"');
-        for c in t.chars() {
-            if c == '"' || c == '\\' {
-                s.push('\\');
-            }
-            s.push(c);
-        }
-        s.push('"');
-    };
     for i in 0..n {
         if i > 0 {
             s.push_str(", ");
         }
         let klen = r.i32()?.max(0) as usize;
-        quoted(&mut s, std::str::from_utf8(r.take(klen)?)?);
+        push_quoted(&mut s, std::str::from_utf8(r.take(klen)?)?);
         s.push_str("=>");
         let vlen = r.i32()?;
         if vlen < 0 {
             s.push_str("NULL");
         } else {
-            quoted(&mut s, std::str::from_utf8(r.take(vlen as usize)?)?);
+            push_quoted(&mut s, std::str::from_utf8(r.take(vlen as usize)?)?);
         }
     }
     Ok(s)
