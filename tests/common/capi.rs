@@ -77,6 +77,14 @@ pub fn params(values: &[P]) -> *mut sqlpool_params {
     list
 }
 
+/// Adds `set` to `list` as one parameter set (then starts the next).
+pub fn add_set(list: *mut sqlpool_params, set: &[P]) {
+    for v in set {
+        add(list, None, v);
+    }
+    ok(sqlpool_params_next_set(list));
+}
+
 fn add(list: *mut sqlpool_params, name: Option<&CString>, v: &P) {
     let n = name.map_or(ptr::null(), |c| c.as_ptr());
     unsafe {

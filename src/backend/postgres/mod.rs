@@ -17,6 +17,7 @@ mod connect;
 pub mod copy;
 pub mod net;
 pub mod notify;
+mod pipeline;
 pub mod stream;
 mod tls;
 
@@ -40,6 +41,7 @@ use crate::sqltext::{prepare_sql, Dialect, ParamSlots, PreparedSql};
 use crate::value::{Params, Value};
 use connect::Endpoint;
 use net::{Deadline, PgSocket, Tap, Tapped};
+use pipeline::Exchange;
 
 pub type PgConnection = tokio_postgres::Connection<Tapped<PgSocket>, tls::TlsStream>;
 
@@ -47,8 +49,6 @@ pub type PgConnection = tokio_postgres::Connection<Tapped<PgSocket>, tls::TlsStr
 /// or a caller's cancel) before the connection is closed instead.
 const TIMEOUT_GRACE: Duration = Duration::from_millis(500);
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
-/// Parameter sets sent ahead of their answers in a pipelined batch.
-const PIPELINE_DEPTH: usize = 512;
 
 // ---------------------------------------------------------------------------
 // The driver
@@ -240,6 +240,34 @@ fn plain_target() -> PgTarget {
     }
 }
 
+/// The error of a statement's future: tokio-postgres's, or the library's
+/// own (a pipelined batch).
+trait StatementError {
+    /// The server cancelled the statement (57014).
+    fn is_cancel(&self) -> bool;
+    fn into_error(self, driver: &Driver) -> Error;
+}
+
+impl StatementError for tokio_postgres::Error {
+    fn is_cancel(&self) -> bool {
+        self.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+    }
+
+    fn into_error(self, driver: &Driver) -> Error {
+        driver.map(self)
+    }
+}
+
+impl StatementError for Error {
+    fn is_cancel(&self) -> bool {
+        self.sqlstate.as_deref() == Some("57014")
+    }
+
+    fn into_error(self, _: &Driver) -> Error {
+        self
+    }
+}
+
 /// Why a statement was stopped before it answered.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -252,12 +280,12 @@ enum Stop {
 /// is still running, and the connection is kept only once the server has
 /// acted on the request and ended the statement, so a cancel can never
 /// reach a later statement; otherwise the connection is closed.
-async fn statement<T>(
+async fn statement<T, E: StatementError>(
     driver: &mut Driver,
     cancel: &CancelTarget,
     interrupt: Option<&Interrupt>,
     timeout: Option<Duration>,
-    fut: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    fut: impl Future<Output = std::result::Result<T, E>>,
 ) -> Result<T> {
     if interrupt.is_some_and(Interrupt::is_requested) {
         // Cancelled before it started: nothing reached the server.
@@ -296,7 +324,7 @@ async fn statement<T>(
         }))
         .await;
     let stop = match first {
-        Ok(r) => return r.map_err(|e| driver.map(e)),
+        Ok(r) => return r.map_err(|e| e.into_error(driver)),
         Err(stop) => stop,
     };
     let grace = match stop {
@@ -328,7 +356,7 @@ async fn statement<T>(
     if delivered != Some(true) {
         driver.close("a cancel request could not be confirmed; the connection was closed");
     }
-    let stopped_error = |e: Option<&tokio_postgres::Error>| -> Error {
+    let stopped_error = |answered: bool| -> Error {
         let (status, what) = match stop {
             Stop::Timeout(t) => (
                 Status::QueryTimeout,
@@ -340,7 +368,7 @@ async fn statement<T>(
             Stop::Cancelled => (Status::Cancelled, "the operation was cancelled".to_owned()),
         };
         let mut err = Error::new(status, what).with_sqlstate("57014");
-        if e.is_none() {
+        if !answered {
             err.message
                 .push_str("; the server did not answer in time, so the connection was closed");
         }
@@ -349,14 +377,12 @@ async fn statement<T>(
     match finished {
         None => {
             driver.close("the server did not answer a cancelled statement");
-            Err(stopped_error(None))
+            Err(stopped_error(false))
         }
         // It finished before the cancel took effect: that is the outcome.
         Some(Ok(v)) => Ok(v),
-        Some(Err(e)) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
-            Err(stopped_error(Some(&e)))
-        }
-        Some(Err(e)) => Err(driver.map(e)),
+        Some(Err(e)) if e.is_cancel() => Err(stopped_error(true)),
+        Some(Err(e)) => Err(e.into_error(driver)),
     }
 }
 
@@ -534,12 +560,12 @@ impl PgConn {
 
     /// Runs `fut` as a statement (query timeout, cancellable), then waits
     /// for its ReadyForQuery so the transaction status is exact.
-    async fn run<T>(
+    async fn run<T, E: StatementError>(
         driver: &mut Driver,
         cancel: &CancelTarget,
         interrupt: Option<&Interrupt>,
         timeout: Option<Duration>,
-        fut: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+        fut: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<T> {
         let r = statement(driver, cancel, interrupt, timeout, fut).await;
         let grace = Some(Instant::now() + TIMEOUT_GRACE + timeout.unwrap_or(Duration::ZERO));
@@ -876,7 +902,7 @@ impl PgConn {
                 Some(e) => Err(e),
                 None => Ok(decoder.map_or_else(|| ResultSet::new(Vec::new()), RowDecoder::finish)),
             };
-            Ok((decoded, affected))
+            Ok::<_, tokio_postgres::Error>((decoded, affected))
         };
         let (decoded, affected) = Self::run(driver, cancel, interrupt.as_deref(), timeout, work)
             .await
@@ -884,85 +910,58 @@ impl PgConn {
         Ok((decoded?, affected))
     }
 
-    /// Runs one statement once per parameter set, pipelined: the sets are
-    /// sent ahead of their answers (one Sync each), over one prepared
-    /// statement. The caller provides the transaction (all or nothing),
-    /// which also keeps PgBouncer on one server when the cache is off.
+    /// Runs one statement once per parameter set, pipelined as libpq's
+    /// pipeline mode does (see [`pipeline`]): Bind/Execute per set over one
+    /// prepared statement, one Sync per chunk. The caller provides the
+    /// transaction (all or nothing), which also keeps PgBouncer on one
+    /// server when the cache is off.
     pub async fn execute_many(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
         let Some(first) = sets.first() else {
             return Ok(0);
         };
+        if crate::backend::leading_keyword(sql) == "COPY" {
+            return Err(Error::new(
+                Status::Unsupported,
+                "COPY cannot run as a batch: use the COPY functions (sqlpool_conn_copy_in, conn.copy())",
+            ));
+        }
         let (prepared_sql, statement, _) =
             self.prepare(sql, first).await.map_err(|e| in_set(e, 0))?;
-        // Check every set before anything is sent.
+        // Every set is checked and encoded before anything is sent.
         let mut all: Vec<Vec<&Value>> = Vec::with_capacity(sets.len());
         for (i, params) in sets.iter().enumerate() {
             let values = params
                 .ordered_for(&prepared_sql)
                 .map_err(|e| in_set(e, i))?;
             check_count(&statement, &values).map_err(|e| in_set(e, i))?;
-            bind_check(&statement, &prepared_sql, &values).map_err(|e| in_set(e, i))?;
             all.push(values);
         }
+        let exchange = Exchange::encode(&prepared_sql.sql, statement.params(), &all, |p| {
+            parameter_name(&prepared_sql, p)
+        })?;
+        drop(all);
         let timeout = self.query_timeout();
         let Self {
-            client,
             driver,
             cancel,
             interrupt,
             ..
         } = self;
-        let work = async {
-            let mut total = 0u64;
-            for (chunk_no, chunk) in all.chunks(PIPELINE_DEPTH).enumerate() {
-                let mut pending: VecDeque<_> = chunk
-                    .iter()
-                    .map(|values| {
-                        let bound: Vec<PgParam<'_>> = values.iter().map(|v| PgParam(v)).collect();
-                        (Box::pin(client.execute_raw(&statement, bound)), None)
-                    })
-                    .collect();
-                // Start every request in order (each sends on its first
-                // poll), then collect the answers in order.
-                let mut index = chunk_no * PIPELINE_DEPTH;
-                std::future::poll_fn(|cx| {
-                    for (f, done) in pending.iter_mut() {
-                        if let Poll::Ready(v) = f.as_mut().poll(cx) {
-                            *done = Some(v);
-                        }
-                    }
-                    Poll::Ready(())
-                })
-                .await;
-                let mut first_error = None;
-                while let Some((f, done)) = pending.pop_front() {
-                    let outcome = match done {
-                        Some(v) => v,
-                        None => f.await,
-                    };
-                    match outcome {
-                        Ok(n) => total += n,
-                        Err(e) => {
-                            first_error.get_or_insert((index, e));
-                        }
-                    }
-                    index += 1;
-                }
-                if let Some((i, e)) = first_error {
-                    return Err((i, e));
-                }
-            }
-            Ok(total)
-        };
+        // tokio-postgres has nothing in flight (every call settles), so the
+        // stream is the batch's until its last ReadyForQuery.
+        let tap = driver.tap.clone();
         let r = Self::run(driver, cancel, interrupt.as_deref(), timeout, async {
-            match work.await {
-                Ok(n) => Ok(Ok(n)),
-                Err((i, e)) if e.as_db_error().is_some() => Ok(Err((i, e))),
-                Err((_, e)) => Err(e),
+            tap.start_exchange(exchange);
+            let outcome = std::future::poll_fn(|cx| tap.poll_exchange(cx))
+                .await
+                .outcome();
+            match outcome {
+                // Stopped (timeout, cancel) or lost: the statement's error.
+                Err(e) if e.is_cancel() || e.breaks_connection() => Err(e),
+                other => Ok(other),
             }
         })
         .await?;
-        let r = r.map_err(|(i, e)| in_set(self.driver.map(e), i));
         if r.as_ref().is_err_and(is_cache_stale) {
             // The caller's transaction is aborted now; the caller may retry.
             self.cache.remove(sql);
@@ -972,7 +971,7 @@ impl PgConn {
     }
 }
 
-fn in_set(mut e: Error, i: usize) -> Error {
+pub(super) fn in_set(mut e: Error, i: usize) -> Error {
     e.message = format!("parameter set #{}: {}", i + 1, e.message);
     e
 }
@@ -1133,22 +1132,41 @@ fn type_name(ty: &Type) -> String {
     }
 }
 
+/// A server's error (ErrorResponse fields): secrets redacted, and a value
+/// the server could not take for a parameter names it.
+fn db_error(
+    sqlstate: &str,
+    message: &str,
+    detail: Option<&str>,
+    hint: Option<&str>,
+    position: Option<u32>,
+    where_: Option<&str>,
+) -> Error {
+    let mut err =
+        Error::new(status_for_sqlstate(sqlstate), redact_secrets(message)).with_sqlstate(sqlstate);
+    err.detail = detail.map(redact_secrets);
+    err.hint = hint.map(str::to_owned);
+    err.position = position;
+    if let Some(n) = where_.and_then(bind_parameter_of) {
+        err.message = format!("parameter ${n}: {}", err.message);
+    }
+    err
+}
+
 pub fn map_error(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
-        let sqlstate = db.code().code();
-        let mut err = Error::new(status_for_sqlstate(sqlstate), redact_secrets(db.message()))
-            .with_sqlstate(sqlstate);
-        err.detail = db.detail().map(redact_secrets);
-        err.hint = db.hint().map(str::to_owned);
-        err.position = match db.position() {
+        let position = match db.position() {
             Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
             _ => None,
         };
-        // A value the server could not take for a parameter names it.
-        if let Some(n) = db.where_().and_then(bind_parameter_of) {
-            err.message = format!("parameter ${n}: {}", err.message);
-        }
-        return err;
+        return db_error(
+            db.code().code(),
+            db.message(),
+            db.detail(),
+            db.hint(),
+            position,
+            db.where_(),
+        );
     }
     if let Some(bind) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<BindError>()) {
         return Error::parameter(format!("{e}: {bind}"));

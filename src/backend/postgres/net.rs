@@ -28,6 +28,8 @@ use std::time::Instant;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
+use super::pipeline::Exchange;
+
 // ---------------------------------------------------------------------------
 // Blocking mode
 
@@ -517,6 +519,10 @@ pub struct Tap {
     last_tag: Mutex<String>,
     /// TLS was negotiated (set by the TLS connector).
     tls: AtomicBool,
+    /// A pipelined batch is being written past tokio-postgres: the reading
+    /// layer sends it and takes its answers out of the stream.
+    exchanging: AtomicBool,
+    exchange: Mutex<Option<Exchange>>,
 }
 
 impl Tap {
@@ -528,6 +534,8 @@ impl Tap {
             ready_seen: AtomicU64::new(0),
             last_tag: Mutex::new(String::new()),
             tls: AtomicBool::new(false),
+            exchanging: AtomicBool::new(false),
+            exchange: Mutex::new(None),
         })
     }
 
@@ -560,6 +568,41 @@ impl Tap {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    fn exchange(&self) -> std::sync::MutexGuard<'_, Option<Exchange>> {
+        self.exchange.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands a batch to the stream, to be sent while the connection is
+    /// driven; only while no request of tokio-postgres is in flight.
+    pub fn start_exchange(&self, exchange: Exchange) {
+        *self.exchange() = Some(exchange);
+        self.exchanging.store(true, Ordering::Release);
+    }
+
+    /// The batch, once every chunk is answered (or the connection ended).
+    pub fn poll_exchange(&self, cx: &mut Context<'_>) -> Poll<Exchange> {
+        let mut slot = self.exchange();
+        match slot.as_mut() {
+            Some(e) if e.is_finished() => {
+                self.exchanging.store(false, Ordering::Release);
+                Poll::Ready(slot.take().expect("checked above"))
+            }
+            Some(e) => {
+                e.wait(cx.waker());
+                Poll::Pending
+            }
+            None => Poll::Ready(Exchange::lost("internal: no batch was in flight")),
+        }
+    }
+
+    fn lose_exchange(&self, why: &str) {
+        if self.exchanging.load(Ordering::Acquire) {
+            if let Some(e) = self.exchange().as_mut() {
+                e.lose(why);
+            }
+        }
+    }
 }
 
 /// Splits a byte stream into protocol messages (type byte, length, body)
@@ -571,39 +614,161 @@ struct Framer {
     body_left: usize,
     body: Vec<u8>,
     keep: bool,
+    /// The current message is taken out of the stream.
+    taken: bool,
+}
+
+/// What a framer's reader does with each message.
+trait Route {
+    /// Called at a message's first byte: whether it is taken out of the
+    /// stream (not passed on to the reader above).
+    fn takes(&mut self, _kind: u8) -> bool {
+        false
+    }
+    /// Whether the message's body is wanted.
+    fn keeps(&self, kind: u8, taken: bool) -> bool;
+    fn message(&mut self, kind: u8, body: &[u8], taken: bool);
 }
 
 impl Framer {
-    fn feed(&mut self, mut data: &[u8], keep: impl Fn(u8) -> bool, mut on: impl FnMut(u8, &[u8])) {
-        while !data.is_empty() {
+    /// Frames `data`; returns the byte ranges of messages taken out.
+    fn walk(&mut self, data: &[u8], route: &mut impl Route, taken: &mut Vec<(usize, usize)>) {
+        let mut pos = 0;
+        while pos < data.len() {
+            let start = pos;
+            if self.header_len == 0 {
+                self.taken = route.takes(data[pos]);
+            }
             if self.header_len < 5 {
-                let take = (5 - self.header_len).min(data.len());
-                self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+                let take = (5 - self.header_len).min(data.len() - pos);
+                self.header[self.header_len..self.header_len + take]
+                    .copy_from_slice(&data[pos..pos + take]);
                 self.header_len += take;
-                data = &data[take..];
-                if self.header_len < 5 {
-                    return;
+                pos += take;
+                if self.header_len == 5 {
+                    let len = u32::from_be_bytes([
+                        self.header[1],
+                        self.header[2],
+                        self.header[3],
+                        self.header[4],
+                    ]) as usize;
+                    self.body_left = len.saturating_sub(4);
+                    self.keep = route.keeps(self.header[0], self.taken);
+                    self.body.clear();
                 }
-                let len = u32::from_be_bytes([
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ]) as usize;
-                self.body_left = len.saturating_sub(4);
-                self.keep = keep(self.header[0]);
-                self.body.clear();
             }
-            let take = self.body_left.min(data.len());
-            if self.keep {
-                self.body.extend_from_slice(&data[..take]);
+            if self.header_len == 5 {
+                let take = self.body_left.min(data.len() - pos);
+                if self.keep {
+                    self.body.extend_from_slice(&data[pos..pos + take]);
+                }
+                self.body_left -= take;
+                pos += take;
+                if self.body_left == 0 {
+                    route.message(self.header[0], &self.body, self.taken);
+                    self.header_len = 0;
+                }
             }
-            self.body_left -= take;
-            data = &data[take..];
-            if self.body_left == 0 {
-                on(self.header[0], &self.body);
-                self.header_len = 0;
+            if self.taken {
+                match taken.last_mut() {
+                    Some(last) if last.1 == start => last.1 = pos,
+                    _ => taken.push((start, pos)),
+                }
             }
+        }
+    }
+
+    /// Frames `data` (nothing taken out).
+    fn feed(&mut self, data: &[u8], route: &mut impl Route) {
+        self.walk(data, route, &mut Vec::new());
+    }
+}
+
+/// Removes the `taken` ranges (ascending, disjoint) from `data`; returns
+/// the length of what is left, moved to the front.
+fn cut(data: &mut [u8], taken: &[(usize, usize)]) -> usize {
+    let mut kept = 0;
+    let mut from = 0;
+    for &(start, end) in taken
+        .iter()
+        .chain(std::iter::once(&(data.len(), data.len())))
+    {
+        if from < start {
+            data.copy_within(from..start, kept);
+            kept += start - from;
+        }
+        from = end;
+    }
+    kept
+}
+
+/// The tap's reading of what the server sends: transaction status, tags,
+/// and the answers of a pipelined batch, which it takes out of the stream.
+struct ReadRoute<'a> {
+    tap: &'a Tap,
+    exchange: Option<std::sync::MutexGuard<'a, Option<Exchange>>>,
+}
+
+impl ReadRoute<'_> {
+    fn exchange(&mut self) -> Option<&mut Exchange> {
+        self.exchange.as_mut()?.as_mut()
+    }
+}
+
+impl Route for ReadRoute<'_> {
+    fn takes(&mut self, kind: u8) -> bool {
+        // Notices, notifications and parameter changes may come at any
+        // time: they are tokio-postgres's.
+        !matches!(kind, b'A' | b'N' | b'S') && self.exchange().is_some_and(|e| !e.is_finished())
+    }
+
+    fn keeps(&self, kind: u8, taken: bool) -> bool {
+        matches!(kind, b'Z' | b'C') || (taken && Exchange::wants_body(kind))
+    }
+
+    fn message(&mut self, kind: u8, body: &[u8], taken: bool) {
+        let tap = self.tap;
+        match kind {
+            b'Z' => {
+                if let Some(&s) = body.first() {
+                    tap.status.store(s, Ordering::Release);
+                }
+                tap.ready_seen.fetch_add(1, Ordering::AcqRel);
+            }
+            // CopyInResponse: the server ignores Sync messages while in
+            // copy-in mode, so the Sync that followed the COPY's Execute
+            // gets no ReadyForQuery of its own (CopyDone/CopyFail's does).
+            b'G' => {
+                tap.ready_seen.fetch_add(1, Ordering::AcqRel);
+            }
+            b'C' => {
+                let tag = body.strip_suffix(&[0]).unwrap_or(body);
+                let mut last = tap.last_tag.lock().unwrap_or_else(|p| p.into_inner());
+                last.clear();
+                last.push_str(&String::from_utf8_lossy(tag));
+            }
+            _ => {}
+        }
+        if taken {
+            if let Some(e) = self.exchange() {
+                e.answer(kind, body);
+            }
+        }
+    }
+}
+
+/// The tap's reading of what the client sends: the requests that get a
+/// ReadyForQuery each.
+struct WriteRoute<'a>(&'a Tap);
+
+impl Route for WriteRoute<'_> {
+    fn keeps(&self, _: u8, _: bool) -> bool {
+        false
+    }
+
+    fn message(&mut self, kind: u8, _: &[u8], _: bool) {
+        if matches!(kind, b'S' | b'Q') {
+            self.0.syncs_sent.fetch_add(1, Ordering::AcqRel);
         }
     }
 }
@@ -615,6 +780,8 @@ pub struct Tapped<S> {
     level: u8,
     read: Framer,
     write: Framer,
+    /// Scratch: the byte ranges of a read taken out for a batch.
+    taken: Vec<(usize, usize)>,
 }
 
 impl<S> Tapped<S> {
@@ -625,6 +792,7 @@ impl<S> Tapped<S> {
             level,
             read: Framer::default(),
             write: Framer::default(),
+            taken: Vec::new(),
         }
     }
 
@@ -640,64 +808,102 @@ impl<S> Tapped<S> {
         self.tap.level.load(Ordering::Acquire) == self.level
     }
 
-    fn saw_read(&mut self, data: &[u8]) {
-        let tap = &self.tap;
-        self.read.feed(
-            data,
-            |kind| matches!(kind, b'Z' | b'C'),
-            |kind, body| match kind {
-                b'Z' => {
-                    if let Some(&s) = body.first() {
-                        tap.status.store(s, Ordering::Release);
-                    }
-                    tap.ready_seen.fetch_add(1, Ordering::AcqRel);
-                }
-                // CopyInResponse: the server ignores Sync messages while in
-                // copy-in mode, so the Sync that followed the COPY's Execute
-                // gets no ReadyForQuery of its own (CopyDone/CopyFail's does).
-                b'G' => {
-                    tap.ready_seen.fetch_add(1, Ordering::AcqRel);
-                }
-                b'C' => {
-                    let tag = body.strip_suffix(&[0]).unwrap_or(body);
-                    let mut last = tap.last_tag.lock().unwrap_or_else(|p| p.into_inner());
-                    last.clear();
-                    last.push_str(&String::from_utf8_lossy(tag));
-                }
-                _ => {}
-            },
-        );
+    /// Reads the protocol in `data`, just read; returns how much of it is
+    /// left for the reader above (moved to the front) once a batch's
+    /// answers are taken out.
+    fn saw_read(&mut self, data: &mut [u8]) -> usize {
+        let tap = &*self.tap;
+        let exchange = tap
+            .exchanging
+            .load(Ordering::Acquire)
+            .then(|| tap.exchange());
+        let mut route = ReadRoute { tap, exchange };
+        self.taken.clear();
+        self.read.walk(data, &mut route, &mut self.taken);
+        if self.taken.is_empty() {
+            data.len()
+        } else {
+            cut(data, &self.taken)
+        }
     }
 
     fn saw_write(&mut self, data: &[u8]) {
-        let tap = &self.tap;
-        self.write.feed(
-            data,
-            |_| false,
-            |kind, _| {
-                if matches!(kind, b'S' | b'Q') {
-                    tap.syncs_sent.fetch_add(1, Ordering::AcqRel);
-                }
-            },
-        );
+        self.write.feed(data, &mut WriteRoute(&self.tap));
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
+impl<S: AsyncWrite + Unpin> Tapped<S> {
+    /// Sends what it can of a pipelined batch (reads go on meanwhile, so
+    /// the server never waits on a full socket buffer of its answers).
+    fn send_exchange(&mut self, cx: &mut Context<'_>) {
+        let tap = self.tap.clone();
+        let mut slot = tap.exchange();
+        let Some(exchange) = slot.as_mut() else {
+            return;
+        };
+        while !exchange.unsent().is_empty() && !exchange.is_finished() {
+            match Pin::new(&mut self.inner).poll_write(cx, exchange.unsent()) {
+                Poll::Ready(Ok(0)) => exchange.lose("the connection closed while a batch was sent"),
+                Poll::Ready(Ok(n)) => {
+                    self.write
+                        .feed(&exchange.unsent()[..n], &mut WriteRoute(&tap));
+                    exchange.sent(n);
+                }
+                Poll::Ready(Err(e)) => exchange.lose(&e.to_string()),
+                Poll::Pending => break,
+            }
+        }
+        // A TLS layer sends what it buffered.
+        if let Poll::Ready(Err(e)) = Pin::new(&mut self.inner).poll_flush(cx) {
+            exchange.lose(&e.to_string());
+        }
+    }
+}
+
+impl<S> Drop for Tapped<S> {
+    fn drop(&mut self) {
+        if self.active() {
+            self.tap.lose_exchange("the connection was closed");
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Tapped<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            if this.active() {
-                this.saw_read(&buf.filled()[before..]);
+        if !this.active() || buf.remaining() == 0 {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        if this.tap.exchanging.load(Ordering::Acquire) {
+            this.send_exchange(cx);
+        }
+        loop {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => {
+                    this.tap.lose_exchange("the server closed the connection");
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Ok(())) => {
+                    let kept = this.saw_read(&mut buf.filled_mut()[before..]);
+                    buf.set_filled(before + kept);
+                    // A read that was all the batch's answers is no read
+                    // (an empty one would mean end of stream): read on.
+                    if kept > 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    this.tap.lose_exchange(&e.to_string());
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
             }
         }
-        r
     }
 }
 
@@ -738,12 +944,17 @@ mod tests {
         let mut bytes = vec![b'C', 0, 0, 0, 11];
         bytes.extend_from_slice(b"COMMIT\0");
         bytes.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
+        struct Collect<'a>(&'a mut Vec<(u8, Vec<u8>)>);
+        impl Route for Collect<'_> {
+            fn keeps(&self, _: u8, _: bool) -> bool {
+                true
+            }
+            fn message(&mut self, kind: u8, body: &[u8], _: bool) {
+                self.0.push((kind, body.to_vec()));
+            }
+        }
         for b in &bytes {
-            f.feed(
-                std::slice::from_ref(b),
-                |_| true,
-                |k, body| seen.push((k, body.to_vec())),
-            );
+            f.feed(std::slice::from_ref(b), &mut Collect(&mut seen));
         }
         assert_eq!(
             seen,
