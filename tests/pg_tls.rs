@@ -12,6 +12,7 @@ use std::process::Command;
 
 use common::capi::*;
 use common::pg::PgServer;
+use sqlpool::ffi::*;
 use sqlpool::Status;
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -109,6 +110,32 @@ fn uses_tls(uri: &str) -> Result<bool, Failure> {
     Ok(v == V::T("true".into()))
 }
 
+/// A pipelined batch of megabytes crosses many TLS records both ways.
+fn batch_over_tls(uri: &str) {
+    let pool = open(uri);
+    let conn = acquire(pool);
+    script(conn, "CREATE TEMP TABLE tls_batch (id int, pad text)").unwrap();
+    let pad = "t".repeat(300);
+    let list = params(&[]);
+    for i in 0..10_000 {
+        add_set(list, &[P::I(i), P::T(&pad)]);
+    }
+    let sql = cstr("INSERT INTO tls_batch VALUES ($1, $2)");
+    let mut n = 0u64;
+    ok(unsafe { sqlpool_conn_execute_many(conn, sql.as_ptr(), list, &mut n) });
+    ok(sqlpool_params_free(list));
+    assert_eq!(n, 10_000);
+    assert_eq!(
+        scalar(
+            conn,
+            "SELECT count(*) FROM tls_batch WHERE length(pad) = 300"
+        ),
+        V::I(10_000)
+    );
+    release(conn);
+    close(pool);
+}
+
 #[test]
 #[cfg_attr(
     sqlpool_no_pg,
@@ -163,6 +190,7 @@ fn tls_modes_certificates_and_channel_binding() {
     // verify-full with the right CA and name: encrypted.
     let full = format!("{}?sslmode=verify-full&sslrootcert={ca}", base("localhost"));
     assert!(uses_tls(&full).unwrap(), "verify-full must encrypt");
+    batch_over_tls(&full);
 
     // The certificate names localhost, not 127.0.0.1: verify-full refuses,
     // verify-ca (chain only) accepts.
