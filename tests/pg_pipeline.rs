@@ -297,3 +297,39 @@ fn a_batch_against_a_frozen_server_returns_within_its_bound() {
     release(conn);
     close(pool);
 }
+
+#[test]
+fn requests_queued_by_the_statement_cache_never_cut_into_a_batch() {
+    let Some(pg) = server("queued_close") else {
+        return;
+    };
+    // A cache of one: preparing the batch's statement evicts the last one,
+    // whose Close request tokio-postgres queues — to be written while the
+    // batch (18 MB, more than the socket buffers hold) is being sent.
+    let pool = open_with(&pg.url(), &[("statement_cache_size", "1")]).unwrap();
+    let conn = acquire(pool);
+    let t = table("queued");
+    script(conn, &format!("CREATE TABLE {t} (id int, pad text)")).unwrap();
+    let pad = "q".repeat(300);
+    let sets: Vec<Vec<P>> = (0..60_000).map(|i| vec![P::I(i), P::T(&pad)]).collect();
+    for round in 0..3 {
+        assert_eq!(exec(conn, "SELECT $1::int", &[P::I(round)]).unwrap(), 1);
+        assert_eq!(
+            batch(conn, &format!("INSERT INTO {t} VALUES ($1, $2)"), &sets).unwrap(),
+            60_000,
+            "round {round}"
+        );
+        assert_eq!(
+            query(conn, "SELECT $1::int + 1 AS n", &[P::I(round)]).unwrap(),
+            vec![vec![V::I(round + 1)]],
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        scalar(conn, &format!("SELECT count(*) FROM {t}")),
+        V::I(180_000)
+    );
+    script(conn, &format!("DROP TABLE {t}")).unwrap();
+    release(conn);
+    close(pool);
+}

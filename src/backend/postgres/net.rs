@@ -678,6 +678,11 @@ impl Framer {
         }
     }
 
+    /// Between two messages.
+    fn at_boundary(&self) -> bool {
+        self.header_len == 0
+    }
+
     /// Frames `data` (nothing taken out).
     fn feed(&mut self, data: &[u8], route: &mut impl Route) {
         self.walk(data, route, &mut Vec::new());
@@ -719,7 +724,7 @@ impl Route for ReadRoute<'_> {
     fn takes(&mut self, kind: u8) -> bool {
         // Notices, notifications and parameter changes may come at any
         // time: they are tokio-postgres's.
-        !matches!(kind, b'A' | b'N' | b'S') && self.exchange().is_some_and(|e| !e.is_finished())
+        !matches!(kind, b'A' | b'N' | b'S') && self.exchange().is_some_and(|e| e.is_taking())
     }
 
     fn keeps(&self, kind: u8, taken: bool) -> bool {
@@ -749,9 +754,11 @@ impl Route for ReadRoute<'_> {
             }
             _ => {}
         }
-        if taken {
-            if let Some(e) = self.exchange() {
+        if let Some(e) = self.exchange() {
+            if taken {
                 e.answer(kind, body);
+            } else if kind == b'Z' {
+                e.passed_ready();
             }
         }
     }
@@ -827,6 +834,15 @@ impl<S> Tapped<S> {
         }
     }
 
+    fn holds_writes(&self) -> bool {
+        self.tap.exchanging.load(Ordering::Acquire)
+            && self
+                .tap
+                .exchange()
+                .as_ref()
+                .is_some_and(Exchange::holds_writes)
+    }
+
     fn saw_write(&mut self, data: &[u8]) {
         self.write.feed(data, &mut WriteRoute(&self.tap));
     }
@@ -841,6 +857,17 @@ impl<S: AsyncWrite + Unpin> Tapped<S> {
         let Some(exchange) = slot.as_mut() else {
             return;
         };
+        if !exchange.is_started() {
+            if !self.write.at_boundary() {
+                // tokio-postgres is half-way through a message: it goes on.
+                return;
+            }
+            let owed = tap
+                .syncs_sent
+                .load(Ordering::Acquire)
+                .saturating_sub(tap.ready_seen.load(Ordering::Acquire));
+            exchange.begin(owed);
+        }
         while !exchange.unsent().is_empty() && !exchange.is_finished() {
             match Pin::new(&mut self.inner).poll_write(cx, exchange.unsent()) {
                 Poll::Ready(Ok(0)) => exchange.lose("the connection closed while a batch was sent"),
@@ -914,6 +941,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.active() && this.holds_writes() {
+            // A batch has the stream; the request is sent after it (the
+            // batch's end wakes whoever drives the connection).
+            return Poll::Pending;
+        }
         let r = Pin::new(&mut this.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = r {
             if this.active() {
@@ -935,6 +967,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
 
     #[test]
     fn framer_splits_messages_across_reads() {
@@ -960,5 +993,136 @@ mod tests {
             seen,
             vec![(b'C', b"COMMIT\0".to_vec()), (b'Z', b"I".to_vec())]
         );
+    }
+
+    /// A socket in memory: what the server sends, what was written, and
+    /// how much more the send buffer takes.
+    #[derive(Default)]
+    struct Wire {
+        incoming: std::collections::VecDeque<u8>,
+        written: Vec<u8>,
+        room: usize,
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Wire>>);
+
+    impl AsyncRead for Shared {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let mut w = self.0.lock().unwrap();
+            if w.incoming.is_empty() {
+                return Poll::Pending;
+            }
+            let n = w.incoming.len().min(buf.remaining());
+            let bytes: Vec<u8> = w.incoming.drain(..n).collect();
+            buf.put_slice(&bytes);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Shared {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut w = self.0.lock().unwrap();
+            if w.room == 0 {
+                return Poll::Pending;
+            }
+            let n = w.room.min(data.len());
+            w.written.extend_from_slice(&data[..n]);
+            w.room -= n;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind];
+        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn a_batch_holds_the_stream_and_takes_only_its_own_answers() {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let wire = Shared::default();
+        wire.0.lock().unwrap().room = 12;
+        let tap = Tap::new();
+        tap.start(TAP_RAW);
+        let mut stream = Tapped::new(wire.clone(), tap.clone(), TAP_RAW);
+        // tokio-postgres's request in flight: a Sync, answer still owed.
+        let sync = message(b'S', b"");
+        assert!(matches!(
+            Pin::new(&mut stream).poll_write(&mut cx, &sync),
+            Poll::Ready(Ok(5))
+        ));
+        let one = Value::Int64(1);
+        let sets = vec![vec![&one], vec![&one]];
+        let batch = Exchange::encode(
+            "INSERT INTO t VALUES ($1)",
+            &[tokio_postgres::types::Type::INT8],
+            &sets,
+            |_| "$1".into(),
+        )
+        .unwrap();
+        let batch_len = batch.unsent().len();
+        tap.start_exchange(batch);
+        let mut space = [0u8; 256];
+        let mut buf = ReadBuf::new(&mut space);
+        // The batch starts (7 bytes fit), nothing to read yet.
+        assert!(Pin::new(&mut stream)
+            .poll_read(&mut cx, &mut buf)
+            .is_pending());
+        assert_eq!(wire.0.lock().unwrap().written.len(), 12);
+        // tokio-postgres's next request (a Close its cache queued) waits,
+        // even once there is room: the batch has the stream.
+        wire.0.lock().unwrap().room = 1 << 20;
+        let close = message(b'C', b"Ss1\0");
+        assert!(Pin::new(&mut stream)
+            .poll_write(&mut cx, &close)
+            .is_pending());
+        // The owed answer, a notice, then the batch's answers.
+        let mut answers = message(b'Z', b"T");
+        let notice = message(b'N', b"SNOTICE\0Mhello\0\0");
+        answers.extend_from_slice(&notice);
+        answers.extend(message(b'1', b""));
+        for _ in 0..2 {
+            answers.extend(message(b'2', b""));
+            answers.extend(message(b'C', b"INSERT 0 1\0"));
+        }
+        answers.extend(message(b'Z', b"T"));
+        wire.0.lock().unwrap().incoming.extend(answers);
+        assert!(matches!(
+            Pin::new(&mut stream).poll_read(&mut cx, &mut buf),
+            Poll::Ready(Ok(()))
+        ));
+        // Only what is tokio-postgres's reached the reader above.
+        let mut passed = message(b'Z', b"T");
+        passed.extend_from_slice(&notice);
+        assert_eq!(buf.filled(), &passed[..]);
+        assert_eq!(wire.0.lock().unwrap().written.len(), 5 + batch_len);
+        let Poll::Ready(done) = tap.poll_exchange(&mut cx) else {
+            panic!("the batch is answered");
+        };
+        assert_eq!(done.outcome().unwrap(), 2);
+        assert!(tap.settled());
+        // Now tokio-postgres writes again.
+        assert!(matches!(
+            Pin::new(&mut stream).poll_write(&mut cx, &close),
+            Poll::Ready(Ok(9))
+        ));
     }
 }

@@ -12,6 +12,12 @@
 //! the server may send at any time (notices, notifications, parameter
 //! changes) still reach tokio-postgres.
 //!
+//! The stream is the batch's from its first byte to its last answer:
+//! tokio-postgres's own writes wait until then (a Close its statement
+//! cache queued), the batch starts only between two of tokio-postgres's
+//! messages, and the answers still owed to tokio-postgres's earlier
+//! requests pass before the batch's are taken.
+//!
 //! The caller runs a batch inside a transaction (its own, or a savepoint
 //! of the caller's): after an error the server skips to the chunk's Sync
 //! and every later chunk fails in the aborted transaction, so the first
@@ -38,6 +44,11 @@ const SETS_PER_SYNC: usize = 1024;
 pub struct Exchange {
     out: Vec<u8>,
     written: usize,
+    /// The first byte was sent.
+    started: bool,
+    /// ReadyForQuery messages owed to tokio-postgres's requests when the
+    /// batch started: their answers come first, and pass.
+    ahead: u64,
     /// Syncs in `out` whose ReadyForQuery has not been read yet.
     syncs_left: usize,
     /// Parameter sets that completed, and the rows they affected.
@@ -122,6 +133,32 @@ impl Exchange {
             lost: Some(why.to_owned()),
             ..Exchange::default()
         }
+    }
+
+    /// Starts sending, with `owed` ReadyForQuery messages still to come
+    /// for tokio-postgres's requests.
+    pub fn begin(&mut self, owed: u64) {
+        self.started = true;
+        self.ahead = owed;
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Messages read now are the batch's answers.
+    pub fn is_taking(&self) -> bool {
+        self.started && self.ahead == 0 && !self.is_finished()
+    }
+
+    /// A ReadyForQuery went by to tokio-postgres.
+    pub fn passed_ready(&mut self) {
+        self.ahead = self.ahead.saturating_sub(1);
+    }
+
+    /// tokio-postgres may not write while the batch holds the stream.
+    pub fn holds_writes(&self) -> bool {
+        self.started && !self.is_finished()
     }
 
     /// What is left to send.
