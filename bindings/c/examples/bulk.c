@@ -1,10 +1,11 @@
 /*
- * bulk.c: bulk data through sqlpool — a streaming read, a COPY in and out,
- * and a LISTEN loop.
+ * bulk.c: bulk data through sqlpool — a batch, a streaming read, a COPY in
+ * and out, and a LISTEN loop.
  *
  *   bulk URI
  *
- * On PostgreSQL it streams 100,000 rows in chunks of 10,000 (the connection
+ * On both databases it inserts 10,000 rows as one batch (pipelined on
+ * PostgreSQL) and shows a failing batch undone whole. On PostgreSQL it streams 100,000 rows in chunks of 10,000 (the connection
  * is busy meanwhile), loads 50,000 rows with COPY FROM STDIN, reads them
  * back with COPY TO STDOUT, and receives 100 notifications sent by a
  * second connection. On SQLite it streams, and shows that COPY and
@@ -34,6 +35,49 @@ static int fail(const char *what, sqlpool_status st) {
             goto cleanup;                      \
         }                                      \
     } while (0)
+
+/* Inserts 10,000 rows as one batch, then shows a failing batch undone. */
+static int batch_insert(sqlpool_conn *conn) {
+    int rc = 0;
+    sqlpool_params *sets = NULL;
+    uint64_t inserted = 0;
+    CHECK("create", sqlpool_conn_execute_script(
+                        conn, "DROP TABLE IF EXISTS batch_items;"
+                              "CREATE TABLE batch_items (id integer PRIMARY KEY, name text)"));
+    /* doc:batch */
+    CHECK("params_new", sqlpool_params_new(&sets));
+    for (int64_t id = 1; id <= 10000; id++) {
+        char name[32];
+        int len = snprintf(name, sizeof name, "item %" PRId64, id);
+        CHECK("add id", sqlpool_params_add_int64(sets, "id", id));
+        CHECK("add name", sqlpool_params_add_text(sets, "name", name, (size_t)len));
+        CHECK("next_set", sqlpool_params_next_set(sets)); /* one set per row */
+    }
+    /* All or nothing; on PostgreSQL the sets are pipelined. */
+    CHECK("execute_many", sqlpool_conn_execute_many(
+                              conn, "INSERT INTO batch_items VALUES (:id, :name)", sets, &inserted));
+    /* end doc:batch */
+    printf("batch: %" PRIu64 " rows\n", inserted);
+    /* A duplicate key in the last set undoes the whole batch. */
+    CHECK("clear", sqlpool_params_clear(sets));
+    for (int64_t id = 20001; id <= 20003; id++) {
+        CHECK("add id", sqlpool_params_add_int64(sets, "id", id == 20003 ? 1 : id));
+        CHECK("add name", sqlpool_params_add_null(sets, "name"));
+        CHECK("next_set", sqlpool_params_next_set(sets));
+    }
+    sqlpool_status st = sqlpool_conn_execute_many(
+        conn, "INSERT INTO batch_items VALUES (:id, :name)", sets, &inserted);
+    if (st != SQLPOOL_CONSTRAINT_VIOLATION) {
+        fprintf(stderr, "expected SQLPOOL_CONSTRAINT_VIOLATION, got %s\n", sqlpool_status_name(st));
+        rc = 1;
+        goto cleanup;
+    }
+    printf("failing batch undone: %s\n", sqlpool_last_error_message());
+    CHECK("drop", sqlpool_conn_execute_script(conn, "DROP TABLE batch_items"));
+cleanup:
+    sqlpool_params_free(sets);
+    return rc;
+}
 
 /* Streams `n` rows, chunk by chunk, and checks their sum. */
 static int stream_rows(sqlpool_conn *conn, int postgres) {
@@ -165,7 +209,8 @@ int main(int argc, char **argv) {
     int postgres = strncmp(uri, "postgres", 8) == 0;
     CHECK("open", sqlpool_pool_open(uri, NULL, &pool));
     CHECK("acquire", sqlpool_pool_acquire(pool, -1, &conn));
-    rc = stream_rows(conn, postgres);
+    rc = batch_insert(conn);
+    if (!rc) rc = stream_rows(conn, postgres);
     if (rc) goto cleanup;
     if (postgres) {
         rc = copy_round_trip(conn);
