@@ -19,7 +19,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 
-use super::{statement, PgConn};
+use super::PgConn;
 use crate::error::{Error, Result, Status};
 
 pub struct PgCopyIn {
@@ -116,23 +116,7 @@ impl PgConn {
 
     /// Ends the COPY: the rows copied, or the server's error (a bad row).
     pub async fn copy_in_finish(&mut self, mut copy: PgCopyIn) -> Result<u64> {
-        let timeout = self.query_timeout();
-        let r = {
-            let Self {
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            statement(
-                driver,
-                cancel,
-                interrupt.as_deref(),
-                timeout,
-                copy.sink.as_mut().finish(),
-            )
-            .await
-        };
+        let r = self.start_statement(|_| copy.sink.as_mut().finish()).await;
         drop(copy);
         self.settle_after_error().await;
         r
@@ -181,24 +165,16 @@ impl PgConn {
         if copy.done {
             return Ok(None);
         }
-        let timeout = self.query_timeout();
-        let r = {
-            let Self {
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            let stream = &mut copy.stream;
-            let work = async {
+        let stream = &mut copy.stream;
+        let r = self
+            .start_statement(|_| async {
                 match stream.next().await {
                     Some(Ok(b)) => Ok(Some(b)),
                     Some(Err(e)) => Err(e),
                     None => Ok(None),
                 }
-            };
-            statement(driver, cancel, interrupt.as_deref(), timeout, work).await
-        };
+            })
+            .await;
         match r {
             Ok(Some(b)) => Ok(Some(b)),
             Ok(None) => {

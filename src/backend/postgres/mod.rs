@@ -612,34 +612,41 @@ impl PgConn {
         r
     }
 
-    /// Runs the statement `make` starts on the client through [`Self::run`]
-    /// (this connection's query timeout and interrupt).
-    async fn run_statement<'a, T, F>(&'a mut self, make: impl FnOnce(&'a Client) -> F) -> Result<T>
-    where
-        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + 'a,
-    {
-        self.client_statement(true, make).await
-    }
-
-    /// Starts it the same way without waiting for its end (streams and
-    /// COPY go on reading or writing).
-    async fn start_statement<'a, T, F>(
+    /// Runs the statement `make` starts (on the client, or on a COPY or
+    /// stream of it) through [`Self::run`]: this connection's query timeout
+    /// and interrupt, then its ReadyForQuery.
+    async fn run_statement<'a, T, E, F>(
         &'a mut self,
         make: impl FnOnce(&'a Client) -> F,
     ) -> Result<T>
     where
-        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + 'a,
+        E: StatementError,
+        F: Future<Output = std::result::Result<T, E>> + 'a,
+    {
+        self.client_statement(true, make).await
+    }
+
+    /// Runs it the same way without waiting for the statement's end
+    /// (streams and COPY go on reading or writing).
+    async fn start_statement<'a, T, E, F>(
+        &'a mut self,
+        make: impl FnOnce(&'a Client) -> F,
+    ) -> Result<T>
+    where
+        E: StatementError,
+        F: Future<Output = std::result::Result<T, E>> + 'a,
     {
         self.client_statement(false, make).await
     }
 
-    async fn client_statement<'a, T, F>(
+    async fn client_statement<'a, T, E, F>(
         &'a mut self,
         to_the_end: bool,
         make: impl FnOnce(&'a Client) -> F,
     ) -> Result<T>
     where
-        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + 'a,
+        E: StatementError,
+        F: Future<Output = std::result::Result<T, E>> + 'a,
     {
         let timeout = self.query_timeout();
         let Self {
@@ -780,34 +787,19 @@ impl PgConn {
         loop {
             let (_, statement, values) = self.prepare(sql, params).await?;
             let bound: Vec<PgParam<'_>> = values.iter().map(|v| PgParam(v)).collect();
-            let timeout = self.query_timeout();
-            let r = {
-                let Self {
-                    client,
-                    driver,
-                    cancel,
-                    interrupt,
-                    ..
-                } = self;
-                if want_rows {
-                    let work = async {
-                        let stream = client.query_raw(&statement, bound).await?;
-                        decode_rows(RowDecoder::new(statement.columns()), stream).await
-                    };
-                    Self::run(driver, cancel, interrupt.as_deref(), timeout, work)
-                        .await
-                        .map(|decoded| (Some(decoded), 0))
-                } else {
-                    Self::run(
-                        driver,
-                        cancel,
-                        interrupt.as_deref(),
-                        timeout,
-                        client.execute_raw(&statement, bound),
-                    )
-                    .await
-                    .map(|n| (None, n))
-                }
+            let r = if want_rows {
+                self.run_statement(|client| async move {
+                    let stream = client.query_raw(&statement, bound).await?;
+                    decode_rows(RowDecoder::new(statement.columns()), stream).await
+                })
+                .await
+                .map(|decoded| (Some(decoded), 0))
+            } else {
+                self.run_statement(
+                    |client| async move { client.execute_raw(&statement, bound).await },
+                )
+                .await
+                .map(|n| (None, n))
             };
             match r {
                 Err(e) if is_cache_stale(&e) => {
@@ -872,17 +864,10 @@ impl PgConn {
             .iter()
             .map(|v| (PgParam(v), natural_type(v)))
             .collect();
-        let timeout = self.query_timeout();
-        let Self {
-            client,
-            driver,
-            cancel,
-            interrupt,
-            ..
-        } = self;
-        let work = async {
+        let sql = &prepared.sql;
+        let run = self.run_statement(|client| async move {
             use futures_util::StreamExt;
-            let stream = client.query_typed_raw(&prepared.sql, typed).await?;
+            let stream = client.query_typed_raw(sql, typed).await?;
             let mut stream = pin!(stream);
             // The columns are known with the first row (none: no columns).
             let mut decoder: Option<RowDecoder> = None;
@@ -903,10 +888,8 @@ impl PgConn {
                 None => Ok(decoder.map_or_else(|| ResultSet::new(Vec::new()), RowDecoder::finish)),
             };
             Ok::<_, tokio_postgres::Error>((decoded, affected))
-        };
-        let (decoded, affected) = Self::run(driver, cancel, interrupt.as_deref(), timeout, work)
-            .await
-            .map_err(|e| name_parameter(e, &prepared))?;
+        });
+        let (decoded, affected) = run.await.map_err(|e| name_parameter(e, &prepared))?;
         Ok((decoded?, affected))
     }
 
@@ -940,28 +923,21 @@ impl PgConn {
             parameter_name(&prepared_sql, p)
         })?;
         drop(all);
-        let timeout = self.query_timeout();
-        let Self {
-            driver,
-            cancel,
-            interrupt,
-            ..
-        } = self;
-        // tokio-postgres has nothing in flight (every call settles), so the
-        // stream is the batch's until its last ReadyForQuery.
-        let tap = driver.tap.clone();
-        let r = Self::run(driver, cancel, interrupt.as_deref(), timeout, async {
-            tap.start_exchange(exchange);
-            let outcome = std::future::poll_fn(|cx| tap.poll_exchange(cx))
-                .await
-                .outcome();
-            match outcome {
-                // Stopped (timeout, cancel) or lost: the statement's error.
-                Err(e) if e.is_cancel() || e.breaks_connection() => Err(e),
-                other => Ok(other),
-            }
-        })
-        .await?;
+        // The stream is the batch's from its first byte to its last answer.
+        let tap = self.driver.tap.clone();
+        let r = self
+            .run_statement(|_| async {
+                tap.start_exchange(exchange);
+                let outcome = std::future::poll_fn(|cx| tap.poll_exchange(cx))
+                    .await
+                    .outcome();
+                match outcome {
+                    // Stopped (timeout, cancel) or lost: the statement's error.
+                    Err(e) if e.is_cancel() || e.breaks_connection() => Err(e),
+                    other => Ok(other),
+                }
+            })
+            .await?;
         if r.as_ref().is_err_and(is_cache_stale) {
             // The caller's transaction is aborted now; the caller may retry.
             self.cache.remove(sql);

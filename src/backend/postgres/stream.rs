@@ -20,9 +20,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use tokio_postgres::types::Type;
 
-use super::{
-    is_cache_stale, name_parameter, natural_type, result_set, statement, type_name, PgConn,
-};
+use super::{is_cache_stale, name_parameter, natural_type, result_set, type_name, PgConn};
 use crate::backend::pgtypes::PgParam;
 use crate::error::{Error, Result};
 use crate::log::{self, Level};
@@ -150,17 +148,10 @@ impl PgConn {
             return Ok(ResultSet::new(rows.columns.clone().unwrap_or_default()));
         }
         let max_rows = max_rows.max(1);
-        let timeout = self.query_timeout();
         let stream = &mut rows.rows;
         let mut finished = false;
-        let r = {
-            let Self {
-                driver,
-                cancel,
-                interrupt,
-                ..
-            } = self;
-            let work = async {
+        let r = self
+            .start_statement(|_| async {
                 let mut out = Vec::with_capacity(max_rows.min(4096));
                 while out.len() < max_rows {
                     match stream.next().await {
@@ -173,9 +164,8 @@ impl PgConn {
                     }
                 }
                 Ok(out)
-            };
-            statement(driver, cancel, interrupt.as_deref(), timeout, work).await
-        };
+            })
+            .await;
         let chunk = match r {
             Ok(chunk) => chunk,
             Err(e) => {
