@@ -11,6 +11,7 @@ static const int SQLPOOL_OP_ACQUIRE = 1;
 static const int SQLPOOL_OP_EXECUTE = 2;
 static const int SQLPOOL_OP_QUERY = 3;
 static const int SQLPOOL_OP_BATCH = 4;
+static const int SQLPOOL_QUERY_HEADER_SIZE = 56;
 static const int SQLPOOL_TX_READ_ONLY = 1;
 static const int SQLPOOL_TX_DEFERRABLE = 2;
 static const int SQLPOOL_ISOLATION_DEFAULT = 0;
@@ -206,6 +207,13 @@ sqlpool_status sqlpool_conn_query_packed(struct sqlpool_conn *conn,
                                          size_t params_len,
                                          struct sqlpool_result **out,
                                          struct sqlpool_query_info *info);
+sqlpool_status sqlpool_conn_query_into(struct sqlpool_conn *conn,
+                                       const char *sql,
+                                       const uint8_t *params,
+                                       size_t params_len,
+                                       uint8_t *buf,
+                                       size_t buf_len,
+                                       struct sqlpool_result **out);
 sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char *sql);
 sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
                                           const char *sql,

@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
-from ._lib import ColumnData, QueryInfo, ResultInfo, lib
+from ._lib import ColumnData, ResultInfo, lib
 from .errors import DataError, ProgrammingError, check, last_error
 from .row import Row, row_class
 
@@ -297,6 +297,7 @@ def free_params(p: Optional[int]) -> None:
         lib.sqlpool_params_free(p)
 
 
+_KIND_INT64 = _lib.KIND_INT64
 _pack_int = struct.Struct("<Bq").pack
 _pack_double = struct.Struct("<Bd").pack
 _pack_len = struct.Struct("<BQ").pack
@@ -316,6 +317,10 @@ def pack_params(parameters: Params) -> Optional[bytes]:
     t = type(parameters)
     if t is not list and t is not tuple:
         return None
+    if len(parameters) == 1:  # the common lookup by one key
+        v = parameters[0]
+        if type(v) is int and _INT64_MIN <= v <= _INT64_MAX:
+            return _pack_int(_KIND_INT64, v)
     parts = []
     for v in parameters:
         t = type(v)
@@ -868,11 +873,13 @@ class _Shape:
 _SHAPES: Dict[Tuple[bytes, int], _Shape] = {}
 
 
-def _shape(info: Any, mode: int) -> _Shape:
-    key = (_string_at(info.names, info.names_len) if info.names_len else b"", mode)
+def shape_of(names: bytes, mode: int) -> _Shape:
+    """The shape of a result from its ``name\\0decltype\\0`` list
+    (``sqlpool_result_info.names``), cached."""
+    key = (names, mode)
     shape = _SHAPES.get(key)
     if shape is None:
-        parts = key[0].decode("utf-8", "replace").split("\0")
+        parts = names.decode("utf-8", "replace").split("\0")
         shape = _Shape(tuple(parts[0:-1:2]), tuple(parts[1:-1:2]), mode)
         if len(_SHAPES) >= 1024:
             _SHAPES.clear()
@@ -880,56 +887,24 @@ def _shape(info: Any, mode: int) -> _Shape:
     return shape
 
 
-_unpack = struct.unpack
+decode_text = _decode_text
 
 
-def _packed_first(info: Any, shape: _Shape, mode: int) -> Row:
-    """The first row of a result from its packed form (``QueryInfo``)."""
-    data_len = info.row_data_len
-    vals: Any = _unpack(
-        _string_at(info.row_format, info.row_format_len),
-        _string_at(info.row_data, data_len) if data_len else b"",
-    )
-    nulls = info.null_cells
-    texts = 0 if mode & TEXT_AS_BYTES else info.text_cells
-    if nulls or texts:
-        vals = list(vals)
-        c = 0
-        while nulls:
-            if nulls & 1:
-                vals.insert(c, None)
-            nulls >>= 1
-            c += 1
-        c = 0
-        while texts:
-            if texts & 1:
-                vals[c] = _decode_text(c, 0, vals[c])
-            texts >>= 1
-            c += 1
-    convs = shape.convs
-    if convs is not None:
-        vals = [
-            v if conv is None or type(v) is not str else conv(v)
-            for v, conv in zip(vals, convs)
-        ]
-    return shape.cls(vals)
-
-
-def read_packed(res: int, info: Any, mode: int, first_only: bool) -> Any:
-    """The rows of a result from ``sqlpool_conn_query_packed`` (its first
-    row, or None, when ``first_only``), read with few calls: the first row
-    from its packed form, many rows column by column."""
-    nrows = info.rows
+def read_rows(res: int, nrows: int, shape: _Shape, mode: int, first_only: bool) -> Any:
+    """The rows of a native result whose shape is known (does not free
+    it): every row, or the first (None without rows) when ``first_only``."""
     if nrows == 0:
         return None if first_only else []
-    shape = _shape(info, mode)
-    if first_only or nrows == 1:
-        if info.row_format_len == 0:  # more than 64 columns
-            row = shape.cls(next(zip(*_columns(res, nrows, shape.decltypes, mode))))
-        else:
-            row = _packed_first(info, shape, mode)
-        return row if first_only else [row]
+    if first_only and nrows > 16:
+        # Many rows: read only the first, cell by cell.
+        values = []
+        for c, conv in enumerate(shape.convs or (None,) * len(shape.names)):
+            v = _cell(res, 0, c, mode)
+            values.append(conv(v) if conv is not None and isinstance(v, str) else v)
+        return shape.cls(values)
     columns = _columns(res, nrows, shape.decltypes, mode)
+    if first_only:
+        return shape.cls(next(zip(*columns), ()))
     if not columns:
         return [shape.cls(()) for _ in range(nrows)]
     return list(map(shape.cls, zip(*columns)))

@@ -232,6 +232,9 @@ KIND_MIXED = 6
 
 COLUMN_NOT_UTF8 = 1
 
+# Bytes of sqlpool_conn_query_into's header (SQLPOOL_QUERY_HEADER_SIZE).
+QUERY_HEADER_SIZE = 56
+
 COMPLETION_ACQUIRE = 1
 COMPLETION_EXECUTE = 2
 COMPLETION_QUERY = 3
@@ -296,6 +299,10 @@ _PROTOTYPES = {
     "sqlpool_conn_query_packed": (
         status_t,
         [_P, c_char_p, c_char_p, c_size_t, _OUT, POINTER(QueryInfo)],
+    ),
+    "sqlpool_conn_query_into": (
+        status_t,
+        [_P, c_char_p, c_char_p, c_size_t, c_void_p, c_size_t, _OUT],
     ),
     "sqlpool_conn_execute_script": (status_t, [_P, c_char_p]),
     "sqlpool_params_next_set": (status_t, [_P]),
