@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::params::unpack_params;
+use super::params::{unpack_param_sets, unpack_params};
 use super::result::store_result_with;
 use super::{
     boundary, bytes_arg, handle, out_arg, param_sets_of, sqlpool_params, sqlpool_query_info,
@@ -579,8 +579,8 @@ pub unsafe extern "C" fn sqlpool_conn_execute_many_packed(
 ) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
-        let packed = unpack_params(unsafe { bytes_arg(params, params_len, "params") }?)?;
-        run_many(conn, sql, &packed.sets(), rows_affected)
+        let sets = unpack_param_sets(unsafe { bytes_arg(params, params_len, "params") }?)?;
+        run_many(conn, sql, &sets, rows_affected)
     })
 }
 
