@@ -12,7 +12,7 @@ import uuid
 from ctypes import byref, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from decimal import Decimal
 from functools import lru_cache
-from itertools import islice
+from itertools import chain, islice, repeat
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
@@ -357,6 +357,9 @@ def pack_param_sets(seq_of_params: Iterable[Params]) -> Tuple[Optional[bytes], I
     (each ended by SQLPOOL_PACKED_END_SET), or None when one needs the
     parameter-list path; with the sets as a list (a generator is read once)."""
     sets = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
+    packed = _pack_columns(sets)
+    if packed is not None:
+        return packed, sets
     parts = []
     for params in sets:
         packed = pack_params(params)
@@ -365,6 +368,50 @@ def pack_param_sets(seq_of_params: Iterable[Params]) -> Tuple[Optional[bytes], I
         parts.append(packed)
     parts.append(b"")
     return _END_SET.join(parts) if len(parts) > 1 else b"", sets
+
+
+_SET_TYPES = frozenset((list, tuple))
+_BOOL_PACKED = {True: _PACKED_TRUE, False: _PACKED_FALSE}.__getitem__
+_encode = str.encode
+
+
+def _pack_columns(sets: Sequence[Params]) -> Optional[bytes]:
+    """The sets packed column by column, each column in C-level loops
+    (``map``): for sets that are all lists or tuples of one length whose
+    columns each hold one plain type (int within int64, float, str, bytes,
+    bool, None). None otherwise (the caller packs set by set)."""
+    n = len(sets)
+    if n < 2 or not set(map(type, sets)) <= _SET_TYPES or len(set(map(len, sets))) != 1:
+        return None
+    chunks: List[Iterable[bytes]] = []
+    for col in zip(*sets):
+        kinds = set(map(type, col))
+        if len(kinds) != 1:
+            return None
+        t = kinds.pop()
+        if t is int:
+            if min(col) < _INT64_MIN or max(col) > _INT64_MAX:
+                return None
+            chunks.append(map(_pack_int, repeat(_KIND_INT64, n), col))
+        elif t is float:
+            chunks.append(map(_pack_double, repeat(_lib.KIND_DOUBLE, n), col))
+        elif t is str or t is bytes:
+            if t is str:
+                try:
+                    col = tuple(map(_encode, col))
+                except UnicodeEncodeError:
+                    return None
+            kind = _lib.KIND_TEXT if t is str else _lib.KIND_BLOB
+            chunks.append(map(_pack_len, repeat(kind, n), map(len, col)))
+            chunks.append(col)
+        elif t is bool:
+            chunks.append(map(_BOOL_PACKED, col))
+        elif t is type(None):
+            chunks.append(repeat(_PACKED_NULL, n))
+        else:
+            return None
+    chunks.append(repeat(_END_SET, n))
+    return b"".join(chain.from_iterable(zip(*chunks)))
 
 
 class ParamSets:

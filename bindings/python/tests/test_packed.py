@@ -208,3 +208,17 @@ def test_row_attributes_for_every_plain_column_name() -> None:
     with pytest.raises(AttributeError):
         row.a = 9
     assert row[1] == 2 and row[-1] == 6 and row[1:3] == (2, 3)
+
+
+def test_sets_pack_by_column_as_by_set() -> None:
+    sets = [(1, "é", 0.5, None, True, b"x"), (2**63 - 1, "", -1.0, None, False, b"")]
+    by_set = _convert._END_SET.join([_convert.pack_params(p) for p in sets] + [b""])
+    assert _convert._pack_columns(sets) == by_set
+    assert _convert.pack_param_sets(iter(sets))[0] == by_set
+    assert _convert._pack_columns([(), ()]) == _convert._END_SET * 2
+    # Columns of mixed types, big ints, bad text, other types: set by set.
+    for sets in ([(1,), (None,)], [(2**63,), (1,)], [("\udc80",), ("a",)], [(1,), (2, 3)],
+                 [(Decimal(1),), (Decimal(2),)], [(1, True), (2, 1)]):
+        assert _convert._pack_columns(sets) is None, sets
+    assert _convert.pack_param_sets([(1,), (None,)])[0] == _convert._END_SET.join(
+        [_convert.pack_params((1,)), _convert.pack_params((None,)), b""])
