@@ -222,3 +222,46 @@ def test_sets_pack_by_column_as_by_set() -> None:
         assert _convert._pack_columns(sets) is None, sets
     assert _convert.pack_param_sets([(1,), (None,)])[0] == _convert._END_SET.join(
         [_convert.pack_params((1,)), _convert.pack_params((None,)), b""])
+
+
+def test_whole_columns_read_as_value_by_value(pool: sqlpool.Pool, is_pg: bool) -> None:
+    import gc
+
+    n = 300  # above the whole-column and GC-pause thresholds
+    if is_pg:
+        sql = ("SELECT g AS i, CASE WHEN g % 7 = 0 THEN NULL ELSE 'é' || g END AS t, "
+               "decode(lpad(to_hex(g), 8, '0'), 'hex') AS b, "
+               "CASE WHEN g % 5 = 0 THEN NULL ELSE convert_to('v' || g, 'UTF8') END AS vb "
+               f"FROM generate_series(1, {n}) g")
+    else:
+        sql = ("WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 300) "
+               "SELECT g AS i, CASE WHEN g % 7 = 0 THEN NULL ELSE 'é' || g END AS t, "
+               "CAST(printf('%08x', g) AS BLOB) AS b, "
+               "CASE WHEN g % 5 = 0 THEN NULL ELSE CAST('v' || g AS BLOB) END AS vb FROM s")
+    with pool.connection() as conn:
+        rows = conn.query(sql)
+        dicts = conn.query_as_dict(sql)
+    assert gc.isenabled()
+    assert len(rows) == n
+    for g, row in enumerate(rows, start=1):
+        assert row.i == g
+        assert row.t == (None if g % 7 == 0 else f"é{g}")
+        assert row.b == (g.to_bytes(4, "big") if is_pg else f"{g:08x}".encode())
+        assert row.vb == (None if g % 5 == 0 else f"v{g}".encode())
+    assert [tuple(d.values()) for d in dicts] == [tuple(r) for r in rows]
+
+
+def test_gc_stays_disabled_when_it_was(sqlite_uri: str) -> None:
+    import gc
+
+    with sqlpool.Pool(sqlite_uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        sql = "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 500) SELECT g FROM s"
+        gc.disable()
+        try:
+            assert len(conn.query(sql)) == 500
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        with pytest.raises(sqlpool.Error):
+            conn.query("SELECT * FROM no_such_table_x")
+        assert len(conn.query(sql)) == 500 and gc.isenabled()
