@@ -984,6 +984,32 @@ sqlpool_status sqlpool_cancel(uint64_t op_id);
 sqlpool_status sqlpool_set_async_threads(uint32_t n);
 
 /*
+ Copies every value of TEXT or BLOB column `column` of `result` into
+ `buf`, each followed by the byte `sep` (0..=255; a NULL cell gives an empty
+ value), so a binding splits the column in one step (Python:
+ `buf.decode().split("\0")`, with no separator after the last value
+ kept). `*written` gets the bytes written: the column's total bytes plus
+ one per row. With `buf` NULL and `buf_len` 0, only `*written` is set,
+ to the size needed. The column must hold one kind (TEXT or BLOB, NULLs
+ aside; `sqlpool_column_data.kind`).
+
+ Errors: `SQLPOOL_TYPE_MISMATCH` (another kind, or kinds that differ),
+ `SQLPOOL_INVALID_ARGUMENT` (`sep` occurs in a value: nothing is
+ written), `SQLPOOL_BUFFER_TOO_SMALL` (`buf_len` below the size needed:
+ nothing is written), `SQLPOOL_OUT_OF_RANGE`, and as
+ `sqlpool_result_row_count`. On failure `*written` is not written.
+
+ Thread-safety: as `sqlpool_result_column_data`; `buf` belongs to the
+ caller, written only during the call.
+ */
+sqlpool_status sqlpool_result_column_joined(const struct sqlpool_result *result,
+                                            size_t column,
+                                            uint32_t sep,
+                                            uint8_t *buf,
+                                            size_t buf_len,
+                                            size_t *written);
+
+/*
  Gives a connection back to its pool. An open or failed transaction is
  rolled back first; a broken connection is discarded and replaced. The
  handle is invalid afterwards: using or releasing it again returns

@@ -289,3 +289,52 @@ fn query_into_refuses_small_buffers_and_bad_arguments() {
     };
     assert_eq!(st, Status::InvalidArgument);
 }
+
+fn joined(res: *mut sqlpool_result, column: usize, sep: u32) -> Result<Vec<u8>, Status> {
+    let mut need = 0usize;
+    let st =
+        unsafe { sqlpool_result_column_joined(res, column, sep, ptr::null_mut(), 0, &mut need) };
+    if st != Status::Ok {
+        return Err(st);
+    }
+    let mut buf = vec![0u8; need];
+    let mut written = 0usize;
+    let st = unsafe {
+        sqlpool_result_column_joined(res, column, sep, buf.as_mut_ptr(), buf.len(), &mut written)
+    };
+    if st != Status::Ok {
+        return Err(st);
+    }
+    assert_eq!(written, need);
+    Ok(buf)
+}
+
+#[test]
+fn column_joined_separates_every_value() {
+    let db = Db::open("sqlite::memory:");
+    let mut buf = vec![0u8; 64];
+    let sql = "SELECT 'a' AS t, x'0001' AS b UNION ALL SELECT NULL, NULL \
+               UNION ALL SELECT 'héllo', x'ff' UNION ALL SELECT '', x''";
+    let (_, res) = query_into(&db, sql, &[], &mut buf).unwrap();
+    assert!(!res.is_null());
+    assert_eq!(joined(res, 0, 0).unwrap(), b"a\0\0h\xc3\xa9llo\0\0");
+    assert_eq!(joined(res, 1, 9).unwrap(), b"\x00\x01\x09\x09\xff\x09\x09");
+    // The separator inside a value, a byte out of range, a wrong column.
+    assert_eq!(joined(res, 1, 0).unwrap_err(), Status::InvalidArgument);
+    assert_eq!(joined(res, 0, 256).unwrap_err(), Status::InvalidArgument);
+    assert_eq!(joined(res, 2, 0).unwrap_err(), Status::OutOfRange);
+    let mut small = [0u8; 3];
+    let mut written = 0usize;
+    let st = unsafe {
+        sqlpool_result_column_joined(res, 0, 0, small.as_mut_ptr(), small.len(), &mut written)
+    };
+    assert_eq!((st, written), (Status::BufferTooSmall, 0));
+    check(sqlpool_result_free(res), "free");
+    // Other kinds are refused.
+    let (_, res) = query_into(&db, "SELECT 1 AS n UNION ALL SELECT 'x'", &[], &mut buf).unwrap();
+    assert_eq!(joined(res, 0, 0).unwrap_err(), Status::TypeMismatch);
+    check(sqlpool_result_free(res), "free");
+    let (_, res) = query_into(&db, "SELECT 1 AS n UNION ALL SELECT 2", &[], &mut buf).unwrap();
+    assert_eq!(joined(res, 0, 0).unwrap_err(), Status::TypeMismatch);
+    check(sqlpool_result_free(res), "free");
+}

@@ -191,6 +191,12 @@ sqlpool_status sqlpool_conn_execute_batch_async(struct sqlpool_conn *conn,
                                                 uint64_t *op_id);
 sqlpool_status sqlpool_cancel(uint64_t op_id);
 sqlpool_status sqlpool_set_async_threads(uint32_t n);
+sqlpool_status sqlpool_result_column_joined(const struct sqlpool_result *result,
+                                            size_t column,
+                                            uint32_t sep,
+                                            uint8_t *buf,
+                                            size_t buf_len,
+                                            size_t *written);
 sqlpool_status sqlpool_conn_release(struct sqlpool_conn *conn);
 sqlpool_status sqlpool_conn_set_query_timeout(struct sqlpool_conn *conn, int64_t timeout_ms);
 sqlpool_status sqlpool_conn_execute(struct sqlpool_conn *conn,

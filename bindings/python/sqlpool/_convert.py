@@ -776,11 +776,26 @@ def _read_column(
     elif kind == _lib.KIND_BOOL:
         values = list(map(bool, _array(cd.ints, n, "q")))
         conv = None
+    elif (
+        kind == _lib.KIND_TEXT
+        and n >= _JOINED_ROWS
+        and not mode & TEXT_AS_BYTES
+        and not cd.flags & _lib.COLUMN_NOT_UTF8
+        and (joined := _joined_text(res, c, n, c_uint64.from_address(cd.offsets + 8 * n).value)) is not None
+    ):
+        values = joined
     elif kind == _lib.KIND_TEXT or kind == _lib.KIND_BLOB:
         offsets = _array(cd.offsets, n + 1, "Q")
         total = offsets[-1]
         data = _string_at(cd.bytes, total) if total else b""
-        if kind == _lib.KIND_TEXT and mode & TEXT_AS_BYTES:
+        width = offsets[1]
+        if kind == _lib.KIND_BLOB and n >= _JOINED_ROWS and width and total == width * n and (
+            offsets == list(range(0, total + 1, width))
+        ):
+            # Values of one width (hashes, uuids): one struct format.
+            values = list(_unpack(f"{width}s" * n, data))
+            conv = None
+        elif kind == _lib.KIND_TEXT and mode & TEXT_AS_BYTES:
             values = list(map(data.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
             conv = None
         elif kind == _lib.KIND_TEXT:
@@ -821,6 +836,25 @@ def _read_column(
             values = list(map(bulk or conv, values))
         except (ValueError, ArithmeticError):
             values = list(map(conv, values))
+    return values
+
+
+# Columns of at least this many rows are read whole (below: per value).
+_JOINED_ROWS = 64
+_column_joined = lib.sqlpool_result_column_joined
+_unpack = struct.unpack
+
+
+def _joined_text(res: int, c: int, n: int, total: int) -> Optional[List[str]]:
+    """A TEXT column's values from ``sqlpool_result_column_joined`` (NUL
+    after each, split in one step); None when a value holds a NUL."""
+    need = total + n
+    buf = bytearray(need)
+    written = c_size_t()
+    if _column_joined(res, c, 0, (ctypes.c_char * need).from_buffer(buf), need, byref(written)):
+        return None
+    values = buf.decode("utf-8").split("\0")
+    values.pop()  # after the last separator
     return values
 
 

@@ -335,6 +335,10 @@ _PROTOTYPES = {
     "sqlpool_result_column_data": (status_t, [_P, c_size_t, POINTER(ColumnData)]),
     "sqlpool_result_describe": (status_t, [_P, POINTER(ResultInfo)]),
     "sqlpool_result_free": (status_t, [_P]),
+    "sqlpool_result_column_joined": (
+        status_t,
+        [_P, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_OUT],
+    ),
     "sqlpool_result_row_count": (status_t, [_P, _SIZE_OUT]),
     "sqlpool_result_column_count": (status_t, [_P, _SIZE_OUT]),
     "sqlpool_result_column_name": (status_t, [_P, c_size_t, _STR_OUT, _SIZE_OUT]),

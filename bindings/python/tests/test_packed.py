@@ -251,6 +251,14 @@ def test_whole_columns_read_as_value_by_value(pool: sqlpool.Pool, is_pg: bool) -
     assert [tuple(d.values()) for d in dicts] == [tuple(r) for r in rows]
 
 
+def test_text_holding_nul_falls_back(sqlite_uri: str) -> None:
+    with sqlpool.Pool(sqlite_uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        sql = ("WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 100) "
+               "SELECT CASE WHEN g = 50 THEN 'a' || char(0) || 'b' ELSE 'v' || g END AS t FROM s")
+        rows = conn.query(sql)
+    assert rows[49].t == "a\0b" and rows[0].t == "v1" and rows[99].t == "v100"
+
+
 def test_gc_stays_disabled_when_it_was(sqlite_uri: str) -> None:
     import gc
 
