@@ -89,18 +89,18 @@ _SIZE_0 = _SIZES[0]
 class _Plan:
     """What one statement text needs on the hot path, kept per distinct
     str: its UTF-8 bytes, and the last result shape and row format seen
-    (checked against each new result, never trusted)."""
+    (checked against each new result, never trusted). Each is one tuple,
+    replaced whole: threads sharing the plan never see half an update."""
 
-    __slots__ = ("sql", "names", "mode", "shape", "fmt", "unpack")
+    __slots__ = ("sql", "shape", "row")
 
     def __init__(self, sql: bytes) -> None:
         # A ctypes instance: passed as it is (no conversion per call).
         self.sql = c_char_p(sql)
-        self.names = b""
-        self.mode = -1
-        self.shape: Any = None
-        self.fmt = b""
-        self.unpack: Any = None
+        # (names as the library lists them, read mode, _convert._Shape)
+        self.shape: Tuple[bytes, int, Any] = (b"", -1, None)
+        # (row format, its struct unpack_from)
+        self.row: Tuple[bytes, Any] = (b"", None)
 
 
 _PLANS: Dict[str, _Plan] = {}
@@ -188,20 +188,18 @@ def _query_into(conn: "Connection", sql: str, parameters: Params, first_only: bo
     if rows == 0:
         return None if first_only else []
     # The shape: the plan's when the names and mode are the same.
-    if plan.mode == mode and len(plan.names) == nlen and buf.startswith(plan.names, _HEADER_SIZE):
-        shape = plan.shape
-    else:
+    names, shape_mode, shape = plan.shape
+    if shape_mode != mode or len(names) != nlen or not buf.startswith(names, _HEADER_SIZE):
         names = bytes(buf[_HEADER_SIZE : _HEADER_SIZE + nlen])
         shape = _shape_of(names, mode)
-        plan.names, plan.mode, plan.shape = names, mode, shape
+        plan.shape = (names, mode, shape)
     at = _HEADER_SIZE + nlen
-    if len(plan.fmt) == flen and buf.startswith(plan.fmt, at):
-        vals: Any = plan.unpack(buf, at + flen)
-    else:
+    fmt, unpack = plan.row
+    if len(fmt) != flen or not buf.startswith(fmt, at):
         fmt = bytes(buf[at : at + flen])
         unpack = _UNPACKERS.get(fmt) or _unpacker(fmt)
-        vals = unpack(buf, at + flen)
-        plan.fmt, plan.unpack = fmt, unpack
+        plan.row = (fmt, unpack)
+    vals: Any = unpack(buf, at + flen)
     if nulls:
         vals = list(vals)
         for c in _BITS.get(nulls) or _bits(nulls):
