@@ -67,6 +67,13 @@
 #define SQLPOOL_OP_BATCH 4
 
 /*
+ Bytes of the header `sqlpool_conn_query_into` writes at the start of its
+ buffer: seven little-endian 64-bit words, `rows`, `columns`,
+ `names_len`, `format_len`, `data_len`, `text_cells`, `null_cells`.
+ */
+#define SQLPOOL_QUERY_HEADER_SIZE 56
+
+/*
  Transaction flag for `sqlpool_conn_begin`: read-only.
  */
 #define SQLPOOL_TX_READ_ONLY 1
@@ -977,6 +984,32 @@ sqlpool_status sqlpool_cancel(uint64_t op_id);
 sqlpool_status sqlpool_set_async_threads(uint32_t n);
 
 /*
+ Copies every value of TEXT or BLOB column `column` of `result` into
+ `buf`, each followed by the byte `sep` (0..=255; a NULL cell gives an empty
+ value), so a binding splits the column in one step (Python:
+ `buf.decode().split("\0")`, with no separator after the last value
+ kept). `*written` gets the bytes written: the column's total bytes plus
+ one per row. With `buf` NULL and `buf_len` 0, only `*written` is set,
+ to the size needed. The column must hold one kind (TEXT or BLOB, NULLs
+ aside; `sqlpool_column_data.kind`).
+
+ Errors: `SQLPOOL_TYPE_MISMATCH` (another kind, or kinds that differ),
+ `SQLPOOL_INVALID_ARGUMENT` (`sep` occurs in a value: nothing is
+ written), `SQLPOOL_BUFFER_TOO_SMALL` (`buf_len` below the size needed:
+ nothing is written), `SQLPOOL_OUT_OF_RANGE`, and as
+ `sqlpool_result_row_count`. On failure `*written` is not written.
+
+ Thread-safety: as `sqlpool_result_column_data`; `buf` belongs to the
+ caller, written only during the call.
+ */
+sqlpool_status sqlpool_result_column_joined(const struct sqlpool_result *result,
+                                            size_t column,
+                                            uint32_t sep,
+                                            uint8_t *buf,
+                                            size_t buf_len,
+                                            size_t *written);
+
+/*
  Gives a connection back to its pool. An open or failed transaction is
  rolled back first; a broken connection is discarded and replaced. The
  handle is invalid afterwards: using or releasing it again returns
@@ -1053,6 +1086,40 @@ sqlpool_status sqlpool_conn_query_packed(struct sqlpool_conn *conn,
                                          size_t params_len,
                                          struct sqlpool_result **out,
                                          struct sqlpool_query_info *info);
+
+/*
+ `sqlpool_conn_query_packed` without a result to free when the result is
+ small, for bindings that pay per call (a single-row query is one call):
+ the result's shape and first row are written into the caller's buffer
+ `buf` (`buf_len` bytes, at least `SQLPOOL_QUERY_HEADER_SIZE`), as the
+ header (see `SQLPOOL_QUERY_HEADER_SIZE`; the words mean what the
+ `sqlpool_query_info` fields of the same names do) followed by
+ `names_len` bytes of names (as `sqlpool_result_info.names`),
+ `format_len` bytes of row format and `data_len` bytes of row data (as
+ `sqlpool_query_info.row_format` and `row_data`). `names_len` is 0 when
+ the names do not fit (with columns), `format_len` 0 when the first row
+ does not fit (with rows) or has more than 64 columns. `params` as
+ `sqlpool_conn_query_packed`'s.
+
+ `*out` is NULL when the buffer holds the whole result (no row, or one
+ row whose names and values fit); otherwise it receives the result,
+ which the caller owns and frees with `sqlpool_result_free`, and reads
+ what the buffer lacks from it. The header's lengths say how much of
+ `buf` was written (no separate count: each argument costs a ctypes
+ caller). On failure `*out` is not written (and `buf` holds nothing
+ meaningful). Errors: `SQLPOOL_BUFFER_TOO_SMALL` (`buf_len` below the
+ header's size, checked before the query runs), and as
+ `sqlpool_conn_query_packed`.
+
+ Blocks as `sqlpool_conn_execute`.
+ */
+sqlpool_status sqlpool_conn_query_into(struct sqlpool_conn *conn,
+                                       const char *sql,
+                                       const uint8_t *params,
+                                       size_t params_len,
+                                       uint8_t *buf,
+                                       size_t buf_len,
+                                       struct sqlpool_result **out);
 
 /*
  Runs a script of one or more statements separated by `;`, without

@@ -310,7 +310,8 @@ impl SqliteConn {
                 e.message = format!("parameter set #{}: {}", i + 1, e.message);
                 e
             })?;
-            stmt.clear_bindings();
+            // `bind` sets every parameter (it checks the count), so the
+            // previous set's values need no clearing first.
             bind(&mut stmt, ordered)?;
             total += run_to_completion(&mut stmt, conn)?;
         }

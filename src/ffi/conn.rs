@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::params::unpack_params;
+use super::params::{unpack_param_sets, unpack_params};
 use super::result::store_result_with;
 use super::{
     boundary, bytes_arg, handle, out_arg, param_sets_of, sqlpool_params, sqlpool_query_info,
@@ -14,6 +14,7 @@ use crate::backend::{Checkout, Conn, LentConn};
 use crate::backend::{SavepointAction, TxOptions};
 use crate::error::{Error, Result, Status};
 use crate::handles::{HandleKind, HandleTable};
+use crate::result::{CellRef, Column, ResultSet};
 use crate::value::Params;
 
 /// A connection borrowed from a pool.
@@ -304,6 +305,200 @@ pub unsafe extern "C" fn sqlpool_conn_query_packed(
     })
 }
 
+/// Bytes of the header `sqlpool_conn_query_into` writes at the start of its
+/// buffer: seven little-endian 64-bit words, `rows`, `columns`,
+/// `names_len`, `format_len`, `data_len`, `text_cells`, `null_cells`.
+pub const SQLPOOL_QUERY_HEADER_SIZE: usize = 56;
+
+/// `sqlpool_conn_query_packed` without a result to free when the result is
+/// small, for bindings that pay per call (a single-row query is one call):
+/// the result's shape and first row are written into the caller's buffer
+/// `buf` (`buf_len` bytes, at least `SQLPOOL_QUERY_HEADER_SIZE`), as the
+/// header (see `SQLPOOL_QUERY_HEADER_SIZE`; the words mean what the
+/// `sqlpool_query_info` fields of the same names do) followed by
+/// `names_len` bytes of names (as `sqlpool_result_info.names`),
+/// `format_len` bytes of row format and `data_len` bytes of row data (as
+/// `sqlpool_query_info.row_format` and `row_data`). `names_len` is 0 when
+/// the names do not fit (with columns), `format_len` 0 when the first row
+/// does not fit (with rows) or has more than 64 columns. `params` as
+/// `sqlpool_conn_query_packed`'s.
+///
+/// `*out` is NULL when the buffer holds the whole result (no row, or one
+/// row whose names and values fit); otherwise it receives the result,
+/// which the caller owns and frees with `sqlpool_result_free`, and reads
+/// what the buffer lacks from it. The header's lengths say how much of
+/// `buf` was written (no separate count: each argument costs a ctypes
+/// caller). On failure `*out` is not written (and `buf` holds nothing
+/// meaningful). Errors: `SQLPOOL_BUFFER_TOO_SMALL` (`buf_len` below the
+/// header's size, checked before the query runs), and as
+/// `sqlpool_conn_query_packed`.
+///
+/// Blocks as `sqlpool_conn_execute`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sqlpool_conn_query_into(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const u8,
+    params_len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    out: *mut *mut sqlpool_result,
+) -> sqlpool_status {
+    boundary(|| {
+        let out = out_arg(out, "out")?;
+        if buf.is_null() {
+            return Err(Error::invalid_argument("buf is NULL"));
+        }
+        if buf_len < SQLPOOL_QUERY_HEADER_SIZE {
+            return Err(Error::new(
+                Status::BufferTooSmall,
+                format!("buf_len {buf_len} is below SQLPOOL_QUERY_HEADER_SIZE ({SQLPOOL_QUERY_HEADER_SIZE})"),
+            ));
+        }
+        let sql = unsafe { str_arg(sql, "sql") }?;
+        let params = unpack_params(unsafe { bytes_arg(params, params_len, "params") }?)?;
+        let result = with_conn(conn, |c| c.conn().query(sql, &params))?;
+        // SAFETY: checked non-NULL above; the caller provides `buf_len`
+        // writable bytes (documented), not used by anything else meanwhile.
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf, buf_len) };
+        if packed_into(&result, buf) {
+            out.put(std::ptr::null_mut());
+            Ok(())
+        } else {
+            store_result(result, out)
+        }
+    })
+}
+
+/// Writes `result`'s header, names and packed first row into `buf` (at
+/// least `SQLPOOL_QUERY_HEADER_SIZE` bytes); returns whether they hold the
+/// whole result.
+fn packed_into(result: &ResultSet, buf: &mut [u8]) -> bool {
+    let rows = result.row_count();
+    let columns = result.columns();
+    let names_len = put_names(columns, &mut buf[SQLPOOL_QUERY_HEADER_SIZE..]);
+    let at = SQLPOOL_QUERY_HEADER_SIZE + names_len;
+    let names_fit = names_len > 0 || columns.is_empty();
+    let mut row = (0, 0, 0u64, 0u64);
+    if rows > 0 && names_fit && columns.len() <= 64 {
+        if let Some(r) = put_first_row(result, &mut buf[at..]) {
+            row = r;
+        }
+    }
+    let (format_len, data_len, text_cells, null_cells) = row;
+    let header = [
+        rows as u64,
+        columns.len() as u64,
+        names_len as u64,
+        format_len as u64,
+        data_len as u64,
+        text_cells,
+        null_cells,
+    ];
+    for (i, word) in header.iter().enumerate() {
+        buf[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+    }
+    names_fit && (rows == 0 || (rows == 1 && format_len > 0))
+}
+
+/// `name\0decltype\0` per column (`sqlpool_result_info.names`) into `buf`;
+/// the length, 0 when it does not fit.
+fn put_names(columns: &[Column], buf: &mut [u8]) -> usize {
+    let need: usize = columns
+        .iter()
+        .map(|c| c.name.len() + c.decl_type.len() + 2)
+        .sum();
+    if need > buf.len() {
+        return 0;
+    }
+    let mut at = 0;
+    for c in columns {
+        for part in [c.name.as_bytes(), c.decl_type.as_bytes()] {
+            buf[at..at + part.len()].copy_from_slice(part);
+            buf[at + part.len()] = 0;
+            at += part.len() + 1;
+        }
+    }
+    at
+}
+
+/// The first row in `sqlpool_query_info`'s packed form: the format, then
+/// the data, into `buf`; (format length, data length, text cells, NULL
+/// cells), or None when it does not fit. At most 64 columns.
+fn put_first_row(result: &ResultSet, buf: &mut [u8]) -> Option<(usize, usize, u64, u64)> {
+    let ncols = result.column_count();
+    let cells = (0..ncols).map(|c| result.cell(0, c).unwrap_or(CellRef::Null));
+    // The format first (its length decides where the data starts).
+    let mut format_len = 1;
+    let mut data_len = 0;
+    for cell in cells.clone() {
+        let (f, d) = match cell {
+            CellRef::Null => (0, 0),
+            CellRef::Bool(_) => (1, 1),
+            CellRef::Int64(_) | CellRef::Double(_) => (1, 8),
+            CellRef::Text(b) | CellRef::Blob(b) => (decimal_len(b.len()) + 1, b.len()),
+        };
+        format_len += f;
+        data_len += d;
+    }
+    if format_len + data_len > buf.len() {
+        return None;
+    }
+    let (format, data) = buf.split_at_mut(format_len);
+    format[0] = b'<';
+    let (mut f, mut d) = (1, 0);
+    let (mut text_cells, mut null_cells) = (0u64, 0u64);
+    for (c, cell) in cells.enumerate() {
+        match cell {
+            CellRef::Null => null_cells |= 1 << c,
+            CellRef::Bool(b) => {
+                format[f] = b'?';
+                data[d] = u8::from(b);
+                f += 1;
+                d += 1;
+            }
+            CellRef::Int64(i) => {
+                format[f] = b'q';
+                data[d..d + 8].copy_from_slice(&i.to_le_bytes());
+                f += 1;
+                d += 8;
+            }
+            CellRef::Double(x) => {
+                format[f] = b'd';
+                data[d..d + 8].copy_from_slice(&x.to_le_bytes());
+                f += 1;
+                d += 8;
+            }
+            CellRef::Text(b) | CellRef::Blob(b) => {
+                if matches!(cell, CellRef::Text(_)) {
+                    text_cells |= 1 << c;
+                }
+                let digits = decimal_len(b.len());
+                let mut n = b.len();
+                for i in (0..digits).rev() {
+                    format[f + i] = b'0' + (n % 10) as u8;
+                    n /= 10;
+                }
+                format[f + digits] = b's';
+                f += digits + 1;
+                data[d..d + b.len()].copy_from_slice(b);
+                d += b.len();
+            }
+        }
+    }
+    Some((format_len, data_len, text_cells, null_cells))
+}
+
+fn decimal_len(mut n: usize) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
+}
+
 /// Runs a script of one or more statements separated by `;`, without
 /// parameters (schema setup, migrations). Errors: as `sqlpool_conn_execute`.
 ///
@@ -384,8 +579,8 @@ pub unsafe extern "C" fn sqlpool_conn_execute_many_packed(
 ) -> sqlpool_status {
     boundary(|| {
         let sql = unsafe { str_arg(sql, "sql") }?;
-        let packed = unpack_params(unsafe { bytes_arg(params, params_len, "params") }?)?;
-        run_many(conn, sql, &packed.sets(), rows_affected)
+        let sets = unpack_param_sets(unsafe { bytes_arg(params, params_len, "params") }?)?;
+        run_many(conn, sql, &sets, rows_affected)
     })
 }
 

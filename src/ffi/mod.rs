@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use crate::error::{panic_message, Error, Result, Status};
 
 mod async_api;
+mod columns;
 mod conn;
 mod copy;
 mod error;
@@ -29,6 +30,7 @@ mod pool;
 mod result;
 mod stream;
 pub use async_api::*;
+pub use columns::*;
 pub use conn::*;
 pub use copy::*;
 pub use error::*;

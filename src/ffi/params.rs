@@ -237,7 +237,32 @@ pub const SQLPOOL_PACKED_END_SET: u8 = 255;
 /// byte 0/1; INT64, DOUBLE: 8 bytes little-endian; TEXT (UTF-8), BLOB: an
 /// 8-byte little-endian length, then the bytes. `SQLPOOL_PACKED_END_SET`
 /// ends a parameter set.
-pub(crate) fn unpack_params(mut buf: &[u8]) -> Result<Params> {
+pub(crate) fn unpack_params(buf: &[u8]) -> Result<Params> {
+    let mut params = Params::new();
+    unpack_into(buf, &mut params, |p| p.next_set())?;
+    Ok(params)
+}
+
+/// Packed parameter sets (`sqlpool_conn_execute_many_packed`), one
+/// [`Params`] per set as [`Params::sets`] splits them, built directly (no
+/// copy of every value per set).
+pub(crate) fn unpack_param_sets(buf: &[u8]) -> Result<Vec<Params>> {
+    let mut sets = Vec::new();
+    let mut current = Params::new();
+    unpack_into(buf, &mut current, |p| sets.push(std::mem::take(p)))?;
+    if !current.is_empty() {
+        sets.push(current);
+    }
+    Ok(sets)
+}
+
+/// Appends the values of `buf` to `params`, calling `end_set` at each
+/// `SQLPOOL_PACKED_END_SET`.
+fn unpack_into(
+    mut buf: &[u8],
+    params: &mut Params,
+    mut end_set: impl FnMut(&mut Params),
+) -> Result<()> {
     fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
         if buf.len() < n {
             return Err(Error::invalid_argument(
@@ -253,11 +278,10 @@ pub(crate) fn unpack_params(mut buf: &[u8]) -> Result<Params> {
         w.copy_from_slice(take(buf, 8)?);
         Ok(w)
     }
-    let mut params = Params::new();
     while let Some((&tag, rest)) = buf.split_first() {
         buf = rest;
         if tag == SQLPOOL_PACKED_END_SET {
-            params.next_set();
+            end_set(params);
             continue;
         }
         let value = match u32::from(tag) {
@@ -283,7 +307,7 @@ pub(crate) fn unpack_params(mut buf: &[u8]) -> Result<Params> {
         };
         params.push(None, value)?;
     }
-    Ok(params)
+    Ok(())
 }
 
 /// Appends `len` bytes of binary data (copied; at most
@@ -345,6 +369,36 @@ mod tests {
         assert_eq!(
             unpack_params(&bad_text).unwrap_err().status,
             Status::InvalidUtf8
+        );
+    }
+
+    #[test]
+    fn packed_sets_split_as_params_sets_does() {
+        let int = |i: i64| {
+            let mut v = vec![SQLPOOL_KIND_INT64 as u8];
+            v.extend_from_slice(&i.to_le_bytes());
+            v
+        };
+        let end = vec![SQLPOOL_PACKED_END_SET];
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            end.clone(),
+            [end.clone(), end.clone()].concat(),
+            int(1),
+            [int(1), end.clone()].concat(),
+            [int(1), int(2), end.clone(), int(3), end.clone()].concat(),
+            [int(1), end.clone(), end.clone(), int(4)].concat(),
+        ];
+        for buf in cases {
+            let direct = unpack_param_sets(&buf).unwrap();
+            let split = unpack_params(&buf).unwrap().sets();
+            assert_eq!(direct, split, "{buf:?}");
+        }
+        assert_eq!(
+            unpack_param_sets(&[SQLPOOL_KIND_INT64 as u8, 1])
+                .unwrap_err()
+                .status,
+            Status::InvalidArgument
         );
     }
 }

@@ -11,6 +11,7 @@ static const int SQLPOOL_OP_ACQUIRE = 1;
 static const int SQLPOOL_OP_EXECUTE = 2;
 static const int SQLPOOL_OP_QUERY = 3;
 static const int SQLPOOL_OP_BATCH = 4;
+static const int SQLPOOL_QUERY_HEADER_SIZE = 56;
 static const int SQLPOOL_TX_READ_ONLY = 1;
 static const int SQLPOOL_TX_DEFERRABLE = 2;
 static const int SQLPOOL_ISOLATION_DEFAULT = 0;
@@ -190,6 +191,12 @@ sqlpool_status sqlpool_conn_execute_batch_async(struct sqlpool_conn *conn,
                                                 uint64_t *op_id);
 sqlpool_status sqlpool_cancel(uint64_t op_id);
 sqlpool_status sqlpool_set_async_threads(uint32_t n);
+sqlpool_status sqlpool_result_column_joined(const struct sqlpool_result *result,
+                                            size_t column,
+                                            uint32_t sep,
+                                            uint8_t *buf,
+                                            size_t buf_len,
+                                            size_t *written);
 sqlpool_status sqlpool_conn_release(struct sqlpool_conn *conn);
 sqlpool_status sqlpool_conn_set_query_timeout(struct sqlpool_conn *conn, int64_t timeout_ms);
 sqlpool_status sqlpool_conn_execute(struct sqlpool_conn *conn,
@@ -206,6 +213,13 @@ sqlpool_status sqlpool_conn_query_packed(struct sqlpool_conn *conn,
                                          size_t params_len,
                                          struct sqlpool_result **out,
                                          struct sqlpool_query_info *info);
+sqlpool_status sqlpool_conn_query_into(struct sqlpool_conn *conn,
+                                       const char *sql,
+                                       const uint8_t *params,
+                                       size_t params_len,
+                                       uint8_t *buf,
+                                       size_t buf_len,
+                                       struct sqlpool_result **out);
 sqlpool_status sqlpool_conn_execute_script(struct sqlpool_conn *conn, const char *sql);
 sqlpool_status sqlpool_conn_execute_batch(struct sqlpool_conn *conn,
                                           const char *sql,

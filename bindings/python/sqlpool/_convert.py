@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime as _dt
+import gc as _gc
 import ipaddress
 import json
 import re
@@ -12,11 +13,11 @@ import uuid
 from ctypes import byref, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from decimal import Decimal
 from functools import lru_cache
-from itertools import islice
+from itertools import chain, islice, repeat
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
-from ._lib import ColumnData, QueryInfo, ResultInfo, lib
+from ._lib import ColumnData, ResultInfo, lib
 from .errors import DataError, ProgrammingError, check, last_error
 from .row import Row, row_class
 
@@ -297,6 +298,7 @@ def free_params(p: Optional[int]) -> None:
         lib.sqlpool_params_free(p)
 
 
+_KIND_INT64 = _lib.KIND_INT64
 _pack_int = struct.Struct("<Bq").pack
 _pack_double = struct.Struct("<Bd").pack
 _pack_len = struct.Struct("<BQ").pack
@@ -316,6 +318,10 @@ def pack_params(parameters: Params) -> Optional[bytes]:
     t = type(parameters)
     if t is not list and t is not tuple:
         return None
+    if len(parameters) == 1:  # the common lookup by one key
+        v = parameters[0]
+        if type(v) is int and _INT64_MIN <= v <= _INT64_MAX:
+            return _pack_int(_KIND_INT64, v)
     parts = []
     for v in parameters:
         t = type(v)
@@ -352,6 +358,9 @@ def pack_param_sets(seq_of_params: Iterable[Params]) -> Tuple[Optional[bytes], I
     (each ended by SQLPOOL_PACKED_END_SET), or None when one needs the
     parameter-list path; with the sets as a list (a generator is read once)."""
     sets = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
+    packed = _pack_columns(sets)
+    if packed is not None:
+        return packed, sets
     parts = []
     for params in sets:
         packed = pack_params(params)
@@ -360,6 +369,50 @@ def pack_param_sets(seq_of_params: Iterable[Params]) -> Tuple[Optional[bytes], I
         parts.append(packed)
     parts.append(b"")
     return _END_SET.join(parts) if len(parts) > 1 else b"", sets
+
+
+_SET_TYPES = frozenset((list, tuple))
+_BOOL_PACKED = {True: _PACKED_TRUE, False: _PACKED_FALSE}.__getitem__
+_encode = str.encode
+
+
+def _pack_columns(sets: Sequence[Params]) -> Optional[bytes]:
+    """The sets packed column by column, each column in C-level loops
+    (``map``): for sets that are all lists or tuples of one length whose
+    columns each hold one plain type (int within int64, float, str, bytes,
+    bool, None). None otherwise (the caller packs set by set)."""
+    n = len(sets)
+    if n < 2 or not set(map(type, sets)) <= _SET_TYPES or len(set(map(len, sets))) != 1:
+        return None
+    chunks: List[Iterable[bytes]] = []
+    for col in zip(*sets):
+        kinds = set(map(type, col))
+        if len(kinds) != 1:
+            return None
+        t = kinds.pop()
+        if t is int:
+            if min(col) < _INT64_MIN or max(col) > _INT64_MAX:
+                return None
+            chunks.append(map(_pack_int, repeat(_KIND_INT64, n), col))
+        elif t is float:
+            chunks.append(map(_pack_double, repeat(_lib.KIND_DOUBLE, n), col))
+        elif t is str or t is bytes:
+            if t is str:
+                try:
+                    col = tuple(map(_encode, col))
+                except UnicodeEncodeError:
+                    return None
+            kind = _lib.KIND_TEXT if t is str else _lib.KIND_BLOB
+            chunks.append(map(_pack_len, repeat(kind, n), map(len, col)))
+            chunks.append(col)
+        elif t is bool:
+            chunks.append(map(_BOOL_PACKED, col))
+        elif t is type(None):
+            chunks.append(repeat(_PACKED_NULL, n))
+        else:
+            return None
+    chunks.append(repeat(_END_SET, n))
+    return b"".join(chain.from_iterable(zip(*chunks)))
 
 
 class ParamSets:
@@ -723,11 +776,26 @@ def _read_column(
     elif kind == _lib.KIND_BOOL:
         values = list(map(bool, _array(cd.ints, n, "q")))
         conv = None
+    elif (
+        kind == _lib.KIND_TEXT
+        and n >= _JOINED_ROWS
+        and not mode & TEXT_AS_BYTES
+        and not cd.flags & _lib.COLUMN_NOT_UTF8
+        and (joined := _joined_text(res, c, n, c_uint64.from_address(cd.offsets + 8 * n).value)) is not None
+    ):
+        values = joined
     elif kind == _lib.KIND_TEXT or kind == _lib.KIND_BLOB:
         offsets = _array(cd.offsets, n + 1, "Q")
         total = offsets[-1]
         data = _string_at(cd.bytes, total) if total else b""
-        if kind == _lib.KIND_TEXT and mode & TEXT_AS_BYTES:
+        width = offsets[1]
+        if kind == _lib.KIND_BLOB and n >= _JOINED_ROWS and width and total == width * n and (
+            offsets == list(range(0, total + 1, width))
+        ):
+            # Values of one width (hashes, uuids): one struct format.
+            values = list(_unpack(f"{width}s" * n, data))
+            conv = None
+        elif kind == _lib.KIND_TEXT and mode & TEXT_AS_BYTES:
             values = list(map(data.__getitem__, map(slice, offsets, islice(offsets, 1, None))))
             conv = None
         elif kind == _lib.KIND_TEXT:
@@ -771,6 +839,25 @@ def _read_column(
     return values
 
 
+# Columns of at least this many rows are read whole (below: per value).
+_JOINED_ROWS = 64
+_column_joined = lib.sqlpool_result_column_joined
+_unpack = struct.unpack
+
+
+def _joined_text(res: int, c: int, n: int, total: int) -> Optional[List[str]]:
+    """A TEXT column's values from ``sqlpool_result_column_joined`` (NUL
+    after each, split in one step); None when a value holds a NUL."""
+    need = total + n
+    buf = bytearray(need)
+    written = c_size_t()
+    if _column_joined(res, c, 0, (ctypes.c_char * need).from_buffer(buf), need, byref(written)):
+        return None
+    values = buf.decode("utf-8").split("\0")
+    values.pop()  # after the last separator
+    return values
+
+
 def _array(address: int, n: int, code: str) -> List[Any]:
     """``n`` native values (``code``: q, d, Q) at ``address`` as a list, in
     one step (memoryview.tolist)."""
@@ -801,36 +888,75 @@ def _columns(res: int, nrows: int, decltypes: Tuple[str, ...], mode: int) -> Lis
     ]
 
 
+# Results with at least this many rows are read with the cyclic garbage
+# collector paused (see _gc_paused).
+_PAUSE_GC_ROWS = 256
+
+
+class _GcPaused:
+    """``with _gc_paused(nrows):`` pauses the cyclic garbage collector while
+    a large result becomes Python objects: a Row is a tuple subclass, which
+    the collector never untracks as it does plain tuples of atoms, so each
+    collection the allocations trigger walks every row built so far (on
+    100,000 rows, reading took 2x as long). Nothing read here forms a cycle.
+    Re-enabled on leaving, unless it was already disabled."""
+
+    __slots__ = ("paused",)
+
+    def __init__(self, nrows: int) -> None:
+        self.paused = nrows >= _PAUSE_GC_ROWS and _gc.isenabled()
+
+    def __enter__(self) -> None:
+        if self.paused:
+            _gc.disable()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.paused:
+            _gc.enable()
+
+
+_gc_paused = _GcPaused
+
+
+def rows_of(cls: Any, columns: List[List[Any]]) -> List[Any]:
+    """``cls`` (a Row class, or ``tuple``) over the columns' values, row by row."""
+    rows = zip(*columns)
+    return list(rows) if cls is tuple else list(map(cls, rows))
+
+
 def read_result(res: int, mode: int) -> List[Row]:
     """Every row of a native result as :class:`Row` objects (does not free it)."""
-    names, columns, nrows = read_columns(res, mode)
+    nrows, names, decltypes = describe(res)
     cls = row_class(names)
-    if not columns:
+    if not decltypes:
         return [cls(()) for _ in range(nrows)]
-    return list(map(cls, zip(*columns)))
+    with _gc_paused(nrows):
+        return rows_of(cls, _columns(res, nrows, decltypes, mode))
 
 
 def read_table(res: int, mode: int) -> Tuple[Tuple[str, ...], Tuple[str, ...], List[Tuple[Any, ...]]]:
     """(column names, declared types, rows as plain tuples) of a native
     result (does not free it): what a DB-API cursor needs."""
     nrows, names, decltypes = describe(res)
-    columns = _columns(res, nrows, decltypes, mode)
-    if not columns:
+    if not decltypes:
         return names, decltypes, [() for _ in range(nrows)]
-    return names, decltypes, list(zip(*columns))
+    with _gc_paused(nrows):
+        return names, decltypes, rows_of(tuple, _columns(res, nrows, decltypes, mode))
 
 
 def read_result_dicts(res: int, mode: int) -> List[Dict[str, Any]]:
     """Every row of a native result as a dict (does not free it)."""
-    names, columns, nrows = read_columns(res, mode)
-    if not columns:
+    nrows, names, decltypes = describe(res)
+    if not decltypes:
         return [{} for _ in range(nrows)]
-    if len(set(names)) != len(names):
-        # Duplicate names: the leftmost column wins, as with Row["name"].
-        keep = [i for i, name in enumerate(names) if names.index(name) == i]
-        names = tuple(names[i] for i in keep)
-        columns = [columns[i] for i in keep]
-    return [dict(zip(names, values)) for values in zip(*columns)]
+    with _gc_paused(nrows):
+        columns = _columns(res, nrows, decltypes, mode)
+        if len(set(names)) != len(names):
+            # Duplicate names: the leftmost column wins, as with Row["name"].
+            keep = [i for i, name in enumerate(names) if names.index(name) == i]
+            names = tuple(names[i] for i in keep)
+            columns = [columns[i] for i in keep]
+        return [dict(zip(names, values)) for values in zip(*columns)]
 
 
 def read_first(res: int, mode: int) -> Optional[Row]:
@@ -868,11 +994,13 @@ class _Shape:
 _SHAPES: Dict[Tuple[bytes, int], _Shape] = {}
 
 
-def _shape(info: Any, mode: int) -> _Shape:
-    key = (_string_at(info.names, info.names_len) if info.names_len else b"", mode)
+def shape_of(names: bytes, mode: int) -> _Shape:
+    """The shape of a result from its ``name\\0decltype\\0`` list
+    (``sqlpool_result_info.names``), cached."""
+    key = (names, mode)
     shape = _SHAPES.get(key)
     if shape is None:
-        parts = key[0].decode("utf-8", "replace").split("\0")
+        parts = names.decode("utf-8", "replace").split("\0")
         shape = _Shape(tuple(parts[0:-1:2]), tuple(parts[1:-1:2]), mode)
         if len(_SHAPES) >= 1024:
             _SHAPES.clear()
@@ -880,59 +1008,27 @@ def _shape(info: Any, mode: int) -> _Shape:
     return shape
 
 
-_unpack = struct.unpack
+decode_text = _decode_text
 
 
-def _packed_first(info: Any, shape: _Shape, mode: int) -> Row:
-    """The first row of a result from its packed form (``QueryInfo``)."""
-    data_len = info.row_data_len
-    vals: Any = _unpack(
-        _string_at(info.row_format, info.row_format_len),
-        _string_at(info.row_data, data_len) if data_len else b"",
-    )
-    nulls = info.null_cells
-    texts = 0 if mode & TEXT_AS_BYTES else info.text_cells
-    if nulls or texts:
-        vals = list(vals)
-        c = 0
-        while nulls:
-            if nulls & 1:
-                vals.insert(c, None)
-            nulls >>= 1
-            c += 1
-        c = 0
-        while texts:
-            if texts & 1:
-                vals[c] = _decode_text(c, 0, vals[c])
-            texts >>= 1
-            c += 1
-    convs = shape.convs
-    if convs is not None:
-        vals = [
-            v if conv is None or type(v) is not str else conv(v)
-            for v, conv in zip(vals, convs)
-        ]
-    return shape.cls(vals)
-
-
-def read_packed(res: int, info: Any, mode: int, first_only: bool) -> Any:
-    """The rows of a result from ``sqlpool_conn_query_packed`` (its first
-    row, or None, when ``first_only``), read with few calls: the first row
-    from its packed form, many rows column by column."""
-    nrows = info.rows
+def read_rows(res: int, nrows: int, shape: _Shape, mode: int, first_only: bool) -> Any:
+    """The rows of a native result whose shape is known (does not free
+    it): every row, or the first (None without rows) when ``first_only``."""
     if nrows == 0:
         return None if first_only else []
-    shape = _shape(info, mode)
-    if first_only or nrows == 1:
-        if info.row_format_len == 0:  # more than 64 columns
-            row = shape.cls(next(zip(*_columns(res, nrows, shape.decltypes, mode))))
-        else:
-            row = _packed_first(info, shape, mode)
-        return row if first_only else [row]
-    columns = _columns(res, nrows, shape.decltypes, mode)
-    if not columns:
+    if first_only and nrows > 16:
+        # Many rows: read only the first, cell by cell.
+        values = []
+        for c, conv in enumerate(shape.convs or (None,) * len(shape.names)):
+            v = _cell(res, 0, c, mode)
+            values.append(conv(v) if conv is not None and isinstance(v, str) else v)
+        return shape.cls(values)
+    if first_only:
+        return shape.cls(next(zip(*_columns(res, nrows, shape.decltypes, mode)), ()))
+    if not shape.decltypes:
         return [shape.cls(()) for _ in range(nrows)]
-    return list(map(shape.cls, zip(*columns)))
+    with _gc_paused(nrows):
+        return rows_of(shape.cls, _columns(res, nrows, shape.decltypes, mode))
 
 
 def free_result(res: int) -> None:

@@ -232,6 +232,9 @@ KIND_MIXED = 6
 
 COLUMN_NOT_UTF8 = 1
 
+# Bytes of sqlpool_conn_query_into's header (SQLPOOL_QUERY_HEADER_SIZE).
+QUERY_HEADER_SIZE = 56
+
 COMPLETION_ACQUIRE = 1
 COMPLETION_EXECUTE = 2
 COMPLETION_QUERY = 3
@@ -297,6 +300,10 @@ _PROTOTYPES = {
         status_t,
         [_P, c_char_p, c_char_p, c_size_t, _OUT, POINTER(QueryInfo)],
     ),
+    "sqlpool_conn_query_into": (
+        status_t,
+        [_P, c_char_p, c_char_p, c_size_t, c_void_p, c_size_t, _OUT],
+    ),
     "sqlpool_conn_execute_script": (status_t, [_P, c_char_p]),
     "sqlpool_params_next_set": (status_t, [_P]),
     "sqlpool_conn_execute_many": (status_t, [_P, c_char_p, _P, POINTER(c_uint64)]),
@@ -328,6 +335,10 @@ _PROTOTYPES = {
     "sqlpool_result_column_data": (status_t, [_P, c_size_t, POINTER(ColumnData)]),
     "sqlpool_result_describe": (status_t, [_P, POINTER(ResultInfo)]),
     "sqlpool_result_free": (status_t, [_P]),
+    "sqlpool_result_column_joined": (
+        status_t,
+        [_P, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_OUT],
+    ),
     "sqlpool_result_row_count": (status_t, [_P, _SIZE_OUT]),
     "sqlpool_result_column_count": (status_t, [_P, _SIZE_OUT]),
     "sqlpool_result_column_name": (status_t, [_P, c_size_t, _STR_OUT, _SIZE_OUT]),

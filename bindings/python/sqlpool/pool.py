@@ -7,14 +7,15 @@ import json
 import logging
 import threading
 import weakref
-from ctypes import byref, c_size_t, c_uint64, c_void_p, create_string_buffer, sizeof
+import struct
+from ctypes import byref, c_char, c_char_p, c_size_t, c_uint64, c_void_p, create_string_buffer, sizeof
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Type, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union
 
-from . import _convert
+from . import _convert, _managed
 from ._convert import Params, build_param_sets, build_params, free_params
 from ._lib import BUFFER_TOO_SMALL as _BUFFER_TOO_SMALL
-from ._lib import CONN_CALLBACK, PoolStats, QueryInfo, lib
+from ._lib import CONN_CALLBACK, QUERY_HEADER_SIZE, PoolStats, lib
 from ._lib import CONNECTION_ERROR as _CONNECTION_ERROR
 from ._managed import Managed
 from ._options import Duration, IsolationLevel, Recycling, build_options, isolation_value, is_postgres_uri, to_ms
@@ -69,37 +70,153 @@ def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, mode
 
 
 _pack_params = _convert.pack_params
-_query_packed_fn = lib.sqlpool_conn_query_packed
+_query_into_fn = lib.sqlpool_conn_query_into
 _result_free = lib.sqlpool_result_free
-_read_packed = _convert.read_packed
-# Statement text encoded once per distinct str (the hot path's SQL repeats).
-_SQL_BYTES: Dict[str, bytes] = {}
-# The out-parameters of _query_packed, made once per thread (building them
-# costs more than the call); read before the thread's next query.
-_packed_out = threading.local()
+_shape_of = _convert.shape_of
+_decode_text = _convert.decode_text
+_TEXT_AS_BYTES = _convert.TEXT_AS_BYTES
+_HEADER = struct.Struct("<7Q").unpack_from
+_HEADER_SIZE = QUERY_HEADER_SIZE
+# The buffer sqlpool_conn_query_into writes a small result into: a row of
+# names and values this long needs no result handle.
+_SCRATCH_SIZE = 8192
+_SCRATCH_LEN = c_size_t(_SCRATCH_SIZE)
+# Lengths of packed parameters as ctypes instances, for the small ones.
+_SIZES = tuple(c_size_t(n) for n in range(256))
+_SIZE_0 = _SIZES[0]
 
 
-def _query_packed(handle: int, sql: str, packed: bytes, mode: int, first_only: bool) -> Any:
-    """One query in one C call (``sqlpool_conn_query_packed``): parameters
-    packed, the result's shape and first row handed back with it."""
-    s = _SQL_BYTES.get(sql)
-    if s is None:
-        s = encode_sql(sql)
-        if len(_SQL_BYTES) >= 512:
-            _SQL_BYTES.clear()
-        _SQL_BYTES[sql] = s
-    try:
-        out, info, out_ref, info_ref = _packed_out.bufs
-    except AttributeError:
-        out, info = c_void_p(), QueryInfo()
-        out_ref, info_ref = byref(out), byref(info)
-        _packed_out.bufs = (out, info, out_ref, info_ref)
-    check(_query_packed_fn(handle, s, packed, len(packed), out_ref, info_ref))
+class _Plan:
+    """What one statement text needs on the hot path, kept per distinct
+    str: its UTF-8 bytes, and the last result shape and row format seen
+    (checked against each new result, never trusted). Each is one tuple,
+    replaced whole: threads sharing the plan never see half an update."""
+
+    __slots__ = ("sql", "shape", "row")
+
+    def __init__(self, sql: bytes) -> None:
+        # A ctypes instance: passed as it is (no conversion per call).
+        self.sql = c_char_p(sql)
+        # (names as the library lists them, read mode, _convert._Shape)
+        self.shape: Tuple[bytes, int, Any] = (b"", -1, None)
+        # (row format, its struct unpack_from)
+        self.row: Tuple[bytes, Any] = (b"", None)
+
+
+_PLANS: Dict[str, _Plan] = {}
+# A cell bit mask (sqlpool_conn_query_into's text_cells, null_cells) -> the
+# indexes of its set bits, ascending.
+_BITS: Dict[int, Tuple[int, ...]] = {}
+
+
+_UNPACKERS: Dict[bytes, Any] = {}
+
+
+def _unpacker(fmt: bytes) -> Any:
+    """``struct.Struct(fmt).unpack_from``, cached per row format."""
+    unpack = struct.Struct(fmt).unpack_from
+    if len(_UNPACKERS) >= 1024:
+        _UNPACKERS.clear()
+    _UNPACKERS[fmt] = unpack
+    return unpack
+
+
+def _bits(mask: int) -> Tuple[int, ...]:
+    bits = tuple(c for c in range(mask.bit_length()) if mask >> c & 1)
+    if len(_BITS) >= 4096:
+        _BITS.clear()
+    _BITS[mask] = bits
+    return bits
+
+
+def _plan(sql: str) -> _Plan:
+    plan = _PLANS.get(sql)
+    if plan is None:
+        plan = _Plan(encode_sql(sql))
+        if len(_PLANS) >= 512:
+            _PLANS.clear()
+        _PLANS[sql] = plan
+    return plan
+
+
+class _Scratch(threading.local):
+    """Per thread: the buffer of sqlpool_conn_query_into and its
+    out-parameter (read before the thread's next query)."""
+
+    def __init__(self) -> None:
+        buf = bytearray(_SCRATCH_SIZE)
+        # The exported view pins the bytearray (it cannot be resized).
+        self.view = (c_char * _SCRATCH_SIZE).from_buffer(buf)
+        out = c_void_p()
+        self.t = (buf, self.view, out, byref(out))
+
+
+_scratch = _Scratch()
+
+
+def _query_into(conn: "Connection", sql: str, parameters: Params, first_only: bool) -> Any:
+    """One query in one C call (``sqlpool_conn_query_into``): parameters
+    packed, a one-row result read from the thread's buffer; a larger one
+    through its handle."""
+    plan = _PLANS.get(sql) or _plan(sql)
+    if parameters is None:
+        packed, size = None, _SIZE_0
+    else:
+        packed = _pack_params(parameters)
+        if packed is None:  # named parameters, other types: the parameter list
+            return conn._query(sql, parameters, _convert.read_first if first_only else _convert.read_result)
+        n = len(packed)
+        size = _SIZES[n] if n < 256 else n
+    if conn._ptr is None or conn._generation != _managed._generation:
+        conn._handle()  # raises
+    buf, view, out, out_ref = _scratch.t
+    # Arguments that are ctypes instances already skip argtypes' conversion.
+    st = _query_into_fn(conn._cptr, plan.sql, packed, size, view, _SCRATCH_LEN, out_ref)
+    if st:
+        raise last_error(st)
+    mode = conn._pool._read_mode
+    rows, _ncols, nlen, flen, _dlen, texts, nulls = _HEADER(buf)
     res = out.value
-    try:
-        return _read_packed(res, info, mode, first_only)
-    finally:
-        _result_free(res)
+    if res is not None:  # more than the buffer holds
+        try:
+            if nlen and not (first_only and flen):
+                names = bytes(buf[_HEADER_SIZE : _HEADER_SIZE + nlen])
+                return _convert.read_rows(res, rows, _shape_of(names, mode), mode, first_only)
+            return _convert.read_first(res, mode) if first_only else _convert.read_result(res, mode)
+        finally:
+            _result_free(res)
+    if rows == 0:
+        return None if first_only else []
+    # The shape: the plan's when the names and mode are the same.
+    names, shape_mode, shape = plan.shape
+    if shape_mode != mode or len(names) != nlen or not buf.startswith(names, _HEADER_SIZE):
+        names = bytes(buf[_HEADER_SIZE : _HEADER_SIZE + nlen])
+        shape = _shape_of(names, mode)
+        plan.shape = (names, mode, shape)
+    at = _HEADER_SIZE + nlen
+    fmt, unpack = plan.row
+    if len(fmt) != flen or not buf.startswith(fmt, at):
+        fmt = bytes(buf[at : at + flen])
+        unpack = _UNPACKERS.get(fmt) or _unpacker(fmt)
+        plan.row = (fmt, unpack)
+    vals: Any = unpack(buf, at + flen)
+    if nulls:
+        vals = list(vals)
+        for c in _BITS.get(nulls) or _bits(nulls):
+            vals.insert(c, None)
+    if texts and not mode & _TEXT_AS_BYTES:
+        if not nulls:
+            vals = list(vals)
+        for c in _BITS.get(texts) or _bits(texts):
+            try:
+                vals[c] = vals[c].decode()
+            except UnicodeDecodeError:
+                vals[c] = _decode_text(c, 0, vals[c])  # raises DataError
+    convs = shape.convs
+    if convs is not None:
+        vals = [v if conv is None or type(v) is not str else conv(v) for v, conv in zip(vals, convs)]
+    row = shape.cls(vals)
+    return row if first_only else [row]
 
 
 def timeout_ms(timeout: Optional[Duration]) -> int:
@@ -495,6 +612,7 @@ class Connection(Managed):
 
     def __init__(self, pool: _PoolBase, ptr: int) -> None:
         self._pool = pool  # keeps the pool alive while the connection is
+        self._cptr = c_void_p(ptr)  # the handle as a ctypes argument
         self._postgres = pool._postgres
         self._tx_depth = 0
         self._adopt(ptr)
@@ -556,17 +674,11 @@ class Connection(Managed):
 
     def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query; returns every row as a :class:`Row`."""
-        packed = _pack_params(parameters)
-        if packed is None:
-            return self._query(sql, parameters, _convert.read_result)  # type: ignore[no-any-return]
-        return _query_packed(self._handle(), sql, packed, self._pool._read_mode, False)  # type: ignore[no-any-return]
+        return _query_into(self, sql, parameters, False)  # type: ignore[no-any-return]
 
     def query_first(self, sql: str, parameters: Params = None) -> Optional[Row]:
         """Runs one query; returns its first row, or None when it has none."""
-        packed = _pack_params(parameters)
-        if packed is None:
-            return self._query(sql, parameters, _convert.read_first)  # type: ignore[no-any-return]
-        return _query_packed(self._handle(), sql, packed, self._pool._read_mode, True)  # type: ignore[no-any-return]
+        return _query_into(self, sql, parameters, True)  # type: ignore[no-any-return]
 
     def query_as_dict(self, sql: str, parameters: Params = None) -> List[Dict[str, Any]]:
         """Runs one query; returns every row as a dict."""

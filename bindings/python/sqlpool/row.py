@@ -8,6 +8,9 @@ from typing import Any, Dict, Iterator, Optional, Tuple, Type, Union, overload
 __all__ = ["Row", "row_class"]
 
 
+_tuple_getitem = tuple.__getitem__
+
+
 class Row(tuple):  # type: ignore[type-arg]
     """One result row: a tuple with access by column name.
 
@@ -44,12 +47,14 @@ class Row(tuple):  # type: ignore[type-arg]
     def __getitem__(self, key: slice) -> Tuple[Any, ...]: ...
 
     def __getitem__(self, key: Union[int, str, slice]) -> Any:
+        if type(key) is int:
+            return _tuple_getitem(self, key)
         if isinstance(key, str):
             try:
                 key = self._index[key]
             except KeyError:
                 raise KeyError(key) from None
-        return tuple.__getitem__(self, key)
+        return _tuple_getitem(self, key)
 
     def keys(self) -> Tuple[str, ...]:
         """The column names, in order (duplicates included)."""
@@ -86,13 +91,34 @@ class Row(tuple):  # type: ignore[type-arg]
         return (_make_row, (self._fields, tuple(self)))
 
 
+try:  # namedtuple's field descriptor: reads the tuple slot in C
+    from collections import _tuplegetter  # type: ignore[attr-defined]
+
+    def _field(i: int) -> Any:
+        return _tuplegetter(i, None)
+
+except ImportError:  # pragma: no cover - other Python implementations
+
+    def _field(i: int) -> Any:
+        return property(lambda row: _tuple_getitem(row, i))
+
+
 @lru_cache(maxsize=1024)
 def row_class(fields: Tuple[str, ...]) -> Type[Row]:
-    """The Row subclass for one column list (cached)."""
+    """The Row subclass for one column list (cached).
+
+    Each column reachable as an attribute gets a descriptor (namedtuple's
+    field getter): ``row.name`` then costs no failed lookup before
+    :meth:`Row.__getattr__`. Names of tuple and Row attributes and names
+    starting with ``_`` keep going through ``row["name"]``."""
     index: Dict[str, int] = {}
     for i, name in enumerate(fields):
         index.setdefault(name, i)
-    return type("Row", (Row,), {"__slots__": (), "_fields": fields, "_index": index})
+    namespace: Dict[str, Any] = {"__slots__": (), "_fields": fields, "_index": index}
+    for name, i in index.items():
+        if name.isidentifier() and not name.startswith("_") and not hasattr(Row, name):
+            namespace[name] = _field(i)
+    return type("Row", (Row,), namespace)
 
 
 def _make_row(fields: Tuple[str, ...], values: Tuple[Any, ...]) -> Row:

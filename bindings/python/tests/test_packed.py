@@ -1,6 +1,7 @@
-"""The one-call query path (``sqlpool_conn_query_packed``): packed
-parameters in, the result's shape and first row out. Every answer must
-equal the parameter-list path's (the pool-level calls still take it)."""
+"""The one-call query path (``sqlpool_conn_query_into``): packed
+parameters in, a one-row result in the thread's buffer (a larger one as a
+result handle). Every answer must equal the parameter-list path's (the
+pool-level calls still take it)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,150 @@ def test_whole_column_conversion_falls_back_per_value(pg_uri: str) -> None:
         dt.datetime.max.replace(tzinfo=utc),
         dt.datetime.min.replace(tzinfo=utc),
     ]
+
+
+def test_results_beyond_the_buffer_take_the_handle(pool: sqlpool.Pool) -> None:
+    big = "x" * 20_000  # more than the thread's buffer
+    long_name = "n" * 9_000  # names alone beyond the buffer
+    for sql, params in (
+        ("SELECT ?1 AS a, 2 AS b", [big]),
+        (f"SELECT 1 AS {long_name}, ?1 AS b", ["v"]),
+    ):
+        if pool.is_postgres:
+            sql = sql.replace("?1", "$1::text")
+            if long_name in sql:
+                continue  # PostgreSQL truncates identifiers to 63 bytes
+        fast, slow = both(pool, sql, params)
+        assert fast == slow
+        assert fast[0][0] == fast[1]
+    assert both(pool, "SELECT ?1 AS a, 2 AS b".replace("?1", "$1::text" if pool.is_postgres else "?1"),
+                [big])[0][1].a == big
+
+
+def test_null_and_text_cells_land_in_place(pool: sqlpool.Pool, table: str) -> None:
+    sql = "SELECT NULL AS a, 'é' AS b, NULL AS c, 'x' AS d, 3 AS e, NULL AS f"
+    with pool.connection() as conn:
+        for _ in range(2):  # the second time through the cached plan
+            row = conn.query_first(sql)
+            assert tuple(row) == (None, "é", None, "x", 3, None)
+            assert (row.b, row.d, row.e) == ("é", "x", 3)
+        # The same statement text on a changed table: the new shape wins.
+        conn.execute(f"CREATE TABLE {table} (a INTEGER)")
+        conn.execute(f"INSERT INTO {table} VALUES (1)")
+        assert conn.query_first(f"SELECT * FROM {table}").keys() == ("a",)
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN b TEXT")
+        assert conn.query_first(f"SELECT * FROM {table}").keys() == ("a", "b")
+
+
+def test_text_that_is_not_utf8(sqlite_uri: str) -> None:
+    with sqlpool.Pool(sqlite_uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        sql = "SELECT 1 AS a, CAST(x'ff00' AS TEXT) AS t"
+        with pytest.raises(sqlpool.DataError, match="column 1, row 0 holds TEXT that is not valid UTF-8"):
+            conn.query_first(sql)
+        pool.text_factory = bytes
+        assert tuple(conn.query_first(sql)) == (1, b"\xff\x00")
+        assert conn.query_first("SELECT 'é' AS t").t == "é".encode()
+
+
+def test_queries_from_many_threads(sqlite_uri: str) -> None:
+    import threading
+
+    with sqlpool.Pool(sqlite_uri, min_size=4, max_size=4) as pool:
+        errors = []
+
+        def work(k: int) -> None:
+            try:
+                with pool.connection() as conn:
+                    for i in range(300):
+                        row = conn.query_first("SELECT ?1 AS i, ?2 AS s", [i, f"t{k}-{i}"])
+                        assert (row.i, row.s) == (i, f"t{k}-{i}")
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+
+
+def test_row_attributes_for_every_plain_column_name() -> None:
+    from sqlpool.row import make_row
+
+    row = make_row((1, 2, 3, 4, 5, 6), ("a", "a", "count", "keys", "_p", "not ok"))
+    assert row.a == 1  # duplicates: the leftmost
+    assert row.count(1) == 1 and row["count"] == 3  # tuple's method stays
+    assert row.keys() == ("a", "a", "count", "keys", "_p", "not ok") and row["keys"] == 4
+    assert row["_p"] == 5 and row["not ok"] == 6
+    assert row._p == 5  # through Row.__getattr__, as before
+    with pytest.raises(AttributeError, match="row has no column 'zz'"):
+        row.zz
+    with pytest.raises(AttributeError):
+        row.a = 9
+    assert row[1] == 2 and row[-1] == 6 and row[1:3] == (2, 3)
+
+
+def test_sets_pack_by_column_as_by_set() -> None:
+    sets = [(1, "é", 0.5, None, True, b"x"), (2**63 - 1, "", -1.0, None, False, b"")]
+    by_set = _convert._END_SET.join([_convert.pack_params(p) for p in sets] + [b""])
+    assert _convert._pack_columns(sets) == by_set
+    assert _convert.pack_param_sets(iter(sets))[0] == by_set
+    assert _convert._pack_columns([(), ()]) == _convert._END_SET * 2
+    # Columns of mixed types, big ints, bad text, other types: set by set.
+    for sets in ([(1,), (None,)], [(2**63,), (1,)], [("\udc80",), ("a",)], [(1,), (2, 3)],
+                 [(Decimal(1),), (Decimal(2),)], [(1, True), (2, 1)]):
+        assert _convert._pack_columns(sets) is None, sets
+    assert _convert.pack_param_sets([(1,), (None,)])[0] == _convert._END_SET.join(
+        [_convert.pack_params((1,)), _convert.pack_params((None,)), b""])
+
+
+def test_whole_columns_read_as_value_by_value(pool: sqlpool.Pool, is_pg: bool) -> None:
+    import gc
+
+    n = 300  # above the whole-column and GC-pause thresholds
+    if is_pg:
+        sql = ("SELECT g AS i, CASE WHEN g % 7 = 0 THEN NULL ELSE 'é' || g END AS t, "
+               "decode(lpad(to_hex(g), 8, '0'), 'hex') AS b, "
+               "CASE WHEN g % 5 = 0 THEN NULL ELSE convert_to('v' || g, 'UTF8') END AS vb "
+               f"FROM generate_series(1, {n}) g")
+    else:
+        sql = ("WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 300) "
+               "SELECT g AS i, CASE WHEN g % 7 = 0 THEN NULL ELSE 'é' || g END AS t, "
+               "CAST(printf('%08x', g) AS BLOB) AS b, "
+               "CASE WHEN g % 5 = 0 THEN NULL ELSE CAST('v' || g AS BLOB) END AS vb FROM s")
+    with pool.connection() as conn:
+        rows = conn.query(sql)
+        dicts = conn.query_as_dict(sql)
+    assert gc.isenabled()
+    assert len(rows) == n
+    for g, row in enumerate(rows, start=1):
+        assert row.i == g
+        assert row.t == (None if g % 7 == 0 else f"é{g}")
+        assert row.b == (g.to_bytes(4, "big") if is_pg else f"{g:08x}".encode())
+        assert row.vb == (None if g % 5 == 0 else f"v{g}".encode())
+    assert [tuple(d.values()) for d in dicts] == [tuple(r) for r in rows]
+
+
+def test_text_holding_nul_falls_back(sqlite_uri: str) -> None:
+    with sqlpool.Pool(sqlite_uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        sql = ("WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 100) "
+               "SELECT CASE WHEN g = 50 THEN 'a' || char(0) || 'b' ELSE 'v' || g END AS t FROM s")
+        rows = conn.query(sql)
+    assert rows[49].t == "a\0b" and rows[0].t == "v1" and rows[99].t == "v100"
+
+
+def test_gc_stays_disabled_when_it_was(sqlite_uri: str) -> None:
+    import gc
+
+    with sqlpool.Pool(sqlite_uri, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        sql = "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 500) SELECT g FROM s"
+        gc.disable()
+        try:
+            assert len(conn.query(sql)) == 500
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        with pytest.raises(sqlpool.Error):
+            conn.query("SELECT * FROM no_such_table_x")
+        assert len(conn.query(sql)) == 500 and gc.isenabled()
