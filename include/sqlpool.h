@@ -490,10 +490,13 @@ typedef struct sqlpool_result sqlpool_result;
 typedef struct sqlpool_stream sqlpool_stream;
 
 /*
- An operation on a PostgreSQL connection that the caller's own event
- loop drives, the way a non-blocking libpq connection is driven: no
+ An operation on a connection that the caller's own event loop drives.
+ On PostgreSQL it is driven the way a non-blocking libpq connection is:
+ each poll does the I/O the statement can do on the calling thread, no
  library thread takes part, and the loop is woken by the connection's
- socket itself (one wake-up per round trip).
+ socket itself (one wake-up per round trip). On SQLite the statement
+ runs on a library thread, which wakes the task's own descriptor (an
+ eventfd) when it is done.
 
  Started by `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
  their `_packed_start` forms or `sqlpool_conn_execute_batch_start`; then call `sqlpool_task_poll` until
@@ -1040,16 +1043,15 @@ sqlpool_status sqlpool_set_async_threads(uint32_t n);
 
 /*
  Starts `sqlpool_conn_execute` as a task the caller's event loop drives
- (see `sqlpool_task`); nothing is sent before the first
- `sqlpool_task_poll`. PostgreSQL connections only. `sql` and `params`
- are copied now. On success `*task` is the caller's, to poll until it
+ (see `sqlpool_task`); nothing runs before the first
+ `sqlpool_task_poll`. `sql` and `params` are copied now. On success `*task` is the caller's, to poll until it
  completes and then free with `sqlpool_task_free`; its completion has
  kind `SQLPOOL_OP_EXECUTE` and `rows_affected`.
 
  Errors (nothing started, `*task` untouched): `SQLPOOL_INVALID_ARGUMENT`,
  `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale connection or params),
  `SQLPOOL_BUSY` (an operation in flight or a call in progress on it),
- `SQLPOOL_UNSUPPORTED` (a SQLite connection). Never blocks.
+ `SQLPOOL_INTERNAL` (no descriptor or thread available). Never blocks.
  */
 sqlpool_status sqlpool_conn_execute_start(struct sqlpool_conn *conn,
                                           const char *sql,
@@ -1142,10 +1144,11 @@ sqlpool_status sqlpool_task_poll(struct sqlpool_task *task,
 
 /*
  Requests cancellation of a task's operation, as `sqlpool_cancel` does
- for an asynchronous one: a statement running on the server gets a
- cancel request (sent by the task's own following polls, which also
- wait for the server to end the statement, within a grace period after
- which the connection is closed instead). Poll the task again after
+ for an asynchronous one: a PostgreSQL statement running on the server
+ gets a cancel request (sent by the task's own following polls, which
+ also wait for the server to end the statement, within a grace period
+ after which the connection is closed instead); a SQLite statement is
+ interrupted, or not started. Poll the task again after
  this call; its completion then has status `SQLPOOL_CANCELLED`, or its
  normal outcome if the operation ended first. Harmless on a completed
  task. Never blocks; any thread. Errors: `SQLPOOL_INVALID_ARGUMENT`,

@@ -1,6 +1,8 @@
 //! The asynchronous C API: start an operation, learn of its end through a
-//! completion queue (with a pollable file descriptor) or a callback. The
-//! work runs on the library's own tokio runtime (`crate::asyncops`).
+//! completion queue (with a pollable file descriptor) or a callback (the
+//! work runs on the library's own tokio runtime, `crate::asyncops`); or
+//! start it as a task (`sqlpool_task`) that the caller's own event loop
+//! polls, waiting on the descriptors each poll reports.
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{c_char, c_int, c_void};
@@ -806,10 +808,13 @@ pub const SQLPOOL_WAIT_READ: u32 = 1;
 /// `sqlpool_wait.events` bit: wait until the descriptor is writable.
 pub const SQLPOOL_WAIT_WRITE: u32 = 2;
 
-/// An operation on a PostgreSQL connection that the caller's own event
-/// loop drives, the way a non-blocking libpq connection is driven: no
+/// An operation on a connection that the caller's own event loop drives.
+/// On PostgreSQL it is driven the way a non-blocking libpq connection is:
+/// each poll does the I/O the statement can do on the calling thread, no
 /// library thread takes part, and the loop is woken by the connection's
-/// socket itself (one wake-up per round trip).
+/// socket itself (one wake-up per round trip). On SQLite the statement
+/// runs on a library thread, which wakes the task's own descriptor (an
+/// eventfd) when it is done.
 ///
 /// Started by `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
 /// their `_packed_start` forms or `sqlpool_conn_execute_batch_start`; then call `sqlpool_task_poll` until
@@ -860,6 +865,9 @@ struct Task {
     /// The operation (None once it has completed).
     state: Mutex<TaskState>,
     canceller: crate::backend::Canceller,
+    /// SQLite: set by a cancel, checked before the work starts (an
+    /// interrupt before the statement runs would be lost).
+    cancelled: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 struct TaskState {
@@ -872,17 +880,14 @@ static TASKS: HandleTable<Task> = HandleTable::new(HandleKind::Task);
 
 /// Lends the connection to a task the caller's loop will drive.
 fn start_loop_task(conn: *mut sqlpool_conn, work: Work, out: *mut *mut sqlpool_task) -> Result<()> {
-    let out = super::out_arg(out, "task")?;
+    let out: Out<*mut sqlpool_task> = super::out_arg(out, "task")?;
     let h = handle(conn, "conn")?;
     // A stale handle, or a call in progress on it, fails now.
     let postgres = with_conn(conn, |c| {
         Ok(c.pooled()?.conn().backend_name() == "postgresql")
     })?;
     if !postgres {
-        return Err(Error::new(
-            Status::Unsupported,
-            "loop-driven operations are for PostgreSQL connections (use the *_async functions)",
-        ));
+        return start_sqlite_task(h, work, out);
     }
     let in_flight = InFlight::claim(h)?;
     let slot = CONNS.get(h)?;
@@ -910,8 +915,64 @@ fn start_loop_task(conn: *mut sqlpool_conn, work: Work, out: *mut *mut sqlpool_t
             kind,
         }),
         canceller,
+        cancelled: None,
     };
     // On failure the unpolled future drops: the connection goes back as it was.
+    let th = TASKS.insert(Arc::new(task))?;
+    out.put(th as *mut sqlpool_task);
+    Ok(())
+}
+
+/// SQLite's statements are synchronous: the task hands the work to one
+/// of the library's blocking threads, and that thread's completion wakes
+/// the task's own descriptor.
+fn start_sqlite_task(h: usize, work: Work, out: Out<*mut sqlpool_task>) -> Result<()> {
+    asyncops::runtime()?; // the blocking threads
+    let stepper = crate::backend::postgres::net::Stepper::with_wakeups().map_err(|e| {
+        Error::new(
+            Status::Internal,
+            format!("cannot create the task's eventfd: {e}"),
+        )
+    })?;
+    let in_flight = InFlight::claim(h)?;
+    let canceller = with_conn(h as *mut sqlpool_conn, |c| Ok(c.conn().canceller()))?;
+    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = cancelled.clone();
+    let kind = work.kind();
+    let future = Box::pin(async move {
+        let job = move || {
+            // Held until the work is over, even if the task is dropped.
+            let _in_flight = in_flight;
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::new(Status::Cancelled, "the operation was cancelled")
+                    .with_sqlstate("57014"));
+            }
+            with_conn(h as *mut sqlpool_conn, |c| {
+                let conn = c.conn();
+                let outcome = crate::backend::postgres::block(work.run(&mut *conn));
+                conn.clear_canceller();
+                outcome
+            })
+        };
+        asyncops::blocking::run_async(move || catch_unwind(AssertUnwindSafe(job)))
+            .await
+            .and_then(|r| r.ok())
+            .unwrap_or_else(|| {
+                Err(Error::new(
+                    Status::Panic,
+                    "internal panic in an asynchronous SQLite operation",
+                ))
+            })
+    });
+    let task = Task {
+        state: Mutex::new(TaskState {
+            future: Some(future),
+            stepper,
+            kind,
+        }),
+        canceller,
+        cancelled: Some(cancelled),
+    };
     let th = TASKS.insert(Arc::new(task))?;
     out.put(th as *mut sqlpool_task);
     Ok(())
@@ -959,16 +1020,15 @@ fn wait_of(stepper: &crate::backend::postgres::net::Stepper) -> sqlpool_wait {
 }
 
 /// Starts `sqlpool_conn_execute` as a task the caller's event loop drives
-/// (see `sqlpool_task`); nothing is sent before the first
-/// `sqlpool_task_poll`. PostgreSQL connections only. `sql` and `params`
-/// are copied now. On success `*task` is the caller's, to poll until it
+/// (see `sqlpool_task`); nothing runs before the first
+/// `sqlpool_task_poll`. `sql` and `params` are copied now. On success `*task` is the caller's, to poll until it
 /// completes and then free with `sqlpool_task_free`; its completion has
 /// kind `SQLPOOL_OP_EXECUTE` and `rows_affected`.
 ///
 /// Errors (nothing started, `*task` untouched): `SQLPOOL_INVALID_ARGUMENT`,
 /// `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale connection or params),
 /// `SQLPOOL_BUSY` (an operation in flight or a call in progress on it),
-/// `SQLPOOL_UNSUPPORTED` (a SQLite connection). Never blocks.
+/// `SQLPOOL_INTERNAL` (no descriptor or thread available). Never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn sqlpool_conn_execute_start(
     conn: *mut sqlpool_conn,
@@ -1199,10 +1259,11 @@ pub unsafe extern "C" fn sqlpool_task_poll(
 }
 
 /// Requests cancellation of a task's operation, as `sqlpool_cancel` does
-/// for an asynchronous one: a statement running on the server gets a
-/// cancel request (sent by the task's own following polls, which also
-/// wait for the server to end the statement, within a grace period after
-/// which the connection is closed instead). Poll the task again after
+/// for an asynchronous one: a PostgreSQL statement running on the server
+/// gets a cancel request (sent by the task's own following polls, which
+/// also wait for the server to end the statement, within a grace period
+/// after which the connection is closed instead); a SQLite statement is
+/// interrupted, or not started. Poll the task again after
 /// this call; its completion then has status `SQLPOOL_CANCELLED`, or its
 /// normal outcome if the operation ended first. Harmless on a completed
 /// task. Never blocks; any thread. Errors: `SQLPOOL_INVALID_ARGUMENT`,
@@ -1211,6 +1272,9 @@ pub unsafe extern "C" fn sqlpool_task_poll(
 pub extern "C" fn sqlpool_task_cancel(task: *mut sqlpool_task) -> sqlpool_status {
     boundary(|| {
         TASKS.with(handle(task, "task")?, |t| {
+            if let Some(flag) = &t.cancelled {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             t.canceller.cancel();
             Ok(())
         })

@@ -8,7 +8,9 @@
 //!   bounded;
 //! * an asynchronous operation is polled by the library's tokio runtime:
 //!   the socket registers with tokio's reactor the first time it is polled
-//!   there, and waiting costs no thread.
+//!   there, and waiting costs no thread;
+//! * a task of the host's event loop ([`Stepper`]) is polled on the loop's
+//!   thread, which then waits on the sockets and deadline it reports.
 //!
 //! The tap reads the protocol's framing as bytes pass (ReadyForQuery's
 //! transaction status, CommandComplete tags, Syncs sent), so transaction
@@ -284,6 +286,7 @@ pub enum Step<T> {
 const STEP_ROUNDS: u32 = 16;
 
 impl Stepper {
+    /// For futures woken only by what they record (sockets, deadlines).
     pub fn new() -> Stepper {
         Stepper {
             flag: Arc::new(Flag {
@@ -295,6 +298,29 @@ impl Stepper {
         }
     }
 
+    /// For futures woken from other threads (work handed to a library
+    /// thread): a wake makes the stepper's own eventfd readable, and a
+    /// step that records nothing else waits on it.
+    pub fn with_wakeups() -> io::Result<Stepper> {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new, valid descriptor that nothing else owns.
+        let owned = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        Ok(Stepper {
+            flag: Arc::new(Flag {
+                woken: AtomicBool::new(false),
+                // Always signal the descriptor: the host's loop, not this
+                // stepper, does the sleeping.
+                sleeping: AtomicBool::new(true),
+                event: Some(Arc::new(owned)),
+            }),
+            waits: Waits::default(),
+        })
+    }
+
     /// Polls `fut` until it finishes or waits for something outside it.
     pub fn step<F: Future + ?Sized>(&mut self, mut fut: Pin<&mut F>) -> Step<F::Output> {
         let waker = Waker::from(self.flag.clone());
@@ -303,6 +329,8 @@ impl Stepper {
             self.waits.fds.clear();
             self.waits.wake_at = None;
             self.flag.woken.store(false, Ordering::SeqCst);
+            // Before polling: a wake during the poll leaves it readable.
+            self.flag.drain();
             let previous =
                 BLOCKING.with(|b| b.borrow_mut().replace(std::mem::take(&mut self.waits)));
             let outcome = fut.as_mut().poll(&mut cx);
@@ -314,6 +342,15 @@ impl Stepper {
             }
             if self.flag.woken.load(Ordering::SeqCst) {
                 continue;
+            }
+            if self.waits.fds.is_empty() {
+                if let Some(fd) = self.flag.event_fd() {
+                    self.waits.fds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
             }
             match self.waits.wake_at {
                 None if self.waits.fds.is_empty() => return Step::Stuck,
