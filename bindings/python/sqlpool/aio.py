@@ -1,13 +1,18 @@
 """The asyncio API: :class:`AsyncPool` and :class:`AsyncConnection`.
 
-Statements on PostgreSQL connections are driven by the event loop itself,
-as psycopg drives a non-blocking libpq connection: ``sqlpool_*_start``
-begins one (a ``sqlpool_task``), ``sqlpool_task_poll`` advances it without
-blocking and says which descriptors (and deadline) it waits for, and the
-loop's ``add_reader``/``add_writer``/``call_at`` poll it again when they are
-ready: no library thread, one wake-up per round trip. Cancelling the
-waiting task calls ``sqlpool_task_cancel``; the loop keeps driving the
-operation until the server has ended it (or the connection is closed).
+Statements are driven by the event loop itself, as psycopg drives a
+non-blocking libpq connection: ``sqlpool_*_start`` begins one (a
+``sqlpool_task``), ``sqlpool_task_poll`` advances it and says which
+descriptors (and deadline) it waits for, and the loop's
+``add_reader``/``add_writer``/``call_at`` poll it again when they are ready.
+On PostgreSQL no library thread takes part (one wake-up per round trip);
+a SQLite statement runs on a library thread that wakes the task's
+descriptor. While the loop has nothing else to do, the first poll waits
+for a quick answer itself (until the loop's own selector becomes
+readable, at most ``IDLE_WAIT_US``), so a fast statement completes without
+a round of the loop. Cancelling the waiting task calls
+``sqlpool_task_cancel``; the loop keeps driving the operation until the
+server has ended it (or the connection is closed).
 
 Everything else uses the library's completion queue, not a thread per
 call: each event loop gets one ``sqlpool_queue``, whose file descriptor is
@@ -86,8 +91,8 @@ _TASK_PROTOTYPES = {
     "sqlpool_task_cancel": (c_uint32, [c_void_p]),
     "sqlpool_task_free": (c_uint32, [c_void_p]),
 }
-# Whether PostgreSQL statements are driven by the event loop (a library
-# without the sqlpool_task functions, or tests, use the completion queue).
+# Whether statements are driven by the event loop (a library without the
+# sqlpool_task functions, or tests, use the completion queue instead).
 loop_driven: bool = _lib._declare(_TASK_PROTOTYPES, required=False)
 _EMPTY = _lib.EMPTY
 if loop_driven:
@@ -731,7 +736,7 @@ class AsyncConnection(Managed):
         self._postgres = pool._postgres
         self._lock = asyncio.Lock()
         self._current: Optional["asyncio.Future[Any]"] = None
-        self._driver: Optional[_Driver] = _Driver() if self._postgres and loop_driven else None
+        self._driver: Optional[_Driver] = _Driver() if loop_driven else None
         self._tx_depth = 0
         self._adopt(ptr)
 
