@@ -302,20 +302,36 @@ impl Stepper {
     /// thread): a wake makes the stepper's own eventfd readable, and a
     /// step that records nothing else waits on it.
     pub fn with_wakeups() -> io::Result<Stepper> {
-        // SAFETY: plain system call; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new, valid descriptor that nothing else owns.
-        let owned = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        let spare = {
+            let mut spare = SPARE_EVENTS.lock().unwrap_or_else(|p| p.into_inner());
+            let pid = std::process::id();
+            if spare.0 != pid {
+                // Inherited across fork(2): shared with the parent, which
+                // may still use them; this process makes its own.
+                spare.0 = pid;
+                spare.1.clear();
+            }
+            spare.1.pop()
+        };
+        let event = match spare {
+            Some(event) => event,
+            None => {
+                // SAFETY: plain system call; the result is checked.
+                let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: a new, valid descriptor that nothing else owns.
+                Arc::new(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+            }
+        };
         Ok(Stepper {
             flag: Arc::new(Flag {
                 woken: AtomicBool::new(false),
                 // Always signal the descriptor: the host's loop, not this
                 // stepper, does the sleeping.
                 sleeping: AtomicBool::new(true),
-                event: Some(Arc::new(owned)),
+                event: Some(event),
             }),
             waits: Waits::default(),
         })
@@ -441,6 +457,32 @@ fn sleep_in_poll(fds: &mut [libc::pollfd], timeout: std::time::Duration) -> i32 
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         // SAFETY: as above.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }
+    }
+}
+
+/// Eventfds of finished steppers, kept for the next ones (creating and
+/// closing one per operation costs two system calls).
+/// The process they belong to comes first.
+#[allow(clippy::type_complexity)]
+static SPARE_EVENTS: Mutex<(u32, Vec<Arc<std::os::fd::OwnedFd>>)> = Mutex::new((0, Vec::new()));
+const SPARE_EVENTS_KEPT: usize = 64;
+
+impl Drop for Stepper {
+    fn drop(&mut self) {
+        // Only when no waker outlives the stepper: a late wake into a
+        // reused descriptor would be a spurious (harmless) wake-up, but
+        // none can come then.
+        if Arc::strong_count(&self.flag) != 1 {
+            return;
+        }
+        let Some(event) = self.flag.event.clone() else {
+            return;
+        };
+        self.flag.drain();
+        let mut spare = SPARE_EVENTS.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.0 == std::process::id() && spare.1.len() < SPARE_EVENTS_KEPT {
+            spare.1.push(event);
+        }
     }
 }
 
