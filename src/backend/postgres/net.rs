@@ -479,8 +479,9 @@ impl Drop for Stepper {
             return;
         };
         self.flag.drain();
+        // (After a fork, the next `with_wakeups` finds the pool stale.)
         let mut spare = SPARE_EVENTS.lock().unwrap_or_else(|p| p.into_inner());
-        if spare.0 == std::process::id() && spare.1.len() < SPARE_EVENTS_KEPT {
+        if spare.1.len() < SPARE_EVENTS_KEPT {
             spare.1.push(event);
         }
     }
