@@ -67,6 +67,16 @@
 #define SQLPOOL_OP_BATCH 4
 
 /*
+ `sqlpool_wait.events` bit: wait until the descriptor is readable.
+ */
+#define SQLPOOL_WAIT_READ 1
+
+/*
+ `sqlpool_wait.events` bit: wait until the descriptor is writable.
+ */
+#define SQLPOOL_WAIT_WRITE 2
+
+/*
  Bytes of the header `sqlpool_conn_query_into` writes at the start of its
  buffer: seven little-endian 64-bit words, `rows`, `columns`,
  `names_len`, `format_len`, `data_len`, `text_cells`, `null_cells`.
@@ -487,6 +497,42 @@ typedef struct sqlpool_result sqlpool_result;
 typedef struct sqlpool_stream sqlpool_stream;
 
 /*
+ An operation on a connection that the caller's own event loop drives.
+ On PostgreSQL it is driven the way a non-blocking libpq connection is:
+ each poll does the I/O the statement can do on the calling thread, no
+ library thread takes part, and the loop is woken by the connection's
+ socket itself (one wake-up per round trip). On SQLite the statement
+ runs on a library thread, which wakes the task's own descriptor (an
+ eventfd) when it is done.
+
+ Started by `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
+ their `_packed_start` forms or `sqlpool_conn_execute_batch_start`; then call `sqlpool_task_poll` until
+ it returns `SQLPOOL_OK` (the completion), each time after what it last
+ reported in its `sqlpool_wait` happened: a descriptor became ready, or
+ the timeout passed (calling it earlier is harmless). Each poll does
+ what can be done without waiting and returns: it never blocks. Every
+ bound of the blocking call applies (`query_timeout`, with its cancel
+ request and grace; a lost connection): they are part of the timeout
+ reported, so a loop that honours it needs no timer of its own.
+
+ The connection is busy until the completion, exactly as with
+ `sqlpool_conn_execute_async`. Freeing an unfinished task abandons its
+ operation: the connection, possibly mid-exchange with the server, is
+ marked broken and is closed when released, never reused.
+
+ Thread-safety: a task may move between threads, one call at a time
+ (`SQLPOOL_BUSY` otherwise); `sqlpool_task_cancel` may come from any
+ thread, and takes effect at the next `sqlpool_task_poll`.
+
+ Functions: `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
+ `sqlpool_conn_execute_packed_start`, `sqlpool_conn_query_packed_start`,
+ `sqlpool_conn_execute_batch_start`,
+ `sqlpool_task_poll`,
+ `sqlpool_task_cancel`, `sqlpool_task_free`.
+ */
+typedef struct sqlpool_task sqlpool_task;
+
+/*
  The end of an asynchronous operation, from `sqlpool_queue_pop` or passed
  to a `sqlpool_completion_callback`.
 
@@ -550,6 +596,25 @@ typedef struct sqlpool_completion {
  */
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+
+/*
+ What an unfinished task waits for, from `sqlpool_task_poll`: poll
+ again when any of the `count` descriptors `fds[i]` is ready for
+ `events[i]` (`SQLPOOL_WAIT_READ` and/or `SQLPOOL_WAIT_WRITE`), or once
+ `timeout_us` microseconds have passed (-1: no timeout; 0: at once).
+ The descriptors belong to the library: only watch them, and stop
+ watching a descriptor as soon as a poll no longer lists it (it may be
+ closed by then).
+ */
+typedef struct sqlpool_wait {
+  /*
+   How many entries of `fds` and `events` are valid (0 to 4).
+   */
+  uint32_t count;
+  int fds[4];
+  uint32_t events[4];
+  int64_t timeout_us;
+} sqlpool_wait;
 
 /*
  A query's result shape and first row in one struct, from
@@ -982,6 +1047,130 @@ sqlpool_status sqlpool_cancel(uint64_t op_id);
  `SQLPOOL_MISUSE`. Thread-safe.
  */
 sqlpool_status sqlpool_set_async_threads(uint32_t n);
+
+/*
+ Starts `sqlpool_conn_execute` as a task the caller's event loop drives
+ (see `sqlpool_task`); nothing runs before the first
+ `sqlpool_task_poll`. `sql` and `params` are copied now. On success `*task` is the caller's, to poll until it
+ completes and then free with `sqlpool_task_free`; its completion has
+ kind `SQLPOOL_OP_EXECUTE` and `rows_affected`.
+
+ Errors (nothing started, `*task` untouched): `SQLPOOL_INVALID_ARGUMENT`,
+ `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale connection or params),
+ `SQLPOOL_BUSY` (an operation in flight or a call in progress on it),
+ `SQLPOOL_INTERNAL` (no descriptor or thread available). Never blocks.
+ */
+sqlpool_status sqlpool_conn_execute_start(struct sqlpool_conn *conn,
+                                          const char *sql,
+                                          const struct sqlpool_params *params,
+                                          struct sqlpool_task **task);
+
+/*
+ Starts `sqlpool_conn_query` as `sqlpool_conn_execute_start` starts
+ `sqlpool_conn_execute`. Its completion has kind `SQLPOOL_OP_QUERY`; on
+ success its `handle` is a `sqlpool_result *` the caller must free with
+ `sqlpool_result_free`. Errors as `sqlpool_conn_execute_start`.
+ */
+sqlpool_status sqlpool_conn_query_start(struct sqlpool_conn *conn,
+                                        const char *sql,
+                                        const struct sqlpool_params *params,
+                                        struct sqlpool_task **task);
+
+/*
+ `sqlpool_conn_query_start` with its positional parameters packed in
+ one buffer, as `sqlpool_conn_query_packed` takes them (`params_len`
+ bytes; NULL with 0: none), for bindings that pay per call. Errors as
+ `sqlpool_conn_execute_start`, plus `SQLPOOL_INVALID_ARGUMENT` for a
+ malformed buffer.
+ */
+sqlpool_status sqlpool_conn_query_packed_start(struct sqlpool_conn *conn,
+                                               const char *sql,
+                                               const uint8_t *params,
+                                               size_t params_len,
+                                               struct sqlpool_task **task);
+
+/*
+ `sqlpool_conn_execute_start` with its positional parameters packed in
+ one buffer, as `sqlpool_conn_query_packed_start` takes them. Errors as
+ `sqlpool_conn_query_packed_start`.
+ */
+sqlpool_status sqlpool_conn_execute_packed_start(struct sqlpool_conn *conn,
+                                                 const char *sql,
+                                                 const uint8_t *params,
+                                                 size_t params_len,
+                                                 struct sqlpool_task **task);
+
+/*
+ Starts `sqlpool_conn_execute_batch` as `sqlpool_conn_execute_start`
+ starts `sqlpool_conn_execute` (all `count` parameter lists are copied
+ now). Its completion has kind `SQLPOOL_OP_BATCH`, with the total
+ `rows_affected`. Errors as `sqlpool_conn_execute_start`, plus
+ `SQLPOOL_INVALID_ARGUMENT` for a NULL `param_sets` with nonzero `count`
+ or a NULL element.
+ */
+sqlpool_status sqlpool_conn_execute_batch_start(struct sqlpool_conn *conn,
+                                                const char *sql,
+                                                const struct sqlpool_params *const *param_sets,
+                                                size_t count,
+                                                struct sqlpool_task **task);
+
+/*
+ Advances a task as far as it goes; waits at most `wait_us`
+ microseconds (0: never blocks).
+
+ With `wait_us` > 0, a task that must wait for the server sleeps on its
+ descriptors in this call, at most `wait_us` in all, and returns early
+ (unfinished) when `stop_fd` (-1: none) becomes readable or a signal
+ arrives: an event loop with nothing else to do passes its own
+ descriptor (an epoll fd) and a bound before its next timer, so that
+ a quick answer completes in this call, without a round of the loop.
+
+ Returns `SQLPOOL_EMPTY` while it is unfinished, with `*wait` set to
+ what to wait for before the next call (`*out` and `*info` untouched),
+ or `SQLPOOL_OK` once it has completed, with `*out` set as a
+ `sqlpool_queue_pop` completion would be (`op_id` 0, `user_data` NULL;
+ `out->handle` and `out->error` are the caller's; when `out->status` is
+ not `SQLPOOL_OK` the thread's last error describes it too) and
+ `*wait` untouched. `info` may be NULL; otherwise a query that
+ succeeded also writes its result's shape and first row there, as
+ `sqlpool_conn_query_packed` does (pointers valid until
+ `sqlpool_result_free` of `out->handle`), and any other completion
+ leaves it untouched. By then the connection is no longer busy. After
+ the completion, further polls return `SQLPOOL_MISUSE`; free the task.
+
+ Errors: `SQLPOOL_INVALID_ARGUMENT` (NULL `task`, `wait` or `out`),
+ `SQLPOOL_MISUSE` (freed or completed task), `SQLPOOL_BUSY` (another
+ thread is polling it).
+ */
+sqlpool_status sqlpool_task_poll(struct sqlpool_task *task,
+                                 uint64_t wait_us,
+                                 int stop_fd,
+                                 struct sqlpool_wait *wait,
+                                 struct sqlpool_completion *out,
+                                 struct sqlpool_query_info *info);
+
+/*
+ Requests cancellation of a task's operation, as `sqlpool_cancel` does
+ for an asynchronous one: a PostgreSQL statement running on the server
+ gets a cancel request (sent by the task's own following polls, which
+ also wait for the server to end the statement, within a grace period
+ after which the connection is closed instead); a SQLite statement is
+ interrupted, or not started. Poll the task again after
+ this call; its completion then has status `SQLPOOL_CANCELLED`, or its
+ normal outcome if the operation ended first. Harmless on a completed
+ task. Never blocks; any thread. Errors: `SQLPOOL_INVALID_ARGUMENT`,
+ `SQLPOOL_MISUSE` (freed task).
+ */
+sqlpool_status sqlpool_task_cancel(struct sqlpool_task *task);
+
+/*
+ Frees a task. An unfinished one is abandoned: its connection stops
+ being busy but is marked broken (it may be mid-exchange with the
+ server), so releasing it closes it; nothing else leaks. Stop watching
+ the task's descriptors first. NULL is accepted and ignored; freeing
+ twice returns `SQLPOOL_MISUSE`. Never blocks.
+ */
+sqlpool_status sqlpool_task_free(struct sqlpool_task *task);
 
 /*
  Copies every value of TEXT or BLOB column `column` of `result` into

@@ -33,6 +33,7 @@ pub enum HandleKind {
     Copy = 8,
     Notification = 9,
     Error = 10,
+    Task = 11,
 }
 
 /// Handles of every table not yet removed (`sqlpool_live_handles`).
@@ -66,6 +67,7 @@ impl HandleKind {
                 | HandleKind::Queue
                 | HandleKind::Stream
                 | HandleKind::Copy
+                | HandleKind::Task
         )
     }
 
@@ -81,6 +83,7 @@ impl HandleKind {
             8 => HandleKind::Copy,
             9 => HandleKind::Notification,
             10 => HandleKind::Error,
+            11 => HandleKind::Task,
             _ => return None,
         })
     }
@@ -97,6 +100,7 @@ impl HandleKind {
             HandleKind::Copy => "COPY",
             HandleKind::Notification => "notification",
             HandleKind::Error => "error",
+            HandleKind::Task => "task",
         }
     }
 

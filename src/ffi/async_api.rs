@@ -1,9 +1,14 @@
 //! The asynchronous C API: start an operation, learn of its end through a
-//! completion queue (with a pollable file descriptor) or a callback. The
-//! work runs on the library's own tokio runtime (`crate::asyncops`).
+//! completion queue (with a pollable file descriptor) or a callback (the
+//! work runs on the library's own tokio runtime, `crate::asyncops`); or
+//! start it as a task (`sqlpool_task`) that the caller's own event loop
+//! polls, waiting on the descriptors each poll reports.
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{c_char, c_int, c_void};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -418,12 +423,20 @@ impl Work {
 struct Lent {
     slot: Arc<ConnSlot>,
     conn: Option<crate::backend::LentConn>,
+    /// The operation ran to its end. A connection given back before (its
+    /// operation abandoned midway, the protocol possibly mid-exchange) is
+    /// marked broken, so it is closed at release instead of reused.
+    finished: bool,
 }
 
 impl Drop for Lent {
     fn drop(&mut self) {
         if let Some(mut lent) = self.conn.take() {
-            lent.conn().clear_canceller();
+            let conn = lent.conn();
+            conn.clear_canceller();
+            if !self.finished {
+                conn.broken = true;
+            }
             lock_ok(&self.slot.held).restore(lent);
         }
     }
@@ -456,13 +469,16 @@ pub(super) fn start_conn_op(
         let mut lent = Lent {
             slot,
             conn: Some(lent_conn),
+            finished: true,
         };
         // On failure `lent` puts the connection back as it drops.
         let sink = bind(target, &op, user_data, op_id)?;
         asyncops::start_task(op, kind, sink, canceller, async move {
             let _in_flight = in_flight;
+            lent.finished = false;
             let conn = lent.conn.as_mut().expect("lent until the end").conn();
             let outcome = work.run(conn).await;
+            lent.finished = true;
             drop(lent);
             outcome
         });
@@ -782,4 +798,501 @@ pub extern "C" fn sqlpool_cancel(op_id: u64) -> sqlpool_status {
 #[no_mangle]
 pub extern "C" fn sqlpool_set_async_threads(n: u32) -> sqlpool_status {
     boundary(|| asyncops::set_threads(n))
+}
+
+// ---------------------------------------------------------------------------
+// Operations driven by the caller's event loop
+
+/// `sqlpool_wait.events` bit: wait until the descriptor is readable.
+pub const SQLPOOL_WAIT_READ: u32 = 1;
+/// `sqlpool_wait.events` bit: wait until the descriptor is writable.
+pub const SQLPOOL_WAIT_WRITE: u32 = 2;
+
+/// An operation on a connection that the caller's own event loop drives.
+/// On PostgreSQL it is driven the way a non-blocking libpq connection is:
+/// each poll does the I/O the statement can do on the calling thread, no
+/// library thread takes part, and the loop is woken by the connection's
+/// socket itself (one wake-up per round trip). On SQLite the statement
+/// runs on a library thread, which wakes the task's own descriptor (an
+/// eventfd) when it is done.
+///
+/// Started by `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
+/// their `_packed_start` forms or `sqlpool_conn_execute_batch_start`; then call `sqlpool_task_poll` until
+/// it returns `SQLPOOL_OK` (the completion), each time after what it last
+/// reported in its `sqlpool_wait` happened: a descriptor became ready, or
+/// the timeout passed (calling it earlier is harmless). Each poll does
+/// what can be done without waiting and returns: it never blocks. Every
+/// bound of the blocking call applies (`query_timeout`, with its cancel
+/// request and grace; a lost connection): they are part of the timeout
+/// reported, so a loop that honours it needs no timer of its own.
+///
+/// The connection is busy until the completion, exactly as with
+/// `sqlpool_conn_execute_async`. Freeing an unfinished task abandons its
+/// operation: the connection, possibly mid-exchange with the server, is
+/// marked broken and is closed when released, never reused.
+///
+/// Thread-safety: a task may move between threads, one call at a time
+/// (`SQLPOOL_BUSY` otherwise); `sqlpool_task_cancel` may come from any
+/// thread, and takes effect at the next `sqlpool_task_poll`.
+///
+/// Functions: `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
+/// `sqlpool_conn_execute_packed_start`, `sqlpool_conn_query_packed_start`,
+/// `sqlpool_conn_execute_batch_start`,
+/// `sqlpool_task_poll`,
+/// `sqlpool_task_cancel`, `sqlpool_task_free`.
+pub struct sqlpool_task {
+    _private: [u8; 0],
+}
+
+/// What an unfinished task waits for, from `sqlpool_task_poll`: poll
+/// again when any of the `count` descriptors `fds[i]` is ready for
+/// `events[i]` (`SQLPOOL_WAIT_READ` and/or `SQLPOOL_WAIT_WRITE`), or once
+/// `timeout_us` microseconds have passed (-1: no timeout; 0: at once).
+/// The descriptors belong to the library: only watch them, and stop
+/// watching a descriptor as soon as a poll no longer lists it (it may be
+/// closed by then).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sqlpool_wait {
+    /// How many entries of `fds` and `events` are valid (0 to 4).
+    pub count: u32,
+    pub fds: [c_int; 4],
+    pub events: [u32; 4],
+    pub timeout_us: i64,
+}
+
+struct Task {
+    /// The operation (None once it has completed).
+    state: Mutex<TaskState>,
+    canceller: crate::backend::Canceller,
+    /// SQLite: set by a cancel, checked before the work starts (an
+    /// interrupt before the statement runs would be lost).
+    cancelled: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+struct TaskState {
+    future: Option<Pin<Box<dyn Future<Output = Result<Output>> + Send>>>,
+    stepper: crate::backend::postgres::net::Stepper,
+    kind: OpKind,
+}
+
+static TASKS: HandleTable<Task> = HandleTable::new(HandleKind::Task);
+
+/// Lends the connection to a task the caller's loop will drive.
+fn start_loop_task(conn: *mut sqlpool_conn, work: Work, out: *mut *mut sqlpool_task) -> Result<()> {
+    let out: Out<*mut sqlpool_task> = super::out_arg(out, "task")?;
+    let h = handle(conn, "conn")?;
+    // A stale handle, or a call in progress on it, fails now.
+    let postgres = with_conn(conn, |c| {
+        Ok(c.pooled()?.conn().backend_name() == "postgresql")
+    })?;
+    if !postgres {
+        return start_sqlite_task(h, work, out);
+    }
+    let in_flight = InFlight::claim(h)?;
+    let slot = CONNS.get(h)?;
+    let mut lent_conn = lock_slot(&slot)?.lend()?;
+    let canceller = lent_conn.conn().canceller();
+    let mut lent = Lent {
+        slot,
+        conn: Some(lent_conn),
+        finished: true,
+    };
+    let kind = work.kind();
+    let future = Box::pin(async move {
+        let _in_flight = in_flight;
+        lent.finished = false;
+        let conn = lent.conn.as_mut().expect("lent until the end").conn();
+        let outcome = work.run(conn).await;
+        lent.finished = true;
+        drop(lent);
+        outcome
+    });
+    let task = Task {
+        state: Mutex::new(TaskState {
+            future: Some(future),
+            stepper: crate::backend::postgres::net::Stepper::new(),
+            kind,
+        }),
+        canceller,
+        cancelled: None,
+    };
+    // On failure the unpolled future drops: the connection goes back as it was.
+    let th = TASKS.insert(Arc::new(task))?;
+    out.put(th as *mut sqlpool_task);
+    Ok(())
+}
+
+/// SQLite's statements are synchronous: the task hands the work to one
+/// of the library's blocking threads, and that thread's completion wakes
+/// the task's own descriptor.
+fn start_sqlite_task(h: usize, work: Work, out: Out<*mut sqlpool_task>) -> Result<()> {
+    asyncops::runtime()?; // the blocking threads
+    let stepper = crate::backend::postgres::net::Stepper::with_wakeups().map_err(|e| {
+        Error::new(
+            Status::Internal,
+            format!("cannot create the task's eventfd: {e}"),
+        )
+    })?;
+    let in_flight = InFlight::claim(h)?;
+    let canceller = with_conn(h as *mut sqlpool_conn, |c| Ok(c.conn().canceller()))?;
+    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = cancelled.clone();
+    let kind = work.kind();
+    let future = Box::pin(async move {
+        let job = move || {
+            // Held until the work is over, even if the task is dropped.
+            let _in_flight = in_flight;
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::new(Status::Cancelled, "the operation was cancelled")
+                    .with_sqlstate("57014"));
+            }
+            with_conn(h as *mut sqlpool_conn, |c| {
+                let conn = c.conn();
+                let outcome = crate::backend::postgres::block(work.run(&mut *conn));
+                conn.clear_canceller();
+                outcome
+            })
+        };
+        asyncops::blocking::run_async(move || catch_unwind(AssertUnwindSafe(job)))
+            .await
+            .and_then(|r| r.ok())
+            .unwrap_or_else(|| {
+                Err(Error::new(
+                    Status::Panic,
+                    "internal panic in an asynchronous SQLite operation",
+                ))
+            })
+    });
+    let task = Task {
+        state: Mutex::new(TaskState {
+            future: Some(future),
+            stepper,
+            kind,
+        }),
+        canceller,
+        cancelled: Some(cancelled),
+    };
+    let th = TASKS.insert(Arc::new(task))?;
+    out.put(th as *mut sqlpool_task);
+    Ok(())
+}
+
+fn wait_of(stepper: &crate::backend::postgres::net::Stepper) -> sqlpool_wait {
+    let mut w = sqlpool_wait {
+        count: 0,
+        fds: [-1; 4],
+        events: [0; 4],
+        timeout_us: -1,
+    };
+    let mut overflow = false;
+    for (fd, events) in stepper.fds() {
+        let i = w.count as usize;
+        if i == w.fds.len() {
+            overflow = true;
+            continue;
+        }
+        w.fds[i] = fd;
+        w.events[i] = if events & libc::POLLIN != 0 {
+            SQLPOOL_WAIT_READ
+        } else {
+            0
+        } | if events & libc::POLLOUT != 0 {
+            SQLPOOL_WAIT_WRITE
+        } else {
+            0
+        };
+        w.count += 1;
+    }
+    if let Some(at) = stepper.wake_at() {
+        let left = at.saturating_duration_since(std::time::Instant::now());
+        w.timeout_us = left.as_micros().min(i64::MAX as u128) as i64;
+    }
+    if overflow {
+        // More descriptors than fit (never expected): look again soon.
+        w.timeout_us = if w.timeout_us < 0 {
+            1000
+        } else {
+            w.timeout_us.min(1000)
+        };
+    }
+    w
+}
+
+/// Starts `sqlpool_conn_execute` as a task the caller's event loop drives
+/// (see `sqlpool_task`); nothing runs before the first
+/// `sqlpool_task_poll`. `sql` and `params` are copied now. On success `*task` is the caller's, to poll until it
+/// completes and then free with `sqlpool_task_free`; its completion has
+/// kind `SQLPOOL_OP_EXECUTE` and `rows_affected`.
+///
+/// Errors (nothing started, `*task` untouched): `SQLPOOL_INVALID_ARGUMENT`,
+/// `SQLPOOL_INVALID_UTF8`, `SQLPOOL_MISUSE` (stale connection or params),
+/// `SQLPOOL_BUSY` (an operation in flight or a call in progress on it),
+/// `SQLPOOL_INTERNAL` (no descriptor or thread available). Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_start(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const sqlpool_params,
+    task: *mut *mut sqlpool_task,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let params = params_of(params)?;
+        start_loop_task(conn, Work::Execute(sql, params), task)
+    })
+}
+
+/// Starts `sqlpool_conn_query` as `sqlpool_conn_execute_start` starts
+/// `sqlpool_conn_execute`. Its completion has kind `SQLPOOL_OP_QUERY`; on
+/// success its `handle` is a `sqlpool_result *` the caller must free with
+/// `sqlpool_result_free`. Errors as `sqlpool_conn_execute_start`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_query_start(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const sqlpool_params,
+    task: *mut *mut sqlpool_task,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let params = params_of(params)?;
+        start_loop_task(conn, Work::Query(sql, params), task)
+    })
+}
+
+/// `sqlpool_conn_query_start` with its positional parameters packed in
+/// one buffer, as `sqlpool_conn_query_packed` takes them (`params_len`
+/// bytes; NULL with 0: none), for bindings that pay per call. Errors as
+/// `sqlpool_conn_execute_start`, plus `SQLPOOL_INVALID_ARGUMENT` for a
+/// malformed buffer.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_query_packed_start(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const u8,
+    params_len: usize,
+    task: *mut *mut sqlpool_task,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let params = super::params::unpack_params(unsafe {
+            super::bytes_arg(params, params_len, "params")
+        }?)?;
+        start_loop_task(conn, Work::Query(sql, params), task)
+    })
+}
+
+/// `sqlpool_conn_execute_start` with its positional parameters packed in
+/// one buffer, as `sqlpool_conn_query_packed_start` takes them. Errors as
+/// `sqlpool_conn_query_packed_start`.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_packed_start(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const u8,
+    params_len: usize,
+    task: *mut *mut sqlpool_task,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let params = super::params::unpack_params(unsafe {
+            super::bytes_arg(params, params_len, "params")
+        }?)?;
+        start_loop_task(conn, Work::Execute(sql, params), task)
+    })
+}
+
+/// Starts `sqlpool_conn_execute_batch` as `sqlpool_conn_execute_start`
+/// starts `sqlpool_conn_execute` (all `count` parameter lists are copied
+/// now). Its completion has kind `SQLPOOL_OP_BATCH`, with the total
+/// `rows_affected`. Errors as `sqlpool_conn_execute_start`, plus
+/// `SQLPOOL_INVALID_ARGUMENT` for a NULL `param_sets` with nonzero `count`
+/// or a NULL element.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_batch_start(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    param_sets: *const *const sqlpool_params,
+    count: usize,
+    task: *mut *mut sqlpool_task,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let sets = unsafe { param_sets_of(param_sets, count) }?;
+        start_loop_task(conn, Work::Batch(sql, sets), task)
+    })
+}
+
+/// Advances a task as far as it goes; waits at most `wait_us`
+/// microseconds (0: never blocks).
+///
+/// With `wait_us` > 0, a task that must wait for the server sleeps on its
+/// descriptors in this call, at most `wait_us` in all, and returns early
+/// (unfinished) when `stop_fd` (-1: none) becomes readable or a signal
+/// arrives: an event loop with nothing else to do passes its own
+/// descriptor (an epoll fd) and a bound before its next timer, so that
+/// a quick answer completes in this call, without a round of the loop.
+///
+/// Returns `SQLPOOL_EMPTY` while it is unfinished, with `*wait` set to
+/// what to wait for before the next call (`*out` and `*info` untouched),
+/// or `SQLPOOL_OK` once it has completed, with `*out` set as a
+/// `sqlpool_queue_pop` completion would be (`op_id` 0, `user_data` NULL;
+/// `out->handle` and `out->error` are the caller's; when `out->status` is
+/// not `SQLPOOL_OK` the thread's last error describes it too) and
+/// `*wait` untouched. `info` may be NULL; otherwise a query that
+/// succeeded also writes its result's shape and first row there, as
+/// `sqlpool_conn_query_packed` does (pointers valid until
+/// `sqlpool_result_free` of `out->handle`), and any other completion
+/// leaves it untouched. By then the connection is no longer busy. After
+/// the completion, further polls return `SQLPOOL_MISUSE`; free the task.
+///
+/// Errors: `SQLPOOL_INVALID_ARGUMENT` (NULL `task`, `wait` or `out`),
+/// `SQLPOOL_MISUSE` (freed or completed task), `SQLPOOL_BUSY` (another
+/// thread is polling it).
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_task_poll(
+    task: *mut sqlpool_task,
+    wait_us: u64,
+    stop_fd: c_int,
+    wait: *mut sqlpool_wait,
+    out: *mut sqlpool_completion,
+    info: *mut super::result::sqlpool_query_info,
+) -> sqlpool_status {
+    let mut pending = false;
+    let status = boundary(|| {
+        let wait = super::out_arg(wait, "wait")?;
+        let out = super::out_arg(out, "out")?;
+        let info = Out::optional(info);
+        let task = TASKS.get(handle(task, "task")?)?;
+        let mut st = task.state.try_lock().map_err(|e| match e {
+            std::sync::TryLockError::WouldBlock => Error::new(
+                Status::Busy,
+                "the task is being polled by another thread (one call at a time)",
+            ),
+            std::sync::TryLockError::Poisoned(_) => {
+                Error::misuse("the task was poisoned by an earlier panic; free it")
+            }
+        })?;
+        let TaskState {
+            future,
+            stepper,
+            kind,
+        } = &mut *st;
+        let kind = *kind;
+        let Some(fut) = future.as_mut() else {
+            return Err(Error::misuse("this task has already completed; free it"));
+        };
+        use crate::backend::postgres::net::Step;
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            if wait_us == 0 {
+                stepper.step(fut.as_mut())
+            } else {
+                // At most an hour: `Instant` arithmetic cannot overflow.
+                let budget = Duration::from_micros(wait_us.min(3_600_000_000));
+                let until = std::time::Instant::now() + budget;
+                let stop = (stop_fd >= 0).then_some(stop_fd);
+                stepper.step_until(fut.as_mut(), until, stop)
+            }
+        }));
+        let outcome = match step {
+            Ok(Step::Waiting) => {
+                wait.put(wait_of(stepper));
+                pending = true;
+                return Ok(());
+            }
+            Ok(Step::Ready(outcome)) => outcome,
+            Ok(Step::Stuck) => Err(Error::new(
+                Status::Internal,
+                "internal: a PostgreSQL operation stalled with nothing to wait for",
+            )),
+            Err(p) => Err(Error::new(
+                Status::Panic,
+                format!(
+                    "internal panic in a loop-driven operation: {}",
+                    crate::error::panic_message(&*p)
+                ),
+            )),
+        };
+        // Ends the operation; a connection still lent (stuck, panicked)
+        // goes back marked broken.
+        *future = None;
+        drop(st);
+        if let (Ok(Output::Result(_)), Some(info)) = (&outcome, info) {
+            let Ok(Output::Result(rs)) = outcome else {
+                unreachable!("matched above")
+            };
+            let rs = Arc::new(rs);
+            let shape = super::result::sqlpool_query_info::of(&rs);
+            let h = RESULTS.insert(rs)?;
+            out.put(sqlpool_completion {
+                op_id: 0,
+                user_data: std::ptr::null_mut(),
+                status: Status::Ok,
+                kind: kind as u32,
+                handle: h as *mut c_void,
+                rows_affected: 0,
+                error: std::ptr::null_mut(),
+            });
+            info.put(shape);
+            return Ok(());
+        }
+        let (raw, error) = to_c(
+            Completion {
+                op_id: 0,
+                kind,
+                outcome,
+            },
+            0,
+        );
+        if let Some(e) = error {
+            set_last_error(e);
+        }
+        out.put(raw);
+        Ok(())
+    });
+    if status == Status::Ok && pending {
+        Status::Empty
+    } else {
+        status
+    }
+}
+
+/// Requests cancellation of a task's operation, as `sqlpool_cancel` does
+/// for an asynchronous one: a PostgreSQL statement running on the server
+/// gets a cancel request (sent by the task's own following polls, which
+/// also wait for the server to end the statement, within a grace period
+/// after which the connection is closed instead); a SQLite statement is
+/// interrupted, or not started. Poll the task again after
+/// this call; its completion then has status `SQLPOOL_CANCELLED`, or its
+/// normal outcome if the operation ended first. Harmless on a completed
+/// task. Never blocks; any thread. Errors: `SQLPOOL_INVALID_ARGUMENT`,
+/// `SQLPOOL_MISUSE` (freed task).
+#[no_mangle]
+pub extern "C" fn sqlpool_task_cancel(task: *mut sqlpool_task) -> sqlpool_status {
+    boundary(|| {
+        TASKS.with(handle(task, "task")?, |t| {
+            if let Some(flag) = &t.cancelled {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            t.canceller.cancel();
+            Ok(())
+        })
+    })
+}
+
+/// Frees a task. An unfinished one is abandoned: its connection stops
+/// being busy but is marked broken (it may be mid-exchange with the
+/// server), so releasing it closes it; nothing else leaks. Stop watching
+/// the task's descriptors first. NULL is accepted and ignored; freeing
+/// twice returns `SQLPOOL_MISUSE`. Never blocks.
+#[no_mangle]
+pub extern "C" fn sqlpool_task_free(task: *mut sqlpool_task) -> sqlpool_status {
+    boundary(|| {
+        if task.is_null() {
+            return Ok(());
+        }
+        drop(TASKS.remove(task as usize)?);
+        Ok(())
+    })
 }

@@ -11,6 +11,8 @@ static const int SQLPOOL_OP_ACQUIRE = 1;
 static const int SQLPOOL_OP_EXECUTE = 2;
 static const int SQLPOOL_OP_QUERY = 3;
 static const int SQLPOOL_OP_BATCH = 4;
+static const int SQLPOOL_WAIT_READ = 1;
+static const int SQLPOOL_WAIT_WRITE = 2;
 static const int SQLPOOL_QUERY_HEADER_SIZE = 56;
 static const int SQLPOOL_TX_READ_ONLY = 1;
 static const int SQLPOOL_TX_DEFERRABLE = 2;
@@ -77,6 +79,7 @@ typedef struct sqlpool_pool sqlpool_pool;
 typedef struct sqlpool_queue sqlpool_queue;
 typedef struct sqlpool_result sqlpool_result;
 typedef struct sqlpool_stream sqlpool_stream;
+typedef struct sqlpool_task sqlpool_task;
 typedef struct sqlpool_completion {
   uint64_t op_id;
   void *user_data;
@@ -88,6 +91,12 @@ typedef struct sqlpool_completion {
 } sqlpool_completion;
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+typedef struct sqlpool_wait {
+  uint32_t count;
+  int fds[4];
+  uint32_t events[4];
+  int64_t timeout_us;
+} sqlpool_wait;
 typedef struct sqlpool_query_info {
   size_t rows;
   size_t columns;
@@ -191,6 +200,37 @@ sqlpool_status sqlpool_conn_execute_batch_async(struct sqlpool_conn *conn,
                                                 uint64_t *op_id);
 sqlpool_status sqlpool_cancel(uint64_t op_id);
 sqlpool_status sqlpool_set_async_threads(uint32_t n);
+sqlpool_status sqlpool_conn_execute_start(struct sqlpool_conn *conn,
+                                          const char *sql,
+                                          const struct sqlpool_params *params,
+                                          struct sqlpool_task **task);
+sqlpool_status sqlpool_conn_query_start(struct sqlpool_conn *conn,
+                                        const char *sql,
+                                        const struct sqlpool_params *params,
+                                        struct sqlpool_task **task);
+sqlpool_status sqlpool_conn_query_packed_start(struct sqlpool_conn *conn,
+                                               const char *sql,
+                                               const uint8_t *params,
+                                               size_t params_len,
+                                               struct sqlpool_task **task);
+sqlpool_status sqlpool_conn_execute_packed_start(struct sqlpool_conn *conn,
+                                                 const char *sql,
+                                                 const uint8_t *params,
+                                                 size_t params_len,
+                                                 struct sqlpool_task **task);
+sqlpool_status sqlpool_conn_execute_batch_start(struct sqlpool_conn *conn,
+                                                const char *sql,
+                                                const struct sqlpool_params *const *param_sets,
+                                                size_t count,
+                                                struct sqlpool_task **task);
+sqlpool_status sqlpool_task_poll(struct sqlpool_task *task,
+                                 uint64_t wait_us,
+                                 int stop_fd,
+                                 struct sqlpool_wait *wait,
+                                 struct sqlpool_completion *out,
+                                 struct sqlpool_query_info *info);
+sqlpool_status sqlpool_task_cancel(struct sqlpool_task *task);
+sqlpool_status sqlpool_task_free(struct sqlpool_task *task);
 sqlpool_status sqlpool_result_column_joined(const struct sqlpool_result *result,
                                             size_t column,
                                             uint32_t sep,

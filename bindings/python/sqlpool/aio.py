@@ -1,12 +1,27 @@
 """The asyncio API: :class:`AsyncPool` and :class:`AsyncConnection`.
 
-Built on the library's completion queue, not on a thread per call: each
-event loop gets one ``sqlpool_queue``, whose file descriptor is watched with
-``loop.add_reader``. Operations are submitted with the ``*_async`` functions
-(the work runs on the library's threads), and the reader pops completions
-and resolves the futures, keyed by operation id. Cancelling a task that
-waits calls ``sqlpool_cancel``; the completion still arrives, and a
-connection acquired for a cancelled caller goes straight back to the pool.
+Statements are driven by the event loop itself, as psycopg drives a
+non-blocking libpq connection: ``sqlpool_*_start`` begins one (a
+``sqlpool_task``), ``sqlpool_task_poll`` advances it and says which
+descriptors (and deadline) it waits for, and the loop's
+``add_reader``/``add_writer``/``call_at`` poll it again when they are ready.
+On PostgreSQL no library thread takes part (one wake-up per round trip);
+a SQLite statement runs on a library thread that wakes the task's
+descriptor. While the loop has nothing else to do, the first poll waits
+for a quick answer itself (until the loop's own selector becomes
+readable, at most ``IDLE_WAIT_US``), so a fast statement completes without
+a round of the loop. Cancelling the waiting task calls
+``sqlpool_task_cancel``; the loop keeps driving the operation until the
+server has ended it (or the connection is closed).
+
+Everything else uses the library's completion queue, not a thread per
+call: each event loop gets one ``sqlpool_queue``, whose file descriptor is
+watched with ``loop.add_reader``. Operations are submitted with the
+``*_async`` functions (the work runs on the library's threads), and the
+reader pops completions and resolves the futures, keyed by operation id.
+Cancelling a task that waits calls ``sqlpool_cancel``; the completion still
+arrives, and a connection acquired for a cancelled caller goes straight
+back to the pool.
 
 Opening and closing a pool, ``execute_script`` and beginning/committing
 transactions run in the loop's default executor (the C API has no
@@ -18,8 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import weakref
-from ctypes import byref, c_int, c_uint64, c_void_p
+from ctypes import POINTER, Structure, byref, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from types import TracebackType
 from typing import Any, Callable, Dict, Generator, Iterable, List, Optional, Type, Union
 
@@ -43,6 +59,91 @@ def _require_async() -> None:
             f"the native library at {_lib.library_path} has no asynchronous API "
             "(sqlpool_queue_new); rebuild it"
         )
+
+
+class _Wait(Structure):
+    """``sqlpool_wait``: what an unfinished ``sqlpool_task`` waits for."""
+
+    _fields_ = [
+        ("count", c_uint32),
+        ("fds", c_int * 4),
+        ("events", c_uint32 * 4),
+        ("timeout_us", c_int64),
+    ]
+
+
+_WAIT_READ = 1  # SQLPOOL_WAIT_READ
+_WAIT_WRITE = 2  # SQLPOOL_WAIT_WRITE
+
+_TASK_PROTOTYPES = {
+    "sqlpool_conn_execute_start": (c_uint32, [c_void_p, c_char_p, c_void_p, _lib.handle_p]),
+    "sqlpool_conn_query_start": (c_uint32, [c_void_p, c_char_p, c_void_p, _lib.handle_p]),
+    "sqlpool_conn_query_packed_start": (
+        c_uint32, [c_void_p, c_char_p, c_char_p, c_size_t, _lib.handle_p]),
+    "sqlpool_conn_execute_packed_start": (
+        c_uint32, [c_void_p, c_char_p, c_char_p, c_size_t, _lib.handle_p]),
+    "sqlpool_conn_execute_batch_start": (
+        c_uint32, [c_void_p, c_char_p, POINTER(c_void_p), c_size_t, _lib.handle_p]),
+    "sqlpool_task_poll": (
+        c_uint32,
+        [c_void_p, c_uint64, c_int, POINTER(_Wait), POINTER(Completion), POINTER(_lib.QueryInfo)],
+    ),
+    "sqlpool_task_cancel": (c_uint32, [c_void_p]),
+    "sqlpool_task_free": (c_uint32, [c_void_p]),
+}
+# Whether statements are driven by the event loop (a library without the
+# sqlpool_task functions, or tests, use the completion queue instead).
+loop_driven: bool = _lib._declare(_TASK_PROTOTYPES, required=False)
+_EMPTY = _lib.EMPTY
+if loop_driven:
+    _task_poll = lib.sqlpool_task_poll
+    _task_free = lib.sqlpool_task_free
+    _query_start = lib.sqlpool_conn_query_packed_start
+    _execute_start = lib.sqlpool_conn_execute_packed_start
+_pack_params = _convert.pack_params
+_select = select.select
+_get_loop = asyncio.get_running_loop
+_CancelledError = asyncio.CancelledError
+_SQL_BYTES: Dict[str, bytes] = {}
+
+
+def _sql_bytes(sql: str) -> bytes:
+    """``encode_sql``, remembered for the statements used most recently."""
+    s = _SQL_BYTES.get(sql)
+    if s is None:
+        s = encode_sql(sql)
+        if len(_SQL_BYTES) >= 512:
+            _SQL_BYTES.clear()
+        _SQL_BYTES[sql] = s
+    return s
+
+# How long the first poll of an operation may wait for the server when the
+# loop has nothing else to do (see _idle_budget), in microseconds.
+IDLE_WAIT_US = 1000
+
+
+def _idle_budget(loop: asyncio.AbstractEventLoop) -> "tuple[int, int]":
+    """(microseconds, loop descriptor) the first poll of an operation may
+    wait for the server inside the call: only while the loop has nothing
+    else to do — no callback ready, nothing due before then — and only
+    until the loop's own descriptor (its selector) becomes readable, so
+    the wait replaces the loop's idle wait and takes nothing from other
+    work. (0, -1) for loops whose internals differ (uvloop, Windows)."""
+    try:
+        if loop._ready:  # type: ignore[attr-defined]
+            return 0, -1
+        fd = loop._selector.fileno()  # type: ignore[attr-defined]
+        scheduled = loop._scheduled  # type: ignore[attr-defined]
+    except (AttributeError, NotImplementedError):
+        return 0, -1
+    budget = IDLE_WAIT_US
+    if scheduled:
+        left = int((scheduled[0].when() - loop.time()) * 1e6)
+        if left < budget:
+            budget = left
+    if budget <= 0 or fd < 0:
+        return 0, -1
+    return budget, fd
 
 
 class _Op:
@@ -95,6 +196,23 @@ class _LoopQueue:
         op = _Op(loop.create_future(), kind, reader, mode)
         self.ops[op_id] = op
         return op
+
+    def wait_briefly(self, op: _Op) -> None:
+        """Waits on the loop thread for ``op``'s completion while the loop
+        has nothing else to do (see _idle_budget), at most IDLE_WAIT_US:
+        a quick operation then completes without a round of the loop."""
+        loop = self._loop_ref()
+        if loop is None or op.future.done():
+            return
+        budget, stop_fd = _idle_budget(loop)
+        if budget <= 0:
+            return
+        try:
+            ready, _, _ = _select([self.fd, stop_fd], (), (), budget / 1e6)
+        except (OSError, ValueError):
+            return
+        if self.fd in ready:
+            self.drain()
 
     def drain(self) -> None:
         """Pops every waiting completion and resolves its future."""
@@ -226,6 +344,227 @@ async def _await_op(op_id: int, op: _Op) -> Any:
             # Acquired just as the caller was cancelled: give it back.
             lib.sqlpool_conn_release(fut.result())
         raise
+
+
+class _Driver:
+    """Drives the loop-driven operations (``sqlpool_task``) of one
+    connection, one at a time: the loop watches what the last poll said
+    the operation waits for and polls again when that is ready; the
+    completion resolves the operation's future. Its buffers are reused
+    from one operation to the next."""
+
+    __slots__ = ("loop", "ptr", "future", "kind", "reader", "mode", "first_only", "generation",
+                 "watched", "timer", "timer_at", "idle", "_wait", "_completion", "_info",
+                 "_refs", "task_out", "task_ref")
+
+    def __init__(self) -> None:
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.ptr: Optional[int] = None  # the task in flight
+        self.future: Optional["asyncio.Future[Any]"] = None
+        self.kind = 0
+        self.reader: Optional[Callable[..., Any]] = None
+        self.mode = 0
+        self.first_only: Optional[bool] = None  # read a query's rows from its packed info
+        self.generation = fork_generation()
+        self.watched: Dict[int, int] = {}
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.timer_at = 0.0
+        self.idle: List[Callable[[], None]] = []  # called once the task has ended
+        self._wait = _Wait()
+        self._completion = Completion()
+        self._info = _lib.QueryInfo()
+        self._refs = (byref(self._wait), byref(self._completion), byref(self._info))
+        self.task_out = c_void_p()
+        self.task_ref = byref(self.task_out)
+
+    def begin(self, loop: asyncio.AbstractEventLoop, ptr: int, kind: int,
+              reader: Optional[Callable[..., Any]], mode: int,
+              first_only: Optional[bool]) -> "asyncio.Future[Any]":
+        """Takes a started task and polls it once; returns its future."""
+        self.loop = loop
+        self.ptr = ptr
+        self.generation = fork_generation()
+        fut = self.future = loop.create_future()
+        self.kind = kind
+        self.reader = reader
+        self.mode = mode
+        self.first_only = first_only
+        budget, stop_fd = _idle_budget(loop)
+        wait, completion, info = self._refs
+        try:
+            st = _task_poll(ptr, budget, stop_fd, wait, completion, info)
+            if st == _EMPTY:
+                self._watch()
+            else:
+                self._end(ptr, st)
+        except Exception:  # noqa: BLE001 - as step
+            _log.exception("sqlpool: driving an operation failed")
+        return fut
+
+    def step(self) -> None:
+        """Polls the task; on completion resolves the future. Never raises."""
+        ptr = self.ptr
+        if ptr is None:
+            return
+        try:
+            wait, completion, info = self._refs
+            st = _task_poll(ptr, 0, -1, wait, completion, info)
+            if st == _EMPTY:
+                self._watch()
+                return
+            self._end(ptr, st)
+        except Exception:  # noqa: BLE001 - never break the loop's callbacks
+            _log.exception("sqlpool: driving an operation failed")
+
+    def _end(self, ptr: int, st: int) -> None:
+        self.ptr = None
+        if self.watched or self.timer is not None:
+            self._unwatch()
+        fut = self.future
+        self.future = None
+        try:
+            if st:
+                error = last_error(st)
+                if fut is not None and not fut.done():
+                    fut.set_exception(error)
+                return
+            c = self._completion
+            status = c.status
+            handle = c.handle
+            if status:
+                error = last_error(status)
+                if c.error:
+                    lib.sqlpool_error_free(c.error)
+                    c.error = None
+                if fut is not None and not fut.done():
+                    fut.set_exception(error)
+            elif self.kind == _lib.COMPLETION_QUERY:
+                try:
+                    if fut is not None and not fut.done():
+                        try:
+                            if self.first_only is None:
+                                assert self.reader is not None
+                                value = self.reader(handle, self.mode)
+                            else:
+                                value = _convert.read_packed(handle, self._info, self.mode, self.first_only)
+                        except Exception as e:  # noqa: BLE001
+                            fut.set_exception(e)
+                        else:
+                            fut.set_result(value)
+                finally:
+                    lib.sqlpool_result_free(handle)
+            elif fut is not None and not fut.done():
+                fut.set_result(c.rows_affected)
+        finally:
+            _task_free(ptr)
+            if self.idle:
+                idle, self.idle = self.idle, []
+                for fn in idle:
+                    try:
+                        fn()
+                    except Exception:  # noqa: BLE001
+                        _log.exception("sqlpool: a callback after an operation failed")
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.step()
+
+    def _watch(self) -> None:
+        w = self._wait
+        loop = self.loop
+        assert loop is not None
+        watched = self.watched
+        if w.count == 1:
+            fd = w.fds[0]
+            ev = w.events[0]
+            same = len(watched) == 1 and watched.get(fd) == ev
+            want = watched if same else {fd: ev}
+        else:
+            want = {w.fds[i]: w.events[i] for i in range(w.count)}
+            same = want == watched
+        if not same:
+            for fd, ev in watched.items():
+                if want.get(fd) != ev:
+                    if ev & _WAIT_READ:
+                        loop.remove_reader(fd)
+                    if ev & _WAIT_WRITE:
+                        loop.remove_writer(fd)
+            for fd, ev in want.items():
+                if watched.get(fd) != ev:
+                    if ev & _WAIT_READ:
+                        loop.add_reader(fd, self.step)
+                    if ev & _WAIT_WRITE:
+                        loop.add_writer(fd, self.step)
+            self.watched = want
+        t = w.timeout_us
+        if t >= 0:
+            at = loop.time() + t / 1e6
+            # A timer that fires no later than needed is kept (firing early
+            # only means a poll that finds nothing to do).
+            if self.timer is None or self.timer_at > at:
+                if self.timer is not None:
+                    self.timer.cancel()
+                self.timer = loop.call_at(at, self._on_timer)
+                self.timer_at = at
+
+    def _unwatch(self) -> None:
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            for fd, ev in self.watched.items():
+                if ev & _WAIT_READ:
+                    loop.remove_reader(fd)
+                if ev & _WAIT_WRITE:
+                    loop.remove_writer(fd)
+        self.watched = {}
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def give_up(self, fut: "asyncio.Future[Any]") -> None:
+        """The caller awaiting ``fut`` was cancelled: cancel its operation
+        if it is still the one in flight."""
+        if self.future is fut:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Requests the operation's cancellation (its caller gave up): the
+        loop goes on driving it until the server has ended it."""
+        ptr = self.ptr
+        if ptr is not None:
+            lib.sqlpool_task_cancel(ptr)
+            self.step()
+
+    def wait_idle(self) -> "asyncio.Future[None]":
+        """A future resolved once the operation in flight has ended."""
+        assert self.loop is not None
+        fut: "asyncio.Future[None]" = self.loop.create_future()
+
+        def done() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self.idle.append(done)
+        return fut
+
+    def abandon(self) -> None:
+        """Frees an unfinished task (its connection is then closed at
+        release, never reused): for a loop that will not run again."""
+        ptr, self.ptr = self.ptr, None
+        if ptr is None:
+            return
+        try:
+            self._unwatch()
+        except Exception:  # noqa: BLE001
+            pass
+        self.future = None
+        if self.generation == fork_generation():
+            _task_free(ptr)
+
+    def __del__(self) -> None:
+        try:
+            self.abandon()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _nothing() -> None:
@@ -397,6 +736,7 @@ class AsyncConnection(Managed):
         self._postgres = pool._postgres
         self._lock = asyncio.Lock()
         self._current: Optional["asyncio.Future[Any]"] = None
+        self._driver: Optional[_Driver] = _Driver() if loop_driven else None
         self._tx_depth = 0
         self._adopt(ptr)
 
@@ -411,6 +751,17 @@ class AsyncConnection(Managed):
         return self._tx_depth > 0
 
     def _free(self, ptr: int) -> None:
+        d = self._driver
+        if d is not None and d.ptr is not None:
+            loop = d.loop
+            if loop is None or loop.is_closed():
+                # Its loop will not drive it any more: give it up (the
+                # connection is then closed, not reused).
+                d.abandon()
+            else:
+                # An abandoned operation still runs on it: release after it ends.
+                d.idle.append(lambda: lib.sqlpool_conn_release(ptr))
+                return
         cur = self._current
         if cur is not None and not cur.done():
             # An abandoned operation still runs on it: release after it ends.
@@ -434,9 +785,74 @@ class AsyncConnection(Managed):
         self.close()
 
     async def _wait_idle(self) -> None:
+        d = self._driver
+        while d is not None and d.ptr is not None:
+            await d.wait_idle()
         cur = self._current
         if cur is not None and not cur.done():
             await asyncio.wait({cur})
+
+    def _idle_now(self) -> bool:
+        """No operation in flight and nobody waiting for the connection."""
+        if self._lock.locked():
+            return False
+        d = self._driver
+        if d is not None and d.ptr is not None:
+            return False
+        cur = self._current
+        return cur is None or cur.done()
+
+    async def _drive(self, start: Callable[[int, Any], int], kind: int,
+                     reader: Optional[Callable[..., Any]], cleanup: Callable[[], None],
+                     first_only: Optional[bool] = None) -> Any:
+        """Runs one loop-driven operation (PostgreSQL): started here, then
+        polled by the loop's callbacks. If the caller is cancelled, the
+        operation is cancelled and the loop drives it to its end."""
+        d = self._driver
+        assert d is not None
+        try:
+            if self._idle_now():
+                fut = self._begin(d, start, kind, reader, first_only)
+            else:
+                async with self._lock:
+                    await self._wait_idle()
+                    fut = self._begin(d, start, kind, reader, first_only)
+        finally:
+            cleanup()
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            d.give_up(fut)
+            raise
+
+    def _start_packed(self, start: Any, sql: str, parameters: Params, kind: int,
+                      first_only: Optional[bool]) -> "Optional[asyncio.Future[Any]]":
+        """The common case in one go: the connection idle, the parameters
+        packable. Starts the operation and polls it (a quick answer
+        completes it now); None when the general path must take it."""
+        d = self._driver
+        if d is None or d.ptr is not None or self._lock.locked():
+            return None
+        cur = self._current
+        if cur is not None and not cur.done():
+            return None
+        packed = _pack_params(parameters)
+        if packed is None:
+            return None
+        st = start(self._handle(), _sql_bytes(sql), packed, len(packed), d.task_ref)
+        if st:
+            raise last_error(st)
+        return d.begin(_get_loop(), d.task_out.value, kind, None, self._pool._read_mode, first_only)
+
+    def _begin(self, d: _Driver, start: Callable[[int, Any], int], kind: int,
+               reader: Optional[Callable[..., Any]], first_only: Optional[bool]) -> "asyncio.Future[Any]":
+        """Starts the task (the library copies the parameters) and polls it once."""
+        st = start(self._handle(), d.task_ref)
+        if st:
+            raise last_error(st)
+        ptr = d.task_out.value
+        assert ptr is not None
+        return d.begin(asyncio.get_running_loop(), ptr, kind, reader, self._pool._read_mode, first_only)
 
     async def _run(self, submit: Callable[[int, int, Any], int], kind: int,
                    reader: Optional[Callable[..., Any]], cleanup: Callable[[], None]) -> Any:
@@ -459,21 +875,48 @@ class AsyncConnection(Managed):
                     cleanup = _nothing
                 op = q.register(op_id.value, kind, reader, self._pool._read_mode)
                 self._current = op.future
+                q.wait_briefly(op)
                 return await _await_op(op_id.value, op)
         finally:
             cleanup()
 
     async def execute(self, sql: str, parameters: Params = None) -> int:
         """Runs one statement; returns the rows it changed."""
+        if self._driver is not None:
+            fut = self._start_packed(_execute_start, sql, parameters, _lib.COMPLETION_EXECUTE, None)
+            if fut is not None:
+                try:
+                    return await fut  # type: ignore[no-any-return]
+                except _CancelledError:
+                    self._driver.give_up(fut)
+                    raise
         s = encode_sql(sql)
         p = build_params(parameters)
+        if self._driver is not None:
+            return await self._drive(  # type: ignore[no-any-return]
+                lambda h, out: lib.sqlpool_conn_execute_start(h, s, p, out),
+                _lib.COMPLETION_EXECUTE, None, lambda: free_params(p),
+            )
         return await self._run(  # type: ignore[no-any-return]
             lambda h, q, out: lib.sqlpool_conn_execute_async(h, s, p, q, None, None, out),
             _lib.COMPLETION_EXECUTE, None, lambda: free_params(p),
         )
 
-    async def _query(self, sql: str, parameters: Params, reader: Callable[..., Any]) -> Any:
+    async def _query(self, sql: str, parameters: Params, reader: Callable[..., Any],
+                     first_only: Optional[bool] = None) -> Any:
         s = encode_sql(sql)
+        if self._driver is not None:
+            packed = _convert.pack_params(parameters)
+            if packed is not None and first_only is not None:
+                return await self._drive(
+                    lambda h, out: lib.sqlpool_conn_query_packed_start(h, s, packed, len(packed), out),
+                    _lib.COMPLETION_QUERY, reader, _nothing, first_only,
+                )
+            p = build_params(parameters)
+            return await self._drive(
+                lambda h, out: lib.sqlpool_conn_query_start(h, s, p, out),
+                _lib.COMPLETION_QUERY, reader, lambda: free_params(p),
+            )
         p = build_params(parameters)
         return await self._run(
             lambda h, q, out: lib.sqlpool_conn_query_async(h, s, p, q, None, None, out),
@@ -482,11 +925,27 @@ class AsyncConnection(Managed):
 
     async def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query; returns every row."""
-        return await self._query(sql, parameters, _convert.read_result)  # type: ignore[no-any-return]
+        if self._driver is not None:
+            fut = self._start_packed(_query_start, sql, parameters, _lib.COMPLETION_QUERY, False)
+            if fut is not None:
+                try:
+                    return await fut  # type: ignore[no-any-return]
+                except _CancelledError:
+                    self._driver.give_up(fut)
+                    raise
+        return await self._query(sql, parameters, _convert.read_result, False)  # type: ignore[no-any-return]
 
     async def query_first(self, sql: str, parameters: Params = None) -> Optional[Row]:
         """Runs one query; returns its first row, or None."""
-        return await self._query(sql, parameters, _convert.read_first)  # type: ignore[no-any-return]
+        if self._driver is not None:
+            fut = self._start_packed(_query_start, sql, parameters, _lib.COMPLETION_QUERY, True)
+            if fut is not None:
+                try:
+                    return await fut  # type: ignore[no-any-return]
+                except _CancelledError:
+                    self._driver.give_up(fut)
+                    raise
+        return await self._query(sql, parameters, _convert.read_first, True)  # type: ignore[no-any-return]
 
     async def query_as_dict(self, sql: str, parameters: Params = None) -> List[Dict[str, Any]]:
         """Runs one query; returns every row as a dict."""
@@ -496,6 +955,12 @@ class AsyncConnection(Managed):
         """Runs one statement per parameter set, all or nothing; returns the total rows changed."""
         s = encode_sql(sql)
         sets = ParamSets(seq_of_parameters)
+        if self._driver is not None:
+            return await self._drive(  # type: ignore[no-any-return]
+                lambda h, out: lib.sqlpool_conn_execute_batch_start(
+                    h, s, sets.array, len(sets.handles), out),
+                _lib.COMPLETION_BATCH, None, sets.free,
+            )
         return await self._run(  # type: ignore[no-any-return]
             lambda h, q, out: lib.sqlpool_conn_execute_batch_async(
                 h, s, sets.array, len(sets.handles), q, None, None, out),

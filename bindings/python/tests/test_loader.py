@@ -66,10 +66,12 @@ def _matches(c_type: str, py_type) -> bool:
 
 def _all_tables():
     """Every prototype table of the package (the bulk module keeps its own)."""
+    import sqlpool.aio
     import sqlpool.bulk
 
     tables = dict(_lib._PROTOTYPES)
     tables.update(_lib._ASYNC_PROTOTYPES)
+    tables.update(sqlpool.aio._TASK_PROTOTYPES)
     tables.update(sqlpool.bulk._PROTOTYPES)
     return tables
 

@@ -8,7 +8,9 @@
 //!   bounded;
 //! * an asynchronous operation is polled by the library's tokio runtime:
 //!   the socket registers with tokio's reactor the first time it is polled
-//!   there, and waiting costs no thread.
+//!   there, and waiting costs no thread;
+//! * a task of the host's event loop ([`Stepper`]) is polled on the loop's
+//!   thread, which then waits on the sockets and deadline it reports.
 //!
 //! The tap reads the protocol's framing as bytes pass (ReadyForQuery's
 //! transaction status, CommandComplete tags, Syncs sent), so transaction
@@ -258,6 +260,238 @@ fn drive_blocking<F: Future>(mut fut: Pin<&mut F>, flag: &Arc<Flag>) -> Result<F
         if event.is_some() && waits.fds.last().is_some_and(|p| p.revents != 0) {
             flag.drain();
         }
+    }
+}
+
+/// Drives a future for a host's event loop, one step per call: each step
+/// polls it on the calling thread the way the blocking driver does, but
+/// instead of sleeping in poll(2) it reports what the future waits for
+/// (descriptors and a deadline), so the host's loop watches them and calls
+/// [`Stepper::step`] again when one is ready. No library thread is
+/// involved, and waking the host is the socket's own readiness.
+pub struct Stepper {
+    flag: Arc<Flag>,
+    waits: Waits,
+}
+
+/// The outcome of one [`Stepper::step`].
+pub enum Step<T> {
+    Ready(T),
+    /// Waiting: see [`Stepper::fds`] and [`Stepper::wake_at`].
+    Waiting,
+    /// Nothing to wait for: the future can never finish.
+    Stuck,
+}
+
+/// Rounds of polling one step makes while the future keeps waking itself
+/// before it reports "poll again now" (a deadline already due).
+const STEP_ROUNDS: u32 = 16;
+
+impl Stepper {
+    /// For futures woken only by what they record (sockets, deadlines).
+    pub fn new() -> Stepper {
+        Stepper {
+            flag: Arc::new(Flag {
+                woken: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+                event: None,
+            }),
+            waits: Waits::default(),
+        }
+    }
+
+    /// For futures woken from other threads (work handed to a library
+    /// thread): a wake makes the stepper's own eventfd readable, and a
+    /// step that records nothing else waits on it.
+    pub fn with_wakeups() -> io::Result<Stepper> {
+        let spare = {
+            let mut spare = SPARE_EVENTS.lock().unwrap_or_else(|p| p.into_inner());
+            let pid = std::process::id();
+            if spare.0 != pid {
+                // Inherited across fork(2): shared with the parent, which
+                // may still use them; this process makes its own.
+                spare.0 = pid;
+                spare.1.clear();
+            }
+            spare.1.pop()
+        };
+        let event = match spare {
+            Some(event) => event,
+            None => {
+                // SAFETY: plain system call; the result is checked.
+                let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: a new, valid descriptor that nothing else owns.
+                Arc::new(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+            }
+        };
+        Ok(Stepper {
+            flag: Arc::new(Flag {
+                woken: AtomicBool::new(false),
+                // Always signal the descriptor: the host's loop, not this
+                // stepper, does the sleeping.
+                sleeping: AtomicBool::new(true),
+                event: Some(event),
+            }),
+            waits: Waits::default(),
+        })
+    }
+
+    /// Polls `fut` until it finishes or waits for something outside it.
+    pub fn step<F: Future + ?Sized>(&mut self, mut fut: Pin<&mut F>) -> Step<F::Output> {
+        let waker = Waker::from(self.flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..STEP_ROUNDS {
+            self.waits.fds.clear();
+            self.waits.wake_at = None;
+            self.flag.woken.store(false, Ordering::SeqCst);
+            // Before polling: a wake during the poll leaves it readable.
+            self.flag.drain();
+            let previous =
+                BLOCKING.with(|b| b.borrow_mut().replace(std::mem::take(&mut self.waits)));
+            let outcome = fut.as_mut().poll(&mut cx);
+            self.waits = BLOCKING
+                .with(|b| std::mem::replace(&mut *b.borrow_mut(), previous))
+                .unwrap_or_default();
+            if let Poll::Ready(v) = outcome {
+                return Step::Ready(v);
+            }
+            if self.flag.woken.load(Ordering::SeqCst) {
+                continue;
+            }
+            if self.waits.fds.is_empty() {
+                if let Some(fd) = self.flag.event_fd() {
+                    self.waits.fds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+            match self.waits.wake_at {
+                None if self.waits.fds.is_empty() => return Step::Stuck,
+                Some(at) if at <= Instant::now() => continue,
+                _ => return Step::Waiting,
+            }
+        }
+        // Still waking itself: the host polls again at once.
+        self.waits.fds.clear();
+        self.waits.wake_at = Some(Instant::now());
+        Step::Waiting
+    }
+
+    /// [`Stepper::step`], and while the future waits, sleeps in poll(2) on
+    /// what it waits for (and steps again) until `until`; returns early,
+    /// still waiting, once `stop_fd` is readable or a signal interrupts.
+    /// For a host loop with nothing else to do: waiting here instead of in
+    /// the loop saves the loop's round of bookkeeping.
+    pub fn step_until<F: Future + ?Sized>(
+        &mut self,
+        mut fut: Pin<&mut F>,
+        until: Instant,
+        stop_fd: Option<RawFd>,
+    ) -> Step<F::Output> {
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        loop {
+            let step = self.step(fut.as_mut());
+            if !matches!(step, Step::Waiting) {
+                return step;
+            }
+            let now = Instant::now();
+            let end = self.waits.wake_at.map_or(until, |w| w.min(until));
+            if now >= until || self.waits.fds.is_empty() {
+                return step;
+            }
+            if end <= now {
+                continue;
+            }
+            fds.clear();
+            fds.extend_from_slice(&self.waits.fds);
+            if let Some(fd) = stop_fd {
+                fds.push(libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            let n = sleep_in_poll(&mut fds, end - now);
+            if n < 0 || (stop_fd.is_some() && fds.last().is_some_and(|p| p.revents != 0)) {
+                return step;
+            }
+        }
+    }
+
+    /// After [`Step::Waiting`]: the descriptors and `poll(2)` events waited for.
+    pub fn fds(&self) -> impl Iterator<Item = (RawFd, i16)> + '_ {
+        self.waits.fds.iter().map(|p| (p.fd, p.events))
+    }
+
+    /// After [`Step::Waiting`]: when to step again at the latest.
+    pub fn wake_at(&self) -> Option<Instant> {
+        self.waits.wake_at
+    }
+}
+
+/// poll(2) with a timeout in microseconds (ppoll where available); the
+/// result of the call (-1 on EINTR).
+fn sleep_in_poll(fds: &mut [libc::pollfd], timeout: std::time::Duration) -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs; no
+        // signal mask is changed.
+        unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: as above.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }
+    }
+}
+
+/// Eventfds of finished steppers, kept for the next ones (creating and
+/// closing one per operation costs two system calls).
+/// The process they belong to comes first.
+#[allow(clippy::type_complexity)]
+static SPARE_EVENTS: Mutex<(u32, Vec<Arc<std::os::fd::OwnedFd>>)> = Mutex::new((0, Vec::new()));
+const SPARE_EVENTS_KEPT: usize = 64;
+
+impl Drop for Stepper {
+    fn drop(&mut self) {
+        // Only when no waker outlives the stepper: a late wake into a
+        // reused descriptor would be a spurious (harmless) wake-up, but
+        // none can come then.
+        if Arc::strong_count(&self.flag) != 1 {
+            return;
+        }
+        let Some(event) = self.flag.event.clone() else {
+            return;
+        };
+        self.flag.drain();
+        // (After a fork, the next `with_wakeups` finds the pool stale.)
+        let mut spare = SPARE_EVENTS.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.1.len() < SPARE_EVENTS_KEPT {
+            spare.1.push(event);
+        }
+    }
+}
+
+impl Default for Stepper {
+    fn default() -> Stepper {
+        Stepper::new()
     }
 }
 
