@@ -1031,5 +1031,52 @@ def read_rows(res: int, nrows: int, shape: _Shape, mode: int, first_only: bool) 
         return rows_of(shape.cls, _columns(res, nrows, shape.decltypes, mode))
 
 
+def _packed_first(info: Any, shape: _Shape, mode: int) -> Row:
+    """The first row of a result from its packed form (``QueryInfo``)."""
+    data_len = info.row_data_len
+    vals: Any = _unpack(
+        _string_at(info.row_format, info.row_format_len),
+        _string_at(info.row_data, data_len) if data_len else b"",
+    )
+    nulls = info.null_cells
+    texts = 0 if mode & TEXT_AS_BYTES else info.text_cells
+    if nulls or texts:
+        vals = list(vals)
+        c = 0
+        while nulls:
+            if nulls & 1:
+                vals.insert(c, None)
+            nulls >>= 1
+            c += 1
+        c = 0
+        while texts:
+            if texts & 1:
+                vals[c] = _decode_text(c, 0, vals[c])
+            texts >>= 1
+            c += 1
+    convs = shape.convs
+    if convs is not None:
+        vals = [
+            v if conv is None or type(v) is not str else conv(v)
+            for v, conv in zip(vals, convs)
+        ]
+    return shape.cls(vals)
+
+
+def read_packed(res: int, info: Any, mode: int, first_only: bool) -> Any:
+    """The rows of a result whose shape and first row came packed in a
+    ``QueryInfo`` (``sqlpool_task_poll``): its first row, or None, when
+    ``first_only``; a one-row result from its packed form, more rows
+    column by column."""
+    nrows = info.rows
+    if nrows == 0:
+        return None if first_only else []
+    shape = shape_of(_string_at(info.names, info.names_len) if info.names_len else b"", mode)
+    if (first_only or nrows == 1) and info.row_format_len:
+        row = _packed_first(info, shape, mode)
+        return row if first_only else [row]
+    return read_rows(res, nrows, shape, mode, first_only)
+
+
 def free_result(res: int) -> None:
     lib.sqlpool_result_free(res)
