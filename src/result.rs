@@ -364,7 +364,7 @@ impl ResultSet {
     pub fn new(columns: impl Into<Arc<[Column]>>) -> ResultSet {
         let columns = columns.into();
         ResultSet {
-            data: vec![ColumnData::default(); columns.len()],
+            data: (0..columns.len()).map(|_| ColumnData::default()).collect(),
             description: OnceLock::new(),
             first_row: OnceLock::new(),
             columns,
