@@ -261,10 +261,23 @@ impl<T> HandleTable<T> {
     /// forgotten, not dropped (dropping would close the parent's
     /// connections), and the call fails as misuse.
     pub fn remove(&self, raw: usize) -> Result<Arc<T>> {
+        self.remove_if(raw, |_| Ok(()))
+    }
+
+    /// [`HandleTable::remove`] if `allow` agrees: it sees the object under
+    /// the table's lock (so it must not block), and its error leaves the
+    /// handle valid.
+    pub fn remove_if(&self, raw: usize, allow: impl FnOnce(&T) -> Result<()>) -> Result<Arc<T>> {
         let (index, generation) = self.check(raw)?;
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let value = match slots.entries.get_mut(index) {
             Some(slot) if slot.generation & GEN_MASK == generation && slot.value.is_some() => {
+                // (An object inherited across fork is only forgotten.)
+                if let Some(v) = &slot.value {
+                    if !self.is_inherited(slot.epoch) {
+                        allow(v)?;
+                    }
+                }
                 slot.generation = slot.generation.wrapping_add(1);
                 if slot.generation & GEN_MASK == 0 {
                     slot.generation = slot.generation.wrapping_add(1);
