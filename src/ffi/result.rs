@@ -38,14 +38,20 @@ pub(crate) struct ResultEntry {
     freed: AtomicBool,
 }
 
+impl ResultEntry {
+    fn new(set: ResultSet) -> Arc<ResultEntry> {
+        Arc::new(ResultEntry {
+            set,
+            freed: AtomicBool::new(false),
+        })
+    }
+}
+
 pub(crate) static RESULTS: HandleTable<ResultEntry> = HandleTable::new(HandleKind::Result);
 
 /// Stores `result` in the handle table; returns its handle.
 pub(crate) fn insert_result(result: ResultSet) -> Result<usize> {
-    RESULTS.insert(Arc::new(ResultEntry {
-        set: result,
-        freed: AtomicBool::new(false),
-    }))
+    RESULTS.insert(ResultEntry::new(result))
 }
 
 pub(crate) fn store_result(result: ResultSet, out: Out<*mut sqlpool_result>) -> Result<()> {
@@ -59,10 +65,7 @@ pub(crate) fn store_result_with<T>(
     out: Out<*mut sqlpool_result>,
     extra: impl FnOnce(&ResultSet) -> T,
 ) -> Result<T> {
-    let entry = Arc::new(ResultEntry {
-        set: result,
-        freed: AtomicBool::new(false),
-    });
+    let entry = ResultEntry::new(result);
     let value = extra(&entry.set);
     let h = RESULTS.insert(entry)?;
     out.put(h as *mut sqlpool_result);
