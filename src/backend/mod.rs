@@ -705,6 +705,10 @@ impl Manager {
             return true;
         };
         let wanted = target.target_session_attrs;
+        // Any server fits (the default): nothing to look up.
+        if matches!(wanted, SessionAttrs::Any | SessionAttrs::PreferStandby) {
+            return true;
+        }
         if conn.read_only_refused
             && matches!(wanted, SessionAttrs::ReadWrite | SessionAttrs::Primary)
         {
