@@ -111,3 +111,48 @@ fn reads_racing_with_frees_are_right_or_refused() {
     let read: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(read > 0, "the readers read something");
 }
+
+/// A read made by a thread-local destructor, after the thread's result
+/// cache has gone (the result was freed meanwhile by another thread): it
+/// is refused, it does not reach the freed result.
+#[test]
+fn a_read_from_a_thread_local_destructor_after_the_cache_is_gone() {
+    use std::sync::mpsc;
+
+    struct ReadAtExit(usize, mpsc::Sender<Status>);
+    impl Drop for ReadAtExit {
+        fn drop(&mut self) {
+            let mut v = 0i64;
+            let st = sqlpool_result_get_int64(self.0 as *const sqlpool_result, 0, 0, &mut v);
+            let _ = self.1.send(st);
+        }
+    }
+    thread_local! {
+        static AT_EXIT: std::cell::RefCell<Option<ReadAtExit>> = const { std::cell::RefCell::new(None) };
+    }
+
+    let db = Db::open("sqlite::memory:");
+    let r = one_row(&db, "SELECT 42");
+    let handle = r as usize;
+    let (to_main, statuses) = mpsc::channel();
+    let (to_reader, go) = mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        // Registered before the result cache: destroyed after it.
+        AT_EXIT.with(|a| *a.borrow_mut() = Some(ReadAtExit(handle, to_main.clone())));
+        let mut v = 0i64;
+        to_main
+            .send(sqlpool_result_get_int64(
+                handle as *const sqlpool_result,
+                0,
+                0,
+                &mut v,
+            ))
+            .unwrap();
+        go.recv().unwrap();
+    });
+    assert_eq!(statuses.recv().unwrap(), Status::Ok);
+    check(sqlpool_result_free(r), "free");
+    to_reader.send(()).unwrap();
+    reader.join().unwrap();
+    assert_eq!(statuses.recv().unwrap(), Status::Misuse);
+}

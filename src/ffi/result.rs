@@ -98,8 +98,21 @@ thread_local! {
     /// that starts after the free asks the handle table, which answers
     /// "already freed". A read racing with a free on another thread reads
     /// memory this thread still holds, never freed memory.
+    ///
+    /// When the thread exits, `LAST_KEPT` goes first (`LAST_READ` has no
+    /// destructor) and empties `LAST_READ` as it goes ([`Kept`]), so a read
+    /// made later by another thread-local destructor never uses the entry.
     static LAST_READ: Cell<(usize, *const ResultEntry)> = const { Cell::new((0, std::ptr::null())) };
-    static LAST_KEPT: RefCell<Option<Arc<ResultEntry>>> = const { RefCell::new(None) };
+    static LAST_KEPT: RefCell<Kept> = const { RefCell::new(Kept(None)) };
+}
+
+/// The reference behind `LAST_READ`.
+struct Kept(Option<Arc<ResultEntry>>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        LAST_READ.set((0, std::ptr::null()));
+    }
 }
 
 #[inline]
@@ -129,8 +142,14 @@ fn read_uncached<R>(h: usize, f: impl FnOnce(&ResultSet) -> Result<R>) -> Result
     forget_last_read(|_| true);
     let entry = RESULTS.get(h)?;
     let r = f(&entry.set);
-    LAST_READ.set((h, Arc::as_ptr(&entry)));
-    LAST_KEPT.set(Some(entry));
+    let ptr = Arc::as_ptr(&entry);
+    // (Not cached once this thread's cache is gone: the thread is exiting.)
+    if LAST_KEPT
+        .try_with(|kept| kept.borrow_mut().0 = Some(entry))
+        .is_ok()
+    {
+        LAST_READ.set((h, ptr));
+    }
     r
 }
 
@@ -140,7 +159,8 @@ fn forget_last_read(which: impl FnOnce(usize) -> bool) {
     let (cached, entry) = LAST_READ.get();
     if !entry.is_null() && which(cached) {
         LAST_READ.set((0, std::ptr::null()));
-        drop(LAST_KEPT.take());
+        let kept = LAST_KEPT.try_with(|kept| kept.borrow_mut().0.take());
+        drop(kept);
     }
 }
 
