@@ -14,8 +14,9 @@
 //! earlier epoch is refused as misuse; freeing it in the child forgets the
 //! object without closing anything the parent still uses.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 
@@ -36,12 +37,18 @@ pub enum HandleKind {
     Task = 11,
 }
 
-/// Handles of every table not yet removed (`sqlpool_live_handles`).
-static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// A table's count of live handles, for [`live_handles`].
+trait LiveCount: Sync {
+    fn live(&self) -> usize;
+}
+
+/// Every table that has issued a handle (registered at its first insert).
+static TABLES: Mutex<Vec<&'static dyn LiveCount>> = Mutex::new(Vec::new());
 
 /// How many handles (of every kind) are live in this process.
 pub fn live_handles() -> usize {
-    LIVE.load(Ordering::Relaxed)
+    let tables = TABLES.lock().unwrap_or_else(|p| p.into_inner());
+    tables.iter().map(|t| t.live()).sum()
 }
 
 /// Bumped in the child after every `fork()`.
@@ -116,6 +123,11 @@ impl HandleKind {
 const KIND_BITS: u32 = 4;
 const INDEX_BITS: u32 = 28;
 const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+/// The low bits of an index choose its shard.
+const SHARD_BITS: u32 = 3;
+const SHARDS: usize = 1 << SHARD_BITS;
+/// Slots per shard.
+const SLOT_MASK: usize = INDEX_MASK >> SHARD_BITS;
 /// Generation bits left in a pointer-sized handle.
 const GEN_BITS: u32 = usize::BITS - KIND_BITS - INDEX_BITS;
 const GEN_MASK: u64 = if GEN_BITS >= 64 {
@@ -136,19 +148,56 @@ struct Slots<T> {
     free: Vec<usize>,
 }
 
+/// One shard's slots, on a cache line of its own.
+#[repr(align(128))]
+struct Shard<T>(RwLock<Slots<T>>);
+
+/// A table of handles of one kind. Its slots are split into shards, each
+/// with its own lock; a thread stores its objects in one shard (chosen
+/// when it first stores one), so threads that each make and drop their
+/// own handles (connections, results) do not contend for a lock.
 pub struct HandleTable<T> {
     kind: HandleKind,
-    slots: RwLock<Slots<T>>,
+    shards: [Shard<T>; SHARDS],
+    /// Live handles, per shard (changed under the shard's write lock).
+    live: [AtomicUsize; SHARDS],
+    registered: AtomicBool,
 }
 
-impl<T> HandleTable<T> {
+thread_local! {
+    /// The shard this thread stores its handles in.
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The calling thread's shard, assigned round-robin at its first use.
+fn my_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    SHARD.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
+        }
+        s.get()
+    })
+}
+
+impl<T: Send + Sync> LiveCount for HandleTable<T> {
+    fn live(&self) -> usize {
+        self.live.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl<T: Send + Sync + 'static> HandleTable<T> {
     pub const fn new(kind: HandleKind) -> HandleTable<T> {
         HandleTable {
             kind,
-            slots: RwLock::new(Slots {
-                entries: Vec::new(),
-                free: Vec::new(),
-            }),
+            shards: [const {
+                Shard(RwLock::new(Slots {
+                    entries: Vec::new(),
+                    free: Vec::new(),
+                }))
+            }; SHARDS],
+            live: [const { AtomicUsize::new(0) }; SHARDS],
+            registered: AtomicBool::new(false),
         }
     }
 
@@ -158,16 +207,41 @@ impl<T> HandleTable<T> {
             | self.kind as usize
     }
 
+    /// The shard of a (checked) index, and the slot's place in it.
+    fn locate(&self, index: usize) -> (&RwLock<Slots<T>>, usize) {
+        (&self.shards[index & (SHARDS - 1)].0, index >> SHARD_BITS)
+    }
+
+    fn count(&self, shard: usize, delta: isize) {
+        // Under the shard's write lock: never contended by another writer.
+        let n = &self.live[shard];
+        n.store(
+            n.load(Ordering::Relaxed).wrapping_add_signed(delta),
+            Ordering::Relaxed,
+        );
+    }
+
     /// Stores `value` and returns its handle.
-    pub fn insert(&self, value: Arc<T>) -> Result<usize> {
+    pub fn insert(&'static self, value: Arc<T>) -> Result<usize> {
         if self.kind.owns_process_resources() {
             crate::ffi::fork::install();
         }
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        if !self.registered.load(Ordering::Acquire) {
+            let mut tables = TABLES.lock().unwrap_or_else(|p| p.into_inner());
+            if !self.registered.load(Ordering::Relaxed) {
+                tables.push(self);
+                self.registered.store(true, Ordering::Release);
+            }
+        }
+        let shard = my_shard();
+        let mut slots = self.shards[shard]
+            .0
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let index = match slots.free.pop() {
             Some(i) => i,
             None => {
-                if slots.entries.len() > INDEX_MASK {
+                if slots.entries.len() > SLOT_MASK {
                     return Err(Error::new(
                         crate::error::Status::Internal,
                         "too many live handles",
@@ -184,8 +258,9 @@ impl<T> HandleTable<T> {
         let slot = &mut slots.entries[index];
         slot.value = Some(value);
         slot.epoch = fork_epoch();
-        LIVE.fetch_add(1, Ordering::Relaxed);
-        Ok(self.encode(index, slot.generation))
+        let generation = slot.generation;
+        self.count(shard, 1);
+        Ok(self.encode(index << SHARD_BITS | shard, generation))
     }
 
     fn check(&self, raw: usize) -> Result<(usize, u64)> {
@@ -240,7 +315,8 @@ impl<T> HandleTable<T> {
 
     fn with_arc<R>(&self, raw: usize, f: impl FnOnce(&Arc<T>) -> Result<R>) -> Result<R> {
         let (index, generation) = self.check(raw)?;
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let (shard, index) = self.locate(index);
+        let slots = shard.read().unwrap_or_else(|p| p.into_inner());
         match slots.entries.get(index) {
             Some(Slot {
                 generation: g,
@@ -265,10 +341,25 @@ impl<T> HandleTable<T> {
     /// forgotten, not dropped (dropping would close the parent's
     /// connections), and the call fails as misuse.
     pub fn remove(&self, raw: usize) -> Result<Arc<T>> {
+        self.remove_if(raw, |_| Ok(()))
+    }
+
+    /// [`HandleTable::remove`] if `allow` agrees: it sees the object under
+    /// the table's lock (so it must not block), and its error leaves the
+    /// handle valid.
+    pub fn remove_if(&self, raw: usize, allow: impl FnOnce(&T) -> Result<()>) -> Result<Arc<T>> {
         let (index, generation) = self.check(raw)?;
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let shard_no = index & (SHARDS - 1);
+        let (shard, index) = self.locate(index);
+        let mut slots = shard.write().unwrap_or_else(|p| p.into_inner());
         let value = match slots.entries.get_mut(index) {
             Some(slot) if slot.generation & GEN_MASK == generation && slot.value.is_some() => {
+                // (An object inherited across fork is only forgotten.)
+                if let Some(v) = &slot.value {
+                    if !self.is_inherited(slot.epoch) {
+                        allow(v)?;
+                    }
+                }
                 slot.generation = slot.generation.wrapping_add(1);
                 if slot.generation & GEN_MASK == 0 {
                     slot.generation = slot.generation.wrapping_add(1);
@@ -285,7 +376,7 @@ impl<T> HandleTable<T> {
         };
         let inherited = self.is_inherited(slots.entries[index].epoch);
         slots.free.push(index);
-        LIVE.fetch_sub(1, Ordering::Relaxed);
+        self.count(shard_no, -1);
         drop(slots);
         let value = value.expect("checked above");
         if inherited {
@@ -308,9 +399,55 @@ mod tests {
         objects_from_before_a_fork_are_refused_and_never_dropped();
     }
 
+    /// Threads store their handles in shards of their own; any thread
+    /// reads and removes any handle, and the live count sums the shards.
+    #[test]
+    fn handles_of_many_threads_are_shared_by_all() {
+        static TABLE: HandleTable<usize> = HandleTable::new(HandleKind::Params);
+        let made: Vec<Vec<usize>> = (0..SHARDS + 3)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| TABLE.insert(Arc::new(t * 1000 + i)).unwrap())
+                        .collect()
+                })
+                .join()
+                .unwrap()
+            })
+            .collect();
+        let shards: std::collections::HashSet<usize> = made
+            .iter()
+            .map(|h| (h[0] >> KIND_BITS) & (SHARDS - 1))
+            .collect();
+        assert!(shards.len() > 1, "threads use shards of their own");
+        assert_eq!(TABLE.live(), (SHARDS + 3) * 50);
+        for (t, handles) in made.iter().enumerate() {
+            for (i, h) in handles.iter().enumerate() {
+                assert_eq!(*TABLE.get(*h).unwrap(), t * 1000 + i);
+            }
+        }
+        // Removed on another thread than the one that made them.
+        let all: Vec<usize> = made.concat();
+        let removed = all.clone();
+        std::thread::spawn(move || {
+            for h in removed {
+                TABLE.remove(h).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(TABLE.live(), 0);
+        assert!(all.iter().all(|h| TABLE.get(*h).is_err()));
+        // Slots are reused with new generations.
+        let again = TABLE.insert(Arc::new(1)).unwrap();
+        assert!(!all.contains(&again));
+        TABLE.remove(again).unwrap();
+    }
+
     fn stale_and_wrong_kind_handles_are_detected() {
-        let pools: HandleTable<u32> = HandleTable::new(HandleKind::Pool);
-        let conns: HandleTable<u32> = HandleTable::new(HandleKind::Conn);
+        static POOLS: HandleTable<u32> = HandleTable::new(HandleKind::Pool);
+        static CONNS: HandleTable<u32> = HandleTable::new(HandleKind::Conn);
+        let (pools, conns) = (&POOLS, &CONNS);
         let a = pools.insert(Arc::new(1)).unwrap();
         assert_eq!(*pools.get(a).unwrap(), 1);
         pools.remove(a).unwrap();
@@ -335,8 +472,9 @@ mod tests {
                 self.0.store(true, Ordering::SeqCst);
             }
         }
-        let queues: HandleTable<Loud> = HandleTable::new(HandleKind::Queue);
-        let results: HandleTable<u32> = HandleTable::new(HandleKind::Result);
+        static QUEUES: HandleTable<Loud> = HandleTable::new(HandleKind::Queue);
+        static RESULTS: HandleTable<u32> = HandleTable::new(HandleKind::Result);
+        let (queues, results) = (&QUEUES, &RESULTS);
         let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let q = queues.insert(Arc::new(Loud(dropped.clone()))).unwrap();
         let r = results.insert(Arc::new(7)).unwrap();

@@ -320,9 +320,15 @@ impl ColumnData {
         }
     }
 
+    /// The bytes of text or blob cell `row`.
+    #[inline]
+    fn bytes_at(&self, row: usize) -> &[u8] {
+        &self.bytes[self.offsets[row] as usize..self.offsets[row + 1] as usize]
+    }
+
     /// Cell `row` (in range).
     fn cell(&self, row: usize) -> CellRef<'_> {
-        let bytes = || &self.bytes[self.offsets[row] as usize..self.offsets[row + 1] as usize];
+        let bytes = || self.bytes_at(row);
         match self.kind_at(row) {
             Kind::Null => CellRef::Null,
             Kind::Bool => CellRef::Bool(self.ints[row] != 0),
@@ -358,7 +364,7 @@ impl ResultSet {
     pub fn new(columns: impl Into<Arc<[Column]>>) -> ResultSet {
         let columns = columns.into();
         ResultSet {
-            data: vec![ColumnData::default(); columns.len()],
+            data: (0..columns.len()).map(|_| ColumnData::default()).collect(),
             description: OnceLock::new(),
             first_row: OnceLock::new(),
             columns,
@@ -504,22 +510,109 @@ impl ResultSet {
     }
 
     pub fn cell(&self, row: usize, col: usize) -> Result<CellRef<'_>> {
+        Ok(self.cell_column(row, col)?.cell(row))
+    }
+
+    /// The column of cell (`row`, `col`), both checked: the getters' one
+    /// range check.
+    #[inline]
+    fn cell_column(&self, row: usize, col: usize) -> Result<&ColumnData> {
+        match self.data.get(col) {
+            Some(d) if row < self.rows => Ok(d),
+            _ => Err(self.out_of_range(row, col)),
+        }
+    }
+
+    #[cold]
+    fn out_of_range(&self, row: usize, col: usize) -> Error {
         if row >= self.rows {
-            return Err(Error::new(
+            return Error::new(
                 Status::OutOfRange,
                 format!(
                     "row index {row} is out of range (the result has {} row{})",
                     self.rows,
                     if self.rows == 1 { "" } else { "s" }
                 ),
-            ));
+            );
         }
-        self.column(col)?;
-        Ok(self.data[col].cell(row))
+        match self.column(col) {
+            Err(e) => e,
+            Ok(_) => unreachable!("called for an index out of range"),
+        }
     }
 
-    /// The error for reading cell (`row`, `col`), holding `cell`, as `want`:
-    /// `NullValue` for NULL, `TypeMismatch` otherwise.
+    // The typed getters read a column of their own kind straight from its
+    // array (the per-cell C getters' path); other cells go through
+    // [`CellRef`].
+
+    #[inline]
+    pub fn int64(&self, row: usize, col: usize) -> Result<i64> {
+        let d = self.cell_column(row, col)?;
+        if d.kind == Some(Kind::Int64) && d.nulls[row] == 0 {
+            return Ok(d.ints[row]);
+        }
+        match d.cell(row) {
+            CellRef::Int64(v) => Ok(v),
+            CellRef::Bool(b) => Ok(i64::from(b)),
+            other => Err(self.wrong_kind(row, col, other, Kind::Int64)),
+        }
+    }
+
+    #[inline]
+    pub fn double(&self, row: usize, col: usize) -> Result<f64> {
+        let d = self.cell_column(row, col)?;
+        if d.kind == Some(Kind::Double) && d.nulls[row] == 0 {
+            return Ok(d.doubles[row]);
+        }
+        match d.cell(row) {
+            CellRef::Double(v) => Ok(v),
+            // Exact only up to 2^53; larger integers are a type mismatch.
+            CellRef::Int64(v) if v.unsigned_abs() <= (1u64 << 53) => Ok(v as f64),
+            other => Err(self.wrong_kind(row, col, other, Kind::Double)),
+        }
+    }
+
+    pub fn bool(&self, row: usize, col: usize) -> Result<bool> {
+        match self.cell(row, col)? {
+            CellRef::Bool(v) => Ok(v),
+            CellRef::Int64(v @ (0 | 1)) => Ok(v == 1),
+            other => Err(self.wrong_kind(row, col, other, Kind::Bool)),
+        }
+    }
+
+    /// A text cell's bytes as stored, and whether they are UTF-8.
+    pub fn text(&self, row: usize, col: usize) -> Result<(&[u8], bool)> {
+        let t = self.text_bytes(row, col)?;
+        let utf8 = self.data[col].utf8 || std::str::from_utf8(t).is_ok();
+        Ok((t, utf8))
+    }
+
+    /// A text cell's bytes as stored (UTF-8 or not).
+    #[inline]
+    pub fn text_bytes(&self, row: usize, col: usize) -> Result<&[u8]> {
+        let d = self.cell_column(row, col)?;
+        if d.kind == Some(Kind::Text) && d.nulls[row] == 0 {
+            return Ok(d.bytes_at(row));
+        }
+        match d.cell(row) {
+            CellRef::Text(t) => Ok(t),
+            other => Err(self.wrong_kind(row, col, other, Kind::Text)),
+        }
+    }
+
+    #[inline]
+    pub fn blob(&self, row: usize, col: usize) -> Result<&[u8]> {
+        let d = self.cell_column(row, col)?;
+        if matches!(d.kind, Some(Kind::Blob | Kind::Text)) && d.nulls[row] == 0 {
+            return Ok(d.bytes_at(row));
+        }
+        match d.cell(row) {
+            CellRef::Blob(b) | CellRef::Text(b) => Ok(b),
+            other => Err(self.wrong_kind(row, col, other, Kind::Blob)),
+        }
+    }
+
+    #[cold]
     fn wrong_kind(&self, row: usize, col: usize, cell: CellRef<'_>, want: Kind) -> Error {
         let status = if cell == CellRef::Null {
             Status::NullValue
@@ -541,49 +634,6 @@ impl ResultSet {
     pub fn column_data(&self, col: usize) -> Result<&ColumnData> {
         self.column(col)?;
         Ok(&self.data[col])
-    }
-
-    pub fn int64(&self, row: usize, col: usize) -> Result<i64> {
-        match self.cell(row, col)? {
-            CellRef::Int64(v) => Ok(v),
-            CellRef::Bool(b) => Ok(i64::from(b)),
-            other => Err(self.wrong_kind(row, col, other, Kind::Int64)),
-        }
-    }
-
-    pub fn double(&self, row: usize, col: usize) -> Result<f64> {
-        match self.cell(row, col)? {
-            CellRef::Double(v) => Ok(v),
-            // Exact only up to 2^53; larger integers are a type mismatch.
-            CellRef::Int64(v) if v.unsigned_abs() <= (1u64 << 53) => Ok(v as f64),
-            other => Err(self.wrong_kind(row, col, other, Kind::Double)),
-        }
-    }
-
-    pub fn bool(&self, row: usize, col: usize) -> Result<bool> {
-        match self.cell(row, col)? {
-            CellRef::Bool(v) => Ok(v),
-            CellRef::Int64(v @ (0 | 1)) => Ok(v == 1),
-            other => Err(self.wrong_kind(row, col, other, Kind::Bool)),
-        }
-    }
-
-    /// A text cell's bytes as stored, and whether they are UTF-8.
-    pub fn text(&self, row: usize, col: usize) -> Result<(&[u8], bool)> {
-        match self.cell(row, col)? {
-            CellRef::Text(t) => {
-                let utf8 = self.data[col].utf8 || std::str::from_utf8(t).is_ok();
-                Ok((t, utf8))
-            }
-            other => Err(self.wrong_kind(row, col, other, Kind::Text)),
-        }
-    }
-
-    pub fn blob(&self, row: usize, col: usize) -> Result<&[u8]> {
-        match self.cell(row, col)? {
-            CellRef::Blob(b) | CellRef::Text(b) => Ok(b),
-            other => Err(self.wrong_kind(row, col, other, Kind::Blob)),
-        }
     }
 }
 
@@ -620,6 +670,74 @@ mod tests {
         assert_eq!(rs.int64(1, 0).unwrap(), 7);
         assert_eq!(rs.int64(0, 0).unwrap_err().status, Status::NullValue);
         assert_eq!(rs.text(1, 1).unwrap_err().status, Status::TypeMismatch);
+    }
+
+    /// The typed getters answer the same whether a column is of one kind
+    /// (read straight from its array) or mixed (read cell by cell).
+    #[test]
+    fn typed_getters_agree_on_uniform_and_mixed_columns() {
+        let cells = [
+            Value::Int64(3),
+            Value::Null,
+            Value::Text("tx".into()),
+            Value::Double(0.5),
+            Value::Blob(vec![9]),
+            Value::Bool(true),
+        ];
+        let mut mixed = ResultSet::new(columns(1));
+        for v in &cells {
+            mixed.push_row([v]);
+        }
+        for (r, v) in cells.iter().enumerate() {
+            let mut uniform = ResultSet::new(columns(1));
+            uniform.push_row([Value::Null]);
+            uniform.push_row([v]);
+            for (rs, row) in [(&uniform, 1), (&mixed, r)] {
+                let status = |e: Error| e.status;
+                let what = format!("{v:?} at row {row}");
+                assert_eq!(
+                    rs.int64(row, 0).map_err(status),
+                    match v {
+                        Value::Int64(i) => Ok(*i),
+                        Value::Bool(b) => Ok(i64::from(*b)),
+                        Value::Null => Err(Status::NullValue),
+                        _ => Err(Status::TypeMismatch),
+                    },
+                    "int64 of {what}"
+                );
+                assert_eq!(
+                    rs.double(row, 0).map_err(status),
+                    match v {
+                        Value::Double(d) => Ok(*d),
+                        Value::Int64(i) => Ok(*i as f64),
+                        Value::Null => Err(Status::NullValue),
+                        _ => Err(Status::TypeMismatch),
+                    },
+                    "double of {what}"
+                );
+                assert_eq!(
+                    rs.text_bytes(row, 0).map_err(status),
+                    match v {
+                        Value::Text(t) => Ok(t.as_bytes()),
+                        Value::Null => Err(Status::NullValue),
+                        _ => Err(Status::TypeMismatch),
+                    },
+                    "text of {what}"
+                );
+                assert_eq!(
+                    rs.blob(row, 0).map_err(status),
+                    match v {
+                        Value::Text(t) => Ok(t.as_bytes()),
+                        Value::Blob(b) => Ok(&b[..]),
+                        Value::Null => Err(Status::NullValue),
+                        _ => Err(Status::TypeMismatch),
+                    },
+                    "blob of {what}"
+                );
+            }
+            assert_eq!(uniform.int64(2, 0).unwrap_err().status, Status::OutOfRange);
+            assert_eq!(uniform.int64(0, 1).unwrap_err().status, Status::OutOfRange);
+        }
     }
 
     #[test]

@@ -120,7 +120,10 @@ impl Conn {
     }
 
     pub fn execute(&mut self, sql: &str, params: &Params) -> Result<u64> {
-        block(self.execute_async(sql, params))
+        match self.run_sqlite(sql, params, |c| c.execute(sql, params), |n| *n) {
+            Some(r) => r,
+            None => block(self.execute_async(sql, params)),
+        }
     }
 
     pub async fn execute_async(&mut self, sql: &str, params: &Params) -> Result<u64> {
@@ -129,15 +132,16 @@ impl Conn {
         let r = match &mut self.db {
             Db::Sqlite(c) => c.execute(sql, params),
             Db::Postgres(c) => c.execute(sql, params).await,
-        }
-        .map_err(|e| self.placeholder_hint(e, sql));
-        self.after_statement(sql);
-        log_statement(self.id, sql, &[params], started, r.as_ref().map(|n| *n));
-        self.track(r)
+        };
+        self.statement_ended(sql, params, started, r, |n| *n)
     }
 
     pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
-        block(self.query_async(sql, params))
+        let rows = |rs: &ResultSet| rs.row_count() as u64;
+        match self.run_sqlite(sql, params, |c| c.query(sql, params), rows) {
+            Some(r) => r,
+            None => block(self.query_async(sql, params)),
+        }
     }
 
     pub async fn query_async(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
@@ -146,16 +150,45 @@ impl Conn {
         let r = match &mut self.db {
             Db::Sqlite(c) => c.query(sql, params),
             Db::Postgres(c) => c.query(sql, params).await,
+        };
+        self.statement_ended(sql, params, started, r, |rs| rs.row_count() as u64)
+    }
+
+    /// Runs a caller's statement on SQLite, which is synchronous: here, with
+    /// no future to drive (a future sized for PostgreSQL is moved on every
+    /// poll). `None` on PostgreSQL.
+    fn run_sqlite<T>(
+        &mut self,
+        sql: &str,
+        params: &Params,
+        run: impl FnOnce(&mut sqlite::SqliteConn) -> Result<T>,
+        rows: impl FnOnce(&T) -> u64,
+    ) -> Option<Result<T>> {
+        if !matches!(self.db, Db::Sqlite(_)) {
+            return None;
         }
-        .map_err(|e| self.placeholder_hint(e, sql));
+        self.note_session(sql);
+        let started = Instant::now();
+        let Db::Sqlite(c) = &mut self.db else {
+            return None;
+        };
+        let r = run(c);
+        Some(self.statement_ended(sql, params, started, r, rows))
+    }
+
+    /// The bookkeeping after one statement of a caller's: error hint, cache
+    /// invalidation, the SQL log (`rows` counts what it logs), tracking.
+    fn statement_ended<T>(
+        &mut self,
+        sql: &str,
+        params: &Params,
+        started: Instant,
+        r: Result<T>,
+        rows: impl FnOnce(&T) -> u64,
+    ) -> Result<T> {
+        let r = r.map_err(|e| self.placeholder_hint(e, sql));
         self.after_statement(sql);
-        log_statement(
-            self.id,
-            sql,
-            &[params],
-            started,
-            r.as_ref().map(|rs| rs.row_count() as u64),
-        );
+        log_statement(self.id, sql, &[params], started, r.as_ref().map(rows));
         self.track(r)
     }
 
@@ -672,6 +705,10 @@ impl Manager {
             return true;
         };
         let wanted = target.target_session_attrs;
+        // Any server fits (the default): nothing to look up.
+        if matches!(wanted, SessionAttrs::Any | SessionAttrs::PreferStandby) {
+            return true;
+        }
         if conn.read_only_refused
             && matches!(wanted, SessionAttrs::ReadWrite | SessionAttrs::Primary)
         {

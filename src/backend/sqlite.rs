@@ -39,13 +39,20 @@ pub struct SqliteConn {
 /// result's columns, so a repeated statement is neither lexed nor asked
 /// about again.
 struct SqlCache {
-    entries: HashMap<Box<str>, CachedSql>,
+    entries: Vec<CachedSql>,
+    /// Each SQL text's entry.
+    index: HashMap<Box<str>, usize>,
+    /// The entry used last: a repeated statement is found by comparing its
+    /// text, without hashing it.
+    last: Option<usize>,
     capacity: usize,
     /// The entry of the last statement when the cache is off.
     uncached: Option<CachedSql>,
 }
 
 struct CachedSql {
+    /// The SQL text as the caller gave it.
+    text: Box<str>,
     prepared: Arc<PreparedSql>,
     writes: bool,
     shape: Option<Shape>,
@@ -109,18 +116,32 @@ impl Shape {
 }
 
 impl SqlCache {
+    /// The index of `sql`'s entry, if it has one.
+    fn find(&mut self, sql: &str) -> Option<usize> {
+        if let Some(i) = self.last {
+            if *self.entries[i].text == *sql {
+                return Some(i);
+            }
+        }
+        let i = *self.index.get(sql)?;
+        self.last = Some(i);
+        Some(i)
+    }
+
     /// The cached statement for `sql` and what is known of it.
     fn prepare<'c>(
         &mut self,
         conn: &'c rusqlite::Connection,
         sql: &str,
     ) -> Result<(rusqlite::CachedStatement<'c>, &mut CachedSql)> {
-        if self.capacity > 0 && self.entries.contains_key(sql) {
-            let entry = self.entries.get_mut(sql).expect("checked above");
-            let stmt = conn
-                .prepare_cached(&entry.prepared.sql)
-                .map_err(map_error)?;
-            return Ok((stmt, entry));
+        if self.capacity > 0 {
+            if let Some(i) = self.find(sql) {
+                let entry = &mut self.entries[i];
+                let stmt = conn
+                    .prepare_cached(&entry.prepared.sql)
+                    .map_err(map_error)?;
+                return Ok((stmt, entry));
+            }
         }
         if sqlite_has_multiple_statements(sql) {
             return Err(Error::new(
@@ -132,6 +153,7 @@ impl SqlCache {
         let prepared = Arc::new(prepare_sql(sql, Dialect::Sqlite)?);
         let stmt = conn.prepare_cached(&prepared.sql).map_err(map_error)?;
         let entry = CachedSql {
+            text: sql.into(),
             writes: !stmt.readonly(),
             prepared,
             shape: None,
@@ -140,8 +162,13 @@ impl SqlCache {
             if self.entries.len() >= self.capacity {
                 // Rare: start over rather than track recency.
                 self.entries.clear();
+                self.index.clear();
             }
-            self.entries.entry(sql.into()).or_insert(entry)
+            let i = self.entries.len();
+            self.index.insert(sql.into(), i);
+            self.entries.push(entry);
+            self.last = Some(i);
+            &mut self.entries[i]
         } else {
             self.uncached.insert(entry)
         };
@@ -150,8 +177,8 @@ impl SqlCache {
 
     /// Whether `sql` writes, from the cache when it is known.
     fn writes(&mut self, conn: &rusqlite::Connection, sql: &str) -> bool {
-        match self.entries.get(sql) {
-            Some(entry) => entry.writes,
+        match self.find(sql) {
+            Some(i) => self.entries[i].writes,
             None => self.prepare(conn, sql).is_ok_and(|(_, entry)| entry.writes),
         }
     }
@@ -203,7 +230,9 @@ pub fn connect(target: &SqliteTarget, settings: &Settings) -> Result<SqliteConn>
         holds_gate: false,
         busy_timeout: settings.busy_timeout,
         sql_cache: SqlCache {
-            entries: HashMap::new(),
+            entries: Vec::new(),
+            index: HashMap::new(),
+            last: None,
             capacity: settings.statement_cache_size as usize,
             uncached: None,
         },

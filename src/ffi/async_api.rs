@@ -15,9 +15,9 @@ use std::time::Duration;
 use once_cell::sync::Lazy;
 
 use super::{
-    boundary, handle, lock_ok, lock_slot, param_sets_of, params_of, set_last_error, sqlpool_conn,
-    sqlpool_params, sqlpool_pool, sqlpool_status, str_arg, with_conn, ConnSlot, Out, CONNS, POOLS,
-    RESULTS,
+    boundary, handle, insert_result, lock_ok, lock_slot, param_sets_of, params_of, set_last_error,
+    sqlpool_conn, sqlpool_params, sqlpool_pool, sqlpool_status, str_arg, with_conn, ConnSlot, Out,
+    CONNS, POOLS,
 };
 use crate::asyncops::{self, Completion, Op, OpKind, Output, Sink};
 use crate::error::{Error, Result, Status};
@@ -287,7 +287,7 @@ fn to_c(completion: Completion, user_data: usize) -> (sqlpool_completion, Option
     };
     let registered = completion.outcome.and_then(|output| match output {
         Output::Conn(checkout) => CONNS.insert(ConnSlot::pooled(checkout)).map(|h| (h, 0)),
-        Output::Result(result) => RESULTS.insert(Arc::new(result)).map(|h| (h, 0)),
+        Output::Result(result) => insert_result(result).map(|h| (h, 0)),
         Output::Rows(n) => Ok((0, n)),
         Output::Notification(Some(n)) => super::notify::store_notification(n).map(|h| (h, 0)),
         Output::Notification(None) => Ok((0, 0)),
@@ -1222,9 +1222,8 @@ pub unsafe extern "C" fn sqlpool_task_poll(
             let Ok(Output::Result(rs)) = outcome else {
                 unreachable!("matched above")
             };
-            let rs = Arc::new(rs);
-            let shape = super::result::sqlpool_query_info::of(&rs);
-            let h = RESULTS.insert(rs)?;
+            let (h, shape) =
+                super::result::insert_result_with(rs, super::result::sqlpool_query_info::of)?;
             out.put(sqlpool_completion {
                 op_id: 0,
                 user_data: std::ptr::null_mut(),

@@ -163,35 +163,31 @@ pub extern "C" fn sqlpool_conn_release(conn: *mut sqlpool_conn) -> sqlpool_statu
         if conn.is_null() {
             return Ok(());
         }
-        let h = conn as usize;
-        let slot = CONNS.get(h)?;
-        // Refuse while another thread is inside a call on it, or an
-        // asynchronous operation runs on it.
-        let held = lock_slot(&slot).map_err(|_| {
-            Error::new(
-                Status::Busy,
-                "the connection is in use by another thread; release it after that call returns",
-            )
-        })?;
-        match &*held {
-            Holding::Pooled(checkout) if checkout.is_lent() => {
-                return Err(Error::new(
+        // Checked and removed under the table's lock in one step.
+        let slot = CONNS.remove_if(conn as usize, |slot| {
+            // Refuse while another thread is inside a call on it, or an
+            // asynchronous operation runs on it.
+            let held = lock_slot(slot).map_err(|_| {
+                Error::new(
+                    Status::Busy,
+                    "the connection is in use by another thread; release it after that call returns",
+                )
+            })?;
+            match &*held {
+                Holding::Pooled(checkout) if checkout.is_lent() => Err(Error::new(
                     Status::Busy,
                     "an asynchronous operation is running on this connection; release it after its completion",
-                ));
-            }
-            Holding::Pooled(_) => {}
-            Holding::Callback(_) => {
-                return Err(Error::misuse(
+                )),
+                Holding::Pooled(_) => Ok(()),
+                Holding::Callback(_) => Err(Error::misuse(
                     "this connection was lent to a callback: the pool takes it back when the callback returns",
-                ));
+                )),
+                Holding::CallbackEnded => Err(callback_ended()),
             }
-            Holding::CallbackEnded => return Err(callback_ended()),
-        }
-        drop(held);
+        })?;
+        // Dropping the last reference returns the connection to the pool
+        // (outside the table's lock).
         drop(slot);
-        // Dropping the last reference returns the connection to the pool.
-        drop(CONNS.remove(h)?);
         Ok(())
     })
 }

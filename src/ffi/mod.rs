@@ -49,7 +49,7 @@ pub(crate) use error::new_error;
 pub(crate) use options::{OptionsSlot, OPTIONS};
 pub(crate) use params::{param_sets_of, params_of, with_params};
 pub(crate) use pool::POOLS;
-pub(crate) use result::{store_result, RESULTS};
+pub(crate) use result::{insert_result, store_result};
 
 /// Status code returned by every fallible function; `SQLPOOL_OK` (0) is
 /// success. See `sqlpool_status_name` and `sqlpool_last_error_message`.

@@ -128,9 +128,18 @@ pub extern "C" fn sqlpool_pool_acquire(
 ) -> sqlpool_status {
     boundary(|| {
         let out = out_arg(out, "out")?;
-        let pool = POOLS.get(handle(pool, "pool")?)?;
+        let pool = handle(pool, "pool")?;
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        let checkout = pool.acquire(timeout)?;
+        // An idle connection is taken under the table's read lock, which
+        // nothing waits under; the check and any waiting happen outside it.
+        let mut started = None;
+        let checkout = match POOLS
+            .with(pool, |p| p.take_idle())?
+            .and_then(|checkout| checkout.checked(timeout, &mut started))
+        {
+            Some(checkout) => checkout,
+            None => POOLS.get(pool)?.acquire_waiting(timeout, started)?,
+        };
         let h = CONNS.insert(ConnSlot::pooled(checkout))?;
         out.put(h as *mut sqlpool_conn);
         Ok(())

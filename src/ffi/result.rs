@@ -1,7 +1,8 @@
 //! `sqlpool_result`: the rows of a query, read into memory; cell getters.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::{boundary, handle, out_arg, sqlpool_status, str_arg, Out};
@@ -29,7 +30,48 @@ pub struct sqlpool_result {
     _private: [u8; 0],
 }
 
-pub(crate) static RESULTS: HandleTable<ResultSet> = HandleTable::new(HandleKind::Result);
+/// A result in the handle table: its rows, and whether its handle has been
+/// freed (so that a copy cached by a reading thread is never used after
+/// `sqlpool_result_free`).
+pub(crate) struct ResultEntry {
+    set: ResultSet,
+    freed: AtomicBool,
+}
+
+impl ResultEntry {
+    fn new(set: ResultSet) -> Arc<ResultEntry> {
+        Arc::new(ResultEntry {
+            set,
+            freed: AtomicBool::new(false),
+        })
+    }
+}
+
+pub(crate) static RESULTS: HandleTable<ResultEntry> = HandleTable::new(HandleKind::Result);
+
+impl std::ops::Deref for ResultEntry {
+    type Target = ResultSet;
+
+    fn deref(&self) -> &ResultSet {
+        &self.set
+    }
+}
+
+/// Stores `result` in the handle table; returns its handle.
+pub(crate) fn insert_result(result: ResultSet) -> Result<usize> {
+    RESULTS.insert(ResultEntry::new(result))
+}
+
+/// Stores `result`; returns its handle and `extra(result)` (pointers into
+/// the result, which the table keeps alive).
+pub(crate) fn insert_result_with<T>(
+    result: ResultSet,
+    extra: impl FnOnce(&ResultSet) -> T,
+) -> Result<(usize, T)> {
+    let entry = ResultEntry::new(result);
+    let value = extra(&entry.set);
+    Ok((RESULTS.insert(entry)?, value))
+}
 
 pub(crate) fn store_result(result: ResultSet, out: Out<*mut sqlpool_result>) -> Result<()> {
     store_result_with(result, out, |_| ())
@@ -42,9 +84,7 @@ pub(crate) fn store_result_with<T>(
     out: Out<*mut sqlpool_result>,
     extra: impl FnOnce(&ResultSet) -> T,
 ) -> Result<T> {
-    let result = Arc::new(result);
-    let value = extra(&result);
-    let h = RESULTS.insert(result)?;
+    let (h, value) = insert_result_with(result, extra)?;
     out.put(h as *mut sqlpool_result);
     Ok(value)
 }
@@ -63,49 +103,82 @@ pub const SQLPOOL_KIND_DOUBLE: u32 = 3;
 pub const SQLPOOL_KIND_TEXT: u32 = 4;
 pub const SQLPOOL_KIND_BLOB: u32 = 5;
 
-/// The result this thread read last, so that reading a result cell by
-/// cell costs no lock per call: valid while no result has been freed since
-/// (`FREES` unchanged), else the handle table is asked again (and answers
-/// "already freed" for a freed one).
-struct LastRead {
-    handle: usize,
-    frees: u64,
-    result: Arc<ResultSet>,
-}
-
 thread_local! {
-    static LAST_READ: std::cell::RefCell<Option<LastRead>> = const { std::cell::RefCell::new(None) };
+    /// The result this thread read last: its handle and its entry, so that
+    /// reading a result cell by cell takes no lock per call. `LAST_KEPT`
+    /// holds the reference that keeps the entry alive while it is cached
+    /// here; the two change together, only in `read_uncached` and
+    /// `sqlpool_result_free` on this thread.
+    ///
+    /// Used while the entry is not marked freed: `sqlpool_result_free`
+    /// marks it (on whichever thread frees it) before it returns, so a read
+    /// that starts after the free asks the handle table, which answers
+    /// "already freed". A read racing with a free on another thread reads
+    /// memory this thread still holds, never freed memory.
+    ///
+    /// When the thread exits, `LAST_KEPT` goes first (`LAST_READ` has no
+    /// destructor) and empties `LAST_READ` as it goes ([`Kept`]), so a read
+    /// made later by another thread-local destructor never uses the entry.
+    static LAST_READ: Cell<(usize, *const ResultEntry)> = const { Cell::new((0, std::ptr::null())) };
+    static LAST_KEPT: RefCell<Kept> = const { RefCell::new(Kept(None)) };
 }
 
-/// Results freed so far in this process (bumped after each removal).
-static FREES: AtomicU64 = AtomicU64::new(0);
+/// The reference behind `LAST_READ`.
+struct Kept(Option<Arc<ResultEntry>>);
 
+impl Drop for Kept {
+    fn drop(&mut self) {
+        LAST_READ.set((0, std::ptr::null()));
+    }
+}
+
+#[inline]
 fn with_result<R>(
     result: *const sqlpool_result,
     f: impl FnOnce(&ResultSet) -> Result<R>,
 ) -> Result<R> {
     let h = handle(result, "result")?;
-    let frees = FREES.load(Ordering::Acquire);
-    let mut f = Some(f);
-    let hit = LAST_READ.with_borrow(|last| match last {
-        Some(c) if c.handle == h && c.frees == frees => f.take().map(|f| f(&c.result)),
-        _ => None,
-    });
-    if let Some(r) = hit {
-        return r;
+    let (cached, entry) = LAST_READ.get();
+    if cached == h && !entry.is_null() {
+        // SAFETY: `entry` is the entry `LAST_KEPT` holds a reference to on
+        // this thread; both are replaced only by `read_uncached` and
+        // `sqlpool_result_free` on this thread, never while `f` runs (it
+        // only reads the result).
+        let entry = unsafe { &*entry };
+        if !entry.freed.load(Ordering::Acquire) {
+            return f(&entry.set);
+        }
     }
-    let arc = RESULTS.get(h)?;
-    let r = f
-        .take()
-        .map_or_else(|| unreachable!("f runs once"), |f| f(&arc));
-    LAST_READ.with_borrow_mut(|last| {
-        *last = Some(LastRead {
-            handle: h,
-            frees,
-            result: arc,
-        })
-    });
+    read_uncached(h, f)
+}
+
+/// A read past this thread's cache: the handle table decides (a stale
+/// handle is `SQLPOOL_MISUSE`), and the entry is cached for the next reads.
+#[inline(never)]
+fn read_uncached<R>(h: usize, f: impl FnOnce(&ResultSet) -> Result<R>) -> Result<R> {
+    forget_last_read(|_| true);
+    let entry = RESULTS.get(h)?;
+    let r = f(&entry.set);
+    let ptr = Arc::as_ptr(&entry);
+    // (Not cached once this thread's cache is gone: the thread is exiting.)
+    if LAST_KEPT
+        .try_with(|kept| kept.borrow_mut().0 = Some(entry))
+        .is_ok()
+    {
+        LAST_READ.set((h, ptr));
+    }
     r
+}
+
+/// Empties this thread's cache if `which(handle)` says so; the cached
+/// entry's last reference may go here.
+fn forget_last_read(which: impl FnOnce(usize) -> bool) {
+    let (cached, entry) = LAST_READ.get();
+    if !entry.is_null() && which(cached) {
+        LAST_READ.set((0, std::ptr::null()));
+        let kept = LAST_KEPT.try_with(|kept| kept.borrow_mut().0.take());
+        drop(kept);
+    }
 }
 
 /// Kind reported by `sqlpool_result_column_data` when a column's non-NULL
@@ -306,15 +379,13 @@ pub extern "C" fn sqlpool_result_free(result: *mut sqlpool_result) -> sqlpool_st
         if result.is_null() {
             return Ok(());
         }
-        let removed = RESULTS.remove(result as usize).map(drop);
-        FREES.fetch_add(1, Ordering::AcqRel);
+        let entry = RESULTS.remove(result as usize)?;
+        // Other threads' cached copies are not used after this.
+        entry.freed.store(true, Ordering::Release);
+        drop(entry);
         // This thread's cached copy goes now (other threads' on their next read).
-        LAST_READ.with_borrow_mut(|last| {
-            if last.as_ref().is_some_and(|c| c.handle == result as usize) {
-                *last = None;
-            }
-        });
-        removed
+        forget_last_read(|cached| cached == result as usize);
+        Ok(())
     })
 }
 
@@ -474,7 +545,7 @@ pub extern "C" fn sqlpool_result_get_text(
     ptr: *mut *const c_char,
     len: *mut usize,
 ) -> sqlpool_status {
-    bytes_getter_boundary(result, ptr, len, |r| Ok(r.text(row, column)?.0))
+    bytes_getter_boundary(result, ptr, len, |r| r.text_bytes(row, column))
 }
 
 /// `*out` = 1 when text cell (`row`, `column`) is valid UTF-8, 0 when it

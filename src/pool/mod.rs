@@ -233,19 +233,41 @@ impl<M: Manage> Pool<M> {
     /// acquire timeout) in all: retries after a failed checkout check keep
     /// the same deadline.
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<Checkout<M>> {
+        // The common case first: an idle connection, taken at once (no
+        // waiter, no clock read unless the check does I/O).
+        let mut started = None;
+        if let Some(checkout) = self.take_idle()? {
+            if let Some(checkout) = checkout.checked(timeout, &mut started) {
+                return Ok(checkout);
+            }
+        }
+        self.acquire_waiting(timeout, started)
+    }
+
+    /// The first step of [`Pool::acquire`], which never waits: an idle
+    /// connection if there is one now, not yet checked (finish with
+    /// [`Checkout::checked`]; else go on with [`Pool::acquire_waiting`]).
+    pub fn take_idle(&self) -> Result<Option<Checkout<M>>> {
+        self.shared.take_idle()
+    }
+
+    /// The rest of [`Pool::acquire`]: queues for a connection. `started`:
+    /// when the caller's clock started (a failed check of an idle one).
+    pub fn acquire_waiting(
+        &self,
+        timeout: Option<Duration>,
+        started: Option<Instant>,
+    ) -> Result<Checkout<M>> {
         let mut acquire = self.start_acquire(timeout);
+        // A retry after a failed check keeps the caller's deadline.
+        acquire.started = started;
         loop {
             let Some(mut checkout) = acquire.poll(None)? else {
                 acquire.wait_blocking();
                 continue;
             };
             if self.check(&mut checkout, &mut || acquire.deadline()) {
-                return Ok(acquire.accept(checkout, || {
-                    let thread = std::thread::current();
-                    thread
-                        .name()
-                        .map_or_else(|| format!("{:?}", thread.id()), str::to_owned)
-                }));
+                return Ok(acquire.accept(checkout, thread_name));
             }
             drop(checkout);
         }
@@ -272,22 +294,7 @@ impl<M: Manage> Pool<M> {
         checkout: &mut Checkout<M>,
         deadline: &mut dyn FnMut() -> Option<Instant>,
     ) -> bool {
-        let pooled = checkout.pooled.as_mut().expect("a live checkout");
-        match self.shared.manager.check(&mut pooled.conn, deadline) {
-            Ok(()) => true,
-            Err(e) => {
-                log::emit(
-                    Level::Info,
-                    "sqlpool::pool",
-                    &format!(
-                        "discarding connection #{}: failed the checkout check ({e})",
-                        pooled.id
-                    ),
-                );
-                checkout.discard = true;
-                false
-            }
-        }
+        self.shared.check(checkout, deadline)
     }
 
     /// Whether [`Pool::check`] takes a round trip for this checkout.
@@ -493,22 +500,7 @@ impl<M: Manage> Acquire<M> {
         checkout: Checkout<M>,
         holder: impl FnOnce() -> String,
     ) -> Checkout<M> {
-        let shared = &self.shared;
-        shared.counters.acquires.fetch_add(1, Ordering::Relaxed);
-        // Served at once (the clock never started): no wait to count.
-        if let Some(started) = self.started {
-            shared.counters.on_wait(started.elapsed());
-        }
-        if shared.tracks_leaks {
-            lock(&shared.state).checked_out.insert(
-                checkout.id(),
-                CheckoutInfo {
-                    since: Instant::now(),
-                    holder: holder(),
-                    reported: false,
-                },
-            );
-        }
+        self.shared.accepted(&checkout, self.started, holder);
         checkout
     }
 
@@ -609,7 +601,89 @@ fn closed_error() -> Error {
     Error::new(Status::PoolClosed, "the pool is closed")
 }
 
+/// The calling thread's name (or id), for leak reports.
+fn thread_name() -> String {
+    let thread = std::thread::current();
+    thread
+        .name()
+        .map_or_else(|| format!("{:?}", thread.id()), str::to_owned)
+}
+
 impl<M: Manage> Shared<M> {
+    /// An idle connection, if one is there now (the acquire fast path);
+    /// `PoolClosed` when the pool is closed.
+    fn take_idle(self: &Arc<Self>) -> Result<Option<Checkout<M>>> {
+        let mut st = lock(&self.state);
+        if st.closed {
+            return Err(closed_error());
+        }
+        let Some(idle) = st.idle.pop() else {
+            return Ok(None);
+        };
+        st.in_use += 1;
+        drop(st);
+        Ok(Some(self.checkout(idle.pooled)))
+    }
+
+    /// See [`Pool::check`].
+    fn check(
+        &self,
+        checkout: &mut Checkout<M>,
+        deadline: &mut dyn FnMut() -> Option<Instant>,
+    ) -> bool {
+        let pooled = checkout.pooled.as_mut().expect("a live checkout");
+        let ok = self.check_conn(pooled, deadline);
+        checkout.discard |= !ok;
+        ok
+    }
+
+    /// The checkout check of one connection; false (logged): discard it.
+    fn check_conn(
+        &self,
+        pooled: &mut Pooled<M>,
+        deadline: &mut dyn FnMut() -> Option<Instant>,
+    ) -> bool {
+        match self.manager.check(&mut pooled.conn, deadline) {
+            Ok(()) => true,
+            Err(e) => {
+                log::emit(
+                    Level::Info,
+                    "sqlpool::pool",
+                    &format!(
+                        "discarding connection #{}: failed the checkout check ({e})",
+                        pooled.id
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// Records a checked connection as borrowed: counters, the time waited
+    /// since `started` (`None`: served at once, no wait to count), leak
+    /// tracking under the name `holder` gives.
+    fn accepted(
+        &self,
+        checkout: &Checkout<M>,
+        started: Option<Instant>,
+        holder: impl FnOnce() -> String,
+    ) {
+        self.counters.acquires.fetch_add(1, Ordering::Relaxed);
+        if let Some(started) = started {
+            self.counters.on_wait(started.elapsed());
+        }
+        if self.tracks_leaks {
+            lock(&self.state).checked_out.insert(
+                checkout.id(),
+                CheckoutInfo {
+                    since: Instant::now(),
+                    holder: holder(),
+                    reported: false,
+                },
+            );
+        }
+    }
+
     fn checkout(self: &Arc<Self>, pooled: Pooled<M>) -> Checkout<M> {
         Checkout {
             pooled: Some(pooled),
@@ -812,6 +886,34 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
 }
 
 impl<M: Manage> Checkout<M> {
+    /// Finishes an acquire begun by [`Pool::take_idle`]: the checkout
+    /// check (bounded by `timeout`, `None`: the pool's acquire timeout,
+    /// counted from `started`, which it sets if the check needs the
+    /// clock), then recorded as borrowed. `None`: the connection failed the
+    /// check and is discarded; go on with [`Pool::acquire_waiting`].
+    pub fn checked(
+        mut self,
+        timeout: Option<Duration>,
+        started: &mut Option<Instant>,
+    ) -> Option<Checkout<M>> {
+        let Checkout {
+            pooled,
+            shared,
+            discard,
+        } = &mut self;
+        let pooled = pooled.as_mut().expect("a live checkout");
+        let mut deadline = || {
+            let at = *started.get_or_insert_with(Instant::now);
+            at.checked_add(timeout.unwrap_or_else(|| lock(&shared.state).settings.acquire_timeout))
+        };
+        if !shared.check_conn(pooled, &mut deadline) {
+            *discard = true;
+            return None;
+        }
+        self.shared.accepted(&self, *started, thread_name);
+        Some(self)
+    }
+
     pub fn id(&self) -> u64 {
         self.pooled.as_ref().map_or(0, |p| p.id)
     }
