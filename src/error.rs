@@ -148,6 +148,12 @@ impl Error {
         self
     }
 
+    /// Names the parameter set (0-based `i`) of a batch that failed.
+    pub fn in_set(mut self, i: usize) -> Error {
+        self.message = format!("parameter set #{}: {}", i + 1, self.message);
+        self
+    }
+
     pub fn invalid_argument(message: impl Into<String>) -> Error {
         Error::new(Status::InvalidArgument, message)
     }

@@ -473,6 +473,11 @@ fn execute_many_runs_every_set_of_one_parameter_list() {
         let err = check(unsafe { sqlpool_conn_execute_many(conn, sql.as_ptr(), list, &mut n) })
             .unwrap_err();
         assert_eq!(err.status, Status::ConstraintViolation, "{label}");
+        assert!(
+            err.message.starts_with("parameter set #3: "),
+            "{label}: the failing set is named: {}",
+            err.message
+        );
         assert_eq!(
             scalar(conn, &format!("SELECT count(*) FROM {t}")),
             V::I(1000),

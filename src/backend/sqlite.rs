@@ -335,14 +335,11 @@ impl SqliteConn {
         let (mut stmt, prepared, conn) = self.prepared(sql)?;
         let mut total = 0;
         for (i, params) in sets.iter().enumerate() {
-            let ordered = params.ordered_for(&prepared).map_err(|mut e| {
-                e.message = format!("parameter set #{}: {}", i + 1, e.message);
-                e
-            })?;
+            let ordered = params.ordered_for(&prepared).map_err(|e| e.in_set(i))?;
             // `bind` sets every parameter (it checks the count), so the
             // previous set's values need no clearing first.
-            bind(&mut stmt, ordered)?;
-            total += run_to_completion(&mut stmt, conn)?;
+            bind(&mut stmt, ordered).map_err(|e| e.in_set(i))?;
+            total += run_to_completion(&mut stmt, conn).map_err(|e| e.in_set(i))?;
         }
         Ok(total)
     }

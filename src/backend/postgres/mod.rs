@@ -909,14 +909,12 @@ impl PgConn {
             ));
         }
         let (prepared_sql, statement, _) =
-            self.prepare(sql, first).await.map_err(|e| in_set(e, 0))?;
+            self.prepare(sql, first).await.map_err(|e| e.in_set(0))?;
         // Every set is checked and encoded before anything is sent.
         let mut all: Vec<Vec<&Value>> = Vec::with_capacity(sets.len());
         for (i, params) in sets.iter().enumerate() {
-            let values = params
-                .ordered_for(&prepared_sql)
-                .map_err(|e| in_set(e, i))?;
-            check_count(&statement, &values).map_err(|e| in_set(e, i))?;
+            let values = params.ordered_for(&prepared_sql).map_err(|e| e.in_set(i))?;
+            check_count(&statement, &values).map_err(|e| e.in_set(i))?;
             all.push(values);
         }
         let exchange = Exchange::encode(&prepared_sql.sql, statement.params(), &all, |p| {
@@ -945,11 +943,6 @@ impl PgConn {
         self.forget_uncached();
         r
     }
-}
-
-pub(super) fn in_set(mut e: Error, i: usize) -> Error {
-    e.message = format!("parameter set #{}: {}", i + 1, e.message);
-    e
 }
 
 fn check_count(statement: &Statement, values: &[&Value]) -> Result<()> {

@@ -30,7 +30,7 @@ use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::{db_error, in_set};
+use super::db_error;
 use crate::backend::pgtypes::PgParam;
 use crate::error::{Error, Result, Status};
 use crate::value::Value;
@@ -113,7 +113,7 @@ impl Exchange {
                             frontend::BindError::Serialization(e) => e.to_string(),
                         },
                     };
-                    return Err(in_set(Error::parameter(message), set));
+                    return Err(Error::parameter(message).in_set(set));
                 }
                 frontend::execute("", 0, &mut buf).map_err(internal)?;
             }
@@ -183,7 +183,7 @@ impl Exchange {
                 self.rows += rows_of_tag(body);
             }
             b'E' if self.error.is_none() => {
-                self.error = Some(in_set(error_of(body), self.completed as usize));
+                self.error = Some(error_of(body).in_set(self.completed as usize));
             }
             b'Z' => {
                 self.syncs_left = self.syncs_left.saturating_sub(1);
