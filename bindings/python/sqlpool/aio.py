@@ -346,6 +346,11 @@ async def _await_op(op_id: int, op: _Op) -> Any:
         raise
 
 
+# Idle drivers, reused by the next connection objects.
+_SPARE_DRIVERS: "List[_Driver]" = []
+_SPARE_DRIVERS_MAX = 64
+
+
 class _Driver:
     """Drives the loop-driven operations (``sqlpool_task``) of one
     connection, one at a time: the loop watches what the last poll said
@@ -736,7 +741,12 @@ class AsyncConnection(Managed):
         self._postgres = pool._postgres
         self._lock = asyncio.Lock()
         self._current: Optional["asyncio.Future[Any]"] = None
-        self._driver: Optional[_Driver] = _Driver() if loop_driven else None
+        self._driver: Optional[_Driver] = None
+        if loop_driven:
+            try:
+                self._driver = _SPARE_DRIVERS.pop()
+            except IndexError:
+                self._driver = _Driver()
         self._tx_depth = 0
         self._adopt(ptr)
 
@@ -768,6 +778,12 @@ class AsyncConnection(Managed):
             cur.add_done_callback(lambda _f: lib.sqlpool_conn_release(ptr))
             return
         lib.sqlpool_conn_release(ptr)
+        if d is not None and not d.idle and len(_SPARE_DRIVERS) < _SPARE_DRIVERS_MAX:
+            # Idle: the next connection object takes it (its ctypes buffers
+            # cost more to make than an acquire).
+            d.loop = None
+            self._driver = None
+            _SPARE_DRIVERS.append(d)
 
     def close(self) -> _Done:  # type: ignore[override]
         """Gives the connection back to its pool. Idempotent; may be awaited."""
