@@ -199,9 +199,13 @@ _ESCAPE_BY_TYPE: Dict[type, Callable[[Any], str]] = {
 }
 
 
-def _format_row(row: Sequence[Any], _get: Callable[[type], Any] = _ESCAPE_BY_TYPE.get) -> bytes:
-    """One row in COPY's text format, as UTF-8."""
-    return ("\t".join([(_get(type(v)) or _escape)(v) for v in row]) + "\n").encode("utf-8")
+_escape_of = _ESCAPE_BY_TYPE.get
+
+
+def _format_row(row: Sequence[Any]) -> str:
+    """One row in COPY's text format, without its line end (write_row has
+    the same expression inline: a call per row is a tenth of its cost)."""
+    return "\t".join([(_escape_of(type(v)) or _escape)(v) for v in row])
 
 
 _UNESCAPE = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "\\": "\\"}
@@ -243,6 +247,10 @@ class Copy(Managed):
     def __init__(self, ptr: int, copy_in: bool) -> None:
         self._copy_in = copy_in
         self._buffer = bytearray()
+        # Rows written since the last flush, as text (encoded together, once
+        # per flush), and their length.
+        self._lines: List[str] = []
+        self._pending = 0
         self._finished = False
         self.rowcount = -1
         self._read_buf = create_string_buffer(_READ_SIZE) if not copy_in else None
@@ -268,7 +276,17 @@ class Copy(Managed):
         if not self._copy_in:
             raise InterfaceError("this is a COPY TO STDOUT: read it, do not write")
 
+    def _take_lines(self) -> None:
+        """Moves the rows written so far into the byte buffer, in order."""
+        lines = self._lines
+        if lines:
+            lines.append("")
+            self._buffer += "\n".join(lines).encode("utf-8")
+            lines.clear()
+            self._pending = 0
+
     def _flush(self) -> None:
+        self._take_lines()
         if self._buffer:
             data = bytes(self._buffer)
             self._buffer.clear()
@@ -279,6 +297,7 @@ class Copy(Managed):
         self._need_in()
         if isinstance(data, str):
             data = data.encode("utf-8")
+        self._take_lines()
         self._buffer += data
         if len(self._buffer) >= _FLUSH_AT:
             self._flush()
@@ -287,9 +306,12 @@ class Copy(Managed):
         """Sends one row in COPY's text format (the statement's default
         format): ``None`` is NULL, bools ``t``/``f``, bytes as bytea hex,
         dates and times in ISO 8601, anything else as ``str()``."""
-        self._need_in()
-        self._buffer += _format_row(row)
-        if len(self._buffer) >= _FLUSH_AT:
+        if not self._copy_in:
+            self._need_in()
+        line = "\t".join([(_escape_of(type(v)) or _escape)(v) for v in row])
+        self._lines.append(line)
+        self._pending += len(line) + 1
+        if self._pending >= _FLUSH_AT:
             self._flush()
 
     def finish(self) -> int:
@@ -453,15 +475,19 @@ class AsyncCopy:
     async def write(self, data: Union[bytes, bytearray, memoryview, str]) -> None:
         c = self._copy
         c._need_in()
+        c._take_lines()
         c._buffer += data.encode("utf-8") if isinstance(data, str) else data
         if len(c._buffer) >= _FLUSH_AT:
             await self._call(c._flush)
 
     async def write_row(self, row: Sequence[Any]) -> None:
         c = self._copy
-        c._need_in()
-        c._buffer += _format_row(row)
-        if len(c._buffer) >= _FLUSH_AT:
+        if not c._copy_in:
+            c._need_in()
+        line = _format_row(row)
+        c._lines.append(line)
+        c._pending += len(line) + 1
+        if c._pending >= _FLUSH_AT:
             await self._call(c._flush)
 
     async def finish(self) -> int:

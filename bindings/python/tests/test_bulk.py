@@ -89,6 +89,28 @@ def test_copy_in_with_write_row_and_out(pg_uri: str) -> None:
         assert cp.rowcount == 2
 
 
+def test_write_and_write_row_keep_their_order(pg_uri: str) -> None:
+    # write_row keeps rows as text until a flush; raw write() in between
+    # must land after them, and a flush in the middle (64 KiB) changes nothing.
+    t = f"copy_order_{uuid.uuid4().hex[:8]}"
+    with _pool(pg_uri) as pool, pool.connection() as conn:
+        conn.execute(f"CREATE TEMP TABLE {t} (seq int GENERATED ALWAYS AS IDENTITY, n int, s text)")
+        with conn.copy(f"COPY {t} (n, s) FROM STDIN") as cp:
+            n = 0
+            for _ in range(3):
+                for _ in range(5000):
+                    cp.write_row((n, "tab\there"))
+                    n += 1
+                cp.write(f"{n}\traw\n")
+                n += 1
+        assert cp.rowcount == n
+        # seq numbers the rows in the order the server received them.
+        rows = conn.query(f"SELECT n, s FROM {t} ORDER BY seq")
+        assert [r[0] for r in rows] == list(range(n))
+        assert [r[1] for r in rows if r[1] == "raw"] == ["raw"] * 3
+        assert rows[5000][1] == "raw" and rows[0][1] == "tab\there"
+
+
 def test_a_bad_row_raises_the_servers_error_and_keeps_the_connection(pg_uri: str) -> None:
     with _pool(pg_uri) as pool, pool.connection() as conn:
         conn.execute("CREATE TEMP TABLE bad_rows (id int)")
