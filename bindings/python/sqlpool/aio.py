@@ -525,6 +525,15 @@ class _Driver:
             self.timer.cancel()
             self.timer = None
 
+    async def outcome(self, fut: "asyncio.Future[Any]") -> Any:
+        """Awaits ``fut``, an operation's future: a caller cancelled
+        meanwhile cancels the operation (see give_up)."""
+        try:
+            return await fut
+        except _CancelledError:
+            self.give_up(fut)
+            raise
+
     def give_up(self, fut: "asyncio.Future[Any]") -> None:
         """The caller awaiting ``fut`` was cancelled: cancel its operation
         if it is still the one in flight."""
@@ -835,11 +844,7 @@ class AsyncConnection(Managed):
                     fut = self._begin(d, start, kind, reader, first_only)
         finally:
             cleanup()
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            d.give_up(fut)
-            raise
+        return await d.outcome(fut)
 
     def _start_packed(self, start: Any, sql: str, parameters: Params, kind: int,
                       first_only: Optional[bool]) -> "Optional[asyncio.Future[Any]]":
@@ -901,11 +906,7 @@ class AsyncConnection(Managed):
         if self._driver is not None:
             fut = self._start_packed(_execute_start, sql, parameters, _lib.COMPLETION_EXECUTE, None)
             if fut is not None:
-                try:
-                    return await fut  # type: ignore[no-any-return]
-                except _CancelledError:
-                    self._driver.give_up(fut)
-                    raise
+                return await self._driver.outcome(fut)
         s = encode_sql(sql)
         p = build_params(parameters)
         if self._driver is not None:
@@ -944,11 +945,7 @@ class AsyncConnection(Managed):
         if self._driver is not None:
             fut = self._start_packed(_query_start, sql, parameters, _lib.COMPLETION_QUERY, False)
             if fut is not None:
-                try:
-                    return await fut  # type: ignore[no-any-return]
-                except _CancelledError:
-                    self._driver.give_up(fut)
-                    raise
+                return await self._driver.outcome(fut)
         return await self._query(sql, parameters, _convert.read_result, False)  # type: ignore[no-any-return]
 
     async def query_first(self, sql: str, parameters: Params = None) -> Optional[Row]:
@@ -956,11 +953,7 @@ class AsyncConnection(Managed):
         if self._driver is not None:
             fut = self._start_packed(_query_start, sql, parameters, _lib.COMPLETION_QUERY, True)
             if fut is not None:
-                try:
-                    return await fut  # type: ignore[no-any-return]
-                except _CancelledError:
-                    self._driver.give_up(fut)
-                    raise
+                return await self._driver.outcome(fut)
         return await self._query(sql, parameters, _convert.read_first, True)  # type: ignore[no-any-return]
 
     async def query_as_dict(self, sql: str, parameters: Params = None) -> List[Dict[str, Any]]:
