@@ -45,7 +45,10 @@ done
     || fail "libsqlpool.so does not point at libsqlpool.so.$major"
 soname=$(readelf -dW "$lib/libsqlpool.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [[ $soname == "libsqlpool.so.$major" ]] || fail "soname is '$soname', expected libsqlpool.so.$major"
-readelf -lW "$lib/libsqlpool.so.$version" | grep -q GNU_EH_FRAME \
+# Each tool's output is captured before grep reads it: under pipefail,
+# `tool | grep -q` fails whenever grep exits first and the tool gets SIGPIPE.
+headers=$(readelf -lW "$lib/libsqlpool.so.$version")
+grep -q GNU_EH_FRAME <<<"$headers" \
     || fail "no .eh_frame_hdr (panics could not be caught)"
 # Exactly the sqlpool_* functions are exported, as from cargo's cdylib.
 exported=$(nm -D --defined-only "$lib/libsqlpool.so.$version" | awk '{ print $3 }' | sort)
@@ -70,11 +73,13 @@ cd "$app"
 echo "install_test: cc quickstart.c \$(pkg-config --cflags --libs sqlpool)"
 # shellcheck disable=SC2046
 $CC $CFLAGS quickstart.c $(pkg-config --cflags --libs sqlpool) -o quickstart_shared
-readelf -dW quickstart_shared | grep -q "NEEDED.*\[libsqlpool.so.$major\]" \
+dynamic=$(readelf -dW quickstart_shared)
+grep -q "NEEDED.*\[libsqlpool.so.$major\]" <<<"$dynamic" \
     || fail "quickstart_shared does not need libsqlpool.so.$major"
 LD_LIBRARY_PATH=$lib ./quickstart_shared "sqlite:$app/shared.db" >"$tmp/run.log" 2>&1 \
     || { cat "$tmp/run.log" >&2; fail "quickstart_shared"; }
-LD_LIBRARY_PATH=$lib ldd ./quickstart_shared | grep -q "libsqlpool.so.$major => $lib/" \
+loaded=$(LD_LIBRARY_PATH=$lib ldd ./quickstart_shared)
+grep -q "libsqlpool.so.$major => $lib/" <<<"$loaded" \
     || fail "quickstart_shared did not load the installed library"
 
 echo "install_test: cc quickstart.c \$(pkg-config --cflags sqlpool) \$(pkg-config --static --libs sqlpool) (libsqlpool.a)"
@@ -83,7 +88,8 @@ echo "install_test: cc quickstart.c \$(pkg-config --cflags sqlpool) \$(pkg-confi
 # shellcheck disable=SC2046
 $CC $CFLAGS quickstart.c $(pkg-config --cflags sqlpool) \
     $(pkg-config --static --libs sqlpool | sed 's/-lsqlpool\b/-l:libsqlpool.a/') -o quickstart_static
-if readelf -dW quickstart_static | grep -q "NEEDED.*libsqlpool"; then
+dynamic=$(readelf -dW quickstart_static)
+if grep -q "NEEDED.*libsqlpool" <<<"$dynamic"; then
     fail "quickstart_static still needs libsqlpool.so"
 fi
 ./quickstart_static "sqlite:$app/static.db" >"$tmp/run.log" 2>&1 \
