@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 import sqlpool
+from sqlpool import bulk
 from sqlpool.bulk import Notify
 
 
@@ -109,6 +110,61 @@ def test_write_and_write_row_keep_their_order(pg_uri: str) -> None:
         assert [r[0] for r in rows] == list(range(n))
         assert [r[1] for r in rows if r[1] == "raw"] == ["raw"] * 3
         assert rows[5000][1] == "raw" and rows[0][1] == "tab\there"
+
+
+def test_write_row_formats_every_kind_of_chunk_as_one_value_at_a_time_would(pg_uri: str) -> None:
+    # Chunks of plain columns take one %-format per row; any other chunk
+    # (None, bool, text to escape, a subclass, rows of several lengths)
+    # falls back per value. Both must give the same rows, and a value the
+    # caller changes after write_row (a reused list, a bytearray) must
+    # arrive as it was when written.
+    t = f"copy_kinds_{uuid.uuid4().hex[:8]}"
+    chunk = bulk._ROWS_PER_CHUNK
+
+    class Name(str):
+        pass
+
+    written = []
+    for i in range(chunk * 6):
+        part = i // chunk
+        if part == 0:
+            row = (i, f"n{i}", i * 0.25)
+        elif part == 1:
+            row = (i, None if i % 3 == 0 else f"n{i}", float("inf") if i % 5 == 0 else -i / 3)
+        elif part == 2:
+            row = (i, f"a\\b\tc\r\n{i}", 1e300)
+        elif part == 3:
+            row = (i, Name(f"sub{i}"), True if i % 2 else 0.5)
+        elif part == 4:
+            row = (True, f"n{i}", 2.0) if i % 2 else (i, f"n{i}", 2.0)
+        else:
+            row = (i, f"n{i}", 3.5)
+        written.append(row)
+    with _pool(pg_uri) as pool, pool.connection() as conn:
+        conn.execute(f"CREATE TEMP TABLE {t} (seq int GENERATED ALWAYS AS IDENTITY, n text, s text, x text, b bytea)")
+        with conn.copy(f"COPY {t} (n, s, x) FROM STDIN") as cp:
+            reused = [0, "", 0.0]
+            for row in written:
+                reused[:] = row
+                cp.write_row(reused)
+            # Rows of two lengths in one chunk: each row keeps its own.
+            cp.write_row(("short", "row", None))
+        assert cp.rowcount == len(written) + 1
+        with conn.copy(f"COPY {t} (n, s, x, b) FROM STDIN") as cp:
+            data = bytearray(b"before")
+            cp.write_row(("m", "mutable", "x", data))
+            data[:] = b"after!"
+            cp.write_row(("m", "plain", "x", bytes(data)))
+        rows = conn.query(f"SELECT n, s, x FROM {t} WHERE b IS NULL ORDER BY seq")
+        expected = [tuple(bulk._escape(v) if v is not None else None for v in row) for row in written]
+        assert [tuple(r) for r in rows[:-1]] == [
+            tuple(None if v is None else bulk._unescape(v) for v in row) for row in expected
+        ]
+        assert tuple(rows[-1]) == ("short", "row", None)
+        assert [bytes(r[0]) for r in conn.query(f"SELECT b FROM {t} WHERE b IS NOT NULL ORDER BY seq")] == [
+            b"before",
+            b"after!",
+        ]
 
 
 def test_a_bad_row_raises_the_servers_error_and_keeps_the_connection(pg_uri: str) -> None:
