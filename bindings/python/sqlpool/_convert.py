@@ -11,6 +11,7 @@ import re
 import struct
 import uuid
 from ctypes import byref, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from array import array
 from decimal import Decimal
 from functools import lru_cache
 from itertools import chain, islice, repeat
@@ -413,6 +414,80 @@ def _pack_columns(sets: Sequence[Params]) -> Optional[bytes]:
             return None
     chunks.append(repeat(_END_SET, n))
     return b"".join(chain.from_iterable(zip(*chunks)))
+
+
+_ParamColumn = _lib.ParamColumn
+_KIND_NULL = _lib.KIND_NULL
+_KIND_DOUBLE = _lib.KIND_DOUBLE
+_KIND_TEXT = _lib.KIND_TEXT
+_KIND_BLOB = _lib.KIND_BLOB
+_FLOAT_ONLY = {float}
+_BYTES_ONLY = {bytes}
+
+
+def pack_param_columns(sets: Sequence[Params]) -> Optional[Tuple[Any, int, int]]:
+    """The sets as (column array, column count, row count) for
+    ``sqlpool_conn_execute_many_columns``, each column made in one C-level
+    step (``array``, ``str.join``): for two or more sets that are lists or
+    tuples of one length whose columns each hold ints within int64 (bools
+    among them), floats, str without NUL, bytes, or only None. None
+    otherwise (the caller packs set by set). SQLite only: its bools are
+    integers, so they share an int column; PostgreSQL tells them apart.
+    The column array holds references to its buffers (keep it until the
+    call returns)."""
+    n = len(sets)
+    if n < 2 or not set(map(type, sets)) <= _SET_TYPES:
+        return None
+    columns = list(zip(*sets))
+    width = len(columns)
+    if width == 0 or sum(map(len, sets)) != n * width:  # zip stops at the shortest
+        return None
+    out = (_ParamColumn * width)()
+    keep = []
+    for c, col in zip(out, columns):
+        t = type(col[0])
+        if t is int or t is bool:
+            try:
+                values: Any = array("q", col)
+            except (TypeError, OverflowError):
+                return None
+            c.kind = _KIND_INT64
+        elif t is float:
+            if set(map(type, col)) != _FLOAT_ONLY:
+                return None
+            values = array("d", col)
+            c.kind = _KIND_DOUBLE
+        elif t is str:
+            try:
+                joined = "\0".join(col)
+            except TypeError:
+                return None
+            if joined.count("\0") != n - 1:
+                return None  # a value holds a NUL
+            try:
+                data = joined.encode("utf-8") + b"\0"
+            except UnicodeEncodeError:
+                return None
+            c.kind, c.values, c.values_len = _KIND_TEXT, data, len(data)
+            continue
+        elif t is bytes:
+            if set(map(type, col)) != _BYTES_ONLY:
+                return None
+            data = b"".join(col)
+            lengths = array("q", map(len, col))
+            keep.append(lengths)
+            c.kind, c.values, c.values_len = _KIND_BLOB, data, len(data)
+            c.lengths = lengths.buffer_info()[0]
+            continue
+        elif col.count(None) == n:
+            c.kind = _KIND_NULL
+            continue
+        else:
+            return None
+        keep.append(values)
+        c.values, c.values_len = values.buffer_info()[0], len(values) * 8
+    out._keep = keep  # the arrays live as long as the column array
+    return out, width, n
 
 
 class ParamSets:
