@@ -160,11 +160,7 @@ fn word(chunk: &[u8]) -> [u8; 8] {
 
 /// `values` cut into `rows` cells: by `lengths` (a `uint64_t` per row), or
 /// at each NUL when `lengths` is NULL.
-unsafe fn cells_of<'a>(
-    values: &'a [u8],
-    lengths: *const u64,
-    rows: usize,
-) -> Result<Vec<&'a [u8]>> {
+unsafe fn cells_of(values: &[u8], lengths: *const u64, rows: usize) -> Result<Vec<&[u8]>> {
     let mut cells = Vec::with_capacity(rows.min(values.len() + 1));
     let mut rest = values;
     if lengths.is_null() {
