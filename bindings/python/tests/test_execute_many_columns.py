@@ -48,11 +48,14 @@ PLAIN = [
 def test_plain_sets_take_the_column_path() -> None:
     assert _convert.pack_param_columns(PLAIN) is not None
     assert _convert.pack_param_columns([list(s) for s in PLAIN]) is not None
+    # None among values of one type: NULL flags.
+    nullable = [(None, 1.5, None, None), (1, None, "a", None), (True, 2.5, None, b"x")]
+    assert _convert.pack_param_columns(nullable) is not None
     # Shapes the column path leaves to the packed one.
     odd = [
         [(1,)],  # one set
         [(1, 2), (3,)],  # lengths differ
-        [(1,), (None,)],  # None among ints
+        [(1,), (None,), (1.5,)],  # None among mixed types
         [(1,), (2**63,)],  # beyond int64
         [(1.5,), (2,)],  # an int among floats
         [("a",), ("b\0",)],  # a NUL in text
@@ -79,9 +82,18 @@ def test_column_path_stores_what_the_packed_path_stores(pool: sqlpool.Pool, tabl
 
 
 def test_odd_shapes_store_as_before(pool: sqlpool.Pool, table: str, is_pg: bool) -> None:
-    # An int among floats stays an int (SQLite) and None among ints stays NULL.
+    # An int among floats stays an int (SQLite), None anywhere stays NULL.
     sets = [(0, 1, None, 1.5, "a", None, 5), (1, None, True, 2, "b", b"x", None)]
     assert stored(pool, table, is_pg, sets, fast=True) == stored(pool, table, is_pg, sets, fast=False)
+    nullable = [
+        (0, None, True, None, "a", None, None),
+        (1, 5, None, 0.5, None, b"", None),
+        (2, -1, False, 1.5, "", b"y", None),
+    ]
+    assert _convert.pack_param_columns(nullable) is not None
+    fast = stored(pool, table, is_pg, nullable, fast=True)
+    assert fast == stored(pool, table, is_pg, nullable, fast=False)
+    assert [r[:7] for r in fast] == nullable
 
 
 def test_errors_are_the_packed_paths(pool: sqlpool.Pool, table: str, is_pg: bool) -> None:
