@@ -319,7 +319,7 @@ typedef uint32_t sqlpool_status;
  `sqlpool_conn_query`, `sqlpool_conn_query_packed`,
  `sqlpool_conn_execute_script`,
  `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
- `sqlpool_conn_execute_many_packed`,
+ `sqlpool_conn_execute_many_packed`, `sqlpool_conn_execute_many_columns`,
  `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
  `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
  `sqlpool_conn_rollback_to_savepoint`.
@@ -708,6 +708,8 @@ typedef struct sqlpool_notification_info {
  one NUL byte (cells that hold no NUL). `nulls`: NULL, or one byte per
  row, nonzero making that row's value NULL (its cell keeps its place in
  `values`). The caller owns every buffer; the call only reads them.
+
+ Functions: `sqlpool_conn_execute_many_columns`.
  */
 typedef struct sqlpool_param_column {
   uint32_t kind;

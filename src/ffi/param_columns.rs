@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 /// one NUL byte (cells that hold no NUL). `nulls`: NULL, or one byte per
 /// row, nonzero making that row's value NULL (its cell keeps its place in
 /// `values`). The caller owns every buffer; the call only reads them.
+///
+/// Functions: `sqlpool_conn_execute_many_columns`.
 #[repr(C)]
 pub struct sqlpool_param_column {
     pub kind: u32,
