@@ -319,7 +319,7 @@ typedef uint32_t sqlpool_status;
  `sqlpool_conn_query`, `sqlpool_conn_query_packed`,
  `sqlpool_conn_execute_script`,
  `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
- `sqlpool_conn_execute_many_packed`,
+ `sqlpool_conn_execute_many_packed`, `sqlpool_conn_execute_many_columns`,
  `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
  `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
  `sqlpool_conn_rollback_to_savepoint`.
@@ -694,6 +694,30 @@ typedef struct sqlpool_notification_info {
   const char *payload;
   size_t payload_len;
 } sqlpool_notification_info;
+
+/*
+ One parameter's values for every set of
+ `sqlpool_conn_execute_many_columns` (row `i` belongs to set `i`).
+
+ `values` holds `values_len` bytes, by `kind` (`SQLPOOL_KIND_*`):
+ NULL: nothing (every value is NULL); BOOL: one byte per row (nonzero =
+ true); INT64: an `int64_t` per row; DOUBLE: a `double` per row (native
+ byte order, no alignment needed); TEXT (UTF-8) and BLOB: the cells' bytes
+ one after another, each cell as long as its entry in `lengths` (a
+ `uint64_t` per row), or, when `lengths` is NULL, each cell followed by
+ one NUL byte (cells that hold no NUL). `nulls`: NULL, or one byte per
+ row, nonzero making that row's value NULL (its cell keeps its place in
+ `values`). The caller owns every buffer; the call only reads them.
+
+ Functions: `sqlpool_conn_execute_many_columns`.
+ */
+typedef struct sqlpool_param_column {
+  uint32_t kind;
+  const uint8_t *values;
+  size_t values_len;
+  const uint64_t *lengths;
+  const uint8_t *nulls;
+} sqlpool_param_column;
 
 /*
  Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
@@ -1783,6 +1807,27 @@ sqlpool_status sqlpool_options_set_dbname(struct sqlpool_options *options, const
  for 0.
  */
 sqlpool_status sqlpool_options_set_port(struct sqlpool_options *options, uint16_t port);
+
+/*
+ `sqlpool_conn_execute_many` with the parameter sets given as
+ `column_count` columns (`columns`, one per positional parameter) of
+ `row_count` values each: runs `sql` once per row, all or nothing, as
+ `sqlpool_conn_execute_many` (`*rows_affected`, if not NULL, gets the
+ total). SQLite binds each value straight from its column. Errors: as
+ `sqlpool_conn_execute_many` ("parameter set #N: ..." names the failing
+ row); `SQLPOOL_INVALID_ARGUMENT` for an unknown kind, a buffer whose
+ length does not fit `row_count` (or above `SQLPOOL_MAX_VALUE_SIZE`), or
+ a NULL pointer with a nonzero length; `SQLPOOL_INVALID_UTF8` for text
+ that is not UTF-8, before anything runs.
+
+ Blocks as `sqlpool_conn_execute_batch`.
+ */
+sqlpool_status sqlpool_conn_execute_many_columns(struct sqlpool_conn *conn,
+                                                 const char *sql,
+                                                 const struct sqlpool_param_column *columns,
+                                                 size_t column_count,
+                                                 size_t row_count,
+                                                 uint64_t *rows_affected);
 
 /*
  Creates an empty parameter list. On success `*out` is owned by the

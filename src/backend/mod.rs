@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod hosts;
+pub mod param_columns;
 pub mod pgtypes;
 pub mod postgres;
 pub mod sqlite;
@@ -16,6 +17,7 @@ use crate::error::{Error, Result, Status};
 use crate::pool::Manage;
 use crate::result::ResultSet;
 use crate::value::Params;
+use param_columns::ParamColumns;
 
 // One connection lives per pool slot; boxing the larger variant buys nothing.
 #[allow(clippy::large_enum_variant)]
@@ -235,19 +237,28 @@ impl Conn {
     }
 
     pub async fn execute_many_async(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
+        self.execute_batch_retried(sql, Batch::Sets(sets)).await
+    }
+
+    /// [`Conn::execute_many`] with the sets given column by column.
+    pub fn execute_many_columns(&mut self, sql: &str, columns: &ParamColumns<'_>) -> Result<u64> {
+        block(self.execute_batch_retried(sql, Batch::Columns(columns)))
+    }
+
+    async fn execute_batch_retried(&mut self, sql: &str, batch: Batch<'_>) -> Result<u64> {
         self.note_session(sql);
-        let first = self.execute_many_once(sql, sets).await;
+        let first = self.execute_many_once(sql, batch).await;
         match first {
             // The server forgot a cached statement: the batch was undone, so
             // running it once more is safe.
             Err(e) if postgres::is_cache_stale(&e) && matches!(self.db, Db::Postgres(_)) => {
-                self.execute_many_once(sql, sets).await
+                self.execute_many_once(sql, batch).await
             }
             other => other,
         }
     }
 
-    async fn execute_many_once(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
+    async fn execute_many_once(&mut self, sql: &str, batch: Batch<'_>) -> Result<u64> {
         const SAVEPOINT: &str = "sqlpool_batch";
         let nested = self.in_transaction();
         if nested {
@@ -257,11 +268,25 @@ impl Conn {
             self.begin_async(TxOptions::default()).await?;
         }
         let started = Instant::now();
-        let r = match &mut self.db {
-            Db::Sqlite(c) => c.execute_many(sql, sets),
-            Db::Postgres(c) => c.execute_many(sql, sets).await,
+        let r = match (&mut self.db, batch) {
+            (Db::Sqlite(c), Batch::Sets(sets)) => c.execute_many(sql, sets),
+            (Db::Sqlite(c), Batch::Columns(columns)) => c.execute_many_columns(sql, columns),
+            (Db::Postgres(c), Batch::Sets(sets)) => c.execute_many(sql, sets).await,
+            (Db::Postgres(c), Batch::Columns(columns)) => {
+                let sets = columns.to_params();
+                c.execute_many(sql, &sets.iter().collect::<Vec<_>>()).await
+            }
         };
-        log_statement(self.id, sql, sets, started, r.as_ref().map(|n| *n));
+        let outcome = r.as_ref().map(|n| *n);
+        match batch {
+            Batch::Sets(sets) => log_statement(self.id, sql, sets, started, outcome),
+            Batch::Columns(columns) if crate::log::sql_logging().0 => {
+                let sets = columns.to_params();
+                let refs: Vec<&Params> = sets.iter().collect();
+                log_statement(self.id, sql, &refs, started, outcome)
+            }
+            Batch::Columns(_) => {}
+        }
         let r = self.track(r);
         match (&r, nested) {
             (Ok(_), true) => {
@@ -567,6 +592,13 @@ impl Conn {
 /// With statement logging on (`sqlpool_set_sql_logging`), one INFO line on
 /// target `sqlpool::sql` per statement: duration, rows, outcome, the SQL, and
 /// the parameter values only when explicitly enabled.
+/// The parameter sets of one `execute_many`.
+#[derive(Clone, Copy)]
+enum Batch<'a> {
+    Sets(&'a [&'a Params]),
+    Columns(&'a ParamColumns<'a>),
+}
+
 fn log_statement(
     conn_id: u64,
     sql: &str,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{ffi, OpenFlags};
 
+use super::param_columns::ParamColumns;
 use crate::config::{Settings, SqliteTarget};
 use crate::error::{Error, Result, Status};
 use crate::result::{CellRef, Column, ResultSet};
@@ -333,15 +334,35 @@ impl SqliteConn {
 
     fn execute_many_ungated(&mut self, sql: &str, sets: &[&Params]) -> Result<u64> {
         let (mut stmt, prepared, conn) = self.prepared(sql)?;
-        let mut total = 0;
-        for (i, params) in sets.iter().enumerate() {
-            let ordered = params.ordered_for(&prepared).map_err(|e| e.in_set(i))?;
+        run_sets(&mut stmt, conn, sets.len(), |stmt, i| {
             // `bind` sets every parameter (it checks the count), so the
             // previous set's values need no clearing first.
-            bind(&mut stmt, ordered).map_err(|e| e.in_set(i))?;
-            total += run_to_completion(&mut stmt, conn).map_err(|e| e.in_set(i))?;
-        }
-        Ok(total)
+            bind(stmt, sets[i].ordered_for(&prepared)?)
+        })
+    }
+
+    /// [`SqliteConn::execute_many`] with the sets given column by column:
+    /// each cell is bound straight from its column.
+    pub fn execute_many_columns(&mut self, sql: &str, columns: &ParamColumns<'_>) -> Result<u64> {
+        let writes = self.statement_writes(sql);
+        self.gated(writes, |this| {
+            let (mut stmt, prepared, conn) = this.prepared(sql)?;
+            let width = columns.width();
+            let counted = prepared
+                .check_positional(width)
+                .map_err(Error::from)
+                .and_then(|()| check_parameter_count(&stmt, width));
+            if let (Err(e), true) = (counted, columns.rows() > 0) {
+                return Err(e.in_set(0));
+            }
+            run_sets(&mut stmt, conn, columns.rows(), |stmt, row| {
+                for (i, cell) in columns.row(row).enumerate() {
+                    stmt.raw_bind_parameter(i + 1, SqliteCell(cell))
+                        .map_err(map_error)?;
+                }
+                Ok(())
+            })
+        })
     }
 
     pub fn query(&mut self, sql: &str, params: &Params) -> Result<ResultSet> {
@@ -480,16 +501,36 @@ fn is_bool_decl(decl: &str) -> bool {
     decl.eq_ignore_ascii_case("bool") || decl.eq_ignore_ascii_case("boolean")
 }
 
-fn bind(stmt: &mut rusqlite::Statement<'_>, values: Vec<&Value>) -> Result<()> {
+/// Runs `stmt` once per parameter set, `bind_set` binding set `i` first;
+/// an error names the set it came from.
+fn run_sets(
+    stmt: &mut rusqlite::Statement<'_>,
+    conn: &rusqlite::Connection,
+    count: usize,
+    mut bind_set: impl FnMut(&mut rusqlite::Statement<'_>, usize) -> Result<()>,
+) -> Result<u64> {
+    let mut total = 0;
+    for i in 0..count {
+        bind_set(stmt, i).map_err(|e| e.in_set(i))?;
+        total += run_to_completion(stmt, conn).map_err(|e| e.in_set(i))?;
+    }
+    Ok(total)
+}
+
+fn check_parameter_count(stmt: &rusqlite::Statement<'_>, given: usize) -> Result<()> {
     let expected = stmt.parameter_count();
-    if values.len() != expected {
+    if given != expected {
         return Err(Error::parameter(format!(
-            "statement expects {expected} parameters, {} were given",
-            values.len()
+            "statement expects {expected} parameters, {given} were given"
         )));
     }
+    Ok(())
+}
+
+fn bind(stmt: &mut rusqlite::Statement<'_>, values: Vec<&Value>) -> Result<()> {
+    check_parameter_count(stmt, values.len())?;
     for (i, value) in values.into_iter().enumerate() {
-        stmt.raw_bind_parameter(i + 1, SqliteParam(value))
+        stmt.raw_bind_parameter(i + 1, SqliteCell(CellRef::from(value)))
             .map_err(map_error)?;
     }
     Ok(())
@@ -515,17 +556,18 @@ fn run_to_completion(
     Ok(if read_only { returned } else { conn.changes() })
 }
 
-struct SqliteParam<'a>(&'a Value);
+/// A parameter as SQLite binds it (booleans as 0 and 1).
+struct SqliteCell<'a>(CellRef<'a>);
 
-impl rusqlite::ToSql for SqliteParam<'_> {
+impl rusqlite::ToSql for SqliteCell<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self.0 {
-            Value::Null => ValueRef::Null,
-            Value::Bool(b) => ValueRef::Integer(i64::from(*b)),
-            Value::Int64(i) => ValueRef::Integer(*i),
-            Value::Double(f) => ValueRef::Real(*f),
-            Value::Text(s) => ValueRef::Text(s.as_bytes()),
-            Value::Blob(b) => ValueRef::Blob(b),
+            CellRef::Null => ValueRef::Null,
+            CellRef::Bool(b) => ValueRef::Integer(i64::from(b)),
+            CellRef::Int64(i) => ValueRef::Integer(i),
+            CellRef::Double(f) => ValueRef::Real(f),
+            CellRef::Text(t) => ValueRef::Text(t),
+            CellRef::Blob(b) => ValueRef::Blob(b),
         }))
     }
 }

@@ -29,7 +29,7 @@ use crate::value::Params;
 /// `sqlpool_conn_query`, `sqlpool_conn_query_packed`,
 /// `sqlpool_conn_execute_script`,
 /// `sqlpool_conn_execute_batch`, `sqlpool_conn_execute_many`,
-/// `sqlpool_conn_execute_many_packed`,
+/// `sqlpool_conn_execute_many_packed`, `sqlpool_conn_execute_many_columns`,
 /// `sqlpool_conn_begin`, `sqlpool_conn_commit`, `sqlpool_conn_rollback`,
 /// `sqlpool_conn_savepoint`, `sqlpool_conn_release_savepoint`,
 /// `sqlpool_conn_rollback_to_savepoint`.

@@ -216,7 +216,12 @@ pub unsafe extern "C" fn sqlpool_params_add_text(
 
 /// A text parameter from its bytes, which must be UTF-8.
 fn text_value(bytes: &[u8]) -> Result<Value> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    Ok(Value::Text(utf8_text(bytes)?.to_owned()))
+}
+
+/// A text parameter's bytes as text: `SQLPOOL_INVALID_UTF8` unless UTF-8.
+pub(crate) fn utf8_text(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
         Error::new(
             Status::InvalidUtf8,
             format!(
@@ -224,8 +229,7 @@ fn text_value(bytes: &[u8]) -> Result<Value> {
                 e.valid_up_to()
             ),
         )
-    })?;
-    Ok(Value::Text(text.to_owned()))
+    })
 }
 
 /// Marks the end of a parameter set in a packed buffer

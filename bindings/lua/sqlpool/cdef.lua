@@ -122,6 +122,13 @@ typedef struct sqlpool_notification_info {
   const char *payload;
   size_t payload_len;
 } sqlpool_notification_info;
+typedef struct sqlpool_param_column {
+  uint32_t kind;
+  const uint8_t *values;
+  size_t values_len;
+  const uint64_t *lengths;
+  const uint8_t *nulls;
+} sqlpool_param_column;
 typedef struct sqlpool_stats {
   uint32_t total;
   uint32_t idle;
@@ -354,6 +361,12 @@ sqlpool_status sqlpool_options_set_password(struct sqlpool_options *options, con
 sqlpool_status sqlpool_options_set_host(struct sqlpool_options *options, const char *host);
 sqlpool_status sqlpool_options_set_dbname(struct sqlpool_options *options, const char *dbname);
 sqlpool_status sqlpool_options_set_port(struct sqlpool_options *options, uint16_t port);
+sqlpool_status sqlpool_conn_execute_many_columns(struct sqlpool_conn *conn,
+                                                 const char *sql,
+                                                 const struct sqlpool_param_column *columns,
+                                                 size_t column_count,
+                                                 size_t row_count,
+                                                 uint64_t *rows_affected);
 sqlpool_status sqlpool_params_new(struct sqlpool_params **out);
 sqlpool_status sqlpool_params_free(struct sqlpool_params *params);
 sqlpool_status sqlpool_params_next_set(struct sqlpool_params *params);

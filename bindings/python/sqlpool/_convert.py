@@ -7,10 +7,12 @@ import datetime as _dt
 import gc as _gc
 import ipaddress
 import json
+import operator
 import re
 import struct
 import uuid
 from ctypes import byref, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from array import array
 from decimal import Decimal
 from functools import lru_cache
 from itertools import chain, islice, repeat
@@ -413,6 +415,103 @@ def _pack_columns(sets: Sequence[Params]) -> Optional[bytes]:
             return None
     chunks.append(repeat(_END_SET, n))
     return b"".join(chain.from_iterable(zip(*chunks)))
+
+
+_ParamColumn = _lib.ParamColumn
+_KIND_NULL = _lib.KIND_NULL
+_KIND_DOUBLE = _lib.KIND_DOUBLE
+_KIND_TEXT = _lib.KIND_TEXT
+_KIND_BLOB = _lib.KIND_BLOB
+_FLOAT_ONLY = {float}
+_BYTES_ONLY = {bytes}
+
+
+def pack_param_columns(sets: Sequence[Params]) -> Optional[Tuple[Any, int, int]]:
+    """The sets as (column array, column count, row count) for
+    ``sqlpool_conn_execute_many_columns``, each column made in one C-level
+    step (``array``, ``str.join``): for two or more sets that are lists or
+    tuples of one length whose columns each hold ints within int64 (bools
+    among them), floats, str without NUL, or bytes, with or without None
+    among them. None otherwise (the caller packs set by set). SQLite only:
+    its bools are integers, so they share an int column; PostgreSQL tells
+    them apart. The column array holds references to its buffers (keep it
+    until the call returns)."""
+    n = len(sets)
+    if n < 2 or not set(map(type, sets)) <= _SET_TYPES:
+        return None
+    columns = list(zip(*sets))
+    width = len(columns)
+    if width == 0 or sum(map(len, sets)) != n * width:  # zip stops at the shortest
+        return None
+    out = (_ParamColumn * width)()
+    keep: List[Any] = []
+    for c, col in zip(out, columns):
+        if not _fill_column(c, col, n, keep):
+            if None not in col:
+                return None
+            # Nullable: None becomes a placeholder of the column's type,
+            # flagged in ``nulls`` (the path without None, once more).
+            present = [v for v in col if v is not None]
+            if not present:
+                c.kind = _KIND_NULL
+                continue
+            placeholder = _PLACEHOLDERS.get(type(present[0]))
+            if placeholder is None:
+                return None
+            filled = [placeholder if v is None else v for v in col]
+            if not _fill_column(c, filled, n, keep):
+                return None
+            c.nulls = bytes(map(_is, col, repeat(None)))
+    out._keep = keep  # the arrays live as long as the column array
+    return out, width, n
+
+
+_is = operator.is_
+_PLACEHOLDERS: Dict[type, Any] = {int: 0, bool: False, float: 0.0, str: "", bytes: b""}
+
+
+def _fill_column(c: Any, col: Sequence[Any], n: int, keep: List[Any]) -> bool:
+    """Fills the ``sqlpool_param_column`` ``c`` from ``col`` when its values
+    are all of one plain type (ints and bools together); False otherwise."""
+    t = type(col[0])
+    if t is int or t is bool:
+        try:
+            values: Any = array("q", col)
+        except (TypeError, OverflowError):
+            return False
+        c.kind = _KIND_INT64
+    elif t is float:
+        if set(map(type, col)) != _FLOAT_ONLY:
+            return False
+        values = array("d", col)
+        c.kind = _KIND_DOUBLE
+    elif t is str:
+        try:
+            joined = "\0".join(col)
+        except TypeError:
+            return False
+        if joined.count("\0") != n - 1:
+            return False  # a value holds a NUL
+        try:
+            data = joined.encode("utf-8") + b"\0"
+        except UnicodeEncodeError:
+            return False
+        c.kind, c.values, c.values_len = _KIND_TEXT, data, len(data)
+        return True
+    elif t is bytes:
+        if set(map(type, col)) != _BYTES_ONLY:
+            return False
+        data = b"".join(col)
+        lengths = array("q", map(len, col))
+        keep.append(lengths)
+        c.kind, c.values, c.values_len = _KIND_BLOB, data, len(data)
+        c.lengths = lengths.buffer_info()[0]
+        return True
+    else:
+        return False
+    keep.append(values)
+    c.values, c.values_len = values.buffer_info()[0], len(values) * 8
+    return True
 
 
 class ParamSets:

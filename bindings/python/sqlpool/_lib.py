@@ -159,6 +159,18 @@ class ResultInfo(Structure):
     ]
 
 
+class ParamColumn(Structure):
+    """``sqlpool_param_column``: one parameter's values for every set."""
+
+    _fields_ = [
+        ("kind", c_uint32),
+        ("values", c_char_p),  # bytes, or an address (int)
+        ("values_len", c_size_t),
+        ("lengths", c_void_p),
+        ("nulls", c_char_p),
+    ]
+
+
 class QueryInfo(Structure):
     """``sqlpool_query_info``: a result's shape and first row, packed."""
 
@@ -310,6 +322,10 @@ _PROTOTYPES = {
     "sqlpool_conn_execute_many_packed": (
         status_t,
         [_P, c_char_p, c_char_p, c_size_t, POINTER(c_uint64)],
+    ),
+    "sqlpool_conn_execute_many_columns": (
+        status_t,
+        [_P, c_char_p, POINTER(ParamColumn), c_size_t, c_size_t, POINTER(c_uint64)],
     ),
     "sqlpool_conn_execute_batch": (
         status_t,

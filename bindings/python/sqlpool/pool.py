@@ -690,6 +690,15 @@ class Connection(Managed):
         h = self._handle()
         s = encode_sql(sql)
         n = c_uint64()
+        if not self._postgres:
+            sets = seq_of_parameters
+            if not isinstance(sets, (list, tuple)):
+                sets = list(sets)  # a generator is read once
+            columns = _convert.pack_param_columns(sets)
+            if columns is not None:
+                check(lib.sqlpool_conn_execute_many_columns(h, s, *columns, byref(n)))
+                return n.value
+            seq_of_parameters = sets
         packed, sets = _convert.pack_param_sets(seq_of_parameters)
         if packed is not None:
             check(lib.sqlpool_conn_execute_many_packed(h, s, packed, len(packed), byref(n)))
