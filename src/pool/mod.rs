@@ -86,23 +86,28 @@ struct CheckoutInfo {
     reported: bool,
 }
 
+/// In declaration order (`repr(C)`): what every acquire and release
+/// writes comes first, on the cache line of the lock word (see [`Shared`]),
+/// so the two threads that pass the lock back and forth pass one line, not
+/// several.
+#[repr(C)]
 struct State<M: Manage> {
-    settings: Settings,
     /// Least recently used at the bottom, taken from the top.
     idle: Vec<Idle<M>>,
+    /// Held by callers.
+    in_use: u32,
     /// Open connections plus those being opened.
     total: u32,
     pending: u32,
-    /// Held by callers.
-    in_use: u32,
     /// Out for the health check.
     checking: u32,
     /// Handed to a waiter that has not taken it yet.
     handing: u32,
-    waiters: VecDeque<Arc<Waiter<M>>>,
     closed: bool,
     /// Bumped by `drain`: connections of an older generation are replaced.
     generation: u64,
+    waiters: VecDeque<Arc<Waiter<M>>>,
+    settings: Settings,
     last_error: Option<Error>,
     /// The last connection attempt failed (logged once, until one succeeds).
     down: bool,
@@ -112,6 +117,9 @@ struct State<M: Manage> {
     checked_out: HashMap<u64, CheckoutInfo>,
 }
 
+/// `repr(C)`, the state first: its lock word and the start of [`State`]
+/// open a cache line (the counters' stripes align it to 128 bytes).
+#[repr(C)]
 struct Shared<M: Manage> {
     state: Mutex<State<M>>,
     /// Wakes the maintenance thread early (close, resize).
@@ -318,7 +326,7 @@ impl<M: Manage> Pool<M> {
             created: c.created.load(Ordering::Relaxed),
             closed: c.closed.load(Ordering::Relaxed),
             broken: c.broken.load(Ordering::Relaxed),
-            acquires: c.acquires.load(Ordering::Relaxed),
+            acquires: c.acquires.sum(),
             acquire_timeouts: c.timeouts.load(Ordering::Relaxed),
             acquires_refused: c.refused.load(Ordering::Relaxed),
             wait_total_us: c.wait_total_us.load(Ordering::Relaxed),
@@ -668,7 +676,7 @@ impl<M: Manage> Shared<M> {
         started: Option<Instant>,
         holder: impl FnOnce() -> String,
     ) {
-        self.counters.acquires.fetch_add(1, Ordering::Relaxed);
+        self.counters.acquires.add(1);
         if let Some(started) = started {
             self.counters.on_wait(started.elapsed());
         }
