@@ -49,7 +49,12 @@ struct Idle<M: Manage> {
     /// When it was last given back: the idle clock. Only a caller's use
     /// resets it, never the health check.
     since: Instant,
+    /// The thread that gave it back ([`stats::thread_number`]; `NO_THREAD`
+    /// for a new one).
+    released_by: usize,
 }
+
+const NO_THREAD: usize = usize::MAX;
 
 enum Handoff<M: Manage> {
     Conn(Idle<M>),
@@ -115,6 +120,26 @@ struct State<M: Manage> {
     next_attempt: Instant,
     next_check: Instant,
     checked_out: HashMap<u64, CheckoutInfo>,
+}
+
+impl<M: Manage> State<M> {
+    /// Takes an idle connection from the top: the one the calling thread
+    /// gave back, if it is one of the top two (its memory is still in this
+    /// core's cache: two threads each reuse their own instead of passing
+    /// both back and forth), else the top one.
+    fn take_idle_conn(&mut self) -> Option<Idle<M>> {
+        let top = self.idle.len().checked_sub(1)?;
+        let me = stats::thread_number();
+        let pick = if top > 0
+            && self.idle[top].released_by != me
+            && self.idle[top - 1].released_by == me
+        {
+            top - 1
+        } else {
+            top
+        };
+        Some(self.idle.remove(pick))
+    }
 }
 
 /// `repr(C)`, the state first: its lock word and the start of [`State`]
@@ -213,6 +238,7 @@ impl<M: Manage> Pool<M> {
                 st.idle.push(Idle {
                     pooled,
                     since: Instant::now(),
+                    released_by: NO_THREAD,
                 });
             }
             refill(&shared, &mut st);
@@ -518,7 +544,7 @@ impl<M: Manage> Acquire<M> {
         if st.closed {
             return Err(closed_error());
         }
-        if let Some(idle) = st.idle.pop() {
+        if let Some(idle) = st.take_idle_conn() {
             st.in_use += 1;
             drop(st);
             return Ok(Some(shared.checkout(idle.pooled)));
@@ -625,7 +651,7 @@ impl<M: Manage> Shared<M> {
         if st.closed {
             return Err(closed_error());
         }
-        let Some(idle) = st.idle.pop() else {
+        let Some(idle) = st.take_idle_conn() else {
             return Ok(None);
         };
         st.in_use += 1;
@@ -851,6 +877,7 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
                         Idle {
                             pooled,
                             since: Instant::now(),
+                            released_by: NO_THREAD,
                         },
                     );
                     // Back up after an outage: open the rest at once.
@@ -968,6 +995,7 @@ impl<M: Manage> Drop for Checkout<M> {
         let recycled = !self.discard && shared.manager.recycle(&mut pooled.conn);
         let now = Instant::now();
         let reusable = recycled && !pooled.is_expired(now);
+        let released_by = stats::thread_number();
         let mut st = lock(&shared.state);
         st.in_use -= 1;
         if shared.tracks_leaks {
@@ -978,7 +1006,14 @@ impl<M: Manage> Drop for Checkout<M> {
             && pooled.generation == st.generation
             && st.total <= st.settings.max_size;
         if keep {
-            shared.put_back(&mut st, Idle { pooled, since: now });
+            shared.put_back(
+                &mut st,
+                Idle {
+                    pooled,
+                    since: now,
+                    released_by,
+                },
+            );
             return;
         }
         st.total -= 1;

@@ -48,19 +48,27 @@ pub struct StripedCounter {
 struct Stripe(AtomicU64);
 
 thread_local! {
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    static THREAD_NUMBER: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// A number of the calling thread's own (handed out in order at its first
+/// use): picks its counter stripe, and tells the pool which idle
+/// connection it gave back last.
+pub(super) fn thread_number() -> usize {
+    THREAD_NUMBER.with(|n| {
+        if n.get() == usize::MAX {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            n.set(NEXT.fetch_add(1, Ordering::Relaxed) % (usize::MAX - 1));
+        }
+        n.get()
+    })
 }
 
 impl StripedCounter {
     pub fn add(&self, n: u64) {
-        let stripe = STRIPE.with(|s| {
-            if s.get() == usize::MAX {
-                static NEXT: AtomicUsize = AtomicUsize::new(0);
-                s.set(NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
-            }
-            s.get()
-        });
-        self.stripes[stripe].0.fetch_add(n, Ordering::Relaxed);
+        self.stripes[thread_number() % STRIPES]
+            .0
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn sum(&self) -> u64 {

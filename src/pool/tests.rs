@@ -477,3 +477,34 @@ fn acquires_from_many_threads_are_counted_exactly() {
     assert_eq!((s.in_use, s.waiting), (0, 0));
     assert_eq!(s.idle, s.total);
 }
+
+/// A thread gets back the connection it gave back last when that one is
+/// second from the top (its memory is still in the thread's core's
+/// cache); otherwise, the most recently given back one is taken.
+#[test]
+fn a_thread_takes_back_its_own_connection_from_under_the_top() {
+    let (_fake, pool) = pool("affinity", &[("min_size", "2"), ("max_size", "2")]);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    let (a, b) = (pool.acquire(None).unwrap(), pool.acquire(None).unwrap());
+    let (a_id, b_id) = (a.id(), b.id());
+    drop(a);
+    // Given back by another thread: on top.
+    std::thread::spawn(move || drop(b)).join().unwrap();
+    let again = pool.acquire(None).unwrap();
+    assert_eq!(again.id(), a_id, "this thread's own, under the top");
+    drop(again);
+    // A thread that gave none back takes the top (LIFO).
+    let p = &pool;
+    std::thread::scope(|s| {
+        s.spawn(|| assert_eq!(p.acquire(None).unwrap().id(), a_id));
+    });
+    // Both given back by this thread: the top one.
+    let (x, y) = (pool.acquire(None).unwrap(), pool.acquire(None).unwrap());
+    let y_id = y.id();
+    drop(x);
+    drop(y);
+    assert_eq!(pool.acquire(None).unwrap().id(), y_id);
+    assert_ne!(a_id, b_id);
+    let s = pool.stats();
+    assert_eq!((s.idle, s.in_use, s.total), (2, 0, 2));
+}
