@@ -49,9 +49,9 @@ struct Idle<M: Manage> {
     /// When it was last given back: the idle clock. Only a caller's use
     /// resets it, never the health check.
     since: Instant,
-    /// The thread that gave it back ([`stats::thread_number`]; `NO_THREAD`
-    /// for a new one).
-    released_by: usize,
+    /// The thread that held it last ([`stats::thread_number`];
+    /// `NO_THREAD` for a new one).
+    held_by: usize,
 }
 
 const NO_THREAD: usize = usize::MAX;
@@ -123,22 +123,16 @@ struct State<M: Manage> {
 }
 
 impl<M: Manage> State<M> {
-    /// Takes an idle connection from the top: the one the calling thread
-    /// gave back, if it is one of the top two (its memory is still in this
+    /// Takes an idle connection from the top for thread `me`: the one `me`
+    /// held last, if it is one of the top two (its memory is still in this
     /// core's cache: two threads each reuse their own instead of passing
     /// both back and forth), else the top one.
-    fn take_idle_conn(&mut self) -> Option<Idle<M>> {
+    fn take_idle_conn(&mut self, me: usize) -> Option<Idle<M>> {
         let top = self.idle.len().checked_sub(1)?;
-        let me = stats::thread_number();
-        let pick = if top > 0
-            && self.idle[top].released_by != me
-            && self.idle[top - 1].released_by == me
-        {
-            top - 1
-        } else {
-            top
-        };
-        Some(self.idle.remove(pick))
+        if top > 0 && self.idle[top].held_by != me && self.idle[top - 1].held_by == me {
+            return Some(self.idle.remove(top - 1));
+        }
+        self.idle.pop()
     }
 }
 
@@ -169,6 +163,9 @@ pub struct Checkout<M: Manage> {
     shared: Arc<Shared<M>>,
     /// Failed the checkout check: close it when dropped.
     discard: bool,
+    /// The thread that took it ([`stats::thread_number`], read once per
+    /// acquire): its counter stripe, and the connection's `held_by`.
+    thread: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -238,7 +235,7 @@ impl<M: Manage> Pool<M> {
                 st.idle.push(Idle {
                     pooled,
                     since: Instant::now(),
-                    released_by: NO_THREAD,
+                    held_by: NO_THREAD,
                 });
             }
             refill(&shared, &mut st);
@@ -544,10 +541,11 @@ impl<M: Manage> Acquire<M> {
         if st.closed {
             return Err(closed_error());
         }
-        if let Some(idle) = st.take_idle_conn() {
+        let thread = stats::thread_number();
+        if let Some(idle) = st.take_idle_conn(thread) {
             st.in_use += 1;
             drop(st);
-            return Ok(Some(shared.checkout(idle.pooled)));
+            return Ok(Some(shared.checkout(idle.pooled, thread)));
         }
         let max_waiting = st.settings.max_waiting;
         if max_waiting > 0 && st.waiters.len() as u32 >= max_waiting {
@@ -584,7 +582,7 @@ impl<M: Manage> Acquire<M> {
                 st.handing -= 1;
                 st.in_use += 1;
                 drop(st);
-                Ok(self.shared.checkout(idle.pooled))
+                Ok(self.shared.checkout(idle.pooled, stats::thread_number()))
             }
             Handoff::Failed(e) => Err(e),
         }
@@ -647,16 +645,17 @@ impl<M: Manage> Shared<M> {
     /// An idle connection, if one is there now (the acquire fast path);
     /// `PoolClosed` when the pool is closed.
     fn take_idle(self: &Arc<Self>) -> Result<Option<Checkout<M>>> {
+        let thread = stats::thread_number();
         let mut st = lock(&self.state);
         if st.closed {
             return Err(closed_error());
         }
-        let Some(idle) = st.take_idle_conn() else {
+        let Some(idle) = st.take_idle_conn(thread) else {
             return Ok(None);
         };
         st.in_use += 1;
         drop(st);
-        Ok(Some(self.checkout(idle.pooled)))
+        Ok(Some(self.checkout(idle.pooled, thread)))
     }
 
     /// See [`Pool::check`].
@@ -702,7 +701,7 @@ impl<M: Manage> Shared<M> {
         started: Option<Instant>,
         holder: impl FnOnce() -> String,
     ) {
-        self.counters.acquires.add(1);
+        self.counters.acquires.add(checkout.thread, 1);
         if let Some(started) = started {
             self.counters.on_wait(started.elapsed());
         }
@@ -718,11 +717,12 @@ impl<M: Manage> Shared<M> {
         }
     }
 
-    fn checkout(self: &Arc<Self>, pooled: Pooled<M>) -> Checkout<M> {
+    fn checkout(self: &Arc<Self>, pooled: Pooled<M>, thread: usize) -> Checkout<M> {
         Checkout {
             pooled: Some(pooled),
             shared: self.clone(),
             discard: false,
+            thread,
         }
     }
 
@@ -877,7 +877,7 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
                         Idle {
                             pooled,
                             since: Instant::now(),
-                            released_by: NO_THREAD,
+                            held_by: NO_THREAD,
                         },
                     );
                     // Back up after an outage: open the rest at once.
@@ -935,6 +935,7 @@ impl<M: Manage> Checkout<M> {
             pooled,
             shared,
             discard,
+            ..
         } = &mut self;
         let pooled = pooled.as_mut().expect("a live checkout");
         let mut deadline = || {
@@ -995,7 +996,6 @@ impl<M: Manage> Drop for Checkout<M> {
         let recycled = !self.discard && shared.manager.recycle(&mut pooled.conn);
         let now = Instant::now();
         let reusable = recycled && !pooled.is_expired(now);
-        let released_by = stats::thread_number();
         let mut st = lock(&shared.state);
         st.in_use -= 1;
         if shared.tracks_leaks {
@@ -1011,7 +1011,7 @@ impl<M: Manage> Drop for Checkout<M> {
                 Idle {
                     pooled,
                     since: now,
-                    released_by,
+                    held_by: self.thread,
                 },
             );
             return;

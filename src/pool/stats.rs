@@ -53,7 +53,7 @@ thread_local! {
 
 /// A number of the calling thread's own (handed out in order at its first
 /// use): picks its counter stripe, and tells the pool which idle
-/// connection it gave back last.
+/// connection it held last.
 pub(super) fn thread_number() -> usize {
     THREAD_NUMBER.with(|n| {
         if n.get() == usize::MAX {
@@ -65,8 +65,9 @@ pub(super) fn thread_number() -> usize {
 }
 
 impl StripedCounter {
-    pub fn add(&self, n: u64) {
-        self.stripes[thread_number() % STRIPES]
+    /// Adds `n` on the stripe of `thread` ([`thread_number`]).
+    pub fn add(&self, thread: usize, n: u64) {
+        self.stripes[thread % STRIPES]
             .0
             .fetch_add(n, Ordering::Relaxed);
     }

@@ -478,18 +478,19 @@ fn acquires_from_many_threads_are_counted_exactly() {
     assert_eq!(s.idle, s.total);
 }
 
-/// A thread gets back the connection it gave back last when that one is
+/// A thread gets back the connection it held last when that one is
 /// second from the top (its memory is still in the thread's core's
 /// cache); otherwise, the most recently given back one is taken.
 #[test]
 fn a_thread_takes_back_its_own_connection_from_under_the_top() {
     let (_fake, pool) = pool("affinity", &[("min_size", "2"), ("max_size", "2")]);
     settle(&pool, "min_size", |s| s.idle == 2);
-    let (a, b) = (pool.acquire(None).unwrap(), pool.acquire(None).unwrap());
+    let a = pool.acquire(None).unwrap();
+    let b = std::thread::scope(|s| s.spawn(|| pool.acquire(None).unwrap()).join().unwrap());
     let (a_id, b_id) = (a.id(), b.id());
     drop(a);
-    // Given back by another thread: on top.
-    std::thread::spawn(move || drop(b)).join().unwrap();
+    // Held by another thread, given back last: on top.
+    drop(b);
     let again = pool.acquire(None).unwrap();
     assert_eq!(again.id(), a_id, "this thread's own, under the top");
     drop(again);
