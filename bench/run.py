@@ -510,7 +510,7 @@ def build_rows(b: Bench) -> List[Row]:
                     f"recycling={rec} (C)",
                     f"r2d2 (Rust), test_on_check_out={'true' if test else 'false'}", r2d2,
                     get(f"acquire/{db}/{threads}/sqlpool-{rec}"), get(f"acquire/{db}/{threads}/r2d2-test{test}"),
-                    "ns", Target("ratio_le", 1.2, "≤ 1.2")))
+                    "ns", Target("ratio_le", 1.0, "≤ 1")))
     rows.append(Row(
         "1. acquire+release, PostgreSQL, 1 thread, default session_reset=auto (C)",
         "sqlpool with session_reset=off (no reset)", "—",

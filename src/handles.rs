@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 
@@ -76,6 +76,12 @@ impl HandleKind {
                 | HandleKind::Copy
                 | HandleKind::Task
         )
+    }
+
+    /// Read by every thread, written rarely: stored in every shard (see
+    /// [`HandleTable`]).
+    fn is_replicated(self) -> bool {
+        self == HandleKind::Pool
     }
 
     fn from_bits(bits: usize) -> Option<HandleKind> {
@@ -148,19 +154,30 @@ struct Slots<T> {
     free: Vec<usize>,
 }
 
-/// One shard's slots, on a cache line of its own.
+/// One shard's slots and its count of live handles, on cache lines of
+/// their own: a thread that makes and drops handles in its shard writes no
+/// line another thread's shard uses.
 #[repr(align(128))]
-struct Shard<T>(RwLock<Slots<T>>);
+struct Shard<T> {
+    slots: RwLock<Slots<T>>,
+    /// Changed under the shard's write lock.
+    live: AtomicUsize,
+}
 
 /// A table of handles of one kind. Its slots are split into shards, each
 /// with its own lock; a thread stores its objects in one shard (chosen
 /// when it first stores one), so threads that each make and drop their
 /// own handles (connections, results) do not contend for a lock.
+///
+/// Pools are the other way round: few, made and closed rarely, read by
+/// every thread on every acquire. Every shard holds all of them (shard 0
+/// issues and removes them and copies each change to the others before it
+/// returns), so a reader takes only its own thread's shard lock, and
+/// threads acquiring from one pool do not pass a lock's cache line back
+/// and forth.
 pub struct HandleTable<T> {
     kind: HandleKind,
     shards: [Shard<T>; SHARDS],
-    /// Live handles, per shard (changed under the shard's write lock).
-    live: [AtomicUsize; SHARDS],
     registered: AtomicBool,
 }
 
@@ -182,7 +199,10 @@ fn my_shard() -> usize {
 
 impl<T: Send + Sync> LiveCount for HandleTable<T> {
     fn live(&self) -> usize {
-        self.live.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.live.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -191,12 +211,14 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
         HandleTable {
             kind,
             shards: [const {
-                Shard(RwLock::new(Slots {
-                    entries: Vec::new(),
-                    free: Vec::new(),
-                }))
+                Shard {
+                    slots: RwLock::new(Slots {
+                        entries: Vec::new(),
+                        free: Vec::new(),
+                    }),
+                    live: AtomicUsize::new(0),
+                }
             }; SHARDS],
-            live: [const { AtomicUsize::new(0) }; SHARDS],
             registered: AtomicBool::new(false),
         }
     }
@@ -207,14 +229,48 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
             | self.kind as usize
     }
 
-    /// The shard of a (checked) index, and the slot's place in it.
-    fn locate(&self, index: usize) -> (&RwLock<Slots<T>>, usize) {
-        (&self.shards[index & (SHARDS - 1)].0, index >> SHARD_BITS)
+    /// The shard that holds a (checked) index: the one the index names, or
+    /// for a replicated table the calling thread's own.
+    fn shard_to_read(&self, index: usize) -> &RwLock<Slots<T>> {
+        let shard = if self.kind.is_replicated() {
+            my_shard()
+        } else {
+            index & (SHARDS - 1)
+        };
+        &self.shards[shard].slots
+    }
+
+    fn lock_shard(&self, shard: usize) -> RwLockWriteGuard<'_, Slots<T>> {
+        self.shards[shard]
+            .slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A replicated table keeps its free list and generations in shard 0;
+    /// this copies slot `index` from there to every other shard. Called
+    /// with shard 0 write-locked (which orders the writers).
+    fn mirror(&self, index: usize, slot: &Slot<T>) {
+        for shard in 1..SHARDS {
+            let mut slots = self.lock_shard(shard);
+            if slots.entries.len() <= index {
+                slots.entries.resize_with(index + 1, || Slot {
+                    generation: 0,
+                    epoch: 0,
+                    value: None,
+                });
+            }
+            slots.entries[index] = Slot {
+                generation: slot.generation,
+                epoch: slot.epoch,
+                value: slot.value.clone(),
+            };
+        }
     }
 
     fn count(&self, shard: usize, delta: isize) {
         // Under the shard's write lock: never contended by another writer.
-        let n = &self.live[shard];
+        let n = &self.shards[shard].live;
         n.store(
             n.load(Ordering::Relaxed).wrapping_add_signed(delta),
             Ordering::Relaxed,
@@ -233,11 +289,12 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
                 self.registered.store(true, Ordering::Release);
             }
         }
-        let shard = my_shard();
-        let mut slots = self.shards[shard]
-            .0
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let shard = if self.kind.is_replicated() {
+            0
+        } else {
+            my_shard()
+        };
+        let mut slots = self.lock_shard(shard);
         let index = match slots.free.pop() {
             Some(i) => i,
             None => {
@@ -259,6 +316,9 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
         slot.value = Some(value);
         slot.epoch = fork_epoch();
         let generation = slot.generation;
+        if self.kind.is_replicated() {
+            self.mirror(index, slot);
+        }
         self.count(shard, 1);
         Ok(self.encode(index << SHARD_BITS | shard, generation))
     }
@@ -282,6 +342,10 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
             }
         }
         let index = (raw >> KIND_BITS) & INDEX_MASK;
+        if self.kind.is_replicated() && index & (SHARDS - 1) != 0 {
+            // (Issued from shard 0 only.)
+            return Err(self.foreign());
+        }
         let generation = ((raw >> (KIND_BITS + INDEX_BITS)) as u64) & GEN_MASK;
         Ok((index, generation))
     }
@@ -315,9 +379,11 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
 
     fn with_arc<R>(&self, raw: usize, f: impl FnOnce(&Arc<T>) -> Result<R>) -> Result<R> {
         let (index, generation) = self.check(raw)?;
-        let (shard, index) = self.locate(index);
-        let slots = shard.read().unwrap_or_else(|p| p.into_inner());
-        match slots.entries.get(index) {
+        let slots = self
+            .shard_to_read(index)
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        match slots.entries.get(index >> SHARD_BITS) {
             Some(Slot {
                 generation: g,
                 epoch,
@@ -329,11 +395,15 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
                 f(v)
             }
             Some(_) => Err(self.stale()),
-            None => Err(Error::misuse(format!(
-                "not a {} handle issued by this library",
-                self.kind.noun()
-            ))),
+            None => Err(self.foreign()),
         }
+    }
+
+    fn foreign(&self) -> Error {
+        Error::misuse(format!(
+            "not a {} handle issued by this library",
+            self.kind.noun()
+        ))
     }
 
     /// Invalidates the handle and returns its object. A second call with the
@@ -349,9 +419,9 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
     /// handle valid.
     pub fn remove_if(&self, raw: usize, allow: impl FnOnce(&T) -> Result<()>) -> Result<Arc<T>> {
         let (index, generation) = self.check(raw)?;
-        let shard_no = index & (SHARDS - 1);
-        let (shard, index) = self.locate(index);
-        let mut slots = shard.write().unwrap_or_else(|p| p.into_inner());
+        let shard = index & (SHARDS - 1);
+        let index = index >> SHARD_BITS;
+        let mut slots = self.lock_shard(shard);
         let value = match slots.entries.get_mut(index) {
             Some(slot) if slot.generation & GEN_MASK == generation && slot.value.is_some() => {
                 // (An object inherited across fork is only forgotten.)
@@ -364,19 +434,18 @@ impl<T: Send + Sync + 'static> HandleTable<T> {
                 if slot.generation & GEN_MASK == 0 {
                     slot.generation = slot.generation.wrapping_add(1);
                 }
-                slot.value.take()
+                let value = slot.value.take();
+                if self.kind.is_replicated() {
+                    self.mirror(index, slot);
+                }
+                value
             }
             Some(_) => return Err(self.stale()),
-            None => {
-                return Err(Error::misuse(format!(
-                    "not a {} handle issued by this library",
-                    self.kind.noun()
-                )))
-            }
+            None => return Err(self.foreign()),
         };
         let inherited = self.is_inherited(slots.entries[index].epoch);
         slots.free.push(index);
-        self.count(shard_no, -1);
+        self.count(shard, -1);
         drop(slots);
         let value = value.expect("checked above");
         if inherited {
@@ -396,6 +465,7 @@ mod tests {
     #[test]
     fn handle_checks() {
         stale_and_wrong_kind_handles_are_detected();
+        replicated_pools_are_the_same_on_every_thread();
         objects_from_before_a_fork_are_refused_and_never_dropped();
     }
 
@@ -441,6 +511,78 @@ mod tests {
         // Slots are reused with new generations.
         let again = TABLE.insert(Arc::new(1)).unwrap();
         assert!(!all.contains(&again));
+        TABLE.remove(again).unwrap();
+    }
+
+    /// A pool is stored in every shard: threads of every shard read the
+    /// same object, a handle removed on any thread is stale on all of them,
+    /// and nothing is counted, kept or dropped twice.
+    fn replicated_pools_are_the_same_on_every_thread() {
+        static TABLE: HandleTable<usize> = HandleTable::new(HandleKind::Pool);
+        let made: Vec<(usize, Arc<usize>)> = (0..SHARDS + 3)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let value = Arc::new(t);
+                    (TABLE.insert(value.clone()).unwrap(), value)
+                })
+                .join()
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(TABLE.live(), SHARDS + 3, "counted once, not per replica");
+        let handles: Vec<usize> = made.iter().map(|(h, _)| *h).collect();
+        // Every thread (one per shard and more) sees every pool.
+        let readers: Vec<_> = (0..SHARDS + 3)
+            .map(|_| {
+                let handles = handles.clone();
+                std::thread::spawn(move || {
+                    for (t, h) in handles.iter().enumerate() {
+                        assert_eq!(*TABLE.get(*h).unwrap(), t);
+                        assert_eq!(TABLE.with(*h, |v| Ok(*v)).unwrap(), t);
+                    }
+                })
+            })
+            .collect();
+        readers.into_iter().for_each(|r| r.join().unwrap());
+        // Removed on other threads: gone for all, and the caller gets the
+        // last table reference.
+        let removers: Vec<_> = handles
+            .iter()
+            .map(|h| {
+                let h = *h;
+                std::thread::spawn(move || Arc::strong_count(&TABLE.remove(h).unwrap()))
+            })
+            .collect();
+        for r in removers {
+            assert_eq!(r.join().unwrap(), 2, "the test's and the returned one");
+        }
+        assert_eq!(TABLE.live(), 0);
+        for h in &handles {
+            for _ in 0..SHARDS {
+                std::thread::spawn({
+                    let h = *h;
+                    move || assert!(TABLE.get(h).unwrap_err().message.contains("already closed"))
+                })
+                .join()
+                .unwrap();
+            }
+            assert!(TABLE.remove(*h).is_err(), "removed once only");
+        }
+        assert!(made.iter().all(|(_, v)| Arc::strong_count(v) == 1));
+        // A live pool's handle pointing at another shard is forged.
+        let live = TABLE.insert(Arc::new(9)).unwrap();
+        let forged = live | (1 << KIND_BITS);
+        assert!(TABLE
+            .get(forged)
+            .unwrap_err()
+            .message
+            .contains("not a pool handle"));
+        assert!(TABLE.remove(forged).is_err());
+        assert_eq!(*TABLE.remove(live).unwrap(), 9);
+        // Slots are reused with new generations.
+        let again = TABLE.insert(Arc::new(1)).unwrap();
+        assert!(!handles.contains(&again));
+        assert_eq!(*TABLE.get(again).unwrap(), 1);
         TABLE.remove(again).unwrap();
     }
 

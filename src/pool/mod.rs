@@ -49,7 +49,12 @@ struct Idle<M: Manage> {
     /// When it was last given back: the idle clock. Only a caller's use
     /// resets it, never the health check.
     since: Instant,
+    /// The thread that held it last ([`stats::thread_number`];
+    /// `NO_THREAD` for a new one).
+    held_by: usize,
 }
+
+const NO_THREAD: usize = usize::MAX;
 
 enum Handoff<M: Manage> {
     Conn(Idle<M>),
@@ -86,23 +91,28 @@ struct CheckoutInfo {
     reported: bool,
 }
 
+/// In declaration order (`repr(C)`): what every acquire and release
+/// writes comes first, on the cache line of the lock word (see [`Shared`]),
+/// so the two threads that pass the lock back and forth pass one line, not
+/// several.
+#[repr(C)]
 struct State<M: Manage> {
-    settings: Settings,
     /// Least recently used at the bottom, taken from the top.
     idle: Vec<Idle<M>>,
+    /// Held by callers.
+    in_use: u32,
     /// Open connections plus those being opened.
     total: u32,
     pending: u32,
-    /// Held by callers.
-    in_use: u32,
     /// Out for the health check.
     checking: u32,
     /// Handed to a waiter that has not taken it yet.
     handing: u32,
-    waiters: VecDeque<Arc<Waiter<M>>>,
     closed: bool,
     /// Bumped by `drain`: connections of an older generation are replaced.
     generation: u64,
+    waiters: VecDeque<Arc<Waiter<M>>>,
+    settings: Settings,
     last_error: Option<Error>,
     /// The last connection attempt failed (logged once, until one succeeds).
     down: bool,
@@ -112,6 +122,23 @@ struct State<M: Manage> {
     checked_out: HashMap<u64, CheckoutInfo>,
 }
 
+impl<M: Manage> State<M> {
+    /// Takes an idle connection from the top for thread `me`: the one `me`
+    /// held last, if it is one of the top two (its memory is still in this
+    /// core's cache: two threads each reuse their own instead of passing
+    /// both back and forth), else the top one.
+    fn take_idle_conn(&mut self, me: usize) -> Option<Idle<M>> {
+        let top = self.idle.len().checked_sub(1)?;
+        if top > 0 && self.idle[top].held_by != me && self.idle[top - 1].held_by == me {
+            return Some(self.idle.remove(top - 1));
+        }
+        self.idle.pop()
+    }
+}
+
+/// `repr(C)`, the state first: its lock word and the start of [`State`]
+/// open a cache line (the counters' stripes align it to 128 bytes).
+#[repr(C)]
 struct Shared<M: Manage> {
     state: Mutex<State<M>>,
     /// Wakes the maintenance thread early (close, resize).
@@ -136,6 +163,9 @@ pub struct Checkout<M: Manage> {
     shared: Arc<Shared<M>>,
     /// Failed the checkout check: close it when dropped.
     discard: bool,
+    /// The thread that took it ([`stats::thread_number`], read once per
+    /// acquire): its counter stripe, and the connection's `held_by`.
+    thread: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -205,6 +235,7 @@ impl<M: Manage> Pool<M> {
                 st.idle.push(Idle {
                     pooled,
                     since: Instant::now(),
+                    held_by: NO_THREAD,
                 });
             }
             refill(&shared, &mut st);
@@ -318,7 +349,7 @@ impl<M: Manage> Pool<M> {
             created: c.created.load(Ordering::Relaxed),
             closed: c.closed.load(Ordering::Relaxed),
             broken: c.broken.load(Ordering::Relaxed),
-            acquires: c.acquires.load(Ordering::Relaxed),
+            acquires: c.acquires.sum(),
             acquire_timeouts: c.timeouts.load(Ordering::Relaxed),
             acquires_refused: c.refused.load(Ordering::Relaxed),
             wait_total_us: c.wait_total_us.load(Ordering::Relaxed),
@@ -510,10 +541,11 @@ impl<M: Manage> Acquire<M> {
         if st.closed {
             return Err(closed_error());
         }
-        if let Some(idle) = st.idle.pop() {
+        let thread = stats::thread_number();
+        if let Some(idle) = st.take_idle_conn(thread) {
             st.in_use += 1;
             drop(st);
-            return Ok(Some(shared.checkout(idle.pooled)));
+            return Ok(Some(shared.checkout(idle.pooled, thread)));
         }
         let max_waiting = st.settings.max_waiting;
         if max_waiting > 0 && st.waiters.len() as u32 >= max_waiting {
@@ -550,7 +582,7 @@ impl<M: Manage> Acquire<M> {
                 st.handing -= 1;
                 st.in_use += 1;
                 drop(st);
-                Ok(self.shared.checkout(idle.pooled))
+                Ok(self.shared.checkout(idle.pooled, stats::thread_number()))
             }
             Handoff::Failed(e) => Err(e),
         }
@@ -613,16 +645,17 @@ impl<M: Manage> Shared<M> {
     /// An idle connection, if one is there now (the acquire fast path);
     /// `PoolClosed` when the pool is closed.
     fn take_idle(self: &Arc<Self>) -> Result<Option<Checkout<M>>> {
+        let thread = stats::thread_number();
         let mut st = lock(&self.state);
         if st.closed {
             return Err(closed_error());
         }
-        let Some(idle) = st.idle.pop() else {
+        let Some(idle) = st.take_idle_conn(thread) else {
             return Ok(None);
         };
         st.in_use += 1;
         drop(st);
-        Ok(Some(self.checkout(idle.pooled)))
+        Ok(Some(self.checkout(idle.pooled, thread)))
     }
 
     /// See [`Pool::check`].
@@ -668,7 +701,7 @@ impl<M: Manage> Shared<M> {
         started: Option<Instant>,
         holder: impl FnOnce() -> String,
     ) {
-        self.counters.acquires.fetch_add(1, Ordering::Relaxed);
+        self.counters.acquires.add(checkout.thread, 1);
         if let Some(started) = started {
             self.counters.on_wait(started.elapsed());
         }
@@ -684,11 +717,12 @@ impl<M: Manage> Shared<M> {
         }
     }
 
-    fn checkout(self: &Arc<Self>, pooled: Pooled<M>) -> Checkout<M> {
+    fn checkout(self: &Arc<Self>, pooled: Pooled<M>, thread: usize) -> Checkout<M> {
         Checkout {
             pooled: Some(pooled),
             shared: self.clone(),
             discard: false,
+            thread,
         }
     }
 
@@ -843,6 +877,7 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
                         Idle {
                             pooled,
                             since: Instant::now(),
+                            held_by: NO_THREAD,
                         },
                     );
                     // Back up after an outage: open the rest at once.
@@ -900,6 +935,7 @@ impl<M: Manage> Checkout<M> {
             pooled,
             shared,
             discard,
+            ..
         } = &mut self;
         let pooled = pooled.as_mut().expect("a live checkout");
         let mut deadline = || {
@@ -970,7 +1006,14 @@ impl<M: Manage> Drop for Checkout<M> {
             && pooled.generation == st.generation
             && st.total <= st.settings.max_size;
         if keep {
-            shared.put_back(&mut st, Idle { pooled, since: now });
+            shared.put_back(
+                &mut st,
+                Idle {
+                    pooled,
+                    since: now,
+                    held_by: self.thread,
+                },
+            );
             return;
         }
         st.total -= 1;

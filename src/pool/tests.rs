@@ -442,3 +442,70 @@ fn a_connection_failure_is_logged_once_per_state_change() {
     assert!(attempts >= 2, "{attempts}");
     assert_eq!((failures, recovered), (1, 1), "{lines:?}");
 }
+
+/// Acquires are counted on stripes of their threads' own; the stats sum
+/// them exactly, also while other threads acquire and release (never more
+/// than have succeeded, never fewer than have returned).
+#[test]
+fn acquires_from_many_threads_are_counted_exactly() {
+    const THREADS: u64 = 12;
+    const EACH: u64 = 500;
+    let (_fake, pool) = pool("striped", &[("min_size", "2"), ("max_size", "3")]);
+    let pool = Arc::new(pool);
+    let returned = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (pool, returned) = (pool.clone(), returned.clone());
+            std::thread::spawn(move || {
+                for _ in 0..EACH {
+                    drop(pool.acquire(None).unwrap());
+                    returned.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    while !workers.iter().all(|w| w.is_finished()) {
+        let before = returned.load(Ordering::SeqCst);
+        let counted = pool.stats().acquires;
+        assert!(counted >= before, "{counted} < {before}");
+        assert!(counted <= THREADS * EACH);
+        std::thread::yield_now();
+    }
+    workers.into_iter().for_each(|w| w.join().unwrap());
+    let s = pool.stats();
+    assert_eq!(s.acquires, THREADS * EACH);
+    assert_eq!((s.in_use, s.waiting), (0, 0));
+    assert_eq!(s.idle, s.total);
+}
+
+/// A thread gets back the connection it held last when that one is
+/// second from the top (its memory is still in the thread's core's
+/// cache); otherwise, the most recently given back one is taken.
+#[test]
+fn a_thread_takes_back_its_own_connection_from_under_the_top() {
+    let (_fake, pool) = pool("affinity", &[("min_size", "2"), ("max_size", "2")]);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    let a = pool.acquire(None).unwrap();
+    let b = std::thread::scope(|s| s.spawn(|| pool.acquire(None).unwrap()).join().unwrap());
+    let (a_id, b_id) = (a.id(), b.id());
+    drop(a);
+    // Held by another thread, given back last: on top.
+    drop(b);
+    let again = pool.acquire(None).unwrap();
+    assert_eq!(again.id(), a_id, "this thread's own, under the top");
+    drop(again);
+    // A thread that gave none back takes the top (LIFO).
+    let p = &pool;
+    std::thread::scope(|s| {
+        s.spawn(|| assert_eq!(p.acquire(None).unwrap().id(), a_id));
+    });
+    // Both given back by this thread: the top one.
+    let (x, y) = (pool.acquire(None).unwrap(), pool.acquire(None).unwrap());
+    let y_id = y.id();
+    drop(x);
+    drop(y);
+    assert_eq!(pool.acquire(None).unwrap().id(), y_id);
+    assert_ne!(a_id, b_id);
+    let s = pool.stats();
+    assert_eq!((s.idle, s.in_use, s.total), (2, 0, 2));
+}
