@@ -164,7 +164,7 @@ pub mod blocking {
     /// How long an idle thread spins for new work before it sleeps.
     const SPIN: Duration = Duration::from_micros(50);
     static SPIN_PAYS: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| {
-        std::thread::available_parallelism().is_ok_and(|n| n.get() > 2)
+        std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
     });
     /// How long short jobs wait with no job starting before threads are
     /// added for them.
@@ -313,8 +313,10 @@ pub mod blocking {
                 st.idle += 1;
                 continue;
             }
-            // Spinning only pays with a core to spare: on two or fewer it
-            // competes with the host's event loop for the CPU.
+            // Spinning only pays with a second core: on one it keeps the
+            // thread that would submit the next job from running. On two,
+            // the host's loop runs on the other one and its next statement
+            // (SQLite) is taken with no sleep and wake-up on either side.
             if !st.spinning && *SPIN_PAYS {
                 st.spinning = true;
                 drop(st);
