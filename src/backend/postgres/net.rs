@@ -484,10 +484,15 @@ fn spin_until_woken(flag: &Flag, until: Instant) -> bool {
     let mut spins = 0u32;
     while !flag.woken.load(Ordering::SeqCst) {
         spins += 1;
-        if spins % 32 == 0 && Instant::now() >= until {
-            break;
+        if spins % 32 == 0 {
+            if Instant::now() >= until {
+                break;
+            }
+            // The library thread may be queued behind this one on its CPU.
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
         }
-        std::hint::spin_loop();
     }
     flag.sleeping.store(was_sleeping, Ordering::SeqCst);
     // Looked at after `sleeping` is back: a wake after this writes the
