@@ -10,7 +10,11 @@ a SQLite statement runs on a library thread that wakes the task's
 descriptor. While the loop has nothing else to do, the first poll waits
 for a quick answer itself (until the loop's own selector becomes
 readable, at most ``IDLE_WAIT_US``), so a fast statement completes without
-a round of the loop. Cancelling the waiting task calls
+a round of the loop. A query on an idle connection takes one C call for
+all that (``sqlpool_conn_query_into_start``: its rows then come as the
+blocking API reads them, with no future), and so does an acquire that
+finds an idle connection with nobody queued before it
+(``sqlpool_pool_acquire_now_or_async``). Cancelling the waiting task calls
 ``sqlpool_task_cancel``; the loop keeps driving the operation until the
 server has ended it (or the connection is closed).
 
