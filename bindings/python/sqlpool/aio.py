@@ -152,10 +152,11 @@ IDLE_WAIT_US = 10_000
 # The arguments for "do not wait", as ctypes instances (passed as they are,
 # with no conversion per call).
 _NO_WAIT = (c_uint64(0), c_int(-1))
-# (loop, its selector's descriptor or -1, the full budget's arguments) for
-# the loop seen last: one tuple, replaced whole (loops on other threads may
-# replace it).
-_LOOP_FD: "tuple[Any, int, Any]" = (None, -1, _NO_WAIT)
+# (weak reference to a loop, its selector's descriptor or -1, the full
+# budget's arguments) for the loop seen last: one tuple, replaced whole
+# (loops on other threads may replace it). Weak: a closed loop is freed
+# with its queue (see _queue).
+_LOOP_FD: "tuple[Any, int, Any]" = (lambda: None, -1, _NO_WAIT)
 
 
 def _loop_fd(loop: asyncio.AbstractEventLoop) -> "tuple[Any, int, Any]":
@@ -168,7 +169,7 @@ def _loop_fd(loop: asyncio.AbstractEventLoop) -> "tuple[Any, int, Any]":
         fd = loop._selector.fileno()  # type: ignore[attr-defined]
     except (AttributeError, NotImplementedError):
         fd = -1
-    known = _LOOP_FD = (loop, fd, (c_uint64(IDLE_WAIT_US), c_int(fd)))
+    known = _LOOP_FD = (weakref.ref(loop), fd, (c_uint64(IDLE_WAIT_US), c_int(fd)))
     return known
 
 
@@ -181,7 +182,7 @@ def _idle_budget(loop: asyncio.AbstractEventLoop) -> "tuple[Any, Any]":
     work. (0, -1) for loops whose internals differ (uvloop, Windows).
     Both as ctypes arguments."""
     known = _LOOP_FD
-    if known[0] is not loop:
+    if known[0]() is not loop:
         known = _loop_fd(loop)
     if known[1] < 0 or loop._ready:  # type: ignore[attr-defined]
         return _NO_WAIT
@@ -372,8 +373,9 @@ def _free_queue_later(queue: _LoopQueue) -> None:
         pass
 
 
-# (loop, its queue) for the loop seen last: one tuple, replaced whole.
-_LAST_QUEUE: "tuple[Any, Optional[_LoopQueue]]" = (None, None)
+# (weak reference to a loop, its queue) for the loop seen last: one tuple,
+# replaced whole. Weak: the loop's finalizer frees the queue.
+_LAST_QUEUE: "tuple[Any, Optional[_LoopQueue]]" = (lambda: None, None)
 
 
 def _queue() -> _LoopQueue:
@@ -381,14 +383,14 @@ def _queue() -> _LoopQueue:
     global _LAST_QUEUE
     loop = _get_loop()
     known, q = _LAST_QUEUE
-    if known is loop and q is not None and q.ptr is not None and q.generation == _managed._generation:
+    if known() is loop and q is not None and q.ptr is not None and q.generation == _managed._generation:
         return q
     q = _queues.get(loop)
     if q is None or q.ptr is None or q.generation != fork_generation():
         q = _LoopQueue(loop)
         _queues[loop] = q
         weakref.finalize(loop, _free_queue_later, q)
-    _LAST_QUEUE = (loop, q)
+    _LAST_QUEUE = (weakref.ref(loop), q)
     return q
 
 
