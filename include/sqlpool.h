@@ -985,6 +985,31 @@ sqlpool_status sqlpool_pool_acquire_async(struct sqlpool_pool *pool,
                                           uint64_t *op_id);
 
 /*
+ `sqlpool_pool_acquire_async` on a queue that skips the queue when it
+ can: when an idle connection is free now (the pool gives released
+ connections to queued waiters first, so none is taken ahead of them)
+ and checking it needs no round trip, it is taken in this call and
+ `SQLPOOL_OK` returned with `*conn` set (the caller releases it with
+ `sqlpool_conn_release`): no operation starts and no completion follows
+ (`*op_id` untouched). Otherwise the acquire starts as
+ `sqlpool_pool_acquire_async(pool, timeout_ms, queue, NULL, user_data,
+ op_id)` would start it, and `SQLPOOL_EMPTY` is returned with `*op_id`
+ set: exactly one completion follows on `queue` (`*conn` untouched).
+
+ Errors (no connection, no operation, no completion): those of
+ `sqlpool_pool_acquire_async` (`conn`, `queue` or `op_id` NULL:
+ `SQLPOOL_INVALID_ARGUMENT`), and an acquire that fails at once
+ (`SQLPOOL_POOL_CLOSED`, `SQLPOOL_POOL_EXHAUSTED`). Never blocks.
+ Thread-safe.
+ */
+sqlpool_status sqlpool_pool_acquire_now_or_async(struct sqlpool_pool *pool,
+                                                 int64_t timeout_ms,
+                                                 struct sqlpool_queue *queue,
+                                                 void *user_data,
+                                                 struct sqlpool_conn **conn,
+                                                 uint64_t *op_id);
+
+/*
  Starts `sqlpool_conn_execute` on a blocking thread of the library: `sql`
  and `params` (NULL for none) are copied now, so the caller may free or
  reuse them at once. Completion kind `SQLPOOL_OP_EXECUTE`, with
@@ -1137,6 +1162,41 @@ sqlpool_status sqlpool_conn_execute_batch_start(struct sqlpool_conn *conn,
                                                 const struct sqlpool_params *const *param_sets,
                                                 size_t count,
                                                 struct sqlpool_task **task);
+
+/*
+ `sqlpool_conn_query_into` as a loop-driven operation, started and
+ polled once in one call (for bindings that pay per call): starts the
+ query as `sqlpool_conn_query_packed_start` does, then polls it as
+ `sqlpool_task_poll(task, wait_us, stop_fd, ...)` would.
+
+ Returns `SQLPOOL_OK` when the query completed in this call: its result
+ is in `buf` and `*out` exactly as `sqlpool_conn_query_into` leaves them
+ (`*out` NULL, or a result the caller frees with `sqlpool_result_free`),
+ no task remains and `*task` and `*wait` are untouched. Returns
+ `SQLPOOL_EMPTY` while it is unfinished: `*task` is the caller's task, to
+ poll with `sqlpool_task_poll` (its completion then comes as
+ `sqlpool_conn_query_packed_start`'s does, not in `buf`) and free with
+ `sqlpool_task_free`; `*wait` says what to wait for; `buf` and `*out` are
+ untouched. Any other status is the query's error (as
+ `sqlpool_conn_query_into`'s, the thread's last error describes it) or
+ one of `sqlpool_conn_query_packed_start`'s: nothing remains to free.
+
+ Errors as `sqlpool_conn_query_packed_start` and
+ `sqlpool_conn_query_into` (`SQLPOOL_BUFFER_TOO_SMALL` for `buf_len`
+ below `SQLPOOL_QUERY_HEADER_SIZE`, checked before the query starts).
+ Waits at most `wait_us` microseconds, as `sqlpool_task_poll` does.
+ */
+sqlpool_status sqlpool_conn_query_into_start(struct sqlpool_conn *conn,
+                                             const char *sql,
+                                             const uint8_t *params,
+                                             size_t params_len,
+                                             uint8_t *buf,
+                                             size_t buf_len,
+                                             struct sqlpool_result **out,
+                                             uint64_t wait_us,
+                                             int stop_fd,
+                                             struct sqlpool_task **task,
+                                             struct sqlpool_wait *wait);
 
 /*
  Advances a task as far as it goes; waits at most `wait_us`

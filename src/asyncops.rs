@@ -164,7 +164,7 @@ pub mod blocking {
     /// How long an idle thread spins for new work before it sleeps.
     const SPIN: Duration = Duration::from_micros(50);
     static SPIN_PAYS: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| {
-        std::thread::available_parallelism().is_ok_and(|n| n.get() > 2)
+        std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
     });
     /// How long short jobs wait with no job starting before threads are
     /// added for them.
@@ -313,8 +313,10 @@ pub mod blocking {
                 st.idle += 1;
                 continue;
             }
-            // Spinning only pays with a core to spare: on two or fewer it
-            // competes with the host's event loop for the CPU.
+            // Spinning only pays with a second core: on one it keeps the
+            // thread that would submit the next job from running. On two,
+            // the host's loop runs on the other one and its next statement
+            // (SQLite) is taken with no sleep and wake-up on either side.
             if !st.spinning && *SPIN_PAYS {
                 st.spinning = true;
                 drop(st);
@@ -692,39 +694,91 @@ where
 /// returns); otherwise a runtime task goes on with the same acquire.
 pub fn start_acquire(op: Op, pool: Arc<Pool>, timeout: Option<Duration>, sink: Sink) {
     let mut acquiring = pool.start_acquire(timeout);
-    // What the calling thread can do: finish at once, or hand the rest
-    // (a waiter, a checkout to check with a round trip) to a task.
-    enum Fast {
-        Done(Result<Checkout>),
-        Continue(Option<Checkout>),
+    match first_step(&pool, &mut acquiring) {
+        FirstStep::Done(outcome) => {
+            let outcome = outcome.and_then(|c| accept(&op.ctl, &mut acquiring, c));
+            finish(op, OpKind::Acquire, outcome.map(Output::Conn), sink);
+        }
+        FirstStep::Continue(first) => continue_acquire(op, pool, acquiring, first, sink),
     }
-    let fast = catch_unwind(AssertUnwindSafe(|| {
+}
+
+/// What [`acquire_now_or_start`] did.
+#[allow(clippy::large_enum_variant)] // returned once, moved at once
+pub enum AcquiredNow {
+    /// A connection taken on the calling thread: no operation started.
+    Conn(Checkout),
+    /// The acquire goes on as an operation (`start` was called).
+    Started,
+}
+
+/// An acquire that completes on the calling thread when it can (an idle
+/// connection, no waiter ahead, no round trip to check it): no operation,
+/// no completion. Otherwise `start` registers an operation and the acquire
+/// goes on as [`start_acquire`]'s does, with what this step found.
+pub fn acquire_now_or_start(
+    pool: Arc<Pool>,
+    timeout: Option<Duration>,
+    start: impl FnOnce() -> Result<(Op, Sink)>,
+) -> Result<AcquiredNow> {
+    let mut acquiring = pool.start_acquire(timeout);
+    match first_step(&pool, &mut acquiring) {
+        FirstStep::Done(outcome) => {
+            let checkout = outcome?;
+            Ok(AcquiredNow::Conn(
+                acquiring.accept(checkout, || "async acquire".to_owned()),
+            ))
+        }
+        FirstStep::Continue(first) => {
+            // (A failure drops `first`: dropping an unchecked checkout gives
+            // it back to the pool; this thread may block for that.)
+            let (op, sink) = start()?;
+            continue_acquire(op, pool, acquiring, first, sink);
+            Ok(AcquiredNow::Started)
+        }
+    }
+}
+
+/// What an acquire's calling thread could do.
+enum FirstStep {
+    /// Done: a checked connection (not yet accepted), or the error.
+    Done(Result<Checkout>),
+    /// A task goes on: to wait, or to check this connection with a round
+    /// trip.
+    Continue(Option<Checkout>),
+}
+
+/// The part of an acquire done on the calling thread: an idle connection
+/// (the pool hands idle ones to queued waiters first, so none is taken
+/// ahead of them) checked when that needs no round trip.
+fn first_step(pool: &Arc<Pool>, acquiring: &mut Acquiring) -> FirstStep {
+    catch_unwind(AssertUnwindSafe(|| {
         let mut checkout = match acquiring.poll(None) {
             Ok(Some(checkout)) => checkout,
-            Ok(None) => return Fast::Continue(None),
-            Err(e) => return Fast::Done(Err(e)),
+            Ok(None) => return FirstStep::Continue(None),
+            Err(e) => return FirstStep::Done(Err(e)),
         };
         if pool.check_blocks(&checkout) {
-            return Fast::Continue(Some(checkout));
+            return FirstStep::Continue(Some(checkout));
         }
         if !pool.check(&mut checkout, &mut || acquiring.deadline()) {
             // Failed its check (dropping a SQLite connection here is
             // fine): the task tries again.
-            return Fast::Continue(None);
+            return FirstStep::Continue(None);
         }
-        Fast::Done(accept(&op.ctl, &mut acquiring, checkout))
-    }));
-    let first = match fast {
-        Ok(Fast::Done(outcome)) => {
-            finish(op, OpKind::Acquire, outcome.map(Output::Conn), sink);
-            return;
-        }
-        Ok(Fast::Continue(first)) => first,
-        Err(p) => {
-            finish(op, OpKind::Acquire, Err(panic_error(&*p)), sink);
-            return;
-        }
-    };
+        FirstStep::Done(Ok(checkout))
+    }))
+    .unwrap_or_else(|p| FirstStep::Done(Err(panic_error(&*p))))
+}
+
+/// The rest of an acquire, as a runtime task.
+fn continue_acquire(
+    op: Op,
+    pool: Arc<Pool>,
+    acquiring: Acquiring,
+    first: Option<Checkout>,
+    sink: Sink,
+) {
     let rt = op.rt;
     rt.spawn(async move {
         let acquiring = acquire(&op.ctl, &pool, acquiring, first);

@@ -667,6 +667,60 @@ pub unsafe extern "C" fn sqlpool_pool_acquire_async(
     })
 }
 
+/// `sqlpool_pool_acquire_async` on a queue that skips the queue when it
+/// can: when an idle connection is free now (the pool gives released
+/// connections to queued waiters first, so none is taken ahead of them)
+/// and checking it needs no round trip, it is taken in this call and
+/// `SQLPOOL_OK` returned with `*conn` set (the caller releases it with
+/// `sqlpool_conn_release`): no operation starts and no completion follows
+/// (`*op_id` untouched). Otherwise the acquire starts as
+/// `sqlpool_pool_acquire_async(pool, timeout_ms, queue, NULL, user_data,
+/// op_id)` would start it, and `SQLPOOL_EMPTY` is returned with `*op_id`
+/// set: exactly one completion follows on `queue` (`*conn` untouched).
+///
+/// Errors (no connection, no operation, no completion): those of
+/// `sqlpool_pool_acquire_async` (`conn`, `queue` or `op_id` NULL:
+/// `SQLPOOL_INVALID_ARGUMENT`), and an acquire that fails at once
+/// (`SQLPOOL_POOL_CLOSED`, `SQLPOOL_POOL_EXHAUSTED`). Never blocks.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_pool_acquire_now_or_async(
+    pool: *mut sqlpool_pool,
+    timeout_ms: i64,
+    queue: *mut sqlpool_queue,
+    user_data: *mut c_void,
+    conn: *mut *mut sqlpool_conn,
+    op_id: *mut u64,
+) -> sqlpool_status {
+    let mut pending = false;
+    let status = boundary(|| {
+        let conn = super::out_arg(conn, "conn")?;
+        // Checked here; written by `bind` only if an operation starts.
+        super::out_arg(op_id, "op_id")?;
+        let pool = POOLS.get(handle(pool, "pool")?)?;
+        let queue = QUEUES.get(handle(queue, "queue")?)?;
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let start = || {
+            let op = Op::new()?;
+            let sink = bind(Target::Queue(queue), &op, user_data, op_id)?;
+            Ok((op, sink))
+        };
+        match asyncops::acquire_now_or_start(pool, timeout, start)? {
+            asyncops::AcquiredNow::Conn(checkout) => {
+                let h = CONNS.insert(ConnSlot::pooled(checkout))?;
+                conn.put(h as *mut sqlpool_conn);
+            }
+            asyncops::AcquiredNow::Started => pending = true,
+        }
+        Ok(())
+    });
+    if status == Status::Ok && pending {
+        Status::Empty
+    } else {
+        status
+    }
+}
+
 /// Starts `sqlpool_conn_execute` on a blocking thread of the library: `sql`
 /// and `params` (NULL for none) are copied now, so the caller may free or
 /// reuse them at once. Completion kind `SQLPOOL_OP_EXECUTE`, with
@@ -878,16 +932,89 @@ struct TaskState {
 
 static TASKS: HandleTable<Task> = HandleTable::new(HandleKind::Task);
 
+/// Where one `Task::advance` left the task.
+enum Advanced {
+    /// Unfinished: what to wait for before the next poll.
+    Waiting(sqlpool_wait),
+    /// Completed (the connection is no longer busy).
+    Done(OpKind, Result<Output>),
+}
+
+impl Task {
+    /// Advances the operation as far as it goes, waiting at most `wait_us`
+    /// (see `sqlpool_task_poll`); `Err` when the task cannot be polled.
+    fn advance(&self, wait_us: u64, stop_fd: c_int) -> Result<Advanced> {
+        let mut st = self.state.try_lock().map_err(|e| match e {
+            std::sync::TryLockError::WouldBlock => Error::new(
+                Status::Busy,
+                "the task is being polled by another thread (one call at a time)",
+            ),
+            std::sync::TryLockError::Poisoned(_) => {
+                Error::misuse("the task was poisoned by an earlier panic; free it")
+            }
+        })?;
+        let TaskState {
+            future,
+            stepper,
+            kind,
+        } = &mut *st;
+        let kind = *kind;
+        let Some(fut) = future.as_mut() else {
+            return Err(Error::misuse("this task has already completed; free it"));
+        };
+        use crate::backend::postgres::net::Step;
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            if wait_us == 0 {
+                stepper.step(fut.as_mut())
+            } else {
+                // At most an hour: `Instant` arithmetic cannot overflow.
+                let budget = Duration::from_micros(wait_us.min(3_600_000_000));
+                let until = std::time::Instant::now() + budget;
+                let stop = (stop_fd >= 0).then_some(stop_fd);
+                stepper.step_until(fut.as_mut(), until, stop)
+            }
+        }));
+        let outcome = match step {
+            Ok(Step::Waiting) => return Ok(Advanced::Waiting(wait_of(stepper))),
+            Ok(Step::Ready(outcome)) => outcome,
+            Ok(Step::Stuck) => Err(Error::new(
+                Status::Internal,
+                "internal: a PostgreSQL operation stalled with nothing to wait for",
+            )),
+            Err(p) => Err(Error::new(
+                Status::Panic,
+                format!(
+                    "internal panic in a loop-driven operation: {}",
+                    crate::error::panic_message(&*p)
+                ),
+            )),
+        };
+        // Ends the operation; a connection still lent (stuck, panicked)
+        // goes back marked broken.
+        *future = None;
+        Ok(Advanced::Done(kind, outcome))
+    }
+}
+
 /// Lends the connection to a task the caller's loop will drive.
 fn start_loop_task(conn: *mut sqlpool_conn, work: Work, out: *mut *mut sqlpool_task) -> Result<()> {
     let out: Out<*mut sqlpool_task> = super::out_arg(out, "task")?;
+    let task = new_loop_task(conn, work)?;
+    let th = TASKS.insert(Arc::new(task))?;
+    out.put(th as *mut sqlpool_task);
+    Ok(())
+}
+
+/// A task for `work` on the connection, not yet registered (nothing runs
+/// before its first poll).
+fn new_loop_task(conn: *mut sqlpool_conn, work: Work) -> Result<Task> {
     let h = handle(conn, "conn")?;
     // A stale handle, or a call in progress on it, fails now.
     let postgres = with_conn(conn, |c| {
         Ok(c.pooled()?.conn().backend_name() == "postgresql")
     })?;
     if !postgres {
-        return start_sqlite_task(h, work, out);
+        return new_sqlite_task(h, work);
     }
     let in_flight = InFlight::claim(h)?;
     let slot = CONNS.get(h)?;
@@ -908,7 +1035,8 @@ fn start_loop_task(conn: *mut sqlpool_conn, work: Work, out: *mut *mut sqlpool_t
         drop(lent);
         outcome
     });
-    let task = Task {
+    // Dropped unpolled, the future gives the connection back as it was.
+    Ok(Task {
         state: Mutex::new(TaskState {
             future: Some(future),
             stepper: crate::backend::postgres::net::Stepper::new(),
@@ -916,17 +1044,13 @@ fn start_loop_task(conn: *mut sqlpool_conn, work: Work, out: *mut *mut sqlpool_t
         }),
         canceller,
         cancelled: None,
-    };
-    // On failure the unpolled future drops: the connection goes back as it was.
-    let th = TASKS.insert(Arc::new(task))?;
-    out.put(th as *mut sqlpool_task);
-    Ok(())
+    })
 }
 
 /// SQLite's statements are synchronous: the task hands the work to one
 /// of the library's blocking threads, and that thread's completion wakes
 /// the task's own descriptor.
-fn start_sqlite_task(h: usize, work: Work, out: Out<*mut sqlpool_task>) -> Result<()> {
+fn new_sqlite_task(h: usize, work: Work) -> Result<Task> {
     asyncops::runtime()?; // the blocking threads
     let stepper = crate::backend::postgres::net::Stepper::with_wakeups().map_err(|e| {
         Error::new(
@@ -964,7 +1088,7 @@ fn start_sqlite_task(h: usize, work: Work, out: Out<*mut sqlpool_task>) -> Resul
                 ))
             })
     });
-    let task = Task {
+    Ok(Task {
         state: Mutex::new(TaskState {
             future: Some(future),
             stepper,
@@ -972,10 +1096,7 @@ fn start_sqlite_task(h: usize, work: Work, out: Out<*mut sqlpool_task>) -> Resul
         }),
         canceller,
         cancelled: Some(cancelled),
-    };
-    let th = TASKS.insert(Arc::new(task))?;
-    out.put(th as *mut sqlpool_task);
-    Ok(())
+    })
 }
 
 fn wait_of(stepper: &crate::backend::postgres::net::Stepper) -> sqlpool_wait {
@@ -1124,6 +1245,80 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch_start(
     })
 }
 
+/// `sqlpool_conn_query_into` as a loop-driven operation, started and
+/// polled once in one call (for bindings that pay per call): starts the
+/// query as `sqlpool_conn_query_packed_start` does, then polls it as
+/// `sqlpool_task_poll(task, wait_us, stop_fd, ...)` would.
+///
+/// Returns `SQLPOOL_OK` when the query completed in this call: its result
+/// is in `buf` and `*out` exactly as `sqlpool_conn_query_into` leaves them
+/// (`*out` NULL, or a result the caller frees with `sqlpool_result_free`),
+/// no task remains and `*task` and `*wait` are untouched. Returns
+/// `SQLPOOL_EMPTY` while it is unfinished: `*task` is the caller's task, to
+/// poll with `sqlpool_task_poll` (its completion then comes as
+/// `sqlpool_conn_query_packed_start`'s does, not in `buf`) and free with
+/// `sqlpool_task_free`; `*wait` says what to wait for; `buf` and `*out` are
+/// untouched. Any other status is the query's error (as
+/// `sqlpool_conn_query_into`'s, the thread's last error describes it) or
+/// one of `sqlpool_conn_query_packed_start`'s: nothing remains to free.
+///
+/// Errors as `sqlpool_conn_query_packed_start` and
+/// `sqlpool_conn_query_into` (`SQLPOOL_BUFFER_TOO_SMALL` for `buf_len`
+/// below `SQLPOOL_QUERY_HEADER_SIZE`, checked before the query starts).
+/// Waits at most `wait_us` microseconds, as `sqlpool_task_poll` does.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sqlpool_conn_query_into_start(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    params: *const u8,
+    params_len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    out: *mut *mut super::sqlpool_result,
+    wait_us: u64,
+    stop_fd: c_int,
+    task: *mut *mut sqlpool_task,
+    wait: *mut sqlpool_wait,
+) -> sqlpool_status {
+    let mut pending = false;
+    let status = boundary(|| {
+        let out = super::out_arg(out, "out")?;
+        let task_out: Out<*mut sqlpool_task> = super::out_arg(task, "task")?;
+        let wait = super::out_arg(wait, "wait")?;
+        let buf = unsafe { super::conn::into_buf(buf, buf_len) }?;
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let params = super::params::unpack_params(unsafe {
+            super::bytes_arg(params, params_len, "params")
+        }?)?;
+        let started = new_loop_task(conn, Work::Query(sql, params))?;
+        match started.advance(wait_us, stop_fd)? {
+            Advanced::Waiting(w) => {
+                // On failure the task drops unfinished: its connection is
+                // marked broken, nothing leaks.
+                let th = TASKS.insert(Arc::new(started))?;
+                task_out.put(th as *mut sqlpool_task);
+                wait.put(w);
+                pending = true;
+                Ok(())
+            }
+            Advanced::Done(_, Ok(Output::Result(result))) => {
+                super::conn::result_into(result, buf, out)
+            }
+            Advanced::Done(_, Ok(_)) => Err(Error::new(
+                Status::Internal,
+                "internal: a query completed without a result",
+            )),
+            Advanced::Done(_, Err(e)) => Err(e),
+        }
+    });
+    if status == Status::Ok && pending {
+        Status::Empty
+    } else {
+        status
+    }
+}
+
 /// Advances a task as far as it goes; waits at most `wait_us`
 /// microseconds (0: never blocks).
 ///
@@ -1165,59 +1360,15 @@ pub unsafe extern "C" fn sqlpool_task_poll(
         let out = super::out_arg(out, "out")?;
         let info = Out::optional(info);
         let task = TASKS.get(handle(task, "task")?)?;
-        let mut st = task.state.try_lock().map_err(|e| match e {
-            std::sync::TryLockError::WouldBlock => Error::new(
-                Status::Busy,
-                "the task is being polled by another thread (one call at a time)",
-            ),
-            std::sync::TryLockError::Poisoned(_) => {
-                Error::misuse("the task was poisoned by an earlier panic; free it")
-            }
-        })?;
-        let TaskState {
-            future,
-            stepper,
-            kind,
-        } = &mut *st;
-        let kind = *kind;
-        let Some(fut) = future.as_mut() else {
-            return Err(Error::misuse("this task has already completed; free it"));
-        };
-        use crate::backend::postgres::net::Step;
-        let step = catch_unwind(AssertUnwindSafe(|| {
-            if wait_us == 0 {
-                stepper.step(fut.as_mut())
-            } else {
-                // At most an hour: `Instant` arithmetic cannot overflow.
-                let budget = Duration::from_micros(wait_us.min(3_600_000_000));
-                let until = std::time::Instant::now() + budget;
-                let stop = (stop_fd >= 0).then_some(stop_fd);
-                stepper.step_until(fut.as_mut(), until, stop)
-            }
-        }));
-        let outcome = match step {
-            Ok(Step::Waiting) => {
-                wait.put(wait_of(stepper));
+        let (kind, outcome) = match task.advance(wait_us, stop_fd)? {
+            Advanced::Waiting(w) => {
+                wait.put(w);
                 pending = true;
                 return Ok(());
             }
-            Ok(Step::Ready(outcome)) => outcome,
-            Ok(Step::Stuck) => Err(Error::new(
-                Status::Internal,
-                "internal: a PostgreSQL operation stalled with nothing to wait for",
-            )),
-            Err(p) => Err(Error::new(
-                Status::Panic,
-                format!(
-                    "internal panic in a loop-driven operation: {}",
-                    crate::error::panic_message(&*p)
-                ),
-            )),
+            Advanced::Done(kind, outcome) => (kind, outcome),
         };
-        // Ends the operation; a connection still lent (stuck, panicked)
-        // goes back marked broken.
-        *future = None;
-        drop(st);
+        drop(task);
         if let (Ok(Output::Result(_)), Some(info)) = (&outcome, info) {
             let Ok(Output::Result(rs)) = outcome else {
                 unreachable!("matched above")

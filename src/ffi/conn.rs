@@ -343,28 +343,47 @@ pub unsafe extern "C" fn sqlpool_conn_query_into(
 ) -> sqlpool_status {
     boundary(|| {
         let out = out_arg(out, "out")?;
-        if buf.is_null() {
-            return Err(Error::invalid_argument("buf is NULL"));
-        }
-        if buf_len < SQLPOOL_QUERY_HEADER_SIZE {
-            return Err(Error::new(
-                Status::BufferTooSmall,
-                format!("buf_len {buf_len} is below SQLPOOL_QUERY_HEADER_SIZE ({SQLPOOL_QUERY_HEADER_SIZE})"),
-            ));
-        }
+        let buf = unsafe { into_buf(buf, buf_len) }?;
         let sql = unsafe { str_arg(sql, "sql") }?;
         let params = unpack_params(unsafe { bytes_arg(params, params_len, "params") }?)?;
         let result = with_conn(conn, |c| c.conn().query(sql, &params))?;
-        // SAFETY: checked non-NULL above; the caller provides `buf_len`
-        // writable bytes (documented), not used by anything else meanwhile.
-        let buf = unsafe { std::slice::from_raw_parts_mut(buf, buf_len) };
-        if packed_into(&result, buf) {
-            out.put(std::ptr::null_mut());
-            Ok(())
-        } else {
-            store_result(result, out)
-        }
+        result_into(result, buf, out)
     })
+}
+
+/// The buffer of `sqlpool_conn_query_into` (and its loop-driven form),
+/// checked: not NULL, at least `SQLPOOL_QUERY_HEADER_SIZE` bytes.
+///
+/// # Safety
+/// `buf` points to `buf_len` writable bytes nothing else uses meanwhile.
+pub(super) unsafe fn into_buf<'a>(buf: *mut u8, buf_len: usize) -> Result<&'a mut [u8]> {
+    if buf.is_null() {
+        return Err(Error::invalid_argument("buf is NULL"));
+    }
+    if buf_len < SQLPOOL_QUERY_HEADER_SIZE {
+        return Err(Error::new(
+            Status::BufferTooSmall,
+            format!("buf_len {buf_len} is below SQLPOOL_QUERY_HEADER_SIZE ({SQLPOOL_QUERY_HEADER_SIZE})"),
+        ));
+    }
+    // SAFETY: checked non-NULL above; the caller provides `buf_len`
+    // writable bytes (documented), not used by anything else meanwhile.
+    Ok(unsafe { std::slice::from_raw_parts_mut(buf, buf_len) })
+}
+
+/// A query's result as `sqlpool_conn_query_into` hands it over: in `buf`
+/// when it fits (`*out` NULL), else also through `*out`.
+pub(super) fn result_into(
+    result: ResultSet,
+    buf: &mut [u8],
+    out: Out<*mut sqlpool_result>,
+) -> Result<()> {
+    if packed_into(&result, buf) {
+        out.put(std::ptr::null_mut());
+        Ok(())
+    } else {
+        store_result(result, out)
+    }
 }
 
 /// Writes `result`'s header, names and packed first row into `buf` (at

@@ -10,7 +10,11 @@ a SQLite statement runs on a library thread that wakes the task's
 descriptor. While the loop has nothing else to do, the first poll waits
 for a quick answer itself (until the loop's own selector becomes
 readable, at most ``IDLE_WAIT_US``), so a fast statement completes without
-a round of the loop. Cancelling the waiting task calls
+a round of the loop. A query on an idle connection takes one C call for
+all that (``sqlpool_conn_query_into_start``: its rows then come as the
+blocking API reads them, with no future), and so does an acquire that
+finds an idle connection with nobody queued before it
+(``sqlpool_pool_acquire_now_or_async``). Cancelling the waiting task calls
 ``sqlpool_task_cancel``; the loop keeps driving the operation until the
 server has ended it (or the connection is closed).
 
@@ -39,13 +43,14 @@ from ctypes import POINTER, Structure, byref, c_char_p, c_int, c_int64, c_size_t
 from types import TracebackType
 from typing import Any, Callable, Dict, Generator, Iterable, List, Optional, Type, Union
 
-from . import _convert, _lib
+from . import _convert, _lib, _managed
 from ._convert import Params, ParamSets, build_params, free_params
 from ._lib import Completion, lib
 from ._managed import Managed, fork_generation
 from ._options import Duration, IsolationLevel, isolation_value
 from .errors import NotSupportedError, check, last_error
-from .pool import _TX_DEFERRABLE, _TX_READ_ONLY, Rollback, _PoolBase, encode_sql, timeout_ms
+from .pool import (_PLANS, _SCRATCH_LEN, _SIZE_0, _SIZES, _TX_DEFERRABLE, _TX_READ_ONLY, Rollback, _plan,
+                   _PoolBase, _read_into, _scratch, encode_sql, timeout_ms)
 from .row import Row
 
 __all__ = ["AsyncPool", "AsyncConnection", "AsyncTransaction"]
@@ -94,12 +99,31 @@ _TASK_PROTOTYPES = {
 # Whether statements are driven by the event loop (a library without the
 # sqlpool_task functions, or tests, use the completion queue instead).
 loop_driven: bool = _lib._declare(_TASK_PROTOTYPES, required=False)
+# One C call for the common cases (an older library lacks them: the
+# general paths then take every call).
+_FAST_PROTOTYPES = {
+    "sqlpool_conn_query_into_start": (
+        c_uint32,
+        [c_void_p, c_char_p, c_char_p, c_size_t, c_void_p, c_size_t, POINTER(c_void_p),
+         c_uint64, c_int, _lib.handle_p, POINTER(_Wait)],
+    ),
+    "sqlpool_pool_acquire_now_or_async": (
+        c_uint32, [c_void_p, c_int64, c_void_p, c_void_p, POINTER(c_void_p), POINTER(c_uint64)]),
+}
+_fast: bool = _lib._declare(_FAST_PROTOTYPES, required=False)
+# Tests switch the fast paths off to exercise the general ones.
+query_in_one_call: bool = loop_driven and _fast
+acquire_in_one_call: bool = _fast
 _EMPTY = _lib.EMPTY
 if loop_driven:
     _task_poll = lib.sqlpool_task_poll
     _task_free = lib.sqlpool_task_free
     _query_start = lib.sqlpool_conn_query_packed_start
     _execute_start = lib.sqlpool_conn_execute_packed_start
+if _fast:
+    _query_into_start = lib.sqlpool_conn_query_into_start
+    _acquire_now_or_async = lib.sqlpool_pool_acquire_now_or_async
+_conn_release = lib.sqlpool_conn_release
 _pack_params = _convert.pack_params
 _select = select.select
 _get_loop = asyncio.get_running_loop
@@ -118,32 +142,56 @@ def _sql_bytes(sql: str) -> bytes:
     return s
 
 # How long the first poll of an operation may wait for the server when the
-# loop has nothing else to do (see _idle_budget), in microseconds.
-IDLE_WAIT_US = 1000
+# loop has nothing else to do (see _idle_budget), in microseconds. The
+# loop's own descriptor and its next timer cut it short, so a longer bound
+# takes nothing from the loop; a shorter one (1 ms) made each wait arm a
+# near kernel timer, about 10 us more per query on a VM.
+IDLE_WAIT_US = 10_000
 
 
-def _idle_budget(loop: asyncio.AbstractEventLoop) -> "tuple[int, int]":
+# The arguments for "do not wait", as ctypes instances (passed as they are,
+# with no conversion per call).
+_NO_WAIT = (c_uint64(0), c_int(-1))
+# (weak reference to a loop, its selector's descriptor or -1, the full
+# budget's arguments) for the loop seen last: one tuple, replaced whole
+# (loops on other threads may replace it). Weak: a closed loop is freed
+# with its queue (see _queue).
+_LOOP_FD: "tuple[Any, int, Any]" = (lambda: None, -1, _NO_WAIT)
+
+
+def _loop_fd(loop: asyncio.AbstractEventLoop) -> "tuple[Any, int, Any]":
+    """Learns the descriptor of the loop's selector; -1 for loops whose
+    internals differ (uvloop, Windows)."""
+    global _LOOP_FD
+    try:
+        loop._ready  # type: ignore[attr-defined]
+        loop._scheduled  # type: ignore[attr-defined]
+        fd = loop._selector.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, NotImplementedError):
+        fd = -1
+    known = _LOOP_FD = (weakref.ref(loop), fd, (c_uint64(IDLE_WAIT_US), c_int(fd)))
+    return known
+
+
+def _idle_budget(loop: asyncio.AbstractEventLoop) -> "tuple[Any, Any]":
     """(microseconds, loop descriptor) the first poll of an operation may
     wait for the server inside the call: only while the loop has nothing
     else to do — no callback ready, nothing due before then — and only
     until the loop's own descriptor (its selector) becomes readable, so
     the wait replaces the loop's idle wait and takes nothing from other
-    work. (0, -1) for loops whose internals differ (uvloop, Windows)."""
-    try:
-        if loop._ready:  # type: ignore[attr-defined]
-            return 0, -1
-        fd = loop._selector.fileno()  # type: ignore[attr-defined]
-        scheduled = loop._scheduled  # type: ignore[attr-defined]
-    except (AttributeError, NotImplementedError):
-        return 0, -1
-    budget = IDLE_WAIT_US
+    work. (0, -1) for loops whose internals differ (uvloop, Windows).
+    Both as ctypes arguments."""
+    known = _LOOP_FD
+    if known[0]() is not loop:
+        known = _loop_fd(loop)
+    if known[1] < 0 or loop._ready:  # type: ignore[attr-defined]
+        return _NO_WAIT
+    scheduled = loop._scheduled  # type: ignore[attr-defined]
     if scheduled:
         left = int((scheduled[0].when() - loop.time()) * 1e6)
-        if left < budget:
-            budget = left
-    if budget <= 0 or fd < 0:
-        return 0, -1
-    return budget, fd
+        if left < IDLE_WAIT_US:
+            return (c_uint64(left), known[2][1]) if left > 0 else _NO_WAIT
+    return known[2]
 
 
 class _Op:
@@ -179,6 +227,11 @@ class _LoopQueue:
         self.fd = fd.value
         self.ops: Dict[int, _Op] = {}
         self._completion = Completion()
+        # Out-parameters of sqlpool_pool_acquire_now_or_async (one loop, one
+        # thread: read right after each call).
+        self.conn_out = c_void_p()
+        self.op_out = c_uint64()
+        self.acquire_refs = (byref(self.conn_out), byref(self.op_out))
         self._loop_ref = weakref.ref(loop)
         try:
             loop.add_reader(self.fd, self.drain)
@@ -205,10 +258,10 @@ class _LoopQueue:
         if loop is None or op.future.done():
             return
         budget, stop_fd = _idle_budget(loop)
-        if budget <= 0:
+        if budget.value <= 0:
             return
         try:
-            ready, _, _ = _select([self.fd, stop_fd], (), (), budget / 1e6)
+            ready, _, _ = _select([self.fd, stop_fd.value], (), (), budget.value / 1e6)
         except (OSError, ValueError):
             return
         if self.fd in ready:
@@ -320,14 +373,24 @@ def _free_queue_later(queue: _LoopQueue) -> None:
         pass
 
 
+# (weak reference to a loop, its queue) for the loop seen last: one tuple,
+# replaced whole. Weak: the loop's finalizer frees the queue.
+_LAST_QUEUE: "tuple[Any, Optional[_LoopQueue]]" = (lambda: None, None)
+
+
 def _queue() -> _LoopQueue:
     """The running loop's completion queue (created on first use)."""
-    loop = asyncio.get_running_loop()
+    global _LAST_QUEUE
+    loop = _get_loop()
+    known, q = _LAST_QUEUE
+    if known() is loop and q is not None and q.ptr is not None and q.generation == _managed._generation:
+        return q
     q = _queues.get(loop)
     if q is None or q.ptr is None or q.generation != fork_generation():
         q = _LoopQueue(loop)
         _queues[loop] = q
         weakref.finalize(loop, _free_queue_later, q)
+    _LAST_QUEUE = (weakref.ref(loop), q)
     return q
 
 
@@ -360,7 +423,7 @@ class _Driver:
 
     __slots__ = ("loop", "ptr", "future", "kind", "reader", "mode", "first_only", "generation",
                  "watched", "timer", "timer_at", "idle", "_wait", "_completion", "_info",
-                 "_refs", "task_out", "task_ref")
+                 "_refs", "wait_ref", "task_out", "task_ref")
 
     def __init__(self) -> None:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
@@ -379,13 +442,14 @@ class _Driver:
         self._completion = Completion()
         self._info = _lib.QueryInfo()
         self._refs = (byref(self._wait), byref(self._completion), byref(self._info))
+        self.wait_ref = self._refs[0]
         self.task_out = c_void_p()
         self.task_ref = byref(self.task_out)
 
-    def begin(self, loop: asyncio.AbstractEventLoop, ptr: int, kind: int,
+    def adopt(self, loop: asyncio.AbstractEventLoop, ptr: int, kind: int,
               reader: Optional[Callable[..., Any]], mode: int,
               first_only: Optional[bool]) -> "asyncio.Future[Any]":
-        """Takes a started task and polls it once; returns its future."""
+        """Takes a started task; returns its future."""
         self.loop = loop
         self.ptr = ptr
         self.generation = fork_generation()
@@ -394,6 +458,24 @@ class _Driver:
         self.reader = reader
         self.mode = mode
         self.first_only = first_only
+        return fut
+
+    def follow(self, loop: asyncio.AbstractEventLoop, ptr: int, kind: int, mode: int,
+               first_only: Optional[bool]) -> "asyncio.Future[Any]":
+        """Takes a task already polled once (its wait in ``self._wait``):
+        the loop drives the rest; returns its future."""
+        fut = self.adopt(loop, ptr, kind, None, mode, first_only)
+        try:
+            self._watch()
+        except Exception:  # noqa: BLE001 - as step
+            _log.exception("sqlpool: driving an operation failed")
+        return fut
+
+    def begin(self, loop: asyncio.AbstractEventLoop, ptr: int, kind: int,
+              reader: Optional[Callable[..., Any]], mode: int,
+              first_only: Optional[bool]) -> "asyncio.Future[Any]":
+        """Takes a started task and polls it once; returns its future."""
+        fut = self.adopt(loop, ptr, kind, reader, mode, first_only)
         budget, stop_fd = _idle_budget(loop)
         wait, completion, info = self._refs
         try:
@@ -585,6 +667,20 @@ def _nothing() -> None:
     pass
 
 
+class _Later:
+    """A loop-driven operation's future (what ``_query_now`` returns when
+    the operation did not complete in its first call)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: "asyncio.Future[Any]") -> None:
+        self.future = future
+
+
+# ``_query_now``: the general path must take the call.
+_GENERAL: Any = object()
+
+
 def _bulk_completion_notify() -> int:
     return 5  # SQLPOOL_OP_NOTIFY (bulk.COMPLETION_NOTIFY)
 
@@ -657,16 +753,41 @@ class AsyncPool(_PoolBase):
         Raises PoolTimeout, PoolClosed, TooManyRequests."""
         return _AcquireContext(self, timeout)
 
-    async def _acquire(self, timeout: Optional[Duration]) -> "AsyncConnection":
-        h = await self._live_handle()
+    def _acquire_now(self, timeout: Optional[Duration]) -> Any:
+        """The common case in one C call: an idle connection taken now (the
+        library never takes one ahead of queued waiters). Otherwise the
+        acquire started as an operation, ``(op_id, _Op)``, or None when the
+        general path must take it all."""
+        h = self._ptr
+        if h is None or self._generation != _managed._generation or not acquire_in_one_call:
+            return None
         q = _queue()
-        op_id = c_uint64()
-        check(lib.sqlpool_pool_acquire_async(h, timeout_ms(timeout), q.ptr, None, None, byref(op_id)))
-        op = q.register(op_id.value, _lib.COMPLETION_ACQUIRE)
-        # An idle connection is handed over before the call returns: take
-        # it now rather than after a turn of the event loop.
-        q.drain()
-        ptr = await _await_op(op_id.value, op)
+        conn_ref, op_ref = q.acquire_refs
+        st = _acquire_now_or_async(h, -1 if timeout is None else timeout_ms(timeout), q.ptr, None,
+                                   conn_ref, op_ref)
+        if st == 0:
+            return self._connection_class(self, q.conn_out.value)
+        if st == _EMPTY:
+            # Started as an operation: its completion will come on the queue.
+            op_id = q.op_out.value
+            return op_id, q.register(op_id, _lib.COMPLETION_ACQUIRE)
+        raise last_error(st)
+
+    async def _acquire(self, timeout: Optional[Duration], started: Any = None) -> "AsyncConnection":
+        """Waits for a connection; ``started``: what _acquire_now returned."""
+        if started is not None:
+            op_id, op = started
+        else:
+            h = await self._live_handle()
+            q = _queue()
+            out = c_uint64()
+            check(lib.sqlpool_pool_acquire_async(h, timeout_ms(timeout), q.ptr, None, None, byref(out)))
+            op_id = out.value
+            op = q.register(op_id, _lib.COMPLETION_ACQUIRE)
+            # An idle connection is handed over before the call returns: take
+            # it now rather than after a turn of the event loop.
+            q.drain()
+        ptr = await _await_op(op_id, op)
         return self._connection_class(self, ptr)
 
     async def execute(self, sql: str, parameters: Params = None) -> int:
@@ -712,11 +833,20 @@ class _AcquireContext:
         self._conn: Optional[AsyncConnection] = None
 
     def __await__(self) -> Generator[Any, None, "AsyncConnection"]:
-        return self._pool._acquire(self._timeout).__await__()
+        return self._acquire().__await__()
+
+    async def _acquire(self) -> "AsyncConnection":
+        got = self._pool._acquire_now(self._timeout)
+        if got is None or type(got) is tuple:
+            return await self._pool._acquire(self._timeout, got)
+        return got  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> "AsyncConnection":
-        self._conn = await self._pool._acquire(self._timeout)
-        return self._conn
+        got = self._pool._acquire_now(self._timeout)
+        if got is None or type(got) is tuple:
+            got = await self._pool._acquire(self._timeout, got)
+        self._conn = got
+        return got  # type: ignore[no-any-return]
 
     async def __aexit__(self, *exc_info: Any) -> None:
         conn, self._conn = self._conn, None
@@ -734,6 +864,9 @@ class _Done:
         yield  # pragma: no cover
 
 
+_DONE = _Done()
+
+
 class AsyncConnection(Managed):
     """A connection borrowed from an :class:`AsyncPool`.
 
@@ -748,7 +881,7 @@ class AsyncConnection(Managed):
     def __init__(self, pool: AsyncPool, ptr: int) -> None:
         self._pool = pool  # keeps the pool alive while the connection is
         self._postgres = pool._postgres
-        self._lock = asyncio.Lock()
+        self._guard: Optional[asyncio.Lock] = None  # made when first needed
         self._current: Optional["asyncio.Future[Any]"] = None
         self._driver: Optional[_Driver] = None
         if loop_driven:
@@ -757,7 +890,20 @@ class AsyncConnection(Managed):
             except IndexError:
                 self._driver = _Driver()
         self._tx_depth = 0
-        self._adopt(ptr)
+        self._cptr: Optional[c_void_p] = None  # the handle as a ctypes argument, made when first needed
+        # Managed._adopt, without its getpid(): a connection belongs to its
+        # pool's process.
+        self._ptr = ptr
+        self._generation = _managed._generation
+        self._pid = pool._pid
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        """Serialises operations that wait their turn."""
+        g = self._guard
+        if g is None:
+            g = self._guard = asyncio.Lock()
+        return g
 
     @property
     def pool(self) -> AsyncPool:
@@ -786,7 +932,7 @@ class AsyncConnection(Managed):
             # An abandoned operation still runs on it: release after it ends.
             cur.add_done_callback(lambda _f: lib.sqlpool_conn_release(ptr))
             return
-        lib.sqlpool_conn_release(ptr)
+        _conn_release(ptr)
         if d is not None and not d.idle and len(_SPARE_DRIVERS) < _SPARE_DRIVERS_MAX:
             # Idle: the next connection object takes it (its ctypes buffers
             # cost more to make than an acquire).
@@ -796,9 +942,14 @@ class AsyncConnection(Managed):
 
     def close(self) -> _Done:  # type: ignore[override]
         """Gives the connection back to its pool. Idempotent; may be awaited."""
-        Managed.close(self)
+        ptr = self._ptr
+        if ptr is not None:
+            self._ptr = None
+            self._cptr = None
+            if self._generation == _managed._generation:  # else the parent's
+                self._free(ptr)
         self._tx_depth = 0
-        return _Done()
+        return _DONE
 
     release = close
 
@@ -819,7 +970,8 @@ class AsyncConnection(Managed):
 
     def _idle_now(self) -> bool:
         """No operation in flight and nobody waiting for the connection."""
-        if self._lock.locked():
+        g = self._guard
+        if g is not None and g.locked():
             return False
         d = self._driver
         if d is not None and d.ptr is not None:
@@ -852,10 +1004,7 @@ class AsyncConnection(Managed):
         packable. Starts the operation and polls it (a quick answer
         completes it now); None when the general path must take it."""
         d = self._driver
-        if d is None or d.ptr is not None or self._lock.locked():
-            return None
-        cur = self._current
-        if cur is not None and not cur.done():
+        if d is None or not self._idle_now():
             return None
         packed = _pack_params(parameters)
         if packed is None:
@@ -864,6 +1013,43 @@ class AsyncConnection(Managed):
         if st:
             raise last_error(st)
         return d.begin(_get_loop(), d.task_out.value, kind, None, self._pool._read_mode, first_only)
+
+    def _query_now(self, sql: str, parameters: Params, first_only: bool) -> Any:
+        """A query in one C call (``sqlpool_conn_query_into_start``) when
+        the connection is idle and the parameters packable: the rows when it
+        completed in the call (read as the blocking API reads them), a
+        ``_Later`` when the loop drives the rest, ``_GENERAL`` when the
+        general path must take it (nothing started then)."""
+        d = self._driver
+        if d is None or d.ptr is not None or not query_in_one_call:
+            return _GENERAL
+        g = self._guard
+        cur = self._current
+        if (g is not None and g.locked()) or (cur is not None and not cur.done()):
+            return _GENERAL
+        plan = _PLANS.get(sql) or _plan(sql)
+        if parameters is None:
+            packed, size = None, _SIZE_0
+        else:
+            packed = _pack_params(parameters)
+            if packed is None:
+                return _GENERAL
+            n = len(packed)
+            size = _SIZES[n] if n < 256 else n
+        cptr = self._cptr
+        if cptr is None or self._generation != _managed._generation:
+            cptr = self._cptr = c_void_p(self._handle())
+        loop = _get_loop()
+        budget, stop_fd = _idle_budget(loop)
+        buf, view, out, out_ref = _scratch.t
+        st = _query_into_start(cptr, plan.sql, packed, size, view, _SCRATCH_LEN, out_ref, budget, stop_fd,
+                               d.task_ref, d.wait_ref)
+        if st == 0:
+            return _read_into(buf, out.value, plan, self._pool._read_mode, first_only)
+        if st == _EMPTY:
+            return _Later(d.follow(loop, d.task_out.value, _lib.COMPLETION_QUERY, self._pool._read_mode,
+                                   first_only))
+        raise last_error(st)
 
     def _begin(self, d: _Driver, start: Callable[[int, Any], int], kind: int,
                reader: Optional[Callable[..., Any]], first_only: Optional[bool]) -> "asyncio.Future[Any]":
@@ -942,6 +1128,11 @@ class AsyncConnection(Managed):
 
     async def query(self, sql: str, parameters: Params = None) -> List[Row]:
         """Runs one query; returns every row."""
+        rows = self._query_now(sql, parameters, False)
+        if rows is not _GENERAL:
+            if rows.__class__ is _Later:
+                return await self._driver.outcome(rows.future)  # type: ignore[union-attr, no-any-return]
+            return rows  # type: ignore[no-any-return]
         if self._driver is not None:
             fut = self._start_packed(_query_start, sql, parameters, _lib.COMPLETION_QUERY, False)
             if fut is not None:
@@ -950,6 +1141,11 @@ class AsyncConnection(Managed):
 
     async def query_first(self, sql: str, parameters: Params = None) -> Optional[Row]:
         """Runs one query; returns its first row, or None."""
+        row = self._query_now(sql, parameters, True)
+        if row is not _GENERAL:
+            if row.__class__ is _Later:
+                return await self._driver.outcome(row.future)  # type: ignore[union-attr, no-any-return]
+            return row  # type: ignore[no-any-return]
         if self._driver is not None:
             fut = self._start_packed(_query_start, sql, parameters, _lib.COMPLETION_QUERY, True)
             if fut is not None:

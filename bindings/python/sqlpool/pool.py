@@ -174,9 +174,14 @@ def _query_into(conn: "Connection", sql: str, parameters: Params, first_only: bo
     st = _query_into_fn(conn._cptr, plan.sql, packed, size, view, _SCRATCH_LEN, out_ref)
     if st:
         raise last_error(st)
-    mode = conn._pool._read_mode
+    return _read_into(buf, out.value, plan, conn._pool._read_mode, first_only)
+
+
+def _read_into(buf: bytearray, res: Optional[int], plan: _Plan, mode: int, first_only: bool) -> Any:
+    """The rows of a query that ``sqlpool_conn_query_into`` (or
+    ``sqlpool_conn_query_into_start``) wrote into ``buf``, with ``res``
+    its ``*out``: the result to read the rest from (then freed), or None."""
     rows, _ncols, nlen, flen, _dlen, texts, nulls = _HEADER(buf)
-    res = out.value
     if res is not None:  # more than the buffer holds
         try:
             if nlen and not (first_only and flen):

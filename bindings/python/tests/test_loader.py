@@ -72,6 +72,7 @@ def _all_tables():
     tables = dict(_lib._PROTOTYPES)
     tables.update(_lib._ASYNC_PROTOTYPES)
     tables.update(sqlpool.aio._TASK_PROTOTYPES)
+    tables.update(sqlpool.aio._FAST_PROTOTYPES)
     tables.update(sqlpool.bulk._PROTOTYPES)
     return tables
 

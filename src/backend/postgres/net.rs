@@ -125,6 +125,9 @@ pub struct Stuck;
 struct Flag {
     woken: AtomicBool,
     sleeping: AtomicBool,
+    /// The eventfd was written since it was last drained (draining an
+    /// unwritten one would be a wasted system call).
+    written: AtomicBool,
     /// The thread's eventfd, shared by its drivers' flags (a waker kept
     /// past its call keeps the descriptor open; a late wake through it is
     /// a spurious, harmless wake-up of a later call).
@@ -145,6 +148,7 @@ impl Flag {
         Flag {
             woken: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
+            written: AtomicBool::new(false),
             event: THREAD_EVENT.with(Clone::clone),
         }
     }
@@ -157,7 +161,16 @@ impl Flag {
         self.event.as_deref().map(AsRawFd::as_raw_fd)
     }
 
+    /// Drains the eventfd if this flag wrote it (a stepper's eventfd is its
+    /// own: nothing else writes it).
+    fn drain_if_written(&self) {
+        if self.written.load(Ordering::SeqCst) {
+            self.drain();
+        }
+    }
+
     fn drain(&self) {
+        self.written.store(false, Ordering::SeqCst);
         if let Some(fd) = self.raw_event_fd() {
             let mut buf = [0u8; 8];
             // SAFETY: reads at most 8 bytes into `buf`.
@@ -172,6 +185,9 @@ impl Flag {
                 let one: u64 = 1;
                 // SAFETY: writes 8 bytes from `one`.
                 unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+                // After the write: a drain that misses it leaves the
+                // descriptor readable, and the next one reads it.
+                self.written.store(true, Ordering::SeqCst);
             }
         }
     }
@@ -294,6 +310,7 @@ impl Stepper {
             flag: Arc::new(Flag {
                 woken: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
+                written: AtomicBool::new(false),
                 event: None,
             }),
             waits: Waits::default(),
@@ -333,6 +350,8 @@ impl Stepper {
                 // Always signal the descriptor: the host's loop, not this
                 // stepper, does the sleeping.
                 sleeping: AtomicBool::new(true),
+                // (Spare descriptors were drained.)
+                written: AtomicBool::new(false),
                 event: Some(event),
             }),
             waits: Waits::default(),
@@ -348,7 +367,7 @@ impl Stepper {
             self.waits.wake_at = None;
             self.flag.woken.store(false, Ordering::SeqCst);
             // Before polling: a wake during the poll leaves it readable.
-            self.flag.drain();
+            self.flag.drain_if_written();
             let previous =
                 BLOCKING.with(|b| b.borrow_mut().replace(std::mem::take(&mut self.waits)));
             let outcome = fut.as_mut().poll(&mut cx);
@@ -407,6 +426,10 @@ impl Stepper {
             if end <= now {
                 continue;
             }
+            if self.waits_only_for_wakes() && spin_until_woken(&self.flag, end.min(now + WAKE_SPIN))
+            {
+                continue;
+            }
             fds.clear();
             fds.extend_from_slice(&self.waits.fds);
             if let Some(fd) = stop_fd {
@@ -423,6 +446,14 @@ impl Stepper {
         }
     }
 
+    /// Whether the future waits only for a wake from another thread (work
+    /// handed to a library thread), not for a socket or a deadline.
+    fn waits_only_for_wakes(&self) -> bool {
+        self.waits.wake_at.is_none()
+            && self.waits.fds.len() == 1
+            && self.flag.event_fd() == Some(self.waits.fds[0].fd)
+    }
+
     /// After [`Step::Waiting`]: the descriptors and `poll(2)` events waited for.
     pub fn fds(&self) -> impl Iterator<Item = (RawFd, i16)> + '_ {
         self.waits.fds.iter().map(|p| (p.fd, p.events))
@@ -432,6 +463,41 @@ impl Stepper {
     pub fn wake_at(&self) -> Option<Instant> {
         self.waits.wake_at
     }
+}
+
+/// How long [`Stepper::step_until`] spins for a wake from a library thread
+/// before it sleeps: a quick statement handed to one (SQLite) then
+/// completes with no sleep and wake-up of the waiting thread.
+const WAKE_SPIN: std::time::Duration = std::time::Duration::from_micros(40);
+
+/// Spins until `flag` is woken (true) or `until` (false); at once false on
+/// a single CPU, where the waker cannot run meanwhile. A wake while it
+/// spins writes no eventfd (the spinner sees the flag).
+fn spin_until_woken(flag: &Flag, until: Instant) -> bool {
+    static SPIN_PAYS: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| {
+        std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+    });
+    if !*SPIN_PAYS {
+        return false;
+    }
+    let was_sleeping = flag.sleeping.swap(false, Ordering::SeqCst);
+    let mut spins = 0u32;
+    while !flag.woken.load(Ordering::SeqCst) {
+        spins += 1;
+        if spins % 32 == 0 {
+            if Instant::now() >= until {
+                break;
+            }
+            // The library thread may be queued behind this one on its CPU.
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    flag.sleeping.store(was_sleeping, Ordering::SeqCst);
+    // Looked at after `sleeping` is back: a wake after this writes the
+    // eventfd, one before it is seen here.
+    flag.woken.load(Ordering::SeqCst)
 }
 
 /// poll(2) with a timeout in microseconds (ppoll where available); the
@@ -480,7 +546,7 @@ impl Drop for Stepper {
         let Some(event) = self.flag.event.clone() else {
             return;
         };
-        self.flag.drain();
+        self.flag.drain_if_written();
         // (After a fork, the next `with_wakeups` finds the pool stale.)
         let mut spare = SPARE_EVENTS.lock().unwrap_or_else(|p| p.into_inner());
         if spare.1.len() < SPARE_EVENTS_KEPT {
