@@ -705,6 +705,19 @@ impl PgSocket {
     }
 }
 
+/// Bytes one socket read takes at most.
+const READ_SCRATCH_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// Where a socket read lands before it is copied to the caller: zeroed
+    /// once per thread. Reading into the caller's buffer would zero all of
+    /// its spare capacity on every read (`ReadBuf::initialize_unfilled`:
+    /// tokio-postgres's codec passes it uninitialised), a memset of 8 KiB
+    /// or more for a 20-byte answer.
+    static READ_SCRATCH: RefCell<Box<[u8]>> =
+        RefCell::new(vec![0; READ_SCRATCH_SIZE].into_boxed_slice());
+}
+
 impl AsyncRead for PgSocket {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -713,15 +726,17 @@ impl AsyncRead for PgSocket {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            let unfilled = buf.initialize_unfilled();
-            match this.io(|s| match s {
-                Stream::Tcp(t) => t.read(unfilled),
-                Stream::Unix(u) => u.read(unfilled),
-            }) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
+            let read: io::Result<usize> = READ_SCRATCH.with_borrow_mut(|scratch| {
+                let scratch = &mut scratch[..buf.remaining().min(READ_SCRATCH_SIZE)];
+                let n = this.io(|s| match s {
+                    Stream::Tcp(t) => t.read(scratch),
+                    Stream::Unix(u) => u.read(scratch),
+                })?;
+                buf.put_slice(&scratch[..n]);
+                Ok(n)
+            });
+            match read {
+                Ok(_) => return Poll::Ready(Ok(())),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Poll::Ready(Err(e)),
