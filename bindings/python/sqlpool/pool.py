@@ -12,7 +12,7 @@ from ctypes import byref, c_char, c_char_p, c_size_t, c_uint64, c_void_p, create
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union
 
-from . import _convert, _managed
+from . import _convert, _lib, _managed
 from ._convert import Params, build_param_sets, build_params, free_params
 from ._lib import BUFFER_TOO_SMALL as _BUFFER_TOO_SMALL
 from ._lib import CONN_CALLBACK, QUERY_HEADER_SIZE, PoolStats, lib
@@ -70,7 +70,8 @@ def _query(fn: Any, handle: int, sql: str, parameters: Params, reader: Any, mode
 
 
 _pack_params = _convert.pack_params
-_query_into_fn = lib.sqlpool_conn_query_into
+# Called with ctypes instances, bytes or None only (see _lib.unchecked).
+_query_into_fn = _lib.unchecked("sqlpool_conn_query_into")
 _result_free = lib.sqlpool_result_free
 _shape_of = _convert.shape_of
 _decode_text = _convert.decode_text
@@ -166,7 +167,7 @@ def _query_into(conn: "Connection", sql: str, parameters: Params, first_only: bo
         if packed is None:  # named parameters, other types: the parameter list
             return conn._query(sql, parameters, _convert.read_first if first_only else _convert.read_result)
         n = len(packed)
-        size = _SIZES[n] if n < 256 else n
+        size = _SIZES[n] if n < 256 else c_size_t(n)
     if conn._ptr is None or conn._generation != _managed._generation:
         conn._handle()  # raises
     buf, view, out, out_ref = _scratch.t
