@@ -506,7 +506,9 @@ typedef struct sqlpool_stream sqlpool_stream;
  eventfd) when it is done.
 
  Started by `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
- their `_packed_start` forms or `sqlpool_conn_execute_batch_start`; then call `sqlpool_task_poll` until
+ their `_packed_start` forms, `sqlpool_conn_execute_batch_start` or
+ `sqlpool_conn_query_into_start` (when the query does not complete in
+ that call); then call `sqlpool_task_poll` until
  it returns `SQLPOOL_OK` (the completion), each time after what it last
  reported in its `sqlpool_wait` happened: a descriptor became ready, or
  the timeout passed (calling it earlier is harmless). Each poll does
@@ -526,7 +528,7 @@ typedef struct sqlpool_stream sqlpool_stream;
 
  Functions: `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
  `sqlpool_conn_execute_packed_start`, `sqlpool_conn_query_packed_start`,
- `sqlpool_conn_execute_batch_start`,
+ `sqlpool_conn_execute_batch_start`, `sqlpool_conn_query_into_start`,
  `sqlpool_task_poll`,
  `sqlpool_task_cancel`, `sqlpool_task_free`.
  */
