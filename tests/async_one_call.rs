@@ -122,6 +122,10 @@ fn sqlite_acquire_now_never_jumps_queued_waiters() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_acquire_now_never_jumps_queued_waiters() {
     let Some(pg) = PgServer::shared() else {
         eprintln!("skipped (no PostgreSQL server available)");
@@ -170,15 +174,6 @@ fn acquire_now_or_async_refuses_bad_arguments_and_closed_pools() {
     no_completion(q);
     ok(sqlpool_queue_free(q));
     close(pool);
-}
-
-fn empty_wait() -> sqlpool_wait {
-    sqlpool_wait {
-        count: 0,
-        fds: [-1; 4],
-        events: [0; 4],
-        timeout_us: -1,
-    }
 }
 
 const HEADER: usize = SQLPOOL_QUERY_HEADER_SIZE;
@@ -303,6 +298,10 @@ fn sqlite_query_into_start() {
 }
 
 #[test]
+#[cfg_attr(
+    sqlpool_no_pg,
+    ignore = "needs PostgreSQL (built with --cfg sqlpool_no_pg)"
+)]
 fn postgres_query_into_start() {
     let Some(pg) = PgServer::shared() else {
         eprintln!("skipped (no PostgreSQL server available)");

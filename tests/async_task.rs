@@ -31,15 +31,6 @@ struct Done {
     sqlstate: String,
 }
 
-fn empty_wait() -> sqlpool_wait {
-    sqlpool_wait {
-        count: 0,
-        fds: [-1; 4],
-        events: [0; 4],
-        timeout_us: -1,
-    }
-}
-
 fn empty_completion() -> sqlpool_completion {
     sqlpool_completion {
         op_id: 0,

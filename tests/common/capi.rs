@@ -293,3 +293,13 @@ impl<T> Clone for Send<T> {
 impl<T> Copy for Send<T> {}
 unsafe impl<T> std::marker::Send for Send<T> {}
 unsafe impl<T> Sync for Send<T> {}
+
+/// A `sqlpool_wait` with nothing in it, for `sqlpool_task_poll` to fill.
+pub fn empty_wait() -> sqlpool_wait {
+    sqlpool_wait {
+        count: 0,
+        fds: [-1; 4],
+        events: [0; 4],
+        timeout_us: -1,
+    }
+}
