@@ -7,6 +7,15 @@
 //! machine ([`Acquire`]) serves blocking threads and async tasks: they
 //! differ only in how they wait (a condvar or a waker) and where the
 //! checkout check runs.
+//!
+//! A thread that gives a connection back while nobody waits parks it in a
+//! spot of its own ([`ParkingSpot`]) and takes it back from there, and a
+//! checkout refers to the pool through its thread's [`Lane`]: two threads
+//! that each borrow and return a connection write no cache line the other
+//! uses (no pool lock, no shared reference count). Parked connections
+//! count as idle; a thread that finds no idle one steals a parked one, and
+//! a caller that queues takes every parked one to the queue first (see
+//! [`Shared::park`] for why none is missed).
 
 mod manage;
 mod stats;
@@ -17,8 +26,8 @@ pub use manage::Manage;
 pub use stats::{Counters, Stats};
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -49,12 +58,62 @@ struct Idle<M: Manage> {
     /// When it was last given back: the idle clock. Only a caller's use
     /// resets it, never the health check.
     since: Instant,
-    /// The thread that held it last ([`stats::thread_number`];
-    /// `NO_THREAD` for a new one).
-    held_by: usize,
 }
 
-const NO_THREAD: usize = usize::MAX;
+/// Threads park in spot `thread_number % PARKING_SPOTS` and use the lane
+/// of the same number.
+const PARKING_SPOTS: usize = 16;
+
+fn my_spot() -> usize {
+    stats::thread_number() % PARKING_SPOTS
+}
+
+/// The pool as the checkouts of one spot's threads refer to it: each
+/// thread bumps the reference count of its own lane (on a cache line of
+/// its own) instead of one count that every thread writes.
+#[repr(align(128))]
+struct Lane<M: Manage> {
+    shared: Arc<Shared<M>>,
+}
+
+/// One thread's parking spot (threads whose numbers collide share it), on
+/// cache lines of its own.
+#[repr(align(128))]
+struct ParkingSpot<M: Manage> {
+    /// Whether `parked` holds a connection, changed only under its lock:
+    /// other threads read it (and take no lock) to find one to steal.
+    occupied: AtomicBool,
+    parked: Mutex<Option<Idle<M>>>,
+}
+
+impl<M: Manage> ParkingSpot<M> {
+    /// Empties the spot if it holds a connection.
+    fn take(&self) -> Option<Idle<M>> {
+        if !self.occupied.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut parked = lock(&self.parked);
+        // Under the lock, as every change to the flag: a thread parking
+        // right after must not find its flag cleared.
+        self.occupied.store(false, Ordering::SeqCst);
+        parked.take()
+    }
+}
+
+/// What a release reads to decide whether it may park (written under the
+/// state lock, read without it), on a line the hot path only reads.
+#[repr(align(128))]
+struct ParkingRules {
+    /// How many callers are queued (`State::waiters`' length): parked
+    /// connections would pass them by.
+    waiting: AtomicUsize,
+    /// The generation a connection must be of to be parked; `NO_PARKING`
+    /// while the pool is closed or holds more than `max_size` (a released
+    /// connection may have to close).
+    parkable: AtomicU64,
+}
+
+const NO_PARKING: u64 = u64::MAX;
 
 enum Handoff<M: Manage> {
     Conn(Idle<M>),
@@ -91,16 +150,16 @@ struct CheckoutInfo {
     reported: bool,
 }
 
-/// In declaration order (`repr(C)`): what every acquire and release
-/// writes comes first, on the cache line of the lock word (see [`Shared`]),
+/// In declaration order (`repr(C)`): what every acquire and release that
+/// does not use a parking spot writes comes first, on the cache line of the lock word (see [`Shared`]),
 /// so the two threads that pass the lock back and forth pass one line, not
 /// several.
 #[repr(C)]
 struct State<M: Manage> {
-    /// Least recently used at the bottom, taken from the top.
+    /// Least recently used at the bottom, taken from the top. (Parked
+    /// connections are idle too; those held by callers are the open ones
+    /// counted nowhere else.)
     idle: Vec<Idle<M>>,
-    /// Held by callers.
-    in_use: u32,
     /// Open connections plus those being opened.
     total: u32,
     pending: u32,
@@ -122,20 +181,6 @@ struct State<M: Manage> {
     checked_out: HashMap<u64, CheckoutInfo>,
 }
 
-impl<M: Manage> State<M> {
-    /// Takes an idle connection from the top for thread `me`: the one `me`
-    /// held last, if it is one of the top two (its memory is still in this
-    /// core's cache: two threads each reuse their own instead of passing
-    /// both back and forth), else the top one.
-    fn take_idle_conn(&mut self, me: usize) -> Option<Idle<M>> {
-        let top = self.idle.len().checked_sub(1)?;
-        if top > 0 && self.idle[top].held_by != me && self.idle[top - 1].held_by == me {
-            return Some(self.idle.remove(top - 1));
-        }
-        self.idle.pop()
-    }
-}
-
 /// `repr(C)`, the state first: its lock word and the start of [`State`]
 /// open a cache line (the counters' stripes align it to 128 bytes).
 #[repr(C)]
@@ -150,21 +195,25 @@ struct Shared<M: Manage> {
     /// Fixed at open, so the hot path reads it without the state lock.
     tracks_leaks: bool,
     max_lifetime: Duration,
+    rules: ParkingRules,
+    spots: [ParkingSpot<M>; PARKING_SPOTS],
 }
 
 /// A pool of connections. Share it freely across threads.
 pub struct Pool<M: Manage> {
     shared: Arc<Shared<M>>,
+    /// One per parking spot.
+    lanes: Vec<Arc<Lane<M>>>,
 }
 
 /// A borrowed connection; dropping it gives it back to the pool.
 pub struct Checkout<M: Manage> {
     pooled: Option<Pooled<M>>,
-    shared: Arc<Shared<M>>,
+    lane: Arc<Lane<M>>,
     /// Failed the checkout check: close it when dropped.
     discard: bool,
     /// The thread that took it ([`stats::thread_number`], read once per
-    /// acquire): its counter stripe, and the connection's `held_by`.
+    /// acquire): its counter stripe.
     thread: usize,
 }
 
@@ -207,7 +256,6 @@ impl<M: Manage> Pool<M> {
                 idle: Vec::new(),
                 total: 0,
                 pending: 0,
-                in_use: 0,
                 checking: 0,
                 handing: 0,
                 waiters: VecDeque::new(),
@@ -225,6 +273,14 @@ impl<M: Manage> Pool<M> {
             manager,
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
+            rules: ParkingRules {
+                waiting: AtomicUsize::new(0),
+                parkable: AtomicU64::new(0),
+            },
+            spots: std::array::from_fn(|_| ParkingSpot {
+                occupied: AtomicBool::new(false),
+                parked: Mutex::new(None),
+            }),
         });
         let lazy = lock(&shared.state).settings.lazy;
         let first = if lazy { None } else { Some(shared.connect()?) };
@@ -235,17 +291,29 @@ impl<M: Manage> Pool<M> {
                 st.idle.push(Idle {
                     pooled,
                     since: Instant::now(),
-                    held_by: NO_THREAD,
                 });
             }
             refill(&shared, &mut st);
+            shared.update_parking(&st);
         }
         log::emit(
             Level::Info,
             "sqlpool::pool",
             &format!("pool started for {}", shared.name),
         );
-        Ok(Pool { shared })
+        let lanes = (0..PARKING_SPOTS)
+            .map(|_| {
+                Arc::new(Lane {
+                    shared: shared.clone(),
+                })
+            })
+            .collect();
+        Ok(Pool { shared, lanes })
+    }
+
+    /// The calling thread's lane.
+    fn lane(&self) -> &Arc<Lane<M>> {
+        &self.lanes[my_spot()]
     }
 
     pub fn settings(&self) -> Settings {
@@ -279,7 +347,7 @@ impl<M: Manage> Pool<M> {
     /// connection if there is one now, not yet checked (finish with
     /// [`Checkout::checked`]; else go on with [`Pool::acquire_waiting`]).
     pub fn take_idle(&self) -> Result<Option<Checkout<M>>> {
-        self.shared.take_idle()
+        self.shared.take_idle(self.lane())
     }
 
     /// The rest of [`Pool::acquire`]: queues for a connection. `started`:
@@ -308,7 +376,7 @@ impl<M: Manage> Pool<M> {
     /// task (see [`Acquire`]).
     pub fn start_acquire(&self, timeout: Option<Duration>) -> Acquire<M> {
         Acquire {
-            shared: self.shared.clone(),
+            lane: self.lane().clone(),
             started: None,
             timeout,
             waiter: None,
@@ -337,10 +405,20 @@ impl<M: Manage> Pool<M> {
     pub fn stats(&self) -> Stats {
         let st = lock(&self.shared.state);
         let c = &self.shared.counters;
+        let parked = self
+            .shared
+            .spots
+            .iter()
+            .filter(|s| s.occupied.load(Ordering::SeqCst))
+            .count() as u32;
+        let open = st.total - st.pending;
+        let idle = st.idle.len() as u32 + parked;
         Stats {
-            total: st.total - st.pending,
-            idle: st.idle.len() as u32,
-            in_use: st.in_use,
+            total: open,
+            idle,
+            // The rest (a connection moving between a spot and a caller
+            // meanwhile can make a snapshot one off).
+            in_use: open.saturating_sub(idle + st.checking + st.handing),
             waiting: st.waiters.len() as u32,
             pending: st.pending,
             min_size: st.settings.min_size,
@@ -370,12 +448,14 @@ impl<M: Manage> Pool<M> {
         }
         st.settings.min_size = min_size;
         st.settings.max_size = max_size;
+        self.shared.unpark_all(&mut st);
         let mut surplus = Vec::new();
         while st.total > max_size && !st.idle.is_empty() {
             surplus.push(st.idle.remove(0));
             st.total -= 1;
         }
         refill(&self.shared, &mut st);
+        self.shared.update_parking(&st);
         drop(st);
         self.shared.maintenance.notify_all();
         self.shared.close_idle(surplus, "pool resized");
@@ -390,6 +470,8 @@ impl<M: Manage> Pool<M> {
             return Err(closed_error());
         }
         st.generation += 1;
+        self.shared.update_parking(&st);
+        self.shared.unpark_all(&mut st);
         let old: Vec<Idle<M>> = st.idle.drain(..).collect();
         st.total -= old.len() as u32;
         refill(&self.shared, &mut st);
@@ -406,9 +488,12 @@ impl<M: Manage> Pool<M> {
             return;
         }
         st.closed = true;
+        self.shared.update_parking(&st);
+        self.shared.unpark_all(&mut st);
         let idle: Vec<Idle<M>> = st.idle.drain(..).collect();
         st.total -= idle.len() as u32;
         let waiters: Vec<Arc<Waiter<M>>> = st.waiters.drain(..).collect();
+        self.shared.note_waiters(&st);
         drop(st);
         for w in waiters {
             w.deliver(Handoff::Failed(closed_error()));
@@ -448,7 +533,8 @@ impl<M: Manage> Drop for Pool<M> {
 /// connection handed over in the meantime goes back to the pool without
 /// any I/O.
 pub struct Acquire<M: Manage> {
-    shared: Arc<Shared<M>>,
+    /// The acquiring thread's, for the checkout.
+    lane: Arc<Lane<M>>,
     /// When the clock started: first asked for when the acquire has to
     /// wait or check with I/O, so an acquire served at once reads no clock
     /// (a clock read costs as much as the rest of a fast acquire).
@@ -469,7 +555,7 @@ impl<M: Manage> Acquire<M> {
     fn timeout(&mut self) -> Duration {
         *self
             .timeout
-            .get_or_insert_with(|| lock(&self.shared.state).settings.acquire_timeout)
+            .get_or_insert_with(|| lock(&self.lane.shared.state).settings.acquire_timeout)
     }
 
     /// The next step: `Some` connection (an idle one, or one handed over),
@@ -531,21 +617,21 @@ impl<M: Manage> Acquire<M> {
         checkout: Checkout<M>,
         holder: impl FnOnce() -> String,
     ) -> Checkout<M> {
-        self.shared.accepted(&checkout, self.started, holder);
+        self.lane.shared.accepted(&checkout, self.started, holder);
         checkout
     }
 
     fn take_or_enqueue(&mut self) -> Result<Option<Checkout<M>>> {
-        let shared = &self.shared;
+        let shared = &self.lane.shared;
+        if let Some(checkout) = shared.take_own_parked(&self.lane) {
+            return Ok(Some(checkout));
+        }
         let mut st = lock(&shared.state);
         if st.closed {
             return Err(closed_error());
         }
-        let thread = stats::thread_number();
-        if let Some(idle) = st.take_idle_conn(thread) {
-            st.in_use += 1;
-            drop(st);
-            return Ok(Some(shared.checkout(idle.pooled, thread)));
+        if let Some(checkout) = shared.take_idle_locked(&mut st, &self.lane) {
+            return Ok(Some(checkout));
         }
         let max_waiting = st.settings.max_waiting;
         if max_waiting > 0 && st.waiters.len() as u32 >= max_waiting {
@@ -566,6 +652,10 @@ impl<M: Manage> Acquire<M> {
             cond: Condvar::new(),
         });
         st.waiters.push_back(waiter.clone());
+        shared.note_waiters(&st);
+        // What was parked before this waiter counted goes to the queue
+        // (first in line: this waiter, unless others wait).
+        shared.unpark_to_waiters(&mut st);
         // Grow at once to what the waiters need, up to max_size.
         refill(shared, &mut st);
         drop(st);
@@ -578,11 +668,8 @@ impl<M: Manage> Acquire<M> {
     fn take_handoff(&self, handoff: Handoff<M>) -> Result<Checkout<M>> {
         match handoff {
             Handoff::Conn(idle) => {
-                let mut st = lock(&self.shared.state);
-                st.handing -= 1;
-                st.in_use += 1;
-                drop(st);
-                Ok(self.shared.checkout(idle.pooled, stats::thread_number()))
+                lock(&self.lane.shared.state).handing -= 1;
+                Ok(checkout(&self.lane, idle.pooled))
             }
             Handoff::Failed(e) => Err(e),
         }
@@ -591,8 +678,9 @@ impl<M: Manage> Acquire<M> {
     /// Leaves the queue; returns what was handed over in the meantime.
     fn withdraw(&mut self) -> Option<Handoff<M>> {
         let waiter = self.waiter.take()?;
-        let mut st = lock(&self.shared.state);
+        let mut st = lock(&self.lane.shared.state);
         st.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+        self.lane.shared.note_waiters(&st);
         drop(st);
         let handoff = lock(&waiter.slot).handoff.take();
         handoff
@@ -601,8 +689,9 @@ impl<M: Manage> Acquire<M> {
     /// Counts and logs an acquire that waited in vain; the error carries
     /// the last connection error.
     fn timeout_error(&mut self) -> Error {
-        let last_error = lock(&self.shared.state).last_error.clone();
-        self.shared
+        let last_error = lock(&self.lane.shared.state).last_error.clone();
+        self.lane
+            .shared
             .counters
             .timeouts
             .fetch_add(1, Ordering::Relaxed);
@@ -622,10 +711,26 @@ impl<M: Manage> Drop for Acquire<M> {
     fn drop(&mut self) {
         if let Some(Handoff::Conn(idle)) = self.withdraw() {
             // Fresh from the pool: back to it as it is, no I/O.
-            let mut st = lock(&self.shared.state);
+            let shared = &self.lane.shared;
+            let mut st = lock(&shared.state);
             st.handing -= 1;
-            self.shared.put_back(&mut st, idle);
+            let retired = shared.give_back_idle(&mut st, idle);
+            drop(st);
+            shared.close_idle(
+                retired.into_iter().collect(),
+                "retired (closed or drained pool)",
+            );
         }
+    }
+}
+
+/// A connection borrowed by the calling thread through `lane`.
+fn checkout<M: Manage>(lane: &Arc<Lane<M>>, pooled: Pooled<M>) -> Checkout<M> {
+    Checkout {
+        pooled: Some(pooled),
+        lane: lane.clone(),
+        discard: false,
+        thread: stats::thread_number(),
     }
 }
 
@@ -644,18 +749,143 @@ fn thread_name() -> String {
 impl<M: Manage> Shared<M> {
     /// An idle connection, if one is there now (the acquire fast path);
     /// `PoolClosed` when the pool is closed.
-    fn take_idle(self: &Arc<Self>) -> Result<Option<Checkout<M>>> {
-        let thread = stats::thread_number();
+    fn take_idle(self: &Arc<Self>, lane: &Arc<Lane<M>>) -> Result<Option<Checkout<M>>> {
+        if let Some(checkout) = self.take_own_parked(lane) {
+            return Ok(Some(checkout));
+        }
         let mut st = lock(&self.state);
         if st.closed {
             return Err(closed_error());
         }
-        let Some(idle) = st.take_idle_conn(thread) else {
-            return Ok(None);
+        Ok(self.take_idle_locked(&mut st, lane))
+    }
+
+    /// The connection the calling thread parked, if it is still there and
+    /// nobody waits; no pool lock taken.
+    fn take_own_parked(self: &Arc<Self>, lane: &Arc<Lane<M>>) -> Option<Checkout<M>> {
+        let spot = &self.spots[my_spot()];
+        if !spot.occupied.load(Ordering::Relaxed) || self.rules.waiting.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let idle = {
+            let mut parked = match spot.parked.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                // Being stolen or swept: leave it.
+                Err(TryLockError::WouldBlock) => return None,
+            };
+            let idle = parked.take()?;
+            spot.occupied.store(false, Ordering::SeqCst);
+            idle
         };
-        st.in_use += 1;
-        drop(st);
-        Ok(Some(self.checkout(idle.pooled, thread)))
+        // A caller that queued meanwhile may have looked at the spot
+        // before it was emptied (see `park`): it comes first.
+        if self.rules.waiting.load(Ordering::SeqCst) > 0 {
+            let mut st = lock(&self.state);
+            let retired = self.give_back_idle(&mut st, idle);
+            drop(st);
+            self.close_idle(
+                retired.into_iter().collect(),
+                "retired (closed or drained pool)",
+            );
+            return None;
+        }
+        Some(checkout(lane, idle.pooled))
+    }
+
+    /// An idle connection from the stack, else (when nobody waits, who
+    /// would have had it first) one another thread parked.
+    fn take_idle_locked(&self, st: &mut State<M>, lane: &Arc<Lane<M>>) -> Option<Checkout<M>> {
+        let idle = match st.idle.pop() {
+            Some(idle) => idle,
+            None if st.waiters.is_empty() => self.spots.iter().find_map(ParkingSpot::take)?,
+            None => return None,
+        };
+        Some(checkout(lane, idle.pooled))
+    }
+
+    /// Parks a connection given back by the calling thread in its spot,
+    /// unless callers wait, the spot is taken, or a rule forbids it (then
+    /// it is handed back for the shared way).
+    ///
+    /// Why a queued caller never misses a parked connection: a caller
+    /// that queues counts itself in `waiting` and then reads every spot's
+    /// `occupied`; this marks the spot `occupied` and then reads `waiting`
+    /// (all `SeqCst`). One of the two sees the other's write: either the
+    /// caller takes the connection from the spot to the queue, or this
+    /// does not park it. Closing and draining pair with `parkable` the
+    /// same way.
+    fn park(&self, idle: Idle<M>) -> std::result::Result<(), Idle<M>> {
+        let spot = &self.spots[my_spot()];
+        if spot.occupied.load(Ordering::Relaxed) {
+            return Err(idle);
+        }
+        let mut parked = match spot.parked.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(idle),
+        };
+        if parked.is_some() {
+            return Err(idle);
+        }
+        spot.occupied.store(true, Ordering::SeqCst);
+        if self.rules.waiting.load(Ordering::SeqCst) > 0
+            || self.rules.parkable.load(Ordering::SeqCst) != idle.pooled.generation
+        {
+            spot.occupied.store(false, Ordering::SeqCst);
+            return Err(idle);
+        }
+        *parked = Some(idle);
+        Ok(())
+    }
+
+    /// Moves every parked connection to the idle stack, in the order they
+    /// were given back. Called with the state locked.
+    fn unpark_all(&self, st: &mut State<M>) {
+        for idle in self.spots.iter().filter_map(ParkingSpot::take) {
+            let at = st.idle.partition_point(|i| i.since <= idle.since);
+            st.idle.insert(at, idle);
+        }
+    }
+
+    /// Hands every parked connection to the queued callers (or, if they
+    /// are served, to the idle stack). Called with the state locked.
+    fn unpark_to_waiters(&self, st: &mut State<M>) {
+        for idle in self.spots.iter().filter_map(ParkingSpot::take) {
+            self.put_back(st, idle);
+        }
+    }
+
+    /// Publishes the number of queued callers for `park`. Called with the
+    /// state locked, after every change to the queue.
+    fn note_waiters(&self, st: &State<M>) {
+        self.rules.waiting.store(st.waiters.len(), Ordering::SeqCst);
+    }
+
+    /// Publishes which connections may be parked. Called with the state
+    /// locked, after a change to `closed`, the generation, the size
+    /// limit, or (while over it) the number of connections.
+    fn update_parking(&self, st: &State<M>) {
+        let parkable = if st.closed || st.total > st.settings.max_size {
+            NO_PARKING
+        } else {
+            st.generation
+        };
+        self.rules.parkable.store(parkable, Ordering::SeqCst);
+    }
+
+    /// Puts an idle connection that left the pool for a moment back, or
+    /// returns it to be closed (outside the lock) if the pool was closed
+    /// or drained meanwhile. Called with the state locked.
+    fn give_back_idle(self: &Arc<Self>, st: &mut State<M>, idle: Idle<M>) -> Option<Idle<M>> {
+        if st.closed || idle.pooled.generation != st.generation {
+            st.total -= 1;
+            refill(self, st);
+            self.update_parking(st);
+            return Some(idle);
+        }
+        self.put_back(st, idle);
+        None
     }
 
     /// See [`Pool::check`].
@@ -717,15 +947,6 @@ impl<M: Manage> Shared<M> {
         }
     }
 
-    fn checkout(self: &Arc<Self>, pooled: Pooled<M>, thread: usize) -> Checkout<M> {
-        Checkout {
-            pooled: Some(pooled),
-            shared: self.clone(),
-            discard: false,
-            thread,
-        }
-    }
-
     /// Opens one connection (no lock held) and counts it.
     fn connect(&self) -> Result<Pooled<M>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -779,6 +1000,7 @@ impl<M: Manage> Shared<M> {
     fn put_back(&self, st: &mut State<M>, idle: Idle<M>) {
         match st.waiters.pop_front() {
             Some(w) => {
+                self.note_waiters(st);
                 st.handing += 1;
                 w.deliver(Handoff::Conn(idle));
             }
@@ -877,7 +1099,6 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
                         Idle {
                             pooled,
                             since: Instant::now(),
-                            held_by: NO_THREAD,
                         },
                     );
                     // Back up after an outage: open the rest at once.
@@ -896,6 +1117,7 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
                     {
                         // Retrying cannot help: tell the waiters now.
                         let waiters: Vec<Arc<Waiter<M>>> = st.waiters.drain(..).collect();
+                        shared.note_waiters(&st);
                         drop(st);
                         for w in waiters {
                             w.deliver(Handoff::Failed(e.clone()));
@@ -933,10 +1155,11 @@ impl<M: Manage> Checkout<M> {
     ) -> Option<Checkout<M>> {
         let Checkout {
             pooled,
-            shared,
+            lane,
             discard,
             ..
         } = &mut self;
+        let shared = &lane.shared;
         let pooled = pooled.as_mut().expect("a live checkout");
         let mut deadline = || {
             let at = *started.get_or_insert_with(Instant::now);
@@ -946,7 +1169,7 @@ impl<M: Manage> Checkout<M> {
             *discard = true;
             return None;
         }
-        self.shared.accepted(&self, *started, thread_name);
+        self.lane.shared.accepted(&self, *started, thread_name);
         Some(self)
     }
 
@@ -992,12 +1215,17 @@ impl<M: Manage> Drop for Checkout<M> {
         let Some(mut pooled) = self.pooled.take() else {
             return;
         };
-        let shared = &self.shared;
+        let shared = &self.lane.shared;
         let recycled = !self.discard && shared.manager.recycle(&mut pooled.conn);
         let now = Instant::now();
         let reusable = recycled && !pooled.is_expired(now);
+        if reusable && !shared.tracks_leaks {
+            match shared.park(Idle { pooled, since: now }) {
+                Ok(()) => return,
+                Err(idle) => pooled = idle.pooled,
+            }
+        }
         let mut st = lock(&shared.state);
-        st.in_use -= 1;
         if shared.tracks_leaks {
             st.checked_out.remove(&pooled.id);
         }
@@ -1006,18 +1234,12 @@ impl<M: Manage> Drop for Checkout<M> {
             && pooled.generation == st.generation
             && st.total <= st.settings.max_size;
         if keep {
-            shared.put_back(
-                &mut st,
-                Idle {
-                    pooled,
-                    since: now,
-                    held_by: self.thread,
-                },
-            );
+            shared.put_back(&mut st, Idle { pooled, since: now });
             return;
         }
         st.total -= 1;
         refill(shared, &mut st);
+        shared.update_parking(&st);
         drop(st);
         let broken = self.discard || shared.manager.is_broken(&pooled.conn);
         if broken {
@@ -1051,6 +1273,9 @@ fn maintain<M: Manage>(shared: &Arc<Shared<M>>, now: Instant) -> Duration {
         return Duration::ZERO;
     }
     let s = st.settings.clone();
+    // Parked connections are idle ones like the rest here (their threads
+    // take them from the stack next time).
+    shared.unpark_all(&mut st);
     // Leaks.
     if !s.leak_threshold.is_zero() {
         for (id, info) in st.checked_out.iter_mut() {
@@ -1101,6 +1326,7 @@ fn maintain<M: Manage>(shared: &Arc<Shared<M>>, now: Instant) -> Duration {
         st.checking += to_check.len() as u32;
     }
     refill(shared, &mut st);
+    shared.update_parking(&st);
     drop(st);
     shared.close_idle(to_close, "idle timeout or max lifetime");
     let mut checked = Vec::with_capacity(to_check.len());

@@ -52,8 +52,7 @@ thread_local! {
 }
 
 /// A number of the calling thread's own (handed out in order at its first
-/// use): picks its counter stripe, and tells the pool which idle
-/// connection it held last.
+/// use): picks its counter stripe, its parking spot and its lane.
 pub(super) fn thread_number() -> usize {
     THREAD_NUMBER.with(|n| {
         if n.get() == usize::MAX {

@@ -478,34 +478,190 @@ fn acquires_from_many_threads_are_counted_exactly() {
     assert_eq!(s.idle, s.total);
 }
 
-/// A thread gets back the connection it held last when that one is
-/// second from the top (its memory is still in the thread's core's
-/// cache); otherwise, the most recently given back one is taken.
+/// A thread of its own for a test, parking in a spot other than the
+/// calling thread's (threads whose numbers collide share a spot).
+struct OtherSpot {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl OtherSpot {
+    fn new() -> OtherSpot {
+        let mine = my_spot();
+        loop {
+            let (jobs, inbox) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+            let (spot_tx, spot_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                spot_tx.send(my_spot()).unwrap();
+                for job in inbox {
+                    job();
+                }
+            });
+            if spot_rx.recv().unwrap() != mine {
+                return OtherSpot { jobs };
+            }
+        }
+    }
+
+    /// Runs `f` on the thread; waits at most 5 s for it.
+    fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the job finished (no deadlock)")
+    }
+}
+
+/// A connection given back while nobody waits stays in its thread's spot:
+/// the thread takes it back without the pool's lock, and another thread
+/// that finds no idle one steals it.
 #[test]
-fn a_thread_takes_back_its_own_connection_from_under_the_top() {
-    let (_fake, pool) = pool("affinity", &[("min_size", "2"), ("max_size", "2")]);
-    settle(&pool, "min_size", |s| s.idle == 2);
-    let a = pool.acquire(None).unwrap();
-    let b = std::thread::scope(|s| s.spawn(|| pool.acquire(None).unwrap()).join().unwrap());
-    let (a_id, b_id) = (a.id(), b.id());
-    drop(a);
-    // Held by another thread, given back last: on top.
-    drop(b);
-    let again = pool.acquire(None).unwrap();
-    assert_eq!(again.id(), a_id, "this thread's own, under the top");
-    drop(again);
-    // A thread that gave none back takes the top (LIFO).
-    let p = &pool;
-    std::thread::scope(|s| {
-        s.spawn(|| assert_eq!(p.acquire(None).unwrap().id(), a_id));
+fn a_thread_takes_back_the_connection_it_parked_without_the_pool_lock() {
+    let (_fake, pool) = pool("parking", &[("min_size", "1"), ("max_size", "2")]);
+    let pool = Arc::new(pool);
+    settle(&pool, "min_size", |s| s.idle == 1);
+    let other = OtherSpot::new();
+    let first = pool.acquire(None).unwrap().id();
+    let p = pool.clone();
+    let (a, b) = other.run(move || {
+        // Both of this thread's: one parks, the other goes on the stack.
+        let (x, y) = (p.acquire(None).unwrap(), p.acquire(None).unwrap());
+        let ids = (x.id(), y.id());
+        drop(x);
+        drop(y);
+        ids
     });
-    // Both given back by this thread: the top one.
-    let (x, y) = (pool.acquire(None).unwrap(), pool.acquire(None).unwrap());
-    let y_id = y.id();
-    drop(x);
-    drop(y);
-    assert_eq!(pool.acquire(None).unwrap().id(), y_id);
-    assert_ne!(a_id, b_id);
     let s = pool.stats();
-    assert_eq!((s.idle, s.in_use, s.total), (2, 0, 2));
+    assert_eq!(
+        (s.idle, s.in_use, s.total),
+        (2, 0, 2),
+        "parked counts as idle"
+    );
+    assert!([a, b].contains(&first));
+    // The pool's lock held elsewhere: the parked one is taken all the same,
+    // and with no new reference to the pool's shared state.
+    let refs = Arc::strong_count(&pool.shared);
+    let state = lock(&pool.shared.state);
+    let p = pool.clone();
+    let (again, refs_held) = other.run(move || {
+        let c = p.acquire(None).unwrap();
+        (c.id(), Arc::strong_count(&p.shared))
+    });
+    drop(state);
+    assert_eq!(again, a, "the parked one, not the top of the stack");
+    assert_eq!(refs_held, refs);
+    // This thread finds the stack's one, then steals the parked one.
+    let (c1, c2) = (pool.acquire(None).unwrap(), pool.acquire(None).unwrap());
+    assert_eq!([c1.id(), c2.id()], [b, a]);
+    assert_eq!(pool.stats().in_use, 2);
+}
+
+/// A release that races a caller queueing on an empty pool never leaves
+/// the connection parked while the caller waits (see `Shared::park`).
+#[test]
+fn a_release_racing_a_queueing_caller_never_strands_the_connection() {
+    let (_fake, pool) = pool("park-race", &[("min_size", "1"), ("max_size", "1")]);
+    let pool = Arc::new(pool);
+    settle(&pool, "min_size", |s| s.idle == 1);
+    let other = OtherSpot::new();
+    for round in 0..2_000 {
+        let held = pool.acquire(None).unwrap();
+        let p = pool.clone();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let queued = std::thread::spawn(move || {
+            go_rx.recv().unwrap();
+            // Parks in the other thread's spot once served.
+            let c = p.acquire(Some(Duration::from_secs(5)));
+            c.map(|c| c.id())
+        });
+        go_tx.send(()).unwrap();
+        // Given back by a third thread while the caller queues (or not yet).
+        other.run(move || drop(held));
+        let got = queued.join().unwrap();
+        assert!(got.is_ok(), "round {round}: {:?}", got.err());
+    }
+    let s = pool.stats();
+    assert_eq!((s.idle, s.total, s.waiting), (1, 1, 0), "{s:?}");
+}
+
+/// Draining, closing and shrinking reach parked connections too, and no
+/// connection of an older generation or of a closed pool is parked.
+#[test]
+fn drain_close_and_resize_reach_parked_connections() {
+    let (fake, pool) = pool("park-drain", &[("min_size", "1"), ("max_size", "2")]);
+    settle(&pool, "min_size", |s| s.idle == 1);
+    let old = pool.acquire(None).unwrap();
+    let old_id = old.id();
+    drop(old);
+    pool.drain().unwrap();
+    settle(&pool, "refilled", |s| s.idle == 1 && s.total == 1);
+    assert_ne!(
+        pool.acquire(None).unwrap().id(),
+        old_id,
+        "the parked one was drained"
+    );
+    // Held across a drain: closed at release, never parked.
+    let busy = pool.acquire(None).unwrap();
+    let busy_id = busy.id();
+    pool.drain().unwrap();
+    drop(busy);
+    settle(&pool, "refilled", |s| s.idle == 1 && s.total == 1);
+    assert_ne!(pool.acquire(None).unwrap().id(), busy_id);
+    // Shrinking below what is open closes the parked one.
+    let (x, y) = (pool.acquire(None).unwrap(), pool.acquire(None).unwrap());
+    drop(x);
+    pool.resize(0, 1).unwrap();
+    drop(y);
+    let s = pool.stats();
+    assert_eq!((s.total, s.idle), (1, 1), "{s:?}");
+    // Closing closes it too, and a later release does not park.
+    let held = pool.acquire(None).unwrap();
+    let connects = fake.connects.load(Ordering::SeqCst);
+    pool.close();
+    drop(held);
+    let s = pool.stats();
+    assert_eq!((s.total, s.idle), (0, 0), "{s:?}");
+    assert_eq!(pool.acquire(None).err().unwrap().status, Status::PoolClosed);
+    assert_eq!(fake.connects.load(Ordering::SeqCst), connects);
+}
+
+/// A thread that parks into its spot while another thread steals from
+/// it loses no connection: after each round both are idle again and one
+/// thread can hold them both.
+#[test]
+fn parking_while_another_thread_steals_loses_no_connection() {
+    let (_fake, pool) = pool("park-steal", &[("min_size", "2"), ("max_size", "2")]);
+    let pool = Arc::new(pool);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    let other = OtherSpot::new();
+    for round in 0..2_000 {
+        let (x, y) = (
+            pool.acquire(Some(Duration::from_secs(1))).unwrap(),
+            pool.acquire(Some(Duration::from_secs(1))).unwrap(),
+        );
+        let p = pool.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        // Steals `x` from this thread's spot (or waits for it), while
+        // this thread parks `y` there.
+        other
+            .jobs
+            .send(Box::new(move || {
+                let got = p.acquire(Some(Duration::from_secs(1))).map(drop);
+                let _ = done_tx.send(got);
+            }))
+            .unwrap();
+        drop(x);
+        drop(y);
+        let stolen = done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(stolen.is_ok(), "round {round}: {:?}", stolen.err());
+        let s = pool.stats();
+        assert_eq!(
+            (s.idle, s.in_use, s.total),
+            (2, 0, 2),
+            "round {round}: {s:?}"
+        );
+    }
 }
