@@ -55,7 +55,7 @@ from typing import (
 )
 
 from . import _convert, _lib, errors
-from ._convert import Params, build_param_sets, build_params, free_params
+from ._convert import Params, build_params, free_params
 from ._lib import lib
 from ._options import IsolationLevel, isolation_value
 from .errors import InterfaceError, ProgrammingError, check, last_error
@@ -451,18 +451,12 @@ class Connection(_State):
         return description, rows, len(rows), None
 
     def _run_many(self, sql: str, seq_of_parameters: Iterable[Params]) -> int:
-        s = encode_sql(sql)
         with self._lock:
             self._check_open()
-            h = self._native._handle()
-            self._begin_if_needed(h)
-            p = build_param_sets(seq_of_parameters)
-            n = c_uint64()
-            try:
-                check(lib.sqlpool_conn_execute_many(h, s, p, byref(n)))
-            finally:
-                free_params(p)
-            return n.value
+            self._begin_if_needed(self._native._handle())
+            # The pool connection's batch: column-wise or packed when the
+            # parameter sets allow it, parameter lists otherwise.
+            return self._native.execute_many(sql, seq_of_parameters)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         kind = "postgresql" if self._postgres else "sqlite"
