@@ -747,6 +747,9 @@ def write_report(b: Bench, rows: List[Row], out: Path, smoke: bool, started: dat
                  load_start: Tuple[float, ...], load_end: Tuple[float, ...], info: List[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     s = b.s
+    reps_text = (f"{b.reps_override} repetitions per measurement (--reps)" if b.reps_override else
+                 f"{s['reps']} repetitions per measurement ({s['reps_hold']} for the stress runs with holds "
+                 "and the bulk loads)")
     lines = [
         "# Benchmarks",
         "",
@@ -755,8 +758,7 @@ def write_report(b: Bench, rows: List[Row], out: Path, smoke: bool, started: dat
          "sqlpool against the libraries a user would pick instead, measured side by side in one run "
          "(`make bench`; `make bench-smoke` runs every scenario at a tiny size)."),
         "",
-        f"Run {started.strftime('%Y-%m-%d %H:%M UTC')}, {s['reps']} repetitions per measurement "
-        f"({s['reps_hold']} for the stress runs with holds), each in its own process, sqlpool and its peers "
+        f"Run {started.strftime('%Y-%m-%d %H:%M UTC')}, {reps_text}, each in its own process, sqlpool and its peers "
         "alternating. Ratio = sqlpool median / peer median: **lower is better** for sqlpool "
         "(times, and bytes for peak RSS). min–max: sqlpool's range; peer's range.",
         "",
