@@ -448,6 +448,9 @@ impl<M: Manage> Pool<M> {
         }
         st.settings.min_size = min_size;
         st.settings.max_size = max_size;
+        // No parking while over the new size, then what is parked joins the
+        // idle ones, which close first.
+        self.shared.update_parking(&st);
         self.shared.unpark_all(&mut st);
         let mut surplus = Vec::new();
         while st.total > max_size && !st.idle.is_empty() {
