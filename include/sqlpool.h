@@ -528,8 +528,9 @@ typedef struct sqlpool_stream sqlpool_stream;
 
  Functions: `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
  `sqlpool_conn_execute_packed_start`, `sqlpool_conn_query_packed_start`,
- `sqlpool_conn_execute_batch_start`, `sqlpool_conn_query_into_start`,
- `sqlpool_task_poll`,
+ `sqlpool_conn_execute_batch_start`,
+ `sqlpool_conn_execute_many_columns_start`,
+ `sqlpool_conn_query_into_start`, `sqlpool_task_poll`,
  `sqlpool_task_cancel`, `sqlpool_task_free`.
  */
 typedef struct sqlpool_task sqlpool_task;
@@ -598,6 +599,31 @@ typedef struct sqlpool_completion {
  */
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+
+/*
+ One parameter's values for every set of
+ `sqlpool_conn_execute_many_columns` (row `i` belongs to set `i`).
+
+ `values` holds `values_len` bytes, by `kind` (`SQLPOOL_KIND_*`):
+ NULL: nothing (every value is NULL); BOOL: one byte per row (nonzero =
+ true); INT64: an `int64_t` per row; DOUBLE: a `double` per row (native
+ byte order, no alignment needed); TEXT (UTF-8) and BLOB: the cells' bytes
+ one after another, each cell as long as its entry in `lengths` (a
+ `uint64_t` per row), or, when `lengths` is NULL, each cell followed by
+ one NUL byte (cells that hold no NUL). `nulls`: NULL, or one byte per
+ row, nonzero making that row's value NULL (its cell keeps its place in
+ `values`). The caller owns every buffer; the call only reads them.
+
+ Functions: `sqlpool_conn_execute_many_columns`,
+ `sqlpool_conn_execute_many_columns_start`.
+ */
+typedef struct sqlpool_param_column {
+  uint32_t kind;
+  const uint8_t *values;
+  size_t values_len;
+  const uint64_t *lengths;
+  const uint8_t *nulls;
+} sqlpool_param_column;
 
 /*
  What an unfinished task waits for, from `sqlpool_task_poll`: poll
@@ -696,30 +722,6 @@ typedef struct sqlpool_notification_info {
   const char *payload;
   size_t payload_len;
 } sqlpool_notification_info;
-
-/*
- One parameter's values for every set of
- `sqlpool_conn_execute_many_columns` (row `i` belongs to set `i`).
-
- `values` holds `values_len` bytes, by `kind` (`SQLPOOL_KIND_*`):
- NULL: nothing (every value is NULL); BOOL: one byte per row (nonzero =
- true); INT64: an `int64_t` per row; DOUBLE: a `double` per row (native
- byte order, no alignment needed); TEXT (UTF-8) and BLOB: the cells' bytes
- one after another, each cell as long as its entry in `lengths` (a
- `uint64_t` per row), or, when `lengths` is NULL, each cell followed by
- one NUL byte (cells that hold no NUL). `nulls`: NULL, or one byte per
- row, nonzero making that row's value NULL (its cell keeps its place in
- `values`). The caller owns every buffer; the call only reads them.
-
- Functions: `sqlpool_conn_execute_many_columns`.
- */
-typedef struct sqlpool_param_column {
-  uint32_t kind;
-  const uint8_t *values;
-  size_t values_len;
-  const uint64_t *lengths;
-  const uint8_t *nulls;
-} sqlpool_param_column;
 
 /*
  Pool statistics, filled by `sqlpool_pool_stats`. Fields are only ever
@@ -1164,6 +1166,21 @@ sqlpool_status sqlpool_conn_execute_batch_start(struct sqlpool_conn *conn,
                                                 const struct sqlpool_params *const *param_sets,
                                                 size_t count,
                                                 struct sqlpool_task **task);
+
+/*
+ Starts `sqlpool_conn_execute_many_columns` as
+ `sqlpool_conn_execute_batch_start` starts a batch: the columns are
+ read (and checked) now, so the caller's buffers may go as soon as this
+ returns. Its completion has kind `SQLPOOL_OP_BATCH`, with the total
+ `rows_affected`. Errors as `sqlpool_conn_execute_start`, and those of
+ `sqlpool_conn_execute_many_columns` for the columns.
+ */
+sqlpool_status sqlpool_conn_execute_many_columns_start(struct sqlpool_conn *conn,
+                                                       const char *sql,
+                                                       const struct sqlpool_param_column *columns,
+                                                       size_t column_count,
+                                                       size_t row_count,
+                                                       struct sqlpool_task **task);
 
 /*
  `sqlpool_conn_query_into` as a loop-driven operation, started and

@@ -411,3 +411,163 @@ fn postgres_takes_columns_as_parameter_lists() {
     release(conn);
     close(pool);
 }
+
+/// `sqlpool_conn_execute_many_columns_start`: the batch as a task, polled
+/// to its end (at most 10 s). The columns are dropped as soon as the task
+/// has started: the call copies what it needs.
+fn run_task(
+    conn: *mut sqlpool_conn,
+    sql: &str,
+    columns: Vec<Col>,
+    rows: usize,
+) -> Result<u64, Failure> {
+    let s = cstr(sql);
+    let raw: Vec<sqlpool_param_column> = columns.iter().map(Col::raw).collect();
+    let mut task = ptr::null_mut();
+    let st = unsafe {
+        sqlpool_conn_execute_many_columns_start(
+            conn,
+            s.as_ptr(),
+            raw.as_ptr(),
+            raw.len(),
+            rows,
+            &mut task,
+        )
+    };
+    drop(raw);
+    drop(columns);
+    if let Err(e) = check(st) {
+        assert!(task.is_null(), "no task after a refused start");
+        return Err(e);
+    }
+    let started = std::time::Instant::now();
+    let mut wait = empty_wait();
+    let mut out = sqlpool_completion {
+        op_id: 0,
+        user_data: ptr::null_mut(),
+        status: Status::Ok,
+        kind: 0,
+        handle: ptr::null_mut(),
+        rows_affected: 0,
+        error: ptr::null_mut(),
+    };
+    loop {
+        let st =
+            unsafe { sqlpool_task_poll(task, 100_000, -1, &mut wait, &mut out, ptr::null_mut()) };
+        if st != Status::Empty {
+            ok(st);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the task did not complete"
+        );
+    }
+    ok(sqlpool_task_free(task));
+    assert_eq!(out.kind, SQLPOOL_OP_BATCH);
+    let outcome = check(out.status).map(|()| out.rows_affected);
+    if !out.error.is_null() {
+        ok(sqlpool_error_free(out.error));
+    }
+    outcome
+}
+
+/// The same batch started as a task on each database: the rows land,
+/// the caller's buffers may go at once, a failing set is named and leaves
+/// nothing, and a bad column is refused before any task exists.
+#[test]
+fn a_column_batch_runs_as_a_task_on_both_databases() {
+    let pg = PgServer::shared();
+    if pg.is_none() {
+        eprintln!("a_column_batch_runs_as_a_task_on_both_databases: PostgreSQL part skipped (no server available)");
+    }
+    let targets = std::iter::once("sqlite::memory:".to_owned()).chain(pg.map(|p| p.url()));
+    for url in targets {
+        let pool = open(&url);
+        let conn = acquire(pool);
+        let table = format!("coltask_{}", std::process::id());
+        script(
+            conn,
+            &format!(
+                "DROP TABLE IF EXISTS {table}; \
+                 CREATE TABLE {table} (id int8 PRIMARY KEY, d float8, t text, n int4)"
+            ),
+        )
+        .unwrap();
+        let sql = format!("INSERT INTO {table} VALUES ($1, $2, $3, $4)");
+        let columns = vec![
+            Col::int(&[1, 2, 3]),
+            Col::double(&[0.5, -1.25, 2.0]).with_nulls(&[0, 1, 0]),
+            Col::terminated(&["a", "é", ""]),
+            Col::null(),
+        ];
+        assert_eq!(run_task(conn, &sql, columns, 3).unwrap(), 3, "{url}");
+        assert_eq!(
+            query(
+                conn,
+                &format!("SELECT id, d, t, n FROM {table} ORDER BY id"),
+                &[]
+            )
+            .unwrap(),
+            vec![
+                vec![V::I(1), V::D(0.5), V::T("a".into()), V::Null],
+                vec![V::I(2), V::Null, V::T("é".into()), V::Null],
+                vec![V::I(3), V::D(2.0), V::T("".into()), V::Null],
+            ],
+            "{url}"
+        );
+        // Set #2 repeats id 1: named, and none of the batch stays.
+        let columns = vec![Col::int(&[10, 1]), Col::null(), Col::null(), Col::null()];
+        let e = run_task(conn, &sql, columns, 2).unwrap_err();
+        assert_eq!(e.status, Status::ConstraintViolation, "{url}");
+        assert!(
+            e.message.starts_with("parameter set #2: "),
+            "{url}: {}",
+            e.message
+        );
+        assert_eq!(
+            scalar(conn, &format!("SELECT count(*) FROM {table}")),
+            V::I(3)
+        );
+        // A column one row short: refused at the start.
+        let columns = vec![Col::int(&[20, 21]), Col::null(), Col::null(), Col::null()];
+        let e = run_task(conn, &sql, columns, 3).unwrap_err();
+        assert_eq!(e.status, Status::InvalidArgument, "{url}");
+        assert!(
+            e.message.contains("values_len is 16"),
+            "{url}: {}",
+            e.message
+        );
+        script(conn, &format!("DROP TABLE {table}")).unwrap();
+        release(conn);
+        close(pool);
+    }
+}
+
+/// NULL and stale arguments to the task's start get a status, no task.
+#[test]
+fn a_column_task_with_bad_arguments_is_refused() {
+    let (pool, conn) = sqlite();
+    let col = Col::int(&[1]);
+    let raw = [col.raw()];
+    let sql = cstr("SELECT $1");
+    let start = |conn: *mut sqlpool_conn,
+                 sql: *const std::ffi::c_char,
+                 task: *mut *mut sqlpool_task| unsafe {
+        sqlpool_conn_execute_many_columns_start(conn, sql, raw.as_ptr(), 1, 1, task)
+    };
+    let mut task = ptr::null_mut();
+    assert_eq!(
+        start(conn, sql.as_ptr(), ptr::null_mut()),
+        Status::InvalidArgument
+    );
+    assert_eq!(start(conn, ptr::null(), &mut task), Status::InvalidArgument);
+    assert_eq!(
+        start(ptr::null_mut(), sql.as_ptr(), &mut task),
+        Status::InvalidArgument
+    );
+    release(conn);
+    assert_eq!(start(conn, sql.as_ptr(), &mut task), Status::Misuse);
+    assert!(task.is_null());
+    close(pool);
+}

@@ -893,8 +893,9 @@ pub const SQLPOOL_WAIT_WRITE: u32 = 2;
 ///
 /// Functions: `sqlpool_conn_execute_start`, `sqlpool_conn_query_start`,
 /// `sqlpool_conn_execute_packed_start`, `sqlpool_conn_query_packed_start`,
-/// `sqlpool_conn_execute_batch_start`, `sqlpool_conn_query_into_start`,
-/// `sqlpool_task_poll`,
+/// `sqlpool_conn_execute_batch_start`,
+/// `sqlpool_conn_execute_many_columns_start`,
+/// `sqlpool_conn_query_into_start`, `sqlpool_task_poll`,
 /// `sqlpool_task_cancel`, `sqlpool_task_free`.
 pub struct sqlpool_task {
     _private: [u8; 0],
@@ -1244,6 +1245,29 @@ pub unsafe extern "C" fn sqlpool_conn_execute_batch_start(
         let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
         let sets = unsafe { param_sets_of(param_sets, count) }?;
         start_loop_task(conn, Work::Batch(sql, sets), task)
+    })
+}
+
+/// Starts `sqlpool_conn_execute_many_columns` as
+/// `sqlpool_conn_execute_batch_start` starts a batch: the columns are
+/// read (and checked) now, so the caller's buffers may go as soon as this
+/// returns. Its completion has kind `SQLPOOL_OP_BATCH`, with the total
+/// `rows_affected`. Errors as `sqlpool_conn_execute_start`, and those of
+/// `sqlpool_conn_execute_many_columns` for the columns.
+#[no_mangle]
+pub unsafe extern "C" fn sqlpool_conn_execute_many_columns_start(
+    conn: *mut sqlpool_conn,
+    sql: *const c_char,
+    columns: *const super::param_columns::sqlpool_param_column,
+    column_count: usize,
+    row_count: usize,
+    task: *mut *mut sqlpool_task,
+) -> sqlpool_status {
+    boundary(|| {
+        let sql = unsafe { str_arg(sql, "sql") }?.to_owned();
+        let columns =
+            unsafe { super::param_columns::param_columns_of(columns, column_count, row_count) }?;
+        start_loop_task(conn, Work::Batch(sql, columns.to_params()), task)
     })
 }
 

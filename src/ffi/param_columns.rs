@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 /// row, nonzero making that row's value NULL (its cell keeps its place in
 /// `values`). The caller owns every buffer; the call only reads them.
 ///
-/// Functions: `sqlpool_conn_execute_many_columns`.
+/// Functions: `sqlpool_conn_execute_many_columns`,
+/// `sqlpool_conn_execute_many_columns_start`.
 #[repr(C)]
 pub struct sqlpool_param_column {
     pub kind: u32,
@@ -68,7 +69,7 @@ pub unsafe extern "C" fn sqlpool_conn_execute_many_columns(
 }
 
 /// The caller's columns, checked and borrowed.
-unsafe fn param_columns_of<'a>(
+pub(super) unsafe fn param_columns_of<'a>(
     columns: *const sqlpool_param_column,
     count: usize,
     rows: usize,

@@ -91,6 +91,13 @@ typedef struct sqlpool_completion {
 } sqlpool_completion;
 typedef void (*sqlpool_completion_callback)(void *user_data,
                                             const struct sqlpool_completion *completion);
+typedef struct sqlpool_param_column {
+  uint32_t kind;
+  const uint8_t *values;
+  size_t values_len;
+  const uint64_t *lengths;
+  const uint8_t *nulls;
+} sqlpool_param_column;
 typedef struct sqlpool_wait {
   uint32_t count;
   int fds[4];
@@ -122,13 +129,6 @@ typedef struct sqlpool_notification_info {
   const char *payload;
   size_t payload_len;
 } sqlpool_notification_info;
-typedef struct sqlpool_param_column {
-  uint32_t kind;
-  const uint8_t *values;
-  size_t values_len;
-  const uint64_t *lengths;
-  const uint8_t *nulls;
-} sqlpool_param_column;
 typedef struct sqlpool_stats {
   uint32_t total;
   uint32_t idle;
@@ -236,6 +236,12 @@ sqlpool_status sqlpool_conn_execute_batch_start(struct sqlpool_conn *conn,
                                                 const struct sqlpool_params *const *param_sets,
                                                 size_t count,
                                                 struct sqlpool_task **task);
+sqlpool_status sqlpool_conn_execute_many_columns_start(struct sqlpool_conn *conn,
+                                                       const char *sql,
+                                                       const struct sqlpool_param_column *columns,
+                                                       size_t column_count,
+                                                       size_t row_count,
+                                                       struct sqlpool_task **task);
 sqlpool_status sqlpool_conn_query_into_start(struct sqlpool_conn *conn,
                                              const char *sql,
                                              const uint8_t *params,

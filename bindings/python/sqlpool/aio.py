@@ -111,6 +111,13 @@ _FAST_PROTOTYPES = {
         c_uint32, [c_void_p, c_int64, c_void_p, c_void_p, POINTER(c_void_p), POINTER(c_uint64)]),
 }
 _fast: bool = _lib._declare(_FAST_PROTOTYPES, required=False)
+_COLUMNS_PROTOTYPES = {
+    "sqlpool_conn_execute_many_columns_start": (
+        c_uint32,
+        [c_void_p, c_char_p, POINTER(_lib.ParamColumn), c_size_t, c_size_t, _lib.handle_p]),
+}
+# Batches given column by column (see Connection.execute_many).
+_columns_start: bool = loop_driven and _lib._declare(_COLUMNS_PROTOTYPES, required=False)
 # Tests switch the fast paths off to exercise the general ones.
 query_in_one_call: bool = loop_driven and _fast
 acquire_in_one_call: bool = _fast
@@ -1159,6 +1166,19 @@ class AsyncConnection(Managed):
     async def execute_many(self, sql: str, seq_of_parameters: Iterable[Params]) -> int:
         """Runs one statement per parameter set, all or nothing; returns the total rows changed."""
         s = encode_sql(sql)
+        if self._driver is not None and _columns_start:
+            # Column by column when every column holds one kind of value:
+            # read (and copied) by the start call, no parameter objects.
+            listed = seq_of_parameters
+            if not isinstance(listed, (list, tuple)):
+                listed = list(listed)  # a generator is read once
+            columns = _convert.pack_param_columns(listed)
+            if columns is not None:
+                return await self._drive(  # type: ignore[no-any-return]
+                    lambda h, out: lib.sqlpool_conn_execute_many_columns_start(h, s, *columns, out),
+                    _lib.COMPLETION_BATCH, None, _nothing,
+                )
+            seq_of_parameters = listed
         sets = ParamSets(seq_of_parameters)
         if self._driver is not None:
             return await self._drive(  # type: ignore[no-any-return]

@@ -135,3 +135,51 @@ def test_a_generator_is_read_once(pool: sqlpool.Pool, table: str, is_pg: bool) -
                               ((i, str(i)) for i in range(100)))
         assert n == 100
         assert conn.query_first(f"SELECT sum(i) AS s FROM {table}").s == 4950
+
+
+def test_async_batches_go_column_by_column_and_store_the_same(
+        uri: str, table: str, is_pg: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from sqlpool import aio
+
+    assert aio._columns_start, "the library has sqlpool_conn_execute_many_columns_start"
+    started = []
+    real = aio.lib.sqlpool_conn_execute_many_columns_start
+
+    def counting(*args: Any) -> int:
+        started.append(args[3])  # the column count
+        return real(*args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(aio.lib, "sqlpool_conn_execute_many_columns_start", counting)
+    mark = "$" if is_pg else "?"
+
+    async def main() -> List[Any]:
+        pool = sqlpool.AsyncPool(uri, min_size=1, max_size=2)
+        await pool.start()
+        try:
+            await pool.execute(f"CREATE TABLE {table} (k int8, i int8, b boolean, f float8, t text, x bytea, n int8)"
+                               if is_pg else f"CREATE TABLE {table} (k, i, b BOOLEAN, f, t, x, n)")
+            ins = f"INSERT INTO {table} VALUES ({', '.join(f'{mark}{i}' for i in range(1, 8))})"
+            async with pool.connection() as conn:
+                # A generator is read once.
+                assert await conn.execute_many(ins, (s for s in PLAIN)) == 3
+                # Set #2 repeats k = 1 under a unique index: named, and none
+                # of the batch stays.
+                await conn.execute(f"CREATE UNIQUE INDEX {table}_k ON {table} (k)")
+                with pytest.raises(sqlpool.IntegrityError) as e:
+                    await conn.execute_many(ins, [(5, 1, True, 1.0, "a", b"", None), PLAIN[1]])
+                assert "parameter set #2" in str(e.value)
+                # A shape the columns cannot take goes the general way.
+                assert await conn.execute_many(ins, [(7, None, None, 1.5, "b", None, 1),
+                                                     (8, 2, None, 2, None, b"y", None)]) == 2
+            types = "" if is_pg else ", typeof(i), typeof(b), typeof(f), typeof(t), typeof(x), typeof(n)"
+            return [tuple(r) for r in await pool.query(f"SELECT *{types} FROM {table} ORDER BY k")]
+        finally:
+            pool.close()
+
+    rows = asyncio.run(main())
+    assert started == [7, 7], "the first two batches went column by column, the odd one did not"
+    assert [r[:7] for r in rows] == PLAIN + [(7, None, None, 1.5, "b", None, 1), (8, 2, None, 2.0, None, b"y", None)]
+    if not is_pg:
+        assert rows[0][7:] == ("integer", "integer", "real", "text", "blob", "null")
