@@ -31,18 +31,6 @@ struct Done {
     sqlstate: String,
 }
 
-fn empty_completion() -> sqlpool_completion {
-    sqlpool_completion {
-        op_id: 0,
-        user_data: ptr::null_mut(),
-        status: Status::Ok,
-        kind: 0,
-        handle: ptr::null_mut(),
-        rows_affected: 0,
-        error: ptr::null_mut(),
-    }
-}
-
 /// One poll; `None` while unfinished (with what it waits for).
 fn poll_once(task: *mut sqlpool_task, wait_us: u64, wait: &mut sqlpool_wait) -> Option<Done> {
     let mut out = empty_completion();

@@ -442,15 +442,7 @@ fn run_task(
     }
     let started = std::time::Instant::now();
     let mut wait = empty_wait();
-    let mut out = sqlpool_completion {
-        op_id: 0,
-        user_data: ptr::null_mut(),
-        status: Status::Ok,
-        kind: 0,
-        handle: ptr::null_mut(),
-        rows_affected: 0,
-        error: ptr::null_mut(),
-    };
+    let mut out = empty_completion();
     loop {
         let st =
             unsafe { sqlpool_task_poll(task, 100_000, -1, &mut wait, &mut out, ptr::null_mut()) };

@@ -294,6 +294,19 @@ impl<T> Copy for Send<T> {}
 unsafe impl<T> std::marker::Send for Send<T> {}
 unsafe impl<T> Sync for Send<T> {}
 
+/// A `sqlpool_completion` with nothing in it, for a poll to fill.
+pub fn empty_completion() -> sqlpool_completion {
+    sqlpool_completion {
+        op_id: 0,
+        user_data: ptr::null_mut(),
+        status: Status::Ok,
+        kind: 0,
+        handle: ptr::null_mut(),
+        rows_affected: 0,
+        error: ptr::null_mut(),
+    }
+}
+
 /// A `sqlpool_wait` with nothing in it, for `sqlpool_task_poll` to fill.
 pub fn empty_wait() -> sqlpool_wait {
     sqlpool_wait {
