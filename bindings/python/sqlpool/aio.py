@@ -89,6 +89,9 @@ _TASK_PROTOTYPES = {
         c_uint32, [c_void_p, c_char_p, c_char_p, c_size_t, _lib.handle_p]),
     "sqlpool_conn_execute_batch_start": (
         c_uint32, [c_void_p, c_char_p, POINTER(c_void_p), c_size_t, _lib.handle_p]),
+    "sqlpool_conn_execute_many_columns_start": (
+        c_uint32,
+        [c_void_p, c_char_p, POINTER(_lib.ParamColumn), c_size_t, c_size_t, _lib.handle_p]),
     "sqlpool_task_poll": (
         c_uint32,
         [c_void_p, c_uint64, c_int, POINTER(_Wait), POINTER(Completion), POINTER(_lib.QueryInfo)],
@@ -111,13 +114,6 @@ _FAST_PROTOTYPES = {
         c_uint32, [c_void_p, c_int64, c_void_p, c_void_p, POINTER(c_void_p), POINTER(c_uint64)]),
 }
 _fast: bool = _lib._declare(_FAST_PROTOTYPES, required=False)
-_COLUMNS_PROTOTYPES = {
-    "sqlpool_conn_execute_many_columns_start": (
-        c_uint32,
-        [c_void_p, c_char_p, POINTER(_lib.ParamColumn), c_size_t, c_size_t, _lib.handle_p]),
-}
-# Batches given column by column (see Connection.execute_many).
-_columns_start: bool = loop_driven and _lib._declare(_COLUMNS_PROTOTYPES, required=False)
 # Tests switch the fast paths off to exercise the general ones.
 query_in_one_call: bool = loop_driven and _fast
 acquire_in_one_call: bool = _fast
@@ -1166,7 +1162,7 @@ class AsyncConnection(Managed):
     async def execute_many(self, sql: str, seq_of_parameters: Iterable[Params]) -> int:
         """Runs one statement per parameter set, all or nothing; returns the total rows changed."""
         s = encode_sql(sql)
-        if self._driver is not None and _columns_start:
+        if self._driver is not None:
             # Column by column when every column holds one kind of value:
             # read (and copied) by the start call, no parameter objects.
             listed = seq_of_parameters

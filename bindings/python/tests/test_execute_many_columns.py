@@ -143,7 +143,7 @@ def test_async_batches_go_column_by_column_and_store_the_same(
 
     from sqlpool import aio
 
-    assert aio._columns_start, "the library has sqlpool_conn_execute_many_columns_start"
+    assert aio.loop_driven, "the library has the loop-driven task functions"
     started = []
     real = aio.lib.sqlpool_conn_execute_many_columns_start
 
