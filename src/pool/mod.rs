@@ -567,7 +567,7 @@ impl<M: Manage> Acquire<M> {
     /// retrying cannot fix, or the deadline).
     pub fn poll(&mut self, waker: Option<&Waker>) -> Result<Option<Checkout<M>>> {
         let Some(waiter) = self.waiter.clone() else {
-            return self.take_or_enqueue();
+            return self.take_or_enqueue(waker);
         };
         let mut slot = lock(&waiter.slot);
         if let Some(handoff) = slot.handoff.take() {
@@ -624,7 +624,9 @@ impl<M: Manage> Acquire<M> {
         checkout
     }
 
-    fn take_or_enqueue(&mut self) -> Result<Option<Checkout<M>>> {
+    /// Queues with `waker` already in the slot: a handoff may come as soon
+    /// as the state lock is released, before the next `poll`.
+    fn take_or_enqueue(&mut self, waker: Option<&Waker>) -> Result<Option<Checkout<M>>> {
         let shared = &self.lane.shared;
         if let Some(checkout) = shared.take_own_parked(&self.lane) {
             return Ok(Some(checkout));
@@ -650,7 +652,7 @@ impl<M: Manage> Acquire<M> {
         let waiter = Arc::new(Waiter {
             slot: Mutex::new(WaitSlot {
                 handoff: None,
-                waker: None,
+                waker: waker.cloned(),
             }),
             cond: Condvar::new(),
         });

@@ -665,3 +665,41 @@ fn parking_while_another_thread_steals_loses_no_connection() {
         );
     }
 }
+
+/// Counts the wakes of an async task.
+#[derive(Default)]
+struct CountWakes(AtomicU32);
+
+impl std::task::Wake for CountWakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// An async acquire whose idle connection failed its check polls again
+/// with its waker and queues on that poll (as `asyncops` does): the
+/// handoff of the replacement must wake it, not leave it in its slot
+/// until the deadline.
+#[test]
+fn an_async_acquire_that_queues_on_a_poll_is_woken_by_its_handoff() {
+    let (fake, pool) = pool("async-wake", &[("min_size", "1"), ("max_size", "1")]);
+    settle(&pool, "min_size", |s| s.idle == 1);
+    let wakes = Arc::new(CountWakes::default());
+    let waker = std::task::Waker::from(wakes.clone());
+    fake.break_on_check.store(true, Ordering::SeqCst);
+    fake.set_stall(true);
+    let mut acquire = pool.start_acquire(Some(Duration::from_secs(30)));
+    let mut checkout = acquire
+        .poll(Some(&waker))
+        .unwrap()
+        .expect("the idle connection");
+    assert!(!pool.check(&mut checkout, &mut || acquire.deadline()));
+    drop(checkout);
+    fake.break_on_check.store(false, Ordering::SeqCst);
+    assert!(acquire.poll(Some(&waker)).unwrap().is_none(), "queued");
+    // The replacement connects and is handed to the queued acquire.
+    fake.set_stall(false);
+    settle(&pool, "handed over", |s| s.waiting == 0 && s.pending == 0);
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken by the handoff");
+    assert!(acquire.poll(Some(&waker)).unwrap().is_some());
+}
