@@ -703,3 +703,187 @@ fn an_async_acquire_that_queues_on_a_poll_is_woken_by_its_handoff() {
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken by the handoff");
     assert!(acquire.poll(Some(&waker)).unwrap().is_some());
 }
+
+/// Threads (more than there are parking spots, so some share one) borrow
+/// and give back while another drains, shrinks, grows and maintains the
+/// pool: no caller waits out its timeout, none started after a drain
+/// returned gets a connection of an older generation, and once all are
+/// done every connection is idle, one thread can hold `max_size` of them,
+/// and a shrink leaves no more than the new `max_size`.
+#[test]
+fn churn_across_drains_resizes_and_maintenance_loses_and_strands_nothing() {
+    const WORKERS: usize = 20;
+    let (_fake, pool) = pool("churn", &[("min_size", "1"), ("max_size", "4")]);
+    let pool = Arc::new(pool);
+    let drains_done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let (pool, drains_done, stop) = (pool.clone(), drains_done.clone(), stop.clone());
+            std::thread::spawn(move || -> std::result::Result<u32, String> {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let drained = drains_done.load(Ordering::SeqCst);
+                    let c = pool
+                        .acquire(Some(Duration::from_secs(2)))
+                        .map_err(|e| format!("worker {i}: {e} ({:?})", pool.stats()))?;
+                    let generation = c.pooled.as_ref().unwrap().generation;
+                    if generation < drained {
+                        return Err(format!(
+                            "worker {i}: generation {generation} after {drained} drains"
+                        ));
+                    }
+                    if n % 3 == 0 {
+                        std::thread::yield_now();
+                    }
+                    drop(c);
+                    n += 1;
+                    // Mostly fewer callers than connections: releases park.
+                    std::thread::sleep(Duration::from_micros(100 * (i as u64 % 4)));
+                }
+                Ok(n)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(700) {
+        pool.drain().unwrap();
+        drains_done.fetch_add(1, Ordering::SeqCst);
+        pool.resize(1, 2).unwrap();
+        std::thread::yield_now();
+        pool.resize(2, 4).unwrap();
+        pool.maintain(Instant::now());
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut served = 0;
+    for w in workers {
+        served += w.join().unwrap().unwrap();
+    }
+    assert!(served > WORKERS as u32, "{served}");
+    settle(&pool, "quiescent", |s| s.pending == 0);
+    let s = pool.stats();
+    assert_eq!((s.in_use, s.waiting), (0, 0), "{s:?}");
+    assert_eq!(s.idle, s.total, "{s:?}");
+    assert!((2..=4).contains(&s.total), "{s:?}");
+    let held: Vec<_> = (0..4)
+        .map(|_| pool.acquire(Some(Duration::from_secs(2))).unwrap())
+        .collect();
+    assert_eq!(pool.stats().in_use, 4);
+    drop(held);
+    pool.resize(0, 1).unwrap();
+    let s = pool.stats();
+    assert_eq!((s.total, s.idle, s.in_use), (1, 1, 0), "{s:?}");
+}
+
+/// Closing while threads borrow and give back: a caller that starts after
+/// `close` returned is refused, nothing stays parked, and once the last
+/// holder gives back no connection is left.
+#[test]
+fn close_racing_releases_parks_nothing_and_hands_out_nothing() {
+    for round in 0..30 {
+        let (_fake, pool) = pool("close-race", &[("min_size", "2"), ("max_size", "3")]);
+        let pool = Arc::new(pool);
+        let closed = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                let (pool, closed) = (pool.clone(), closed.clone());
+                std::thread::spawn(move || -> std::result::Result<(), String> {
+                    loop {
+                        let after_close = closed.load(Ordering::SeqCst);
+                        match pool.acquire(Some(Duration::from_secs(2))) {
+                            Ok(c) if after_close => {
+                                return Err(format!("worker {i}: #{} after close", c.id()))
+                            }
+                            Ok(c) => drop(c),
+                            Err(e) if e.status == Status::PoolClosed => return Ok(()),
+                            Err(e) => return Err(format!("worker {i}: {e}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(200 * (round % 10)));
+        pool.close();
+        closed.store(true, Ordering::SeqCst);
+        for w in workers {
+            w.join().unwrap().unwrap();
+        }
+        let s = pool.stats();
+        assert_eq!(
+            (s.total, s.idle, s.in_use),
+            (0, 0, 0),
+            "round {round}: {s:?}"
+        );
+        assert!(
+            pool.shared.spots.iter().all(|s| lock(&s.parked).is_none()),
+            "round {round}: parked after close"
+        );
+    }
+}
+
+/// A thread that gives its connection back to a queued caller and asks
+/// again at once queues behind it: it does not take the connection back
+/// from its own spot or the idle stack.
+#[test]
+fn a_releaser_asking_again_at_once_does_not_overtake_a_queued_caller() {
+    let (_fake, pool) = pool("barging", &[("min_size", "1"), ("max_size", "1")]);
+    let pool = Arc::new(pool);
+    let mut held = pool.acquire(None).unwrap();
+    for round in 0..40 {
+        let first = held.id();
+        let p = pool.clone();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let queued = std::thread::spawn(move || {
+            // Held until the test has tried to overtake it.
+            let c = p.acquire(Some(Duration::from_secs(5)));
+            release_rx.recv().unwrap();
+            c.map(|c| c.id())
+        });
+        waiting(&pool, 1);
+        drop(held);
+        let e = pool.acquire(Some(Duration::from_millis(3))).err();
+        assert_eq!(
+            e.map(|e| e.status),
+            Some(Status::PoolTimeout),
+            "round {round}: overtook the queued caller"
+        );
+        release_tx.send(()).unwrap();
+        assert_eq!(queued.join().unwrap().unwrap(), first, "round {round}");
+        held = pool.acquire(Some(Duration::from_secs(1))).unwrap();
+    }
+}
+
+/// Nothing keeps the pool's shared state alive once the pool, its
+/// checkouts and its acquires are gone: not a parked connection, not a
+/// queued async acquire's waker, not a checkout given back after the pool
+/// was dropped.
+#[test]
+fn nothing_keeps_the_pool_alive_after_it_and_its_checkouts_are_dropped() {
+    let (_fake, pool) = pool("no-cycle", &[("min_size", "2"), ("max_size", "2")]);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    let weak = Arc::downgrade(&pool.shared);
+    let pool = Arc::new(pool);
+    let other = OtherSpot::new();
+    let p = pool.clone();
+    // Parked in the other thread's spot.
+    other.run(move || drop(p.acquire(None).unwrap()));
+    let held = pool.acquire(None).unwrap();
+    let held2 = pool.acquire(None).unwrap();
+    let wakes = Arc::new(CountWakes::default());
+    let waker = std::task::Waker::from(wakes.clone());
+    let mut acquire = pool.start_acquire(Some(Duration::from_secs(30)));
+    assert!(acquire.poll(Some(&waker)).unwrap().is_none(), "queued");
+    drop(held2);
+    // Handed to the acquire, never taken.
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    drop(Arc::try_unwrap(pool).ok().expect("the only pool reference"));
+    assert!(weak.upgrade().is_some(), "the checkout still refers to it");
+    drop(acquire);
+    drop(held);
+    let started = Instant::now();
+    while weak.upgrade().is_some() {
+        assert!(started.elapsed() < Duration::from_secs(5), "kept alive");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
