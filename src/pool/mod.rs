@@ -1093,6 +1093,8 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
                     shared.note_attempt(&mut st, Ok(()));
                     if st.closed || st.total > st.settings.max_size {
                         st.total -= 1;
+                        // Back within a shrunk size: parking resumes.
+                        shared.update_parking(&st);
                         drop(st);
                         shared.counters.closed.fetch_add(1, Ordering::Relaxed);
                         drop(pooled);
@@ -1111,6 +1113,7 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
                 }
                 Err(e) => {
                     st.total -= 1;
+                    shared.update_parking(&st);
                     shared.note_attempt(&mut st, Err(&e));
                     if matches!(
                         e.status,

@@ -887,3 +887,32 @@ fn nothing_keeps_the_pool_alive_after_it_and_its_checkouts_are_dropped() {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// A shrink below what is open and being opened forbids parking until the
+/// pool fits again; a connect that finishes (or fails) over the new size
+/// is what makes it fit, and releases park again from then on (not only
+/// after the next maintenance pass).
+#[test]
+fn parking_resumes_once_a_connect_over_a_shrink_is_dropped() {
+    for fail in [false, true] {
+        let (fake, pool) = pool("shrink-pending", &[("min_size", "1"), ("max_size", "2")]);
+        settle(&pool, "min_size", |s| s.idle == 1);
+        let held = pool.acquire(None).unwrap();
+        fake.set_stall(true);
+        pool.resize(2, 2).unwrap();
+        assert_eq!(pool.stats().pending, 1);
+        pool.resize(1, 1).unwrap();
+        fake.fail.store(fail, Ordering::SeqCst);
+        fake.set_stall(false);
+        settle(&pool, "connect dropped", |s| s.pending == 0 && s.total == 1);
+        fake.fail.store(false, Ordering::SeqCst);
+        drop(held);
+        assert!(
+            lock(&pool.shared.spots[my_spot()].parked).is_some(),
+            "fail = {fail}: not parked ({:?})",
+            pool.stats()
+        );
+        let s = pool.stats();
+        assert_eq!((s.total, s.idle, s.in_use), (1, 1, 0), "{s:?}");
+    }
+}
