@@ -1353,7 +1353,13 @@ fn maintain<M: Manage>(shared: &Arc<Shared<M>>, now: Instant) -> Duration {
         let mut back = Vec::new();
         for (idle, ok) in checked {
             st.checking -= 1;
-            if ok && !st.closed && idle.pooled.generation == st.generation {
+            // (Over a max_size shrunk meanwhile: closed, as resize closes
+            // the idle ones it finds.)
+            if ok
+                && !st.closed
+                && idle.pooled.generation == st.generation
+                && st.total <= st.settings.max_size
+            {
                 back.push(idle);
             } else {
                 st.total -= 1;
@@ -1380,6 +1386,7 @@ fn maintain<M: Manage>(shared: &Arc<Shared<M>>, now: Instant) -> Duration {
             }
         }
         refill(shared, &mut st);
+        shared.update_parking(&st);
         drop(st);
         shared.close_idle(discard, "health check");
     }

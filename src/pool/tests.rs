@@ -916,3 +916,36 @@ fn parking_resumes_once_a_connect_over_a_shrink_is_dropped() {
         assert_eq!((s.total, s.idle, s.in_use), (1, 1, 0), "{s:?}");
     }
 }
+
+/// A shrink while idle connections are out for their health check: those
+/// that come back over the new `max_size` close, and releases park again.
+#[test]
+fn a_shrink_during_health_checks_leaves_no_more_than_max_size() {
+    let (fake, pool) = pool(
+        "shrink-checking",
+        &[
+            ("min_size", "2"),
+            ("max_size", "2"),
+            ("check_interval", "1s"),
+        ],
+    );
+    let pool = Arc::new(pool);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    fake.set_stall_health(true);
+    let p = pool.clone();
+    let maint = std::thread::spawn(move || {
+        p.maintain(Instant::now() + Duration::from_secs(2));
+    });
+    settle(&pool, "checking", |s| s.idle == 0);
+    pool.resize(0, 1).unwrap();
+    fake.set_stall_health(false);
+    maint.join().unwrap();
+    let s = pool.stats();
+    assert_eq!((s.total, s.idle, s.in_use), (1, 1, 0), "{s:?}");
+    drop(pool.acquire(None).unwrap());
+    assert!(
+        lock(&pool.shared.spots[my_spot()].parked).is_some(),
+        "not parked ({:?})",
+        pool.stats()
+    );
+}
