@@ -723,7 +723,7 @@ impl<M: Manage> Drop for Acquire<M> {
             drop(st);
             shared.close_idle(
                 retired.into_iter().collect(),
-                "retired (closed or drained pool)",
+                "retired (closed, drained or resized pool)",
             );
         }
     }
@@ -791,7 +791,7 @@ impl<M: Manage> Shared<M> {
             drop(st);
             self.close_idle(
                 retired.into_iter().collect(),
-                "retired (closed or drained pool)",
+                "retired (closed, drained or resized pool)",
             );
             return None;
         }
@@ -880,10 +880,11 @@ impl<M: Manage> Shared<M> {
     }
 
     /// Puts an idle connection that left the pool for a moment back, or
-    /// returns it to be closed (outside the lock) if the pool was closed
-    /// or drained meanwhile. Called with the state locked.
+    /// returns it to be closed (outside the lock) if the pool was closed,
+    /// drained or shrunk below what it holds meanwhile. Called with the
+    /// state locked.
     fn give_back_idle(self: &Arc<Self>, st: &mut State<M>, idle: Idle<M>) -> Option<Idle<M>> {
-        if st.closed || idle.pooled.generation != st.generation {
+        if st.closed || idle.pooled.generation != st.generation || st.total > st.settings.max_size {
             st.total -= 1;
             refill(self, st);
             self.update_parking(st);

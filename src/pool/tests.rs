@@ -949,3 +949,23 @@ fn a_shrink_during_health_checks_leaves_no_more_than_max_size() {
         pool.stats()
     );
 }
+
+/// Connections handed to queued acquires that are dropped before taking
+/// them go back to the pool; after a shrink meanwhile, not over the new
+/// `max_size`.
+#[test]
+fn handoffs_never_taken_close_over_a_shrunk_max_size() {
+    let (_fake, pool) = pool("shrink-handoff", &[("min_size", "2"), ("max_size", "2")]);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    let held: Vec<_> = (0..2).map(|_| pool.acquire(None).unwrap()).collect();
+    let mut acquires: Vec<_> = (0..2).map(|_| pool.start_acquire(None)).collect();
+    for a in &mut acquires {
+        assert!(a.poll(None).unwrap().is_none(), "queued");
+    }
+    drop(held);
+    assert_eq!(pool.stats().waiting, 0, "both handed over");
+    pool.resize(0, 1).unwrap();
+    drop(acquires);
+    let s = pool.stats();
+    assert_eq!((s.total, s.idle, s.in_use), (1, 1, 0), "{s:?}");
+}
