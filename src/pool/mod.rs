@@ -1077,6 +1077,9 @@ fn refill<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) {
 fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> bool {
     st.total += 1;
     st.pending += 1;
+    // A drain before the connection is made replaces it too (it may
+    // reach the old primary, or use the old password).
+    let generation = st.generation;
     let delay = st.next_attempt.saturating_duration_since(Instant::now());
     let weak = Arc::downgrade(shared);
     let spawned = std::thread::Builder::new()
@@ -1092,16 +1095,18 @@ fn spawn_connector<M: Manage>(shared: &Arc<Shared<M>>, st: &mut State<M>) -> boo
             match result {
                 Ok(mut pooled) => {
                     shared.note_attempt(&mut st, Ok(()));
-                    if st.closed || st.total > st.settings.max_size {
+                    if st.closed || st.total > st.settings.max_size || st.generation != generation {
                         st.total -= 1;
                         // Back within a shrunk size: parking resumes.
                         shared.update_parking(&st);
+                        // Drained: a new one in its place.
+                        refill(&shared, &mut st);
                         drop(st);
                         shared.counters.closed.fetch_add(1, Ordering::Relaxed);
                         drop(pooled);
                         return;
                     }
-                    pooled.generation = st.generation;
+                    pooled.generation = generation;
                     shared.put_back(
                         &mut st,
                         Idle {

@@ -969,3 +969,37 @@ fn handoffs_never_taken_close_over_a_shrunk_max_size() {
     let s = pool.stats();
     assert_eq!((s.total, s.idle, s.in_use), (1, 1, 0), "{s:?}");
 }
+
+/// A connect under way when the pool is drained (it may reach the old
+/// primary, with the old password) is replaced too: an acquire that
+/// starts after `drain` returned gets a connection opened after it.
+#[test]
+fn drain_replaces_a_connection_being_opened_too() {
+    let fake = Arc::new(Fake::new("drain-pending"));
+    fake.set_stall(true);
+    let pool = Pool::open_manual(
+        fake.clone(),
+        settings(&[("min_size", "1"), ("max_size", "1"), ("lazy", "true")]),
+    )
+    .unwrap();
+    assert_eq!(pool.stats().pending, 1);
+    // The connect has begun (its id is taken first).
+    let started = Instant::now();
+    while pool.shared.next_id.load(Ordering::SeqCst) == 1 {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let opening = pool.shared.next_id.load(Ordering::SeqCst) - 1;
+    pool.drain().unwrap();
+    let drained_at = pool.shared.next_id.load(Ordering::SeqCst);
+    fake.set_stall(false);
+    let c = pool.acquire(Some(Duration::from_secs(2))).unwrap();
+    assert!(
+        c.id() >= drained_at,
+        "#{} was being opened (#{opening}) when the pool was drained",
+        c.id()
+    );
+    drop(c);
+    settle(&pool, "replaced", |s| s.pending == 0 && s.idle == 1);
+    assert_eq!(pool.stats().total, 1);
+}
