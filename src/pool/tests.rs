@@ -1003,3 +1003,62 @@ fn drain_replaces_a_connection_being_opened_too() {
     settle(&pool, "replaced", |s| s.pending == 0 && s.idle == 1);
     assert_eq!(pool.stats().total, 1);
 }
+
+/// Wakes a thread that drives an acquire as an async task would.
+struct ThreadWaker(std::thread::Thread);
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Acquires driven like async tasks (poll with a waker, sleep until woken)
+/// from more threads than connections, while the pool is drained now and
+/// then: each is woken by its handoff soon, none waits for its deadline.
+#[test]
+fn async_acquires_under_contention_are_woken_by_their_handoffs() {
+    let (_fake, pool) = pool("async-churn", &[("min_size", "2"), ("max_size", "2")]);
+    let pool = Arc::new(pool);
+    settle(&pool, "min_size", |s| s.idle == 2);
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            let pool = pool.clone();
+            std::thread::spawn(move || -> std::result::Result<(), String> {
+                let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+                for n in 0..1000 {
+                    let started = Instant::now();
+                    let mut acquire = pool.start_acquire(Some(Duration::from_secs(10)));
+                    let c = loop {
+                        match acquire.poll(Some(&waker)) {
+                            Ok(Some(c)) => break acquire.accept(c, || "task".into()),
+                            Ok(None) => std::thread::park_timeout(Duration::from_secs(2)),
+                            Err(e) => return Err(format!("worker {i}, {n}: {e}")),
+                        }
+                    };
+                    let took = started.elapsed();
+                    if took > Duration::from_secs(1) {
+                        return Err(format!("worker {i}, {n}: woken after {took:?}"));
+                    }
+                    std::thread::yield_now();
+                    drop(c);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    while !workers.iter().all(|w| w.is_finished()) {
+        pool.drain().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for w in workers {
+        w.join().unwrap().unwrap();
+    }
+    settle(&pool, "quiescent", |s| s.pending == 0);
+    let s = pool.stats();
+    assert_eq!(
+        (s.total, s.idle, s.in_use, s.waiting),
+        (2, 2, 0, 0),
+        "{s:?}"
+    );
+}
