@@ -1062,3 +1062,56 @@ fn async_acquires_under_contention_are_woken_by_their_handoffs() {
         "{s:?}"
     );
 }
+
+/// Shrinking while threads borrow, give back, and abandon acquires that
+/// were handed a connection: once all are done, the pool holds no more
+/// than the new `max_size`, all idle, and releases park again.
+#[test]
+fn a_shrink_racing_releases_and_abandoned_handoffs_leaves_max_size() {
+    let (_fake, pool) = pool("shrink-race", &[("min_size", "0"), ("max_size", "4")]);
+    let pool = Arc::new(pool);
+    for round in 0..20u64 {
+        pool.resize(2, 4).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..5)
+            .map(|i| {
+                let (pool, stop) = (pool.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u32;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        if (n + i) % 4 == 0 {
+                            // Queues (or is served), then gives up.
+                            let mut a = pool.start_acquire(Some(Duration::from_secs(2)));
+                            let got = a.poll(None).unwrap();
+                            std::thread::yield_now();
+                            drop(got);
+                            drop(a);
+                        } else {
+                            let c = pool.acquire(Some(Duration::from_secs(2))).unwrap();
+                            std::thread::yield_now();
+                            drop(c);
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(500 + 300 * (round % 7)));
+        pool.resize(0, 1).unwrap();
+        std::thread::sleep(Duration::from_micros(300));
+        stop.store(true, Ordering::SeqCst);
+        for w in workers {
+            w.join().unwrap();
+        }
+        settle(&pool, "quiescent", |s| s.pending == 0 && s.waiting == 0);
+        let s = pool.stats();
+        assert!(s.total <= 1, "round {round}: {s:?}");
+        assert_eq!((s.idle, s.in_use), (s.total, 0), "round {round}: {s:?}");
+        drop(pool.acquire(Some(Duration::from_secs(1))).unwrap());
+        assert_eq!(
+            pool.shared.rules.parkable.load(Ordering::SeqCst),
+            lock(&pool.shared.state).generation,
+            "round {round}: parking stays off"
+        );
+    }
+}
