@@ -1115,3 +1115,20 @@ fn a_shrink_racing_releases_and_abandoned_handoffs_leaves_max_size() {
         );
     }
 }
+
+/// The maintenance thread does not keep a dropped pool's shared state
+/// (and its parked connections) alive.
+#[test]
+fn the_maintenance_thread_lets_a_dropped_pool_go() {
+    let fake = Arc::new(Fake::new("maint-drop"));
+    let pool = Pool::open(fake, settings(&[("min_size", "1"), ("max_size", "2")])).unwrap();
+    settle(&pool, "min_size", |s| s.idle == 1);
+    drop(pool.acquire(None).unwrap());
+    let weak = Arc::downgrade(&pool.shared);
+    drop(pool);
+    let started = Instant::now();
+    while weak.upgrade().is_some() {
+        assert!(started.elapsed() < Duration::from_secs(2), "kept alive");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
